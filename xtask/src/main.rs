@@ -1,0 +1,154 @@
+//! Project automation, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! Plain cargo can say most of what this project needs; this binary holds the few things it
+//! cannot say in one line: the full CI pipeline with its system tools, the layering rules, and
+//! the checks that keep `docs/` pointing at files that exist. It depends on nothing but `std`,
+//! so it builds in seconds on a fresh machine.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod docs;
+mod layering;
+mod tools;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args...]
+
+commands:
+  ci            install missing system tools, then fmt, clippy, tests, doc tests, docs, layering
+  bench [ARGS]  run the criterion benchmarks (ARGS go to `cargo bench`, e.g. a filter)
+  demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
+  docs          build the API docs with warnings denied and check the book's file references
+";
+
+fn main() -> ExitCode {
+    let mut args = env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_deref() {
+        Some("ci") => ci(),
+        Some("bench") => bench(&rest),
+        Some("demo") => demo(&rest),
+        Some("docs") => docs_all(),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The one test command: everything CI checks, in order, failing fast.
+fn ci() -> Result<(), String> {
+    let root = workspace_root();
+    tools::ensure_present(&root)?;
+
+    step("format", cargo(&["fmt", "--all", "--", "--check"]))?;
+    step(
+        "clippy",
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    let tests = if has_nextest() {
+        cargo(&["nextest", "run", "--workspace", "--all-features"])
+    } else {
+        cargo(&["test", "--workspace", "--all-features", "--all-targets"])
+    };
+    step("tests", tests)?;
+    step(
+        "doc tests",
+        cargo(&["test", "--workspace", "--all-features", "--doc"]),
+    )?;
+    docs_all()?;
+    step_fn("layering", || layering::check(&root))?;
+    println!("xtask: ci passed");
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut command = cargo(&["bench", "--workspace", "--benches"]);
+    if !args.is_empty() {
+        command.arg("--").args(args);
+    }
+    step("bench", command)
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    let mut command = cargo(&["run", "--release", "-p", "geecache-server", "--", "demo"]);
+    command.args(args);
+    step("demo", command)
+}
+
+fn docs_all() -> Result<(), String> {
+    let mut rustdoc = cargo(&["doc", "--workspace", "--no-deps", "--all-features"]);
+    rustdoc.env("RUSTDOCFLAGS", "-D warnings");
+    step("rustdoc", rustdoc)?;
+    let root = workspace_root();
+    step_fn("book references", || docs::check(&root))
+}
+
+/// Runs `command`, echoing it first, and turns a non-zero exit into an error naming the step.
+fn step(name: &str, mut command: Command) -> Result<(), String> {
+    println!("xtask: == {name}: {}", display(&command));
+    let status = command
+        .status()
+        .map_err(|e| format!("{name}: cannot start `{}`: {e}", display(&command)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+fn step_fn(name: &str, check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    println!("xtask: == {name}");
+    check().map_err(|e| format!("{name} failed:\n{e}"))
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.args(args).current_dir(workspace_root());
+    command
+}
+
+fn has_nextest() -> bool {
+    cargo(&["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn display(command: &Command) -> String {
+    let mut text = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask lives in `<root>/xtask`, so its manifest dir's parent is the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits one level below the workspace root")
+        .to_path_buf()
+}
