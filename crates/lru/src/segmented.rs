@@ -1,0 +1,512 @@
+//! `SegmentedCache`: many `Cache`s behind their own locks, for many threads.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::cache::HashState;
+use crate::{BuildError, ByWeight, Cache, CacheStats, Clock, Weigher};
+
+/// The segment count a [`SegmentedBuilder`] uses unless told otherwise.
+pub const DEFAULT_SEGMENTS: usize = 16;
+
+/// The largest segment count a [`SegmentedBuilder`] accepts.
+///
+/// The segment is chosen from bits 32 and up of the key's hash, which the segment's own table
+/// never looks at (see `SEGMENT_SHIFT`); 16 of them are set aside for it.
+pub const MAX_SEGMENTS: usize = 1 << 16;
+
+/// hashbrown picks a bucket from the low bits of the hash and keeps the top 7 bits as a tag.
+/// Choosing the segment from the low bits would leave each segment's table using 1/N of its
+/// buckets; from the top bits, it would make the tags of keys in one segment share bits and
+/// weaken the tag filter. Bits 32..48 are used by neither until a table has 2^32 buckets.
+const SEGMENT_SHIFT: u32 = 32;
+
+/// A byte-bounded LRU cache for many threads: `N` [`Cache`] segments, each behind its own
+/// [`Mutex`] with `max_bytes / N` of the budget, and a key's hash choosing its segment.
+///
+/// ```
+/// use geecache_lru::SegmentedCache;
+///
+/// let cache = SegmentedCache::<String, String>::builder(1 << 20).segments(8).build()?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| cache.add("Tom".into(), "630".into()));
+///     s.spawn(|| cache.add("Jack".into(), "589".into()));
+/// });
+/// assert_eq!(cache.get("Tom").as_deref(), Some("630"));
+/// assert_eq!(cache.len(), 2);
+/// assert_eq!(cache.stats().hits, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Contention
+///
+/// A `get` moves the entry to the front of its segment's recency list, so every operation,
+/// reads included, takes its segment's lock exclusively; a read-write lock would buy nothing.
+/// What keeps contention low is that the lock is held briefly (one table probe, four index
+/// writes, a clone of the value; the key is hashed before locking and a replaced value is
+/// dropped after unlocking) and that keys spread over `N` locks: with `T` threads on
+/// uniformly spread keys, an operation finds its segment busy with probability around
+/// `(T - 1) / N`. Skew concentrates it: every thread that wants one hot key queues on that key's
+/// segment. `std::sync::Mutex` spins briefly before parking, which suits such short sections.
+/// The lock is never held while calling out to user code other than the key's `Hash`/`Eq`, the
+/// weigher, the clock, and `V::clone`.
+///
+/// No operation holds two locks: `purge_expired`, `clear` and `evict_one` visit segments one at a
+/// time, so they never stall the whole cache, and what they see is not one atomic snapshot.
+///
+/// # What segmenting costs
+///
+/// - **Recency is per segment.** When a segment is full it evicts *its* least recently used
+///   entry, which may be newer than the oldest entry of another segment. With many entries per
+///   segment and a good hash, the hit ratio stays close to one exact LRU of the same size.
+/// - **The budget is split.** Each segment holds at most `max_bytes / N` (the remainder goes to
+///   the first segments), so one entry can weigh at most that much, and one segment can be full
+///   while others have room.
+///
+/// # Counters
+///
+/// [`len`](SegmentedCache::len), [`bytes`](SegmentedCache::bytes) and
+/// [`stats`](SegmentedCache::stats) read per-segment atomics that each segment updates while it
+/// holds its lock: no lock is taken to read them, and they are exact once the cache is quiet.
+/// While other threads work, the sum may mix moments (a value read from one segment before and
+/// from another after some operation).
+///
+/// Poisoning: if user code (a `Hash`, `Eq`, weigher, clock or `Clone` impl) panics while a
+/// segment is locked, the segment stays usable; the cache never leaves a segment half-updated
+/// while calling such code.
+pub struct SegmentedCache<K, V, W = ByWeight> {
+    segments: Box<[Segment<K, V, W>]>,
+    /// The same state every segment's table was built with, so one hash serves both the
+    /// segment choice and the table probe.
+    hasher: HashState,
+    mask: usize,
+    max_bytes: usize,
+}
+
+/// One lock and the counters it publishes, aligned so that two segments never share a cache
+/// line (128 bytes covers the adjacent-line prefetcher on x86 and the line size on Apple CPUs).
+#[repr(align(128))]
+struct Segment<K, V, W> {
+    cache: Mutex<Cache<K, V, W>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    bytes: AtomicUsize,
+    entries: AtomicUsize,
+}
+
+impl<K: Hash + Eq, V, W: Weigher<K, V>> Segment<K, V, W> {
+    fn new(cache: Cache<K, V, W>) -> Self {
+        Segment {
+            cache: Mutex::new(cache),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
+            bytes: AtomicUsize::new(0),
+            entries: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cache<K, V, W>> {
+        // A panic in user code leaves the segment consistent (see the type's docs), so a
+        // poisoned lock is safe to take over.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Copies the segment's counters where lock-free readers see them. Called with the lock
+    /// held, so the stores never race with each other: plain stores, not read-modify-writes,
+    /// into a line the lock holder owns anyway.
+    fn publish(&self, cache: &Cache<K, V, W>) {
+        let stats = cache.stats();
+        self.hits.store(stats.hits, Relaxed);
+        self.misses.store(stats.misses, Relaxed);
+        self.evictions.store(stats.evictions, Relaxed);
+        self.expirations.store(stats.expirations, Relaxed);
+        self.bytes.store(stats.bytes, Relaxed);
+        self.entries.store(stats.entries, Relaxed);
+    }
+
+    fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            expirations: self.expirations.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            entries: self.entries.load(Relaxed),
+        }
+    }
+}
+
+impl<K, V> SegmentedCache<K, V> {
+    /// Starts building a cache holding at most `max_bytes` (0: unbounded), with
+    /// [`DEFAULT_SEGMENTS`] segments, the [`ByWeight`] weigher and the system clock.
+    pub fn builder(max_bytes: usize) -> SegmentedBuilder<K, V, ByWeight> {
+        SegmentedBuilder {
+            max_bytes,
+            segments: DEFAULT_SEGMENTS,
+            weigher: ByWeight,
+            clock: None,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Hash + Eq, V, W: Weigher<K, V> + Clone + Default> Default for SegmentedCache<K, V, W> {
+    /// An unbounded cache with [`DEFAULT_SEGMENTS`] segments.
+    fn default() -> Self {
+        SegmentedBuilder {
+            max_bytes: 0,
+            segments: DEFAULT_SEGMENTS,
+            weigher: W::default(),
+            clock: None,
+            _types: PhantomData,
+        }
+        .assemble()
+    }
+}
+
+impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
+    /// A clone of the value under `key`, which becomes the most recently used in its segment.
+    ///
+    /// Counts a hit or a miss; an expired entry is a miss and is dropped. Hashes the key once,
+    /// takes one lock, and allocates only if `V::clone` does.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let hash = self.hasher.hash_one(key);
+        let segment = self.segment(hash);
+        let mut cache = segment.lock();
+        let value = cache.get_hashed(hash, key).cloned();
+        segment.publish(&cache);
+        value
+    }
+
+    /// A clone of the value under `key`, leaving recency and counters alone; `None` if expired.
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let hash = self.hasher.hash_one(key);
+        self.segment(hash).lock().peek_hashed(hash, key).cloned()
+    }
+
+    /// Stores `value` under `key`, with no deadline; see [`Cache::add`].
+    pub fn add(&self, key: K, value: V) {
+        self.insert(key, value, None);
+    }
+
+    /// Stores `value` under `key` until `deadline`; see [`Cache::add_with_expiry`].
+    pub fn add_with_expiry(&self, key: K, value: V, deadline: Instant) {
+        self.insert(key, value, Some(deadline));
+    }
+
+    /// Takes the entry under `key` out of the cache and returns its value, if it was live.
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let segment = self.segment(hash);
+        let mut cache = segment.lock();
+        let removed = cache.remove_hashed(hash, key);
+        segment.publish(&cache);
+        removed
+    }
+
+    /// Evicts the least recently used entry of the segment holding the most bytes, expired or
+    /// not, and returns it; counts as an eviction. `None` when the cache is empty.
+    ///
+    /// This is how a byte budget shared by several caches is enforced from outside: build them
+    /// unbounded (`max_bytes` 0) and call `evict_one` on whichever is over its share. The
+    /// fullest segment is chosen from the published byte counts, without locking; if it has
+    /// emptied by the time its lock is taken, the other segments are tried in turn.
+    pub fn evict_one(&self) -> Option<(K, V)> {
+        let fullest = self
+            .segments
+            .iter()
+            .max_by_key(|segment| segment.bytes.load(Relaxed))?;
+        if let Some(evicted) = Self::evict_from(fullest) {
+            return Some(evicted);
+        }
+        self.segments.iter().find_map(Self::evict_from)
+    }
+
+    /// Drops every entry whose deadline is at or before `now`, one segment at a time, and
+    /// returns how many there were.
+    pub fn purge_expired(&self, now: Instant) -> usize {
+        self.segments
+            .iter()
+            .map(|segment| {
+                let mut cache = segment.lock();
+                let purged = cache.purge_expired(now);
+                segment.publish(&cache);
+                purged
+            })
+            .sum()
+    }
+
+    /// Drops every entry, one segment at a time. Counters are kept.
+    pub fn clear(&self) {
+        for segment in &self.segments[..] {
+            let mut cache = segment.lock();
+            cache.clear();
+            segment.publish(&cache);
+        }
+    }
+
+    /// The number of entries stored, expired or not; reads atomics, takes no lock.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.segments.iter().map(|s| s.entries.load(Relaxed)).sum()
+    }
+
+    /// Whether no entry is stored; reads atomics, takes no lock.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The total weight of the entries stored; reads atomics, takes no lock.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.segments.iter().map(|s| s.bytes.load(Relaxed)).sum()
+    }
+
+    /// The byte budget over all segments; 0 means unbounded.
+    #[must_use]
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// The number of segments.
+    #[must_use]
+    pub fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The counters and totals summed over the segments; reads atomics, takes no lock.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        self.segments
+            .iter()
+            .map(Segment::stats)
+            .fold(CacheStats::default(), |sum, s| CacheStats {
+                hits: sum.hits + s.hits,
+                misses: sum.misses + s.misses,
+                evictions: sum.evictions + s.evictions,
+                expirations: sum.expirations + s.expirations,
+                bytes: sum.bytes + s.bytes,
+                entries: sum.entries + s.entries,
+            })
+    }
+
+    fn insert(&self, key: K, value: V, deadline: Option<Instant>) {
+        let hash = self.hasher.hash_one(&key);
+        let segment = self.segment(hash);
+        let mut cache = segment.lock();
+        let replaced = cache.insert_hashed(hash, key, value, deadline);
+        segment.publish(&cache);
+        // Unlock first: freeing the old value is this caller's time, not the segment's.
+        drop(cache);
+        drop(replaced);
+    }
+
+    fn evict_from(segment: &Segment<K, V, W>) -> Option<(K, V)> {
+        let mut cache = segment.lock();
+        let evicted = cache.evict_lru();
+        segment.publish(&cache);
+        evicted
+    }
+
+    #[inline]
+    fn segment(&self, hash: u64) -> &Segment<K, V, W> {
+        // `mask` is `segments.len() - 1` and the length a power of two: always in bounds.
+        &self.segments[(hash >> SEGMENT_SHIFT) as usize & self.mask]
+    }
+
+    /// The segment `key` lives in; lets tests keep one model per segment.
+    #[cfg(test)]
+    pub(crate) fn segment_of<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
+        (self.hasher.hash_one(key) >> SEGMENT_SHIFT) as usize & self.mask
+    }
+
+    /// Runs `f` on segment `i`'s cache, with its lock held.
+    #[cfg(test)]
+    pub(crate) fn with_segment<R>(&self, i: usize, f: impl FnOnce(&Cache<K, V, W>) -> R) -> R {
+        f(&self.segments[i].lock())
+    }
+
+    /// Checks every segment, and that the published counters match the segments.
+    #[cfg(test)]
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        for (i, segment) in self.segments.iter().enumerate() {
+            let cache = segment.lock();
+            cache.validate().map_err(|e| format!("segment {i}: {e}"))?;
+            if cache.stats() != segment.stats() {
+                return Err(format!(
+                    "segment {i} published {:?} but holds {:?}",
+                    segment.stats(),
+                    cache.stats()
+                ));
+            }
+            if cache.hasher().hash_one("probe") != self.hasher.hash_one("probe") {
+                return Err(format!("segment {i} hashes differently from the cache"));
+            }
+        }
+        let budgets: usize = self.segments.iter().map(|s| s.lock().max_bytes()).sum();
+        if budgets != self.max_bytes {
+            return Err(format!(
+                "segment budgets sum to {budgets}, not {}",
+                self.max_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<K, V, W> fmt::Debug for SegmentedCache<K, V, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentedCache")
+            .field("segments", &self.segments.len())
+            .field("max_bytes", &self.max_bytes)
+            .field(
+                "bytes",
+                &self
+                    .segments
+                    .iter()
+                    .map(|s| s.bytes.load(Relaxed))
+                    .sum::<usize>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`SegmentedCache`]; made by [`SegmentedCache::builder`].
+///
+/// ```
+/// use geecache_lru::{BuildError, SegmentedCache};
+///
+/// // Count entries instead of bytes: every entry weighs 1.
+/// let cache = SegmentedCache::<u64, u64>::builder(1024)
+///     .segments(4)
+///     .weigher(|_: &u64, _: &u64| 1)
+///     .build()?;
+/// assert_eq!(cache.segments(), 4);
+///
+/// let err = SegmentedCache::<u64, u64>::builder(1024).segments(3).build().unwrap_err();
+/// assert!(matches!(err, BuildError::SegmentsNotPowerOfTwo { segments: 3 }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct SegmentedBuilder<K, V, W = ByWeight> {
+    max_bytes: usize,
+    segments: usize,
+    weigher: W,
+    clock: Option<Arc<dyn Clock>>,
+    // `fn(K, V)`: the builder holds no K or V, so it is Send + Sync whatever they are.
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, W> SegmentedBuilder<K, V, W> {
+    /// The number of segments: a power of two, at most [`MAX_SEGMENTS`]. More segments mean
+    /// less contention and a finer split of the budget (each segment gets `max_bytes / n`).
+    pub fn segments(mut self, n: usize) -> Self {
+        self.segments = n;
+        self
+    }
+
+    /// Weighs entries with `weigher` instead of the current one.
+    pub fn weigher<W2>(self, weigher: W2) -> SegmentedBuilder<K, V, W2> {
+        SegmentedBuilder {
+            max_bytes: self.max_bytes,
+            segments: self.segments,
+            weigher,
+            clock: self.clock,
+            _types: PhantomData,
+        }
+    }
+
+    /// Reads the time from `clock` (shared by all segments) instead of [`Instant::now`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The cache, or why these settings cannot work.
+    pub fn build(self) -> Result<SegmentedCache<K, V, W>, BuildError>
+    where
+        K: Hash + Eq,
+        W: Weigher<K, V> + Clone,
+    {
+        let segments = self.segments;
+        if segments == 0 || !segments.is_power_of_two() {
+            return Err(BuildError::SegmentsNotPowerOfTwo { segments });
+        }
+        if segments > MAX_SEGMENTS {
+            return Err(BuildError::TooManySegments {
+                segments,
+                max: MAX_SEGMENTS,
+            });
+        }
+        if self.max_bytes != 0 && self.max_bytes < segments {
+            return Err(BuildError::BudgetTooSmall {
+                max_bytes: self.max_bytes,
+                segments,
+            });
+        }
+        Ok(self.assemble())
+    }
+
+    /// Builds from settings already checked.
+    fn assemble(self) -> SegmentedCache<K, V, W>
+    where
+        K: Hash + Eq,
+        W: Weigher<K, V> + Clone,
+    {
+        let n = self.segments;
+        let hasher = HashState::default();
+        let (share, remainder) = (self.max_bytes / n, self.max_bytes % n);
+        let segments = (0..n)
+            .map(|i| {
+                // Spread the remainder so the budgets add up to exactly `max_bytes`.
+                let budget = share + usize::from(i < remainder);
+                let mut cache = Cache::with_hasher(budget, self.weigher.clone(), hasher.clone());
+                if let Some(clock) = &self.clock {
+                    cache.set_shared_clock(Arc::clone(clock));
+                }
+                Segment::new(cache)
+            })
+            .collect();
+        SegmentedCache {
+            segments,
+            hasher,
+            mask: n - 1,
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+impl<K, V, W: fmt::Debug> fmt::Debug for SegmentedBuilder<K, V, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentedBuilder")
+            .field("max_bytes", &self.max_bytes)
+            .field("segments", &self.segments)
+            .field("weigher", &self.weigher)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}

@@ -1,0 +1,126 @@
+//! The shapes other crates code against.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use geecache_lru::{Cache, CacheStats, Clock, SegmentedCache, SystemClock};
+
+fn assert_send_sync<T: Send + Sync>() {}
+fn assert_send<T: Send>() {}
+
+#[test]
+fn caches_cross_threads() {
+    assert_send::<Cache<String, Bytes>>();
+    assert_send_sync::<SegmentedCache<String, Bytes>>();
+    assert_send_sync::<SegmentedCache<String, Bytes, fn(&String, &Bytes) -> usize>>();
+    assert_send_sync::<SystemClock>();
+}
+
+/// A value type from a crate that knows nothing of `Weigh`: it is weighed by a fn pointer.
+#[derive(Clone, Debug, PartialEq)]
+struct View(Bytes);
+
+// `&String`, not `&str`: a `Weigher<String, View>` fn pointer must take the key type itself.
+#[allow(clippy::ptr_arg)]
+fn weigh(key: &String, value: &View) -> usize {
+    key.len() + value.0.len()
+}
+
+#[test]
+fn fn_pointer_weigher_and_injected_clock() -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let millis = Arc::new(AtomicU64::new(0));
+    let reading = Arc::clone(&millis);
+    let cache: SegmentedCache<String, View, fn(&String, &View) -> usize> =
+        SegmentedCache::builder(64)
+            .segments(2)
+            .weigher(weigh as fn(&String, &View) -> usize)
+            .clock(move || start + Duration::from_millis(reading.load(Ordering::Relaxed)))
+            .build()?;
+
+    cache.add_with_expiry(
+        "k".into(),
+        View(Bytes::from_static(b"abc")),
+        start + Duration::from_millis(10),
+    );
+    assert_eq!(cache.bytes(), 4);
+    assert_eq!(cache.get("k"), Some(View(Bytes::from_static(b"abc"))));
+    millis.store(10, Ordering::Relaxed);
+    assert_eq!(cache.peek("k"), None);
+    assert_eq!(cache.get("k"), None);
+    assert_eq!(
+        cache.stats(),
+        CacheStats {
+            hits: 1,
+            misses: 1,
+            expirations: 1,
+            ..CacheStats::default()
+        }
+    );
+    Ok(())
+}
+
+#[cfg(feature = "bytes")]
+#[test]
+fn bytes_weigh_their_length() {
+    use geecache_lru::Weigh;
+
+    assert_eq!(Bytes::from_static(b"12345").weight(), 5);
+    let mut cache = Cache::<Bytes, Bytes>::new(9);
+    cache.add(Bytes::from_static(b"k1"), Bytes::from_static(b"123"));
+    cache.add(Bytes::from_static(b"k2"), Bytes::from_static(b"123"));
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.bytes(), 5);
+}
+
+#[test]
+fn a_shared_budget_enforced_from_outside() -> Result<(), Box<dyn std::error::Error>> {
+    // A main cache and a hot cache share 1 KiB; both are unbounded and the owner evicts.
+    const BUDGET: usize = 1024;
+    let main = SegmentedCache::<u64, Vec<u8>>::builder(0).build()?;
+    let hot = SegmentedCache::<u64, Vec<u8>>::builder(0).build()?;
+    for key in 0..200u64 {
+        let target = if key % 10 == 0 { &hot } else { &main };
+        target.add(key, vec![0; 24]); // 32 bytes an entry
+        while main.bytes() + hot.bytes() > BUDGET {
+            let victim = if hot.bytes() > main.bytes() / 8 {
+                &hot
+            } else {
+                &main
+            };
+            assert!(victim.evict_one().is_some());
+        }
+    }
+    assert!(main.bytes() + hot.bytes() <= BUDGET);
+    assert_eq!(main.len() + hot.len(), BUDGET / 32);
+    assert!(hot.bytes() <= main.bytes() / 8 + 32);
+    assert_eq!(
+        main.stats().evictions + hot.stats().evictions,
+        200 - (BUDGET / 32) as u64
+    );
+    Ok(())
+}
+
+#[test]
+fn eviction_callback_sees_victims_in_order() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let mut cache = Cache::<u32, u32>::new(8 * 4);
+    cache.set_on_evicted(move |k, _| log.lock().unwrap().push(k));
+    for k in 0..10 {
+        cache.add(k, k);
+    }
+    assert_eq!(*seen.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
+    let left: Vec<u32> = cache.iter().map(|(k, _)| *k).collect();
+    assert_eq!(left, [9, 8, 7, 6]);
+}
+
+#[test]
+fn clock_trait_objects_and_closures() {
+    let fixed = Instant::now();
+    let clock: Box<dyn Clock> = Box::new(move || fixed);
+    assert_eq!(clock.now(), fixed);
+    assert!(SystemClock.now() >= fixed);
+}
