@@ -48,6 +48,10 @@ fn equality_with_slices_and_strings() {
     assert_eq!(view, b"tom"[..]);
     assert_eq!(&b"tom"[..], view);
     assert_ne!(view, "tim");
+    assert_eq!(view, String::from("tom"));
+    assert_eq!(String::from("tom"), view);
+    assert_eq!(view, b"tom".to_vec());
+    assert_ne!(b"tim".to_vec(), view);
     assert_eq!(ByteView::new(), ByteView::default());
     assert!(ByteView::new().is_empty());
 }

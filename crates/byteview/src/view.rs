@@ -180,6 +180,30 @@ impl PartialEq<&str> for ByteView {
     }
 }
 
+impl PartialEq<String> for ByteView {
+    fn eq(&self, other: &String) -> bool {
+        self.as_slice() == other.as_bytes()
+    }
+}
+
+impl PartialEq<Vec<u8>> for ByteView {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl PartialEq<ByteView> for String {
+    fn eq(&self, other: &ByteView) -> bool {
+        self.as_bytes() == other.as_slice()
+    }
+}
+
+impl PartialEq<ByteView> for Vec<u8> {
+    fn eq(&self, other: &ByteView) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
 impl PartialEq<ByteView> for [u8] {
     fn eq(&self, other: &ByteView) -> bool {
         self == other.as_slice()

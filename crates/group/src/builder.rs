@@ -1,0 +1,175 @@
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::cache::Caches;
+use crate::error::BuildError;
+use crate::getter::{DynGetter, Getter};
+use crate::group::{Group, Inner};
+use crate::peers::PeerPicker;
+use crate::random::{self, RandomSource};
+use crate::registry::{Registry, groups};
+use crate::sweeper;
+
+/// Configures and builds a [`Group`]; start with [`Group::builder`].
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct GroupBuilder {
+    name: String,
+    cache_bytes: usize,
+    getter: Option<Arc<dyn DynGetter>>,
+    ttl: Option<Duration>,
+    hot_ratio: usize,
+    hot_admission: u32,
+    random: Option<RandomSource>,
+    peer_timeout: Duration,
+    sweep_interval: Option<Duration>,
+    peers: Option<Arc<dyn PeerPicker>>,
+    registry: Option<Registry>,
+}
+
+impl GroupBuilder {
+    pub(crate) fn new(name: impl Into<String>) -> Self {
+        GroupBuilder {
+            name: name.into(),
+            cache_bytes: 64 << 20,
+            getter: None,
+            ttl: None,
+            hot_ratio: 8,
+            hot_admission: 10,
+            random: None,
+            peer_timeout: Duration::from_secs(1),
+            sweep_interval: None,
+            peers: None,
+            registry: None,
+        }
+    }
+
+    /// The byte budget for the main and hot caches together (key plus value bytes); 0 means
+    /// unbounded. Default: 64 MiB.
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// The loader that fetches a key from the source of truth. Required.
+    pub fn getter(mut self, getter: impl Getter) -> Self {
+        self.getter = Some(Arc::new(getter));
+        self
+    }
+
+    /// How long a value stays fresh unless its loader says otherwise. Default: forever.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The hot cache may hold up to `main bytes / ratio` before it, rather than the main
+    /// cache, gives up bytes to the budget. Default: 8, as groupcache.
+    pub fn hot_cache_ratio(mut self, ratio: usize) -> Self {
+        self.hot_ratio = ratio;
+        self
+    }
+
+    /// Keeps a copy of a value fetched from a peer in the hot cache one time in `n`
+    /// (0: never, 1: always). Default: 10, as groupcache.
+    pub fn hot_admission(mut self, one_in: u32) -> Self {
+        self.hot_admission = one_in;
+        self
+    }
+
+    /// The source of randomness behind hot-cache admission: a value is admitted when
+    /// `random() % n == 0`. Default: a fast per-thread generator. Tests inject a fixed sequence.
+    pub fn random(mut self, random: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.random = Some(Arc::new(random));
+        self
+    }
+
+    /// How long to wait for a peer before loading locally instead. Default: 1 s.
+    pub fn peer_timeout(mut self, timeout: Duration) -> Self {
+        self.peer_timeout = timeout;
+        self
+    }
+
+    /// How often the background sweeper purges expired entries. Default: half the TTL
+    /// (between 100 ms and 60 s), or 30 s when the group has no default TTL.
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = Some(every);
+        self
+    }
+
+    /// The peer picker, if it exists before the group; see [`Group::register_peers`].
+    pub fn peers(mut self, picker: Arc<dyn PeerPicker>) -> Self {
+        self.peers = Some(picker);
+        self
+    }
+
+    /// The registry to put the group in. Default: the process-wide one ([`groups::global`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Builds the group, registers it, and starts its sweeper if a tokio runtime is running.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] names the setting at fault: no getter, an empty name or one with a
+    /// `/`, a name already registered, a zero hot-cache ratio, or a zero duration.
+    pub fn build(self) -> Result<Arc<Group>, BuildError> {
+        if self.name.is_empty() || self.name.contains('/') {
+            return Err(BuildError::InvalidName(self.name));
+        }
+        let Some(getter) = self.getter else {
+            return Err(BuildError::MissingGetter(self.name));
+        };
+        if self.hot_ratio == 0 {
+            return Err(BuildError::InvalidHotRatio(self.hot_ratio));
+        }
+        for (setting, value) in [
+            ("ttl", self.ttl),
+            ("peer_timeout", Some(self.peer_timeout)),
+            ("sweep_interval", self.sweep_interval),
+        ] {
+            if value == Some(Duration::ZERO) {
+                return Err(BuildError::ZeroDuration(setting));
+            }
+        }
+        let sweep_every = self.sweep_interval.unwrap_or(match self.ttl {
+            Some(ttl) => (ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(60)),
+            None => Duration::from_secs(30),
+        });
+        let registry = self.registry.unwrap_or_else(|| groups::global().clone());
+        let peers = OnceLock::new();
+        if let Some(picker) = self.peers {
+            let _ = peers.set(picker);
+        }
+        let inner = Inner {
+            name: self.name,
+            cache_bytes: self.cache_bytes,
+            getter,
+            caches: Caches::new(self.cache_bytes, self.hot_ratio),
+            ttl: self.ttl,
+            hot_admission: self.hot_admission,
+            random: self.random.unwrap_or_else(random::default_source),
+            peer_timeout: self.peer_timeout,
+            peers,
+        };
+        let group =
+            Arc::new_cyclic(|weak| Group::new(inner, sweeper::spawn(weak.clone(), sweep_every)));
+        registry.insert(Arc::clone(&group))?;
+        Ok(group)
+    }
+}
+
+impl fmt::Debug for GroupBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupBuilder")
+            .field("name", &self.name)
+            .field("cache_bytes", &self.cache_bytes)
+            .field("ttl", &self.ttl)
+            .field("hot_ratio", &self.hot_ratio)
+            .field("hot_admission", &self.hot_admission)
+            .field("peer_timeout", &self.peer_timeout)
+            .finish_non_exhaustive()
+    }
+}

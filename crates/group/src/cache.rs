@@ -1,0 +1,145 @@
+//! The main and hot caches of a group, sharing one byte budget the groupcache way.
+
+use std::time::{Duration, Instant};
+
+use geecache_byteview::ByteView;
+use geecache_lru::SegmentedCache;
+
+use crate::group::Source;
+use crate::stats::CacheStats;
+
+/// A cached value and its deadline.
+///
+/// The deadline is kept beside the value (the LRU keeps its own copy to expire the entry) so a
+/// hit can tell a peer how long the value has left to live.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) value: ByteView,
+    pub(crate) expires: Option<Instant>,
+}
+
+impl Entry {
+    /// The time left to live, or `None` for "no expiry". Reads the clock only when needed.
+    pub(crate) fn ttl(&self) -> Option<Duration> {
+        self.expires.map(|at| at.saturating_duration_since(now()))
+    }
+}
+
+type Weigh = fn(&String, &Entry) -> usize;
+
+/// Groupcache counts key bytes plus value bytes; so do we, so budgets mean the same thing.
+// The signature must match `Weigher<String, Entry>`, hence `&String`.
+#[allow(clippy::ptr_arg)]
+fn weigh(key: &String, entry: &Entry) -> usize {
+    key.len() + entry.value.len()
+}
+
+/// The group's clock: tokio's, so tests can pause and advance it.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+pub(crate) struct Caches {
+    main: SegmentedCache<String, Entry, Weigh>,
+    hot: SegmentedCache<String, Entry, Weigh>,
+    /// Bytes for main and hot together; 0 means unbounded.
+    max_bytes: usize,
+    /// Hot may hold up to `main / hot_ratio` bytes before it is the one to shrink.
+    hot_ratio: usize,
+}
+
+impl Caches {
+    pub(crate) fn new(max_bytes: usize, hot_ratio: usize) -> Self {
+        // Both caches are built unbounded: the budget is shared, so only `enforce_budget`,
+        // which sees both, may decide which one gives up bytes.
+        let build = || {
+            SegmentedCache::builder(0)
+                .weigher(weigh as Weigh)
+                .clock(now as fn() -> Instant)
+                .build()
+                .expect("the default segment count is a power of two")
+        };
+        Caches {
+            main: build(),
+            hot: build(),
+            max_bytes,
+            hot_ratio,
+        }
+    }
+
+    /// Main first, then hot. Hits are counted by the caches themselves.
+    pub(crate) fn get(&self, key: &str) -> Option<(Entry, Source)> {
+        if let Some(entry) = self.main.get(key) {
+            return Some((entry, Source::MainCache));
+        }
+        self.hot.get(key).map(|entry| (entry, Source::HotCache))
+    }
+
+    /// Like `get`, without touching recency or hit counts; honours expiry.
+    pub(crate) fn peek(&self, key: &str) -> Option<(Entry, Source)> {
+        let live = |e: &Entry| e.expires.is_none_or(|at| at > now());
+        if let Some(entry) = self.main.peek(key).filter(live) {
+            return Some((entry, Source::MainCache));
+        }
+        self.hot
+            .peek(key)
+            .filter(live)
+            .map(|entry| (entry, Source::HotCache))
+    }
+
+    pub(crate) fn insert(&self, into: Source, key: String, entry: Entry) {
+        let cache = match into {
+            Source::HotCache => &self.hot,
+            _ => &self.main,
+        };
+        match entry.expires {
+            Some(deadline) => cache.add_with_expiry(key, entry, deadline),
+            None => cache.add(key, entry),
+        }
+        self.enforce_budget();
+    }
+
+    pub(crate) fn remove(&self, key: &str) -> bool {
+        let main = self.main.remove(key).is_some();
+        let hot = self.hot.remove(key).is_some();
+        main || hot
+    }
+
+    pub(crate) fn purge_expired(&self, now: Instant) -> usize {
+        self.main.purge_expired(now) + self.hot.purge_expired(now)
+    }
+
+    pub(crate) fn stats(&self) -> (CacheStats, CacheStats) {
+        (
+            CacheStats::from_lru(self.main.stats()),
+            CacheStats::from_lru(self.hot.stats()),
+        )
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.main.bytes() + self.hot.bytes()
+    }
+
+    /// Evicts until main + hot fit the budget: from hot while it holds more than its share
+    /// (main / ratio), else from main. Each round removes an entry, so this ends.
+    fn enforce_budget(&self) {
+        if self.max_bytes == 0 {
+            return;
+        }
+        loop {
+            let (main, hot) = (self.main.bytes(), self.hot.bytes());
+            if main + hot <= self.max_bytes {
+                return;
+            }
+            let victim = if hot > main / self.hot_ratio {
+                &self.hot
+            } else {
+                &self.main
+            };
+            if victim.evict_one().is_none() && self.main.evict_one().is_none() {
+                // Both empty (another thread emptied them first): nothing left to do.
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed error from a loader or a peer transport.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a [`Getter`](crate::Getter) produced no value.
+///
+/// "Not found" is kept apart from failures: it is an answer, and a peer passes it on as one
+/// instead of making the caller load the key again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The source has no value for this key.
+    #[error("not found")]
+    NotFound,
+    /// The source failed; the message says how. Never cached: the next get tries again.
+    #[error("{0}")]
+    Failed(#[source] BoxError),
+}
+
+impl LoadError {
+    /// A failure with `error` as its cause.
+    pub fn failed(error: impl Into<BoxError>) -> Self {
+        LoadError::Failed(error.into())
+    }
+}
+
+/// Why a peer could not answer. Every kind but [`PeerError::NotFound`] makes the caller fall
+/// back to its local loader.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The peer answered that the key does not exist at its source.
+    #[error("peer has no such key")]
+    NotFound,
+    /// The peer did not answer within the timeout.
+    #[error("peer timed out after {0:?}")]
+    Timeout(Duration),
+    /// The peer could not be reached (refused, reset, unknown host).
+    #[error("peer unreachable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The peer answered with an error status.
+    #[error("peer answered {status}: {message}")]
+    Status {
+        /// The status code, e.g. 500.
+        status: u16,
+        /// The peer's message, trimmed to a sensible length by the transport.
+        message: String,
+    },
+    /// The peer's answer could not be decoded.
+    #[error("malformed peer response: {0}")]
+    Malformed(String),
+}
+
+/// Why [`Group::get`](crate::Group::get) returned no value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key is empty; groups never store the empty key.
+    #[error("empty key")]
+    EmptyKey,
+    /// Neither the owning peer nor the local loader has a value for the key.
+    #[error("not found")]
+    NotFound,
+    /// The local loader failed. Every caller that shared the flight sees the same error.
+    #[error("load failed: {0}")]
+    Load(Arc<LoadError>),
+    /// The local loader (or a peer client) panicked. The group stays usable; the next get
+    /// loads afresh.
+    #[error("loader panicked")]
+    Panicked,
+}
+
+impl Error {
+    /// Whether this is [`Error::NotFound`].
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound)
+    }
+}
+
+/// Why a [`GroupBuilder`](crate::GroupBuilder) could not build its group.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No loader was given; a group cannot fill itself without one.
+    #[error("group {0:?} has no getter")]
+    MissingGetter(String),
+    /// The name is empty or holds a `/`, which the HTTP path `{base}{group}/{key}` cannot carry.
+    #[error("invalid group name {0:?}: it must be non-empty and contain no '/'")]
+    InvalidName(String),
+    /// The registry already holds a group with this name.
+    #[error("a group named {0:?} already exists")]
+    Duplicate(String),
+    /// The hot cache ratio must be at least 1 (hot may hold up to main / ratio bytes).
+    #[error("hot cache ratio must be at least 1, got {0}")]
+    InvalidHotRatio(usize),
+    /// A duration setting was zero where a positive one is needed.
+    #[error("{0} must be greater than zero")]
+    ZeroDuration(&'static str),
+}
+
+/// [`Group::register_peers`](crate::Group::register_peers) was called on a group that already
+/// has a peer picker.
+#[derive(Debug, thiserror::Error)]
+#[error("group {0:?} already has a peer picker")]
+pub struct AlreadyRegistered(pub String);

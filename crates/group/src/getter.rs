@@ -1,0 +1,140 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use geecache_byteview::ByteView;
+
+use crate::error::LoadError;
+
+/// A boxed, sendable future, the shape dyn-compatible traits here return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A value from a loader, with the time it may be cached for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    value: ByteView,
+    ttl: Option<Duration>,
+}
+
+impl Loaded {
+    /// A value that lives as long as the group's default allows.
+    pub fn new(value: impl Into<ByteView>) -> Self {
+        Loaded {
+            value: value.into(),
+            ttl: None,
+        }
+    }
+
+    /// Caches the value for at most `ttl`, overriding the group's default.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Caches the value for at most `ttl` when it is `Some`.
+    #[must_use]
+    pub fn with_optional_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The value.
+    #[must_use]
+    pub fn value(&self) -> &ByteView {
+        &self.value
+    }
+
+    /// The value's own time to live, if it has one.
+    #[must_use]
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// The value, taken out.
+    #[must_use]
+    pub fn into_value(self) -> ByteView {
+        self.value
+    }
+}
+
+impl<T: Into<ByteView>> From<T> for Loaded {
+    fn from(value: T) -> Self {
+        Loaded::new(value)
+    }
+}
+
+/// The user's loader: fetches the value of a key from the source of truth.
+///
+/// Implement it with an `async fn`; the group calls it at most once per key at a time, and
+/// only on the node that owns the key (or when the owner cannot be reached).
+///
+/// ```
+/// use geecache_group::{Getter, Loaded, LoadError};
+///
+/// struct Squares;
+///
+/// impl Getter for Squares {
+///     async fn get(&self, key: &str) -> Result<Loaded, LoadError> {
+///         let n: u64 = key.parse().map_err(LoadError::failed)?;
+///         Ok(Loaded::from((n * n).to_string()))
+///     }
+/// }
+/// ```
+pub trait Getter: Send + Sync + 'static {
+    /// Loads `key`. Return [`LoadError::NotFound`] when the source has no such key.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Loaded, LoadError>> + Send;
+}
+
+/// The dyn-compatible form of [`Getter`] the group stores; every `Getter` is one.
+pub(crate) trait DynGetter: Send + Sync + 'static {
+    fn get_boxed<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Loaded, LoadError>>;
+}
+
+impl<G: Getter> DynGetter for G {
+    fn get_boxed<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Loaded, LoadError>> {
+        // One allocation per load: loads go to a database or a disk, so this never shows.
+        Box::pin(self.get(key))
+    }
+}
+
+/// A [`Getter`] made from a closure; see [`getter_fn`].
+#[derive(Clone)]
+pub struct GetterFn<F>(F);
+
+/// Makes a [`Getter`] from a closure that takes the key and returns a future.
+///
+/// The key arrives as an owned `String` so the future can own it too.
+///
+/// ```
+/// use geecache_group::{getter_fn, Loaded, LoadError};
+///
+/// let loader = getter_fn(|key: String| async move {
+///     Ok::<_, LoadError>(Loaded::from(key.to_uppercase()))
+/// });
+/// # let _ = loader;
+/// ```
+pub fn getter_fn<F, Fut>(f: F) -> GetterFn<F>
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Loaded, LoadError>> + Send + 'static,
+{
+    GetterFn(f)
+}
+
+impl<F, Fut> Getter for GetterFn<F>
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Loaded, LoadError>> + Send + 'static,
+{
+    fn get(&self, key: &str) -> impl Future<Output = Result<Loaded, LoadError>> + Send {
+        (self.0)(key.to_owned())
+    }
+}
+
+impl<F> fmt::Debug for GetterFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GetterFn")
+    }
+}

@@ -1,0 +1,382 @@
+use std::fmt;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use geecache_byteview::ByteView;
+use geecache_singleflight as singleflight;
+use tokio::task::AbortHandle;
+
+use crate::builder::GroupBuilder;
+use crate::cache::{Caches, Entry, now};
+use crate::error::{AlreadyRegistered, Error, LoadError, PeerError};
+use crate::getter::{DynGetter, Loaded};
+use crate::peers::{PeerGetter, PeerPicker};
+use crate::random::RandomSource;
+use crate::stats::{Counters, Stats};
+
+/// Where a get came from, which decides whether it may be forwarded to a peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A client or in-process caller: a miss goes to the owning peer first.
+    #[default]
+    Client,
+    /// Another node that chose this one as the key's owner: a miss is loaded here, never
+    /// forwarded again.
+    Peer,
+}
+
+/// Where a value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Source {
+    /// The main cache: a value this node loaded earlier.
+    MainCache,
+    /// The hot cache: a copy of a value another node owns.
+    HotCache,
+    /// Fetched from the owning peer just now.
+    Peer,
+    /// Loaded by the local getter just now.
+    Loader,
+}
+
+/// A value with the facts a server needs to pass it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// The value.
+    pub value: ByteView,
+    /// How long it has left to live, if it expires.
+    pub ttl: Option<Duration>,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// A named cache namespace: local and hot caches, a loader, peers and statistics.
+///
+/// Build one with [`Group::builder`]; see the [crate docs](crate) for the request path.
+pub struct Group {
+    inner: Inner,
+    /// One flight per key for local loads. Only the local loader runs in these flights, never
+    /// a network call, so a flight can never wait on another node.
+    local: singleflight::Group<String, Fetched, Error>,
+    /// One flight per key for fetches from the owning peer (which fall back to `local`).
+    remote: singleflight::Group<String, Fetched, Error>,
+    stats: Counters,
+    /// Bumped by every `remove`: a load that started before a removal must not cache its
+    /// (possibly stale) value after it.
+    epoch: AtomicU64,
+    sweeper: Option<AbortHandle>,
+}
+
+/// The configuration part of a group, assembled by the builder.
+pub(crate) struct Inner {
+    pub(crate) name: String,
+    pub(crate) cache_bytes: usize,
+    pub(crate) getter: Arc<dyn DynGetter>,
+    pub(crate) caches: Caches,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) hot_admission: u32,
+    pub(crate) random: RandomSource,
+    pub(crate) peer_timeout: Duration,
+    pub(crate) peers: OnceLock<Arc<dyn PeerPicker>>,
+}
+
+impl Group {
+    /// Starts building a group called `name`.
+    pub fn builder(name: impl Into<String>) -> GroupBuilder {
+        GroupBuilder::new(name)
+    }
+
+    pub(crate) fn new(inner: Inner, sweeper: Option<AbortHandle>) -> Self {
+        Group {
+            inner,
+            local: singleflight::Group::new(),
+            remote: singleflight::Group::new(),
+            stats: Counters::default(),
+            epoch: AtomicU64::new(0),
+            sweeper,
+        }
+    }
+
+    /// The group's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The byte budget of the main and hot caches together (0: unbounded).
+    #[must_use]
+    pub fn cache_bytes(&self) -> usize {
+        self.inner.cache_bytes
+    }
+
+    /// Bytes held now in the main and hot caches together.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.inner.caches.bytes()
+    }
+
+    /// Gives the group its peers. Done once; until then every miss loads locally.
+    ///
+    /// # Errors
+    ///
+    /// [`AlreadyRegistered`] if the group has a picker already (from the builder or an earlier
+    /// call): a group's notion of who owns a key must not change under it. To change the
+    /// members, change them inside the picker.
+    pub fn register_peers(&self, picker: Arc<dyn PeerPicker>) -> Result<(), AlreadyRegistered> {
+        self.inner
+            .peers
+            .set(picker)
+            .map_err(|_| AlreadyRegistered(self.inner.name.clone()))
+    }
+
+    /// The value of `key`, from the cache, the owning peer or the loader.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyKey`] for `""`, [`Error::NotFound`] when the source has no such key, and
+    /// [`Error::Load`] or [`Error::Panicked`] when the local loader fails. A failing peer is
+    /// never an error here: the group loads locally instead.
+    pub async fn get(&self, key: &str) -> Result<ByteView, Error> {
+        self.fetch(key, Origin::Client).await.map(|f| f.value)
+    }
+
+    /// Like [`get`](Self::get), for a server: says where the get came from and returns the
+    /// value's remaining time to live and source as well.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub async fn fetch(&self, key: &str, origin: Origin) -> Result<Fetched, Error> {
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        self.stats.gets.incr();
+        if origin == Origin::Peer {
+            self.stats.server_requests.incr();
+        }
+        if let Some((entry, source)) = self.inner.caches.get(key) {
+            return Ok(fetched(entry, source));
+        }
+        self.stats.loads.incr();
+        let result = match self.owner_elsewhere(key, origin) {
+            None => self.load_locally(key).await,
+            Some(peer) => {
+                let flight = self
+                    .remote
+                    .work(key.to_owned(), || self.load_remotely(key, peer));
+                flight.await.map_err(flight_error)
+            }
+        };
+        if matches!(result, Err(Error::NotFound)) {
+            self.stats.not_found.incr();
+        }
+        result
+    }
+
+    /// Drops `key` from this node's caches (main and hot) and makes later gets start afresh,
+    /// even while a load of it is in flight. Returns whether a value was cached.
+    pub fn remove(&self, key: &str) -> bool {
+        // Order matters: bump the epoch before removing, so a load that stores after this
+        // point sees the new epoch and takes its value back out (see `store`).
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.local.forget(key);
+        self.remote.forget(key);
+        self.inner.caches.remove(key)
+    }
+
+    /// Removes every expired entry now; the background sweeper calls this periodically.
+    /// Returns how many entries went.
+    pub fn purge_expired(&self) -> usize {
+        self.inner.caches.purge_expired(now())
+    }
+
+    /// A snapshot of the group's counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let (main, hot) = self.inner.caches.stats();
+        let s = &self.stats;
+        Stats {
+            gets: s.gets.get(),
+            cache_hits: main.hits + hot.hits + s.flight_hits.get(),
+            peer_loads: s.peer_loads.get(),
+            peer_errors: s.peer_errors.get(),
+            loads: s.loads.get(),
+            loads_deduped: s.loads_deduped.get(),
+            local_loads: s.local_loads.get(),
+            local_load_errors: s.local_load_errors.get(),
+            not_found: s.not_found.get(),
+            server_requests: s.server_requests.get(),
+            main,
+            hot,
+        }
+    }
+
+    fn owner_elsewhere(&self, key: &str, origin: Origin) -> Option<Arc<dyn PeerGetter>> {
+        match origin {
+            Origin::Peer => None,
+            Origin::Client => self.inner.peers.get()?.pick_peer(key),
+        }
+    }
+
+    async fn load_locally(&self, key: &str) -> Result<Fetched, Error> {
+        let flight = self.local.work(key.to_owned(), || async {
+            if let Some((entry, source)) = self.inner.caches.peek(key) {
+                self.stats.flight_hits.incr();
+                return Ok(fetched(entry, source));
+            }
+            self.stats.loads_deduped.incr();
+            let epoch = self.epoch.load(Ordering::SeqCst);
+            // A loader is user code: its panic becomes an error for every caller of the
+            // flight, the leader included, instead of unwinding through a server's handler.
+            match CatchUnwind(self.inner.getter.get_boxed(key)).await {
+                Ok(Ok(loaded)) => {
+                    self.stats.local_loads.incr();
+                    let (value, ttl) = self.store(key, loaded, Some(Source::MainCache), epoch);
+                    Ok(Fetched {
+                        value,
+                        ttl,
+                        source: Source::Loader,
+                    })
+                }
+                Ok(Err(LoadError::NotFound)) => Err(Error::NotFound),
+                Ok(Err(error)) => {
+                    self.stats.local_load_errors.incr();
+                    tracing::debug!(group = self.name(), key, %error, "load failed");
+                    Err(Error::Load(Arc::new(error)))
+                }
+                Err(()) => {
+                    self.stats.local_load_errors.incr();
+                    tracing::error!(group = self.name(), key, "loader panicked");
+                    Err(Error::Panicked)
+                }
+            }
+        });
+        flight.await.map_err(flight_error)
+    }
+
+    async fn load_remotely(&self, key: &str, peer: Arc<dyn PeerGetter>) -> Result<Fetched, Error> {
+        if let Some((entry, source)) = self.inner.caches.peek(key) {
+            self.stats.flight_hits.incr();
+            return Ok(fetched(entry, source));
+        }
+        self.stats.loads_deduped.incr();
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let timeout = self.inner.peer_timeout;
+        let answer = tokio::time::timeout(timeout, peer.get(&self.inner.name, key))
+            .await
+            .unwrap_or(Err(PeerError::Timeout(timeout)));
+        match answer {
+            Ok(loaded) => {
+                self.stats.peer_loads.incr();
+                let into = self.admit_to_hot().then_some(Source::HotCache);
+                let (value, ttl) = self.store(key, loaded, into, epoch);
+                Ok(Fetched {
+                    value,
+                    ttl,
+                    source: Source::Peer,
+                })
+            }
+            Err(PeerError::NotFound) => Err(Error::NotFound),
+            Err(error) => {
+                self.stats.peer_errors.incr();
+                tracing::warn!(group = self.name(), key, peer = peer.name(), %error,
+                    "peer fetch failed; loading locally");
+                self.load_locally(key).await
+            }
+        }
+    }
+
+    fn admit_to_hot(&self) -> bool {
+        let n = self.inner.hot_admission;
+        n != 0 && (self.inner.random)() % u64::from(n) == 0
+    }
+
+    /// Caches a loaded value in `into` (`MainCache` or `HotCache`; `None`: nowhere) unless a
+    /// removal raced with the load, and returns it with its time to live.
+    fn store(
+        &self,
+        key: &str,
+        loaded: Loaded,
+        into: Option<Source>,
+        epoch: u64,
+    ) -> (ByteView, Option<Duration>) {
+        let ttl = loaded.ttl().or(self.inner.ttl);
+        let value = loaded.into_value();
+        let Some(into) = into.filter(|_| ttl != Some(Duration::ZERO)) else {
+            return (value, ttl);
+        };
+        if self.epoch.load(Ordering::SeqCst) == epoch {
+            let entry = Entry {
+                value: value.clone(),
+                expires: ttl.and_then(|ttl| now().checked_add(ttl)),
+            };
+            self.inner.caches.insert(into, key.to_owned(), entry);
+            // A removal may have come between the check above and the insert: if so, take
+            // the value back out. Whichever order the two ran in, the key ends up uncached.
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                self.inner.caches.remove(key);
+            }
+        }
+        (value, ttl)
+    }
+}
+
+/// Every caller of a flight sees the flight's own error.
+fn flight_error(error: singleflight::Error<Error>) -> Error {
+    match error {
+        singleflight::Error::Failed(error) => Error::clone(&error),
+        // Loader panics are caught inside the flight; this is a peer client's panic.
+        _ => Error::Panicked,
+    }
+}
+
+/// Turns a panic while polling the inner future into `Err(())`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The future is dropped right after a panic and never polled again, so whatever
+        // state the panic left half-written is never observed.
+        match panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.0).poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+fn fetched(entry: Entry, source: Source) -> Fetched {
+    let ttl = entry.ttl();
+    Fetched {
+        value: entry.value,
+        ttl,
+        source,
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.abort();
+        }
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.inner.name)
+            .field("cache_bytes", &self.inner.cache_bytes)
+            .field("ttl", &self.inner.ttl)
+            .field("bytes", &self.bytes())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,84 @@
+//! A named cache namespace that loads what it misses, once, from whoever owns it.
+//!
+//! A [`Group`] is groupcache's central idea: a name, a byte budget, and a loader ([`Getter`]).
+//! [`Group::get`] answers from the local cache when it can; on a miss it collapses concurrent
+//! loads of the same key into one (singleflight), asks the peer that owns the key (through a
+//! [`PeerPicker`]), and falls back to the local loader when there is no owner elsewhere or the
+//! owner fails. Values are immutable [`ByteView`]s, so a hit is a reference-count bump.
+//!
+//! ```
+//! use geecache_group::{Group, Loaded, LoadError, Registry, getter_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let scores = Group::builder("scores")
+//!     .cache_bytes(64 << 20)
+//!     .registry(&Registry::new()) // keep doc examples out of the process-wide registry
+//!     .getter(getter_fn(|key: String| async move {
+//!         match key.as_str() {
+//!             "Tom" => Ok(Loaded::from("630")),
+//!             _ => Err(LoadError::NotFound),
+//!         }
+//!     }))
+//!     .build()?;
+//!
+//! assert_eq!(scores.get("Tom").await?, "630"); // loaded
+//! assert_eq!(scores.get("Tom").await?, "630"); // cached
+//! assert!(scores.get("Sam").await.unwrap_err().is_not_found());
+//!
+//! let stats = scores.stats();
+//! assert_eq!((stats.gets, stats.local_loads, stats.main.hits), (3, 1, 1));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The request path
+//!
+//! 1. The main cache (values this node owns), then the hot cache (copies of other nodes' hot
+//!    values). A hit ends here.
+//! 2. One flight per key: concurrent misses wait for the first, and the flight checks the
+//!    cache once more before doing any work.
+//! 3. If a [`PeerPicker`] names another node as the key's owner, ask it. A value from a peer is
+//!    kept in the hot cache one time in ten ([`GroupBuilder::hot_admission`]). A peer's "not
+//!    found" is the answer; a peer's failure (error, timeout, bad reply) is counted in
+//!    [`Stats::peer_errors`] and falls through.
+//! 4. The local [`Getter`]. Its value goes into the main cache; its errors are never cached.
+//!
+//! A request that arrived *from* a peer ([`Origin::Peer`]) skips step 3: the sender already
+//! decided this node owns the key, and forwarding again could bounce a key between two nodes
+//! whose peer lists disagree.
+//!
+//! # Expiry
+//!
+//! A group may have a default time to live ([`GroupBuilder::ttl`]), and a loader may give each
+//! value its own ([`Loaded::with_ttl`]), which wins. An expired value is a miss. A background
+//! task purges expired entries one cache segment at a time; it needs a tokio runtime when the
+//! group is built and stops when the group is dropped.
+#![deny(missing_docs)]
+
+mod builder;
+mod cache;
+mod error;
+mod getter;
+mod group;
+mod peers;
+mod random;
+mod registry;
+mod stats;
+mod sweeper;
+
+#[cfg(test)]
+mod tests;
+
+pub use builder::GroupBuilder;
+pub use error::{AlreadyRegistered, BoxError, BuildError, Error, LoadError, PeerError};
+pub use geecache_byteview::ByteView;
+pub use getter::{BoxFuture, Getter, GetterFn, Loaded, getter_fn};
+pub use group::{Fetched, Group, Origin, Source};
+pub use peers::{PeerGetter, PeerPicker};
+pub use registry::{Registry, groups};
+pub use stats::{CacheStats, Stats};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,143 @@
+//! One group, no peers: loading, errors, removal races and the byte budget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use geecache_group::{BuildError, Error, Group, Registry, Source};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn loads_once_then_hits() {
+    let (group, loader) = group(|b| b);
+    assert_eq!(group.get("k1").await.unwrap(), value_of("k1"));
+    assert_eq!(group.get("k1").await.unwrap(), value_of("k1"));
+    assert_eq!(loader.calls(), 1);
+    let s = group.stats();
+    assert_eq!((s.gets, s.loads, s.local_loads, s.main.hits), (2, 1, 1, 1));
+    assert_stats_add_up(&group);
+}
+
+#[tokio::test]
+async fn bad_keys_and_missing_keys_are_clear_errors() {
+    let (group, loader) = group(|b| b);
+    assert!(matches!(group.get("").await, Err(Error::EmptyKey)));
+    assert_eq!(loader.calls(), 0);
+    assert!(group.get("missing").await.unwrap_err().is_not_found());
+    assert_eq!(group.stats().not_found, 1);
+}
+
+#[tokio::test]
+async fn loader_errors_are_shared_but_never_cached() {
+    let (group, loader) = group(|b| b);
+    let err = group.get("fail-1").await.unwrap_err();
+    assert!(matches!(&err, Error::Load(e) if e.to_string().contains("source is down")));
+    assert!(group.get("fail-1").await.is_err());
+    assert_eq!(
+        loader.calls(),
+        2,
+        "an error is not cached: the second get loads again"
+    );
+    assert_eq!(group.stats().local_load_errors, 2);
+    assert_stats_add_up(&group);
+}
+
+#[tokio::test]
+async fn a_panicking_loader_is_an_error_and_the_group_survives() {
+    let (group, loader) = group(|b| b);
+    assert!(matches!(group.get("panic-1").await, Err(Error::Panicked)));
+    assert!(matches!(group.get("panic-1").await, Err(Error::Panicked)));
+    assert_eq!(loader.calls(), 2, "the next get runs afresh");
+    assert_eq!(group.stats().local_load_errors, 2);
+    assert_eq!(group.get("k1").await.unwrap(), value_of("k1"));
+}
+
+// A load in flight while the key is removed must not put its value back after the removal:
+// otherwise `remove` could return while a stale value is about to be cached.
+#[tokio::test(start_paused = true)]
+async fn a_removal_during_a_load_keeps_the_loaded_value_out_of_the_cache() {
+    let loader = CountingLoader {
+        delay: Some(Duration::from_secs(1)),
+        ..CountingLoader::default()
+    };
+    let group = Group::builder("scores")
+        .registry(&Registry::new())
+        .getter(loader.clone())
+        .build()
+        .unwrap();
+    let in_flight = tokio::spawn({
+        let group = Arc::clone(&group);
+        async move { group.get("k1").await }
+    });
+    // Let the load start (it parks on the loader's delay), then remove while it is running.
+    for _ in 0..1_000 {
+        if loader.calls() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(loader.calls(), 1, "the load has started");
+    group.remove("k1");
+    assert_eq!(in_flight.await.unwrap().unwrap(), value_of("k1"));
+    assert_eq!(
+        group.stats().main.items,
+        0,
+        "the raced value was not cached"
+    );
+    let again = group.fetch("k1", Default::default()).await.unwrap();
+    assert_eq!(again.source, Source::Loader);
+    assert_eq!(loader.calls(), 2);
+}
+
+#[tokio::test]
+async fn the_byte_budget_holds_for_main_and_hot_together() {
+    // Each entry weighs len("kNNN") + len("value-of-kNNN") = 4 + 13 = 17 bytes.
+    let budget = 17 * 10;
+    let (group, loader) = group(|b| b.cache_bytes(budget));
+    for i in 100..400 {
+        group.get(&format!("k{i}")).await.unwrap();
+        assert!(group.bytes() <= budget, "over budget after k{i}");
+    }
+    let s = group.stats();
+    assert_eq!(s.main.items, 10);
+    assert_eq!(s.main.evictions, 290);
+    assert_eq!(loader.calls(), 300);
+    assert_stats_add_up(&group);
+}
+
+#[test]
+fn builder_rejects_bad_settings() {
+    let registry = Registry::new();
+    let base = || Group::builder("g").registry(&registry);
+    assert!(matches!(
+        Group::builder("g").registry(&registry).build(),
+        Err(BuildError::MissingGetter(_))
+    ));
+    for name in ["", "a/b"] {
+        assert!(matches!(
+            Group::builder(name)
+                .registry(&registry)
+                .getter(CountingLoader::default())
+                .build(),
+            Err(BuildError::InvalidName(_))
+        ));
+    }
+    assert!(matches!(
+        base()
+            .getter(CountingLoader::default())
+            .hot_cache_ratio(0)
+            .build(),
+        Err(BuildError::InvalidHotRatio(0))
+    ));
+    assert!(matches!(
+        base()
+            .getter(CountingLoader::default())
+            .ttl(Duration::ZERO)
+            .build(),
+        Err(BuildError::ZeroDuration("ttl"))
+    ));
+    assert!(
+        registry.is_empty(),
+        "nothing was registered by a failed build"
+    );
+}

@@ -1,0 +1,238 @@
+//! Fakes: a counting loader and an in-memory cluster whose owners come from a real ring.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use geecache_consistenthash::Ring;
+use geecache_group::{
+    BoxFuture, Getter, Group, GroupBuilder, LoadError, Loaded, Origin, PeerError, PeerGetter,
+    PeerPicker, Registry,
+};
+
+/// The value every loader in these tests returns for `key`, so any answer can be checked.
+pub(crate) fn value_of(key: &str) -> String {
+    format!("value-of-{key}")
+}
+
+/// A loader that counts its calls, knows keys starting with `k`, fails on `fail*` and panics on
+/// `panic*`. With `delay`, it waits (on tokio's clock) before answering.
+#[derive(Clone, Default)]
+pub(crate) struct CountingLoader {
+    pub(crate) calls: Arc<AtomicUsize>,
+    pub(crate) delay: Option<Duration>,
+    pub(crate) ttl: Option<Duration>,
+}
+
+impl CountingLoader {
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Getter for CountingLoader {
+    async fn get(&self, key: &str) -> Result<Loaded, LoadError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if key.starts_with("panic") {
+            panic!("loader asked to panic for {key}");
+        }
+        if key.starts_with("fail") {
+            return Err(LoadError::failed(format!("source is down for {key}")));
+        }
+        if !key.starts_with('k') {
+            return Err(LoadError::NotFound);
+        }
+        Ok(Loaded::from(value_of(key)).with_optional_ttl(self.ttl))
+    }
+}
+
+/// A peer that is another in-process group, reached as a peer request would reach it.
+pub(crate) struct LocalPeer {
+    pub(crate) name: String,
+    pub(crate) group: Arc<Group>,
+}
+
+impl PeerGetter for LocalPeer {
+    fn get<'a>(
+        &'a self,
+        _group: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        Box::pin(async move {
+            match self.group.fetch(key, Origin::Peer).await {
+                Ok(f) => Ok(Loaded::new(f.value).with_optional_ttl(f.ttl)),
+                Err(e) if e.is_not_found() => Err(PeerError::NotFound),
+                Err(e) => Err(PeerError::Status {
+                    status: 500,
+                    message: e.to_string(),
+                }),
+            }
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How a fake peer misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fault {
+    /// Answers with an error status.
+    Error,
+    /// Never answers.
+    Hang,
+    /// Answers "not found".
+    NotFound,
+}
+
+pub(crate) struct FaultyPeer {
+    pub(crate) fault: Fault,
+    pub(crate) calls: AtomicUsize,
+}
+
+impl PeerGetter for FaultyPeer {
+    fn get<'a>(
+        &'a self,
+        _group: &'a str,
+        _key: &'a str,
+    ) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let fault = self.fault;
+        Box::pin(async move {
+            match fault {
+                Fault::Error => Err(PeerError::Status {
+                    status: 500,
+                    message: "boom".into(),
+                }),
+                Fault::NotFound => Err(PeerError::NotFound),
+                Fault::Hang => std::future::pending().await,
+            }
+        })
+    }
+
+    fn name(&self) -> &str {
+        "faulty"
+    }
+}
+
+/// Picks through a ring; `None` when the owner is this node.
+pub(crate) struct RingPicker {
+    pub(crate) me: String,
+    pub(crate) ring: Ring,
+    pub(crate) peers: HashMap<String, Arc<dyn PeerGetter>>,
+}
+
+impl PeerPicker for RingPicker {
+    fn pick_peer(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        let owner = self.ring.get(key)?;
+        if owner == self.me {
+            return None;
+        }
+        self.peers.get(owner).cloned()
+    }
+}
+
+/// Always picks the same peer.
+pub(crate) struct FixedPicker(pub(crate) Arc<dyn PeerGetter>);
+
+impl PeerPicker for FixedPicker {
+    fn pick_peer(&self, _key: &str) -> Option<Arc<dyn PeerGetter>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) group: Arc<Group>,
+    pub(crate) loader: CountingLoader,
+}
+
+/// `n` nodes, each with its own registry and loader, wired to each other through a ring.
+pub(crate) fn cluster(n: usize, configure: impl Fn(GroupBuilder) -> GroupBuilder) -> Vec<Node> {
+    let names: Vec<String> = (1..=n).map(|i| format!("node-{i}")).collect();
+    let nodes: Vec<Node> = names
+        .iter()
+        .map(|name| {
+            let loader = CountingLoader {
+                delay: Some(Duration::from_millis(100)),
+                ..CountingLoader::default()
+            };
+            let group = configure(
+                Group::builder("scores")
+                    .registry(&Registry::new())
+                    .getter(loader.clone()),
+            )
+            .build()
+            .expect("valid group");
+            Node {
+                name: name.clone(),
+                group,
+                loader,
+            }
+        })
+        .collect();
+    let mut ring = Ring::new(50);
+    ring.add(names.iter().cloned());
+    for node in &nodes {
+        let peers = nodes
+            .iter()
+            .map(|other| {
+                let peer: Arc<dyn PeerGetter> = Arc::new(LocalPeer {
+                    name: other.name.clone(),
+                    group: Arc::clone(&other.group),
+                });
+                (other.name.clone(), peer)
+            })
+            .collect();
+        let picker = RingPicker {
+            me: node.name.clone(),
+            ring: ring.clone(),
+            peers,
+        };
+        node.group
+            .register_peers(Arc::new(picker))
+            .expect("first registration");
+    }
+    nodes
+}
+
+/// A single group with its own registry and a counting loader.
+pub(crate) fn group(
+    configure: impl FnOnce(GroupBuilder) -> GroupBuilder,
+) -> (Arc<Group>, CountingLoader) {
+    let loader = CountingLoader::default();
+    let group = configure(
+        Group::builder("scores")
+            .registry(&Registry::new())
+            .getter(loader.clone()),
+    )
+    .build()
+    .expect("valid group");
+    (group, loader)
+}
+
+/// The accounting identity every group keeps: each get is a cache hit outside a flight or a
+/// load, and hits are split between the two caches.
+pub(crate) fn assert_stats_add_up(group: &Group) {
+    let s = group.stats();
+    assert_eq!(
+        s.gets,
+        s.main.hits + s.hot.hits + s.loads,
+        "gets = hits outside flights + loads: {s:?}"
+    );
+    assert!(s.cache_hits >= s.main.hits + s.hot.hits, "{s:?}");
+    assert!(s.loads_deduped <= s.loads + s.peer_errors, "{s:?}");
+    assert!(
+        s.local_loads + s.local_load_errors <= s.loads_deduped,
+        "{s:?}"
+    );
+    assert_eq!(s.main.bytes + s.hot.bytes, group.bytes(), "{s:?}");
+    if group.cache_bytes() > 0 {
+        assert!(group.bytes() <= group.cache_bytes(), "over budget: {s:?}");
+    }
+}
