@@ -1,0 +1,329 @@
+use std::fmt;
+use std::sync::Arc;
+
+use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::client::{connect, request};
+use crate::peers::PeerSet;
+use crate::task::BackgroundTask;
+use crate::{Config, Error};
+
+/// The live peer list of one cluster, kept current by watching etcd.
+///
+/// A background task reads every key under [`Config::nodes_prefix`], then watches the prefix
+/// from the read's revision + 1, so no change between the read and the watch is missed. Each
+/// time the set of peers changes it publishes the complete list, sorted, through a
+/// [`tokio::sync::watch`] channel: `None` until the first read, then `Some(list)`, this node
+/// included if it registered.
+///
+/// If etcd becomes unreachable, the last list stays in force (a node keeps serving with the
+/// ring it has) while the task reconnects with jittered exponential backoff. On reconnecting it
+/// reads the whole set again rather than resuming the old watch (the history it would resume
+/// from may have been compacted meanwhile, and a read is a single request), and publishes a
+/// list only if the set differs. Interruptions are logged at `warn`, the
+/// resumed watch at `info`.
+pub struct Membership {
+    peers: watch::Receiver<Option<Arc<[String]>>>,
+    connected: watch::Receiver<bool>,
+    task: BackgroundTask,
+}
+
+impl Membership {
+    /// Reads the current peer list, then watches for changes in the background. When this
+    /// returns `Ok`, [`current`](Membership::current) is `Some`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Etcd`] or [`Error::Timeout`] if the first read fails. Use
+    /// [`spawn`](Membership::spawn) to start without etcd and keep trying instead.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    pub async fn start(config: &Config) -> Result<Membership, Error> {
+        let (mut watcher, peers, connected) = Watcher::new(config);
+        let session = watcher.read().await?;
+        Ok(Membership::launch(watcher, Some(session), peers, connected))
+    }
+
+    /// Starts watching in the background and returns at once, whether or not etcd is
+    /// reachable; the first list arrives through [`subscribe`](Membership::subscribe) when the
+    /// first read succeeds.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    #[must_use]
+    pub fn spawn(config: &Config) -> Membership {
+        let (watcher, peers, connected) = Watcher::new(config);
+        Membership::launch(watcher, None, peers, connected)
+    }
+
+    fn launch(
+        watcher: Watcher,
+        session: Option<Session>,
+        peers: ListReceiver,
+        connected: watch::Receiver<bool>,
+    ) -> Membership {
+        Membership {
+            peers,
+            connected,
+            task: BackgroundTask::spawn(watcher.run(session)),
+        }
+    }
+
+    /// A receiver of peer lists: `None` until the first list, then each complete, sorted list
+    /// as the set changes.
+    ///
+    /// A new receiver counts a list that is already there as unseen, so a loop over
+    /// [`changed`](watch::Receiver::changed) starts with it. After
+    /// [`shutdown`](Membership::shutdown) or drop, `changed` returns an error; the last list
+    /// stays readable.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<[String]>>> {
+        self.peers.clone()
+    }
+
+    /// The latest peer list, or `None` if none has been read yet.
+    #[must_use]
+    pub fn current(&self) -> Option<Arc<[String]>> {
+        self.peers.borrow().clone()
+    }
+
+    /// Whether the watch is live. While it is not, the list is the last one known and may be
+    /// stale.
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// A receiver that follows [`is_connected`](Membership::is_connected). Useful for health
+    /// checks.
+    #[must_use]
+    pub fn subscribe_connected(&self) -> watch::Receiver<bool> {
+        self.connected.clone()
+    }
+
+    /// Stops watching. When this returns, the background task is gone.
+    pub async fn shutdown(self) {
+        self.task.stop().await;
+    }
+}
+
+impl fmt::Debug for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Membership")
+            .field("current", &self.current())
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receiving end of the peer-list channel.
+type ListReceiver = watch::Receiver<Option<Arc<[String]>>>;
+
+/// The background side of a [`Membership`].
+struct Watcher {
+    config: Config,
+    nodes_prefix: String,
+    set: PeerSet,
+    peers: watch::Sender<Option<Arc<[String]>>>,
+    connected: watch::Sender<bool>,
+}
+
+/// A successful read: the client that made it and the revision it saw.
+struct Session {
+    client: Client,
+    revision: i64,
+}
+
+/// Why a watch ended.
+enum Ended {
+    Failed(Error),
+    /// etcd cancelled the watch, e.g. because the revision to resume from was compacted.
+    Canceled {
+        reason: String,
+        compact_revision: i64,
+    },
+    Closed,
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Failed(error) => write!(f, "{error}"),
+            Ended::Canceled {
+                reason,
+                compact_revision,
+            } => write!(
+                f,
+                "etcd cancelled the watch ({reason:?}, compacted at revision {compact_revision})"
+            ),
+            Ended::Closed => f.write_str("etcd closed the watch stream"),
+        }
+    }
+}
+
+impl Watcher {
+    fn new(config: &Config) -> (Watcher, ListReceiver, watch::Receiver<bool>) {
+        let (peers, peers_rx) = watch::channel(None);
+        let (connected, connected_rx) = watch::channel(false);
+        let nodes_prefix = config.nodes_prefix();
+        let watcher = Watcher {
+            config: config.clone(),
+            set: PeerSet::new(nodes_prefix.clone()),
+            nodes_prefix,
+            peers,
+            connected,
+        };
+        (watcher, peers_rx, connected_rx)
+    }
+
+    /// Reconnects and re-watches for as long as the task runs.
+    async fn run(mut self, mut session: Option<Session>) {
+        let mut backoff = Backoff::new(self.config.backoff());
+        let mut failed_attempts: u64 = 0;
+        loop {
+            let ended = match session.take() {
+                Some(session) => self.watch(session, failed_attempts).await,
+                None => match self.read().await {
+                    Ok(session) => self.watch(session, failed_attempts).await,
+                    Err(error) => Ended::Failed(error),
+                },
+            };
+            if self.connected.send_replace(false) {
+                // The watch was live until now: a new outage (or a cancelled watch) begins.
+                warn!(
+                    cluster = self.config.cluster(),
+                    reason = %ended,
+                    "etcd watch interrupted; keeping the last peer list while reconnecting"
+                );
+                backoff.reset();
+                failed_attempts = 1;
+            } else {
+                failed_attempts += 1;
+                if failed_attempts == 1 {
+                    warn!(cluster = self.config.cluster(), error = %ended, "cannot reach etcd; retrying");
+                } else {
+                    debug!(
+                        cluster = self.config.cluster(),
+                        attempt = failed_attempts,
+                        error = %ended,
+                        "cannot reach etcd; retrying"
+                    );
+                }
+            }
+            tokio::time::sleep(backoff.next_pause()).await;
+        }
+    }
+
+    /// Reads the whole set with a fresh client and publishes it.
+    ///
+    /// A fresh client per read: after a failure we want a new connection attempt now, not
+    /// whatever state the old connection was left in; the backoff already limits how often
+    /// that happens.
+    async fn read(&mut self) -> Result<Session, Error> {
+        let mut client = connect(&self.config).await?;
+        let response = request(
+            "range read",
+            self.config.request_timeout(),
+            client.get(
+                self.nodes_prefix.as_str(),
+                Some(GetOptions::new().with_prefix()),
+            ),
+        )
+        .await?;
+        let Some(header) = response.header() else {
+            let source = etcd_client::Error::Internal("range response without header".into());
+            return Err(Error::Etcd {
+                operation: "range read",
+                source,
+            });
+        };
+        let revision = header.revision();
+        self.set.replace(response.kvs().iter().map(|kv| kv.key()));
+        self.publish();
+        Ok(Session { client, revision })
+    }
+
+    /// Watches from just after the session's revision, applying events until the watch ends.
+    async fn watch(&mut self, session: Session, failed_attempts: u64) -> Ended {
+        let Session {
+            mut client,
+            revision,
+        } = session;
+        // revision + 1, not "from now": a node that registered or left between the read and
+        // this call is an event in that range, so the watch replays it instead of missing it.
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
+        let mut stream = match request(
+            "watch",
+            self.config.request_timeout(),
+            client.watch(self.nodes_prefix.as_str(), Some(options)),
+        )
+        .await
+        {
+            Ok(stream) => stream,
+            Err(error) => return Ended::Failed(error),
+        };
+        self.connected.send_replace(true);
+        if failed_attempts > 0 {
+            info!(
+                cluster = self.config.cluster(),
+                revision,
+                attempts = failed_attempts,
+                "etcd watch resumed after re-reading the peer list"
+            );
+        } else {
+            debug!(
+                cluster = self.config.cluster(),
+                revision, "watching the peer list"
+            );
+        }
+        loop {
+            let response = match stream.message().await {
+                Ok(Some(response)) => response,
+                Ok(None) => return Ended::Closed,
+                Err(source) => {
+                    return Ended::Failed(Error::Etcd {
+                        operation: "watch",
+                        source,
+                    });
+                }
+            };
+            if response.canceled() {
+                return Ended::Canceled {
+                    reason: response.cancel_reason().to_string(),
+                    compact_revision: response.compact_revision(),
+                };
+            }
+            for event in response.events() {
+                let Some(kv) = event.kv() else { continue };
+                match event.event_type() {
+                    EventType::Put => self.set.put(kv.key()),
+                    EventType::Delete => self.set.delete(kv.key()),
+                }
+            }
+            // One publication per response: the events of one transaction arrive together,
+            // and peers should never see the half-applied set in between.
+            self.publish();
+        }
+    }
+
+    /// Publishes the set if it differs from the last published list.
+    fn publish(&self) {
+        let list = self.set.to_list();
+        self.peers.send_if_modified(|current| {
+            if current.as_deref() == Some(&*list) {
+                return false;
+            }
+            debug!(cluster = self.config.cluster(), peers = ?list, "peer list changed");
+            *current = Some(list);
+            true
+        });
+    }
+}

@@ -1,0 +1,166 @@
+//! etcd going away, coming back, and losing leases behind the nodes' backs.
+
+use std::time::Duration;
+
+use geecache_discovery_etcd::{Error, Membership, Registration};
+use tokio::time::Instant;
+
+use crate::etcd::Etcd;
+use crate::support::{
+    PATIENCE, TTL, config, current, sorted, stored_keys, url, wait_for_peers, wait_until,
+};
+
+#[tokio::test]
+async fn an_etcd_restart_keeps_the_last_list_then_everything_converges() {
+    let Some(mut etcd) = Etcd::start().await else {
+        return;
+    };
+    let config = config(&etcd, "restart");
+    let (a, b, c, d) = (url(9001), url(9002), url(9003), url(9004));
+    let mut registrations = Vec::new();
+    for url in [&a, &b, &c] {
+        registrations.push(Registration::start(&config, url).await.unwrap());
+    }
+    let memberships = [
+        Membership::start(&config).await.unwrap(),
+        Membership::spawn(&config),
+    ];
+    let before = sorted(&[&a, &b, &c]);
+    let mut lists = Vec::new();
+    for membership in &memberships {
+        wait_for_peers(membership, &before, PATIENCE).await;
+        let mut rx = membership.subscribe();
+        rx.borrow_and_update();
+        lists.push(rx);
+    }
+
+    etcd.stop();
+    // Wait until every task has noticed the outage...
+    for membership in &memberships {
+        let mut connected = membership.subscribe_connected();
+        wait_until(&mut connected, PATIENCE, "disconnected membership", |c| !c).await;
+    }
+    for registration in &registrations {
+        let mut lease = registration.subscribe_lease();
+        wait_until(&mut lease, PATIENCE, "lost registration", Option::is_none).await;
+    }
+    // ...then keep etcd down for longer than a lease's TTL, watching the lists all the while:
+    // the last list stays in force, and nothing is published. Here the timeout running out is
+    // the expected outcome; a publication ends the wait early and fails the test.
+    let quiet_until = Instant::now() + TTL + Duration::from_secs(1);
+    for rx in &mut lists {
+        let change = tokio::time::timeout_at(quiet_until, rx.changed()).await;
+        assert!(
+            change.is_err(),
+            "a list was published during the outage: {:?}",
+            *rx.borrow()
+        );
+    }
+    for membership in &memberships {
+        assert_eq!(current(membership), Some(before.clone()));
+        assert!(!membership.is_connected());
+    }
+    for registration in &registrations {
+        assert_eq!(registration.lease(), None, "registered while etcd is down");
+    }
+
+    // Same data dir, same ports.
+    etcd.launch().await;
+    for registration in &registrations {
+        let mut lease = registration.subscribe_lease();
+        wait_until(
+            &mut lease,
+            PATIENCE,
+            "restored registration",
+            Option::is_some,
+        )
+        .await;
+    }
+    for membership in &memberships {
+        let mut connected = membership.subscribe_connected();
+        wait_until(&mut connected, PATIENCE, "reconnected membership", |c| *c).await;
+        wait_for_peers(membership, &before, PATIENCE).await;
+    }
+
+    // The watches are live again: a join and a graceful leave both come through.
+    let newcomer = Registration::start(&config, &d).await.unwrap();
+    for membership in &memberships {
+        wait_for_peers(membership, &sorted(&[&a, &b, &c, &d]), PATIENCE).await;
+    }
+    registrations.remove(0).shutdown().await.unwrap();
+    for membership in &memberships {
+        wait_for_peers(membership, &sorted(&[&b, &c, &d]), PATIENCE).await;
+    }
+    newcomer.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_lease_is_replaced_by_a_new_registration() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let config = config(&etcd, "revoked");
+    let a = url(9001);
+    let registration = Registration::start(&config, &a).await.unwrap();
+    let membership = Membership::start(&config).await.unwrap();
+    assert_eq!(current(&membership), Some(vec![a.clone()]));
+    let old = registration.lease().expect("registered");
+
+    // Someone (an operator, a lease expiry during a long pause) removes the lease.
+    etcd.client().await.lease_revoke(old).await.unwrap();
+
+    let mut lease = registration.subscribe_lease();
+    wait_until(&mut lease, PATIENCE, "a new lease", |l| {
+        l.is_some_and(|l| l != old)
+    })
+    .await;
+    let new = registration.lease().expect("registered again");
+    wait_for_peers(&membership, &sorted(&[&a]), PATIENCE).await;
+    assert_eq!(
+        stored_keys(&etcd, &config).await,
+        [(config.node_key(&a), new)]
+    );
+    registration.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_etcd_start_fails_and_spawn_waits_for_it() {
+    let Some(mut etcd) = Etcd::prepare() else {
+        return;
+    };
+    // etcd is not running yet: its ports are chosen, nothing listens.
+    let config = config(&etcd, "late");
+    let a = url(9001);
+
+    let spawned = Membership::spawn(&config);
+    let error = Registration::start(&config, &a).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Timeout { .. } | Error::Etcd { .. }),
+        "{error}"
+    );
+    let error = Membership::start(&config).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Timeout { .. } | Error::Etcd { .. }),
+        "{error}"
+    );
+    // A bad URL is refused before anything is contacted.
+    let error = Registration::start(&config, "127.0.0.1:9001")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidUrl { .. }), "{error}");
+    assert_eq!(
+        current(&spawned),
+        None,
+        "no list can exist before etcd was ever read"
+    );
+    assert!(!spawned.is_connected());
+
+    etcd.launch().await;
+    let registration = Registration::start(&config, &a).await.unwrap();
+    wait_for_peers(&spawned, &sorted(&[&a]), PATIENCE).await;
+    assert!(spawned.is_connected());
+
+    registration.shutdown().await.unwrap();
+    wait_for_peers(&spawned, &[], PATIENCE).await;
+    spawned.shutdown().await;
+}
