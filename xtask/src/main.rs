@@ -66,11 +66,15 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    let tests = if has_nextest() {
+    let mut tests = if has_nextest() {
         cargo(&["nextest", "run", "--workspace", "--all-features"])
     } else {
         cargo(&["test", "--workspace", "--all-features", "--all-targets"])
     };
+    // The tools were just ensured, so a test that would skip for want of one must fail instead.
+    tests
+        .env("GEECACHE_REQUIRE_ETCD", "1")
+        .env("GEECACHE_REQUIRE_GO", "1");
     step("tests", tests)?;
     step(
         "doc tests",

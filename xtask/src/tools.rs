@@ -32,6 +32,12 @@ const TOOLS: &[Tool] = &[
         package: "protobuf-compiler",
     },
     Tool {
+        purpose: "protobuf's well-known types (descriptor.proto), for etcd-client's build script",
+        needed_by: "crates/discovery-etcd",
+        probe: Probe::Path("/usr/include/google/protobuf/descriptor.proto"),
+        package: "libprotobuf-dev",
+    },
+    Tool {
         purpose: "an etcd server, for the membership tests",
         needed_by: "crates/discovery-etcd",
         probe: Probe::Binary("etcd"),
