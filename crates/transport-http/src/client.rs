@@ -1,0 +1,351 @@
+//! The peer client: one pooled keep-alive HTTP client shared by every peer of a pool.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use geecache_byteview::ByteView;
+use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prost::Message;
+
+use crate::auth::Token;
+use crate::proto::GetResponse;
+use crate::{ERROR_HEADER, FANOUT_HEADER, PEER_HEADER, PROTOBUF, UNCONFIRMED_HEADER, path};
+
+/// How much of an error answer's body is read for its message. Error bodies are short plain
+/// text; a peer that sends more is not going to say anything useful in the rest.
+const ERROR_BODY_LIMIT: usize = 4096;
+/// How much of that message is kept in the error.
+const ERROR_MESSAGE_CHARS: usize = 200;
+
+/// What became of one request to a peer, as reported to a [`PeerObserver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerOutcome {
+    /// The peer answered with the value.
+    Ok,
+    /// The peer answered that the key does not exist.
+    NotFound,
+    /// The peer did not answer within the timeout.
+    Timeout,
+    /// The peer could not be reached, or the connection broke.
+    Unavailable,
+    /// The peer answered with an error status.
+    Status,
+    /// The peer's answer could not be decoded, or was too large.
+    Malformed,
+}
+
+impl PeerOutcome {
+    /// A short lower-case name, e.g. for a metrics label: `"ok"`, `"not_found"`, `"timeout"`,
+    /// `"unavailable"`, `"status"`, `"malformed"`.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PeerOutcome::Ok => "ok",
+            PeerOutcome::NotFound => "not_found",
+            PeerOutcome::Timeout => "timeout",
+            PeerOutcome::Unavailable => "unavailable",
+            PeerOutcome::Status => "status",
+            PeerOutcome::Malformed => "malformed",
+        }
+    }
+
+    fn of(result: &Result<Loaded, PeerError>) -> PeerOutcome {
+        match result {
+            Ok(_) => PeerOutcome::Ok,
+            Err(PeerError::NotFound) => PeerOutcome::NotFound,
+            Err(PeerError::Timeout(_)) => PeerOutcome::Timeout,
+            Err(PeerError::Unavailable(_)) => PeerOutcome::Unavailable,
+            Err(PeerError::Status { .. }) => PeerOutcome::Status,
+            Err(_) => PeerOutcome::Malformed,
+        }
+    }
+}
+
+impl fmt::Display for PeerOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Hears about every fetch from a peer: a hook for metrics.
+///
+/// Called once per fetch, on the task that made it, after the answer (or the failure) is in:
+/// keep it cheap and never block in it.
+pub trait PeerObserver: Send + Sync + 'static {
+    /// A fetch from `peer` (its base URL) ended with `outcome` after `elapsed`.
+    fn on_peer_request(&self, peer: &str, outcome: PeerOutcome, elapsed: Duration);
+}
+
+/// What every peer of a pool shares: the HTTP client and the request settings.
+pub(crate) struct Transport {
+    /// One client for all peers: its pool keeps idle keep-alive connections per host, so
+    /// sharing it costs nothing per peer and lets a replaced peer list reuse open connections.
+    client: Client<HttpConnector, Empty<Bytes>>,
+    timeout: Duration,
+    max_response_bytes: usize,
+    token: Option<Token>,
+    observer: Option<Arc<dyn PeerObserver>>,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        timeout: Duration,
+        max_response_bytes: usize,
+        token: Option<Token>,
+        observer: Option<Arc<dyn PeerObserver>>,
+    ) -> Transport {
+        let mut connector = HttpConnector::new();
+        // Requests are small and latency-bound; Nagle would hold the request line back.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Transport {
+            client,
+            timeout,
+            max_response_bytes,
+            token,
+            observer,
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// Which DELETE a node sends to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeleteMode {
+    /// "Drop your copy": the receiver removes the key locally and does nothing else.
+    Local,
+    /// "You own this key": the receiver removes it locally and tells every other peer to drop
+    /// its copy, but never forwards the request again.
+    Owner,
+}
+
+/// One peer, named by its base URL.
+pub(crate) struct HttpPeer {
+    url: String,
+    /// `url + base path`, so a request URL is one push of the encoded group and key.
+    prefix: String,
+    transport: Arc<Transport>,
+}
+
+impl HttpPeer {
+    pub(crate) fn new(url: String, base_path: &str, transport: Arc<Transport>) -> HttpPeer {
+        let prefix = format!("{url}{base_path}");
+        HttpPeer {
+            url,
+            prefix,
+            transport,
+        }
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn fetch(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
+        let started = Instant::now();
+        let result = self.fetch_unobserved(group, key).await;
+        if let Some(observer) = &self.transport.observer {
+            observer.on_peer_request(&self.url, PeerOutcome::of(&result), started.elapsed());
+        }
+        result
+    }
+
+    async fn fetch_unobserved(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
+        let request = self.request(Method::GET, group, key, DeleteMode::Local)?;
+        let (parts, body) = self
+            .exchange(request, self.transport.max_response_bytes)
+            .await?;
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // A 200 that is not protobuf is a proxy's page or a confused server, not a value.
+        // Checking the type matters because protobuf decoding accepts many byte strings: most
+        // garbage decodes as a message of unknown fields.
+        if !content_type
+            .get(..PROTOBUF.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(PROTOBUF))
+        {
+            return Err(PeerError::Malformed(format!(
+                "content type {content_type:?} is not {PROTOBUF}"
+            )));
+        }
+        let response =
+            GetResponse::decode(body).map_err(|e| PeerError::Malformed(e.to_string()))?;
+        let ttl = response.ttl_at(SystemTime::now());
+        let value = ByteView::from(response.value.unwrap_or_default());
+        Ok(Loaded::new(value).with_optional_ttl(ttl))
+    }
+
+    /// Sends a DELETE; returns the peers the receiver could not reach, if it fanned out.
+    pub(crate) async fn delete(
+        &self,
+        group: &str,
+        key: &str,
+        mode: DeleteMode,
+    ) -> Result<Vec<String>, PeerError> {
+        let request = self.request(Method::DELETE, group, key, mode)?;
+        let (parts, _) = self.exchange(request, ERROR_BODY_LIMIT).await?;
+        let unconfirmed = parts
+            .headers
+            .get(UNCONFIRMED_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(unconfirmed)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        group: &str,
+        key: &str,
+        mode: DeleteMode,
+    ) -> Result<Request<Empty<Bytes>>, PeerError> {
+        let url = path::peer_url(&self.prefix, group, key);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(url)
+            // Marks the request as coming from a peer: the receiver loads locally and never
+            // forwards it again, even if its ring says someone else owns the key.
+            .header(PEER_HEADER, "1");
+        if mode == DeleteMode::Owner {
+            builder = builder.header(FANOUT_HEADER, "1");
+        }
+        if let Some(token) = &self.transport.token {
+            builder = builder.header(AUTHORIZATION, token.header().clone());
+        }
+        // Group and key are percent-encoded and the prefix was validated, so the URL always
+        // parses; an error here would be a bug, reported rather than panicked on.
+        builder
+            .body(Empty::new())
+            .map_err(|e| PeerError::Malformed(format!("cannot build request: {e}")))
+    }
+
+    /// Sends `request` and reads the answer's body (at most `limit` bytes), all within the
+    /// timeout. A status other than 2xx is an error.
+    async fn exchange(
+        &self,
+        request: Request<Empty<Bytes>>,
+        limit: usize,
+    ) -> Result<(http::response::Parts, Bytes), PeerError> {
+        let timeout = self.transport.timeout;
+        let work = async {
+            let response = self
+                .transport
+                .client
+                .request(request)
+                .await
+                .map_err(|e| PeerError::Unavailable(Box::new(e)))?;
+            let (parts, body) = response.into_parts();
+            if !parts.status.is_success() {
+                let message = read_message(body).await;
+                return Err(status_error(&parts, message));
+            }
+            let announced = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(length) = announced.filter(|&n| n > limit as u64) {
+                // Refuse before reading a byte: the limit protects memory, and a peer that
+                // announces a gigabyte should not get to send it.
+                return Err(too_large(length, limit));
+            }
+            let body = Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<LengthLimitError>() {
+                        PeerError::Malformed(format!("response body over the {limit}-byte limit"))
+                    } else {
+                        PeerError::Unavailable(e)
+                    }
+                })?
+                .to_bytes();
+            Ok((parts, body))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(PeerError::Timeout(timeout)))
+    }
+}
+
+fn too_large(length: u64, limit: usize) -> PeerError {
+    PeerError::Malformed(format!(
+        "response of {length} bytes is over the {limit}-byte limit"
+    ))
+}
+
+/// The first bytes of an error answer's body, as text.
+async fn read_message(body: hyper::body::Incoming) -> String {
+    match Limited::new(body, ERROR_BODY_LIMIT).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            String::from_utf8_lossy(&bytes)
+                .trim()
+                .chars()
+                .take(ERROR_MESSAGE_CHARS)
+                .collect()
+        }
+        Err(_) => String::from("(error body unreadable or too long)"),
+    }
+}
+
+fn status_error(parts: &http::response::Parts, message: String) -> PeerError {
+    // Only our own "no such key" answer is "not found". Any other 404 (an unknown group, a
+    // wrong base path, a proxy's page, a Go node without the group) says nothing about the
+    // key, and must make the caller load it itself rather than answer "not found".
+    let not_found = parts.status == StatusCode::NOT_FOUND
+        && parts
+            .headers
+            .get(ERROR_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"not-found");
+    if not_found {
+        return PeerError::NotFound;
+    }
+    PeerError::Status {
+        status: parts.status.as_u16(),
+        message,
+    }
+}
+
+impl PeerGetter for HttpPeer {
+    fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        Box::pin(self.fetch(group, key))
+    }
+
+    fn name(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Debug for HttpPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpPeer").field("url", &self.url).finish()
+    }
+}

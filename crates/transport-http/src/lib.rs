@@ -1,0 +1,135 @@
+//! Nodes of a geecache cluster talk to each other over HTTP, with bodies in Go groupcache's
+//! protobuf format.
+//!
+//! This crate is the network around a [`geecache_group::Group`]: [`router`] answers peers,
+//! clients and operators; [`serve`] runs it with a graceful shutdown; [`HttpPool`] is the
+//! group's [`PeerPicker`](geecache_group::PeerPicker), which picks each key's owner on a
+//! consistent-hash ring of peer URLs and fetches from it with one pooled keep-alive client.
+//!
+//! A node in one process, serving on a loopback port:
+//!
+//! ```
+//! use geecache_group::{Group, LoadError, Loaded, Registry, getter_fn};
+//! use geecache_transport_http::{HttpPool, RouterConfig, router, serve};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let me = format!("http://{}", listener.local_addr()?);
+//!
+//! let registry = Registry::new(); // this node's groups
+//! let pool = HttpPool::builder(me.as_str()).build()?;
+//! pool.set_peers([me.as_str()])?; // a cluster of one; list every node's URL here
+//! Group::builder("scores")
+//!     .registry(&registry)
+//!     .peers(pool.clone())
+//!     .getter(getter_fn(|key: String| async move {
+//!         match key.as_str() {
+//!             "Tom" => Ok(Loaded::from("630")),
+//!             _ => Err(LoadError::NotFound),
+//!         }
+//!     }))
+//!     .build()?;
+//!
+//! let app = router(RouterConfig::new(registry).pool(pool));
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(serve(listener, app, async { stopped.await.unwrap_or(()) }));
+//!
+//! // Any HTTP client will do; a bare socket keeps the example free of one.
+//! let mut socket = tokio::net::TcpStream::connect(me.trim_start_matches("http://")).await?;
+//! socket.write_all(b"GET /api/scores/Tom HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").await?;
+//! let mut answer = String::new();
+//! socket.read_to_string(&mut answer).await?;
+//! assert!(answer.starts_with("HTTP/1.1 200 OK"));
+//! assert!(answer.ends_with("\r\n\r\n630"));
+//!
+//! let _ = stop.send(());
+//! server.await??; // returns once in-flight requests are done
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The routes
+//!
+//! - `GET {base}{group}/{key}`: the peer route, groupcache's. The answer is a protobuf
+//!   [`proto::GetResponse`]. `base` is `/_geecache/` by default; with `/_groupcache/` Go
+//!   groupcache nodes can fetch from this node and this node from them.
+//! - `DELETE {base}{group}/{key}`: removes the key; see [`HttpPool::remove`].
+//! - `GET /api/{group}/{key}`: the client route, the value's raw bytes. `DELETE` removes the key
+//!   everywhere.
+//! - `GET /healthz` and `GET /stats` (every group's counters, as JSON).
+//!
+//! The full protocol, status codes and headers included, is in `docs/wire-protocol.md`.
+//!
+//! # Loops, and how they are avoided
+//!
+//! A node asks the owner of a key on its ring. If two nodes' rings disagreed (during a change of
+//! membership, say), each could think the other owns a key and forward it back and forth. So a
+//! peer request carries [`PEER_HEADER`], and a node that receives one loads the key itself. Go
+//! groupcache nodes do not send the header, and are served the way groupcache serves them.
+//!
+//! # Failures
+//!
+//! A peer that refuses the connection, times out, answers with an error status or sends
+//! something that is not a `GetResponse` is a peer error: the group counts it and loads the key
+//! itself; the client sees a value. Only "not found" from the peer is an answer.
+//!
+//! # Security
+//!
+//! With [`RouterConfig::peer_token`], the peer and admin routes require
+//! `Authorization: Bearer <token>` (compared in constant time) and the pool sends it
+//! ([`PoolBuilder::peer_token`]). The token is not encryption: put TLS in front of nodes that
+//! talk across an untrusted network.
+#![deny(missing_docs)]
+
+mod auth;
+mod client;
+mod error;
+pub mod path;
+mod pool;
+pub mod proto;
+mod router;
+mod serve;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{PeerObserver, PeerOutcome};
+pub use error::Error;
+pub use pool::{HttpPool, PoolBuilder, Removal};
+pub use router::{RouterConfig, router, try_router};
+pub use serve::serve;
+
+/// Marks a request from a geecache peer (value `1`): the receiver loads the key itself and
+/// never forwards the request again.
+pub const PEER_HEADER: &str = "x-geecache-peer";
+
+/// On a peer-marked `DELETE` (value `1`): "you own this key; remove it and tell every other
+/// node to drop its copy". A receiver never forwards such a request.
+pub const FANOUT_HEADER: &str = "x-geecache-fanout";
+
+/// On an error answer: the kind of error, for programs (`not-found`, `unknown-group`,
+/// `bad-path`, `key-too-long`, `unauthorized`, `load-failed`, `shutting-down`, `no-route`,
+/// `internal`). The body says the same for people.
+pub const ERROR_HEADER: &str = "x-geecache-error";
+
+/// On a value: where this node found it (`main`, `hot`, `peer` or `loader`).
+pub const SOURCE_HEADER: &str = "x-geecache-source";
+
+/// On a removal's answer: the peers that did not confirm they dropped the key, comma-separated.
+pub const UNCONFIRMED_HEADER: &str = "x-geecache-unconfirmed";
+
+/// The default base path of the peer route.
+pub const DEFAULT_BASE_PATH: &str = "/_geecache/";
+
+/// The base path Go groupcache uses.
+pub const GROUPCACHE_BASE_PATH: &str = "/_groupcache/";
+
+/// The content type of protobuf bodies, as groupcache sends it.
+pub(crate) const PROTOBUF: &str = "application/x-protobuf";
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

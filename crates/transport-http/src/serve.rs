@@ -1,0 +1,206 @@
+//! Serving a router on a listener, with a graceful shutdown that drains in-flight requests.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tower::Service;
+
+use crate::router::Failure;
+
+/// How long a client may take to send a request's headers. Bounds what a slow or idle client
+/// can hold: a connection that sends nothing is closed after this long.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully.
+///
+/// On shutdown it stops accepting connections, answers `503 Service Unavailable` (with
+/// `Connection: close`) to every request that still arrives on an open connection, waits for
+/// the requests already being handled to finish, then closes the connections and returns.
+/// There is no deadline of its own: to bound the drain, wrap the call in
+/// [`tokio::time::timeout`]; dropping the future closes every connection at once.
+///
+/// Bind the listener to `127.0.0.1:0` to run a node inside a test.
+///
+/// # Errors
+///
+/// None so far: errors accepting a connection are logged and retried, errors on a connection
+/// end that connection only. The `Result` leaves room for errors that must stop the server.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let drain = Arc::new(Drain::default());
+    let (close, closing) = watch::channel(false);
+    // The connections live in a `JoinSet`, not in detached tasks: if this future is dropped,
+    // every connection is aborted with it instead of outliving the server.
+    let mut connections = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, app.clone(), Arc::clone(&drain), closing.clone()));
+                }
+                Err(error) => accept_failed(&error).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Refuse new connections right away: a load balancer moves on to another node.
+    drop(listener);
+    drain.begin();
+    tracing::info!(
+        in_flight = drain.in_flight(),
+        "shutting down; draining in-flight requests"
+    );
+    drain.until_idle().await;
+    // Idle keep-alive connections close now; busy ones after their current response.
+    let _ = close.send(true);
+    while connections.join_next().await.is_some() {}
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Errors from `accept` are about one connection (reset before accept) or a shortage of
+/// resources (out of file descriptors); neither should stop the server. The pause on the
+/// second kind keeps a full descriptor table from turning the loop into a busy spin.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    ) {
+        return;
+    }
+    tracing::warn!(%error, "accept failed; pausing before the next attempt");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    drain: Arc<Drain>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request: Request<Incoming>| {
+        let mut app = app.clone();
+        let drain = Arc::clone(&drain);
+        async move {
+            let Some(_guard) = drain.enter() else {
+                return Ok::<_, Infallible>(shutting_down());
+            };
+            // The router is always ready (axum documents it), so `call` without `poll_ready`
+            // is sound; its error type is `Infallible`.
+            app.call(request).await
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        }
+        // The guard `wait_for` returns is dropped inside the block: it must not live across
+        // the awaits below.
+        () = async { let _ = closing.wait_for(|closed| *closed).await; } => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, "connection ended with an error while closing");
+            }
+        }
+    }
+}
+
+fn shutting_down() -> Response<Body> {
+    let mut response = Failure::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting-down",
+        "server is shutting down",
+    )
+    .into_response();
+    // Tells the client not to send anything more on this connection, and hyper to close it
+    // after this response.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Counts requests in flight, and refuses new ones once shutdown has begun.
+#[derive(Default)]
+struct Drain {
+    shutting_down: AtomicBool,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+impl Drain {
+    /// Admits a request, or `None` when shutting down.
+    ///
+    /// The count goes up *before* the flag is read, and `begin` sets the flag before it reads
+    /// the count (both `SeqCst`): so either the request sees the flag and is refused, or the
+    /// drain sees the request and waits for it. No request slips between the two.
+    fn enter(self: &Arc<Self>) -> Option<InFlight> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight(Arc::clone(self));
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return None; // dropping the guard takes the count back down
+        }
+        Some(guard)
+    }
+
+    fn begin(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    async fn until_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            let mut idle = pin!(idle);
+            // Registered before the check, so a request that finishes in between still wakes us.
+            idle.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// One admitted request; dropping it (when the handler finishes or is cancelled) counts it out.
+struct InFlight(Arc<Drain>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Unit tests of the codecs and validators; the routes and the pool are tested end to end in
+//! `tests/integration`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use proptest::prelude::*;
+use prost::Message;
+
+use crate::auth::{Token, constant_time_eq};
+use crate::error::{Error, validate_base_path, validate_peer_url};
+use crate::path::{self, Decoding, PathError};
+use crate::proto::{GetRequest, GetResponse};
+
+/// Go's `url.QueryEscape`, as a model of what a Go groupcache client sends.
+fn go_query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn decode_form(raw: &str) -> Result<String, PathError> {
+    path::decode(raw.as_bytes(), Decoding::Form).map(|c| c.into_owned())
+}
+
+#[test]
+fn encode_escapes_everything_but_unreserved() {
+    assert_eq!(path::encode("Tom").to_string(), "Tom");
+    assert_eq!(path::encode("a-b_c.d~e").to_string(), "a-b_c.d~e");
+    assert_eq!(path::encode("a b").to_string(), "a%20b");
+    assert_eq!(path::encode("a/b+c%d").to_string(), "a%2Fb%2Bc%25d");
+    assert_eq!(path::encode("ключ").to_string(), "%D0%BA%D0%BB%D1%8E%D1%87");
+}
+
+#[test]
+fn form_decoding_reads_plus_as_space_and_percent_as_a_byte() {
+    assert_eq!(decode_form("a+b").unwrap(), "a b");
+    assert_eq!(decode_form("a%2Bb").unwrap(), "a+b");
+    assert_eq!(decode_form("a%2fb%2F").unwrap(), "a/b/");
+    assert_eq!(decode_form("%F0%9F%99%82").unwrap(), "🙂");
+    assert_eq!(
+        path::decode(b"a+b", Decoding::Percent).unwrap(),
+        "a+b",
+        "plain percent decoding keeps the plus"
+    );
+}
+
+#[test]
+fn decoding_borrows_when_there_is_nothing_to_decode() {
+    assert!(matches!(
+        path::decode(b"plain-key", Decoding::Form).unwrap(),
+        std::borrow::Cow::Borrowed("plain-key")
+    ));
+}
+
+#[test]
+fn malformed_escapes_and_invalid_utf8_are_errors() {
+    assert_eq!(decode_form("%"), Err(PathError::BadEscape { at: 0 }));
+    assert_eq!(decode_form("ab%4"), Err(PathError::BadEscape { at: 2 }));
+    assert_eq!(decode_form("a%zzb"), Err(PathError::BadEscape { at: 1 }));
+    assert_eq!(decode_form("%FF"), Err(PathError::InvalidUtf8));
+    assert_eq!(
+        path::decode(&[b'a', 0xC3], Decoding::Form),
+        Err(PathError::InvalidUtf8)
+    );
+}
+
+#[test]
+fn split_takes_the_first_slash_and_keeps_the_rest_raw() {
+    let base = "/_geecache/";
+    assert_eq!(path::split("/_geecache/g/k", base), Ok(("g", "k")));
+    assert_eq!(path::split("/_geecache/g/a//b", base), Ok(("g", "a//b")));
+    assert_eq!(path::split("/_geecache/g//k", base), Ok(("g", "/k")));
+    assert_eq!(
+        path::split("/_geecache/g/../../x", base),
+        Ok(("g", "../../x"))
+    );
+    assert_eq!(path::split("/_geecache/g/./k/.", base), Ok(("g", "./k/.")));
+    assert_eq!(path::split("/_geecache/g/", base), Ok(("g", "")));
+    assert_eq!(
+        path::split("/_geecache/g", base),
+        Err(PathError::MissingKey)
+    );
+    assert_eq!(
+        path::split("/_geecache//k", base),
+        Err(PathError::EmptyGroup)
+    );
+    assert!(matches!(
+        path::split("/other/g/k", base),
+        Err(PathError::MissingBase { .. })
+    ));
+}
+
+#[test]
+fn peer_url_joins_prefix_group_and_key() {
+    assert_eq!(
+        path::peer_url("http://h:1/_geecache/", "scores", "a b/c"),
+        "http://h:1/_geecache/scores/a%20b%2Fc"
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_key_survives_our_encoding(group in "[^/]{1,12}", key in any::<String>()) {
+        let encoded = path::peer_url("/_geecache/", &group, &key);
+        let (raw_group, raw_key) = path::split(&encoded, "/_geecache/").unwrap();
+        prop_assert_eq!(decode_form(raw_group).unwrap(), group.clone());
+        prop_assert_eq!(decode_form(raw_key).unwrap(), key.clone());
+        prop_assert_eq!(path::decode(raw_key.as_bytes(), Decoding::Percent).unwrap(), key);
+    }
+
+    #[test]
+    fn keys_with_the_awkward_characters_survive(
+        key in proptest::collection::vec(prop_oneof![
+            Just("/".to_owned()), Just("+".to_owned()), Just("%".to_owned()),
+            Just(" ".to_owned()), Just("..".to_owned()), Just(".".to_owned()),
+            Just("%2F".to_owned()), Just("ü".to_owned()), Just("🙂".to_owned()),
+            "[a-z]{1,3}",
+        ], 1..12).prop_map(|parts| parts.concat())
+    ) {
+        let encoded = path::peer_url("/_groupcache/", "g", &key);
+        let (_, raw_key) = path::split(&encoded, "/_groupcache/").unwrap();
+        prop_assert_eq!(decode_form(raw_key).unwrap(), key);
+    }
+
+    #[test]
+    fn what_a_go_client_sends_decodes_to_the_key(key in any::<String>()) {
+        prop_assert_eq!(decode_form(&go_query_escape(&key)).unwrap(), key);
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+        for decoding in [Decoding::Form, Decoding::Percent] {
+            if let Ok(decoded) = path::decode(&raw, decoding) {
+                // Whatever decodes re-encodes to something that decodes to the same string.
+                let again = path::encode(&decoded).to_string();
+                prop_assert_eq!(decode_form(&again).unwrap(), decoded.into_owned());
+            }
+        }
+    }
+
+    #[test]
+    fn splitting_arbitrary_paths_never_panics(p in any::<String>()) {
+        if let Ok((group, key)) = path::split(&p, "/_geecache/") {
+            prop_assert!(!group.is_empty());
+            prop_assert!(!group.contains('/'));
+            prop_assert_eq!(format!("/_geecache/{group}/{key}"), p);
+        }
+    }
+}
+
+#[test]
+fn get_response_bytes_match_the_proto2_schema() {
+    // The bytes protoc-generated code (Go's included) writes for these fields:
+    // field 1, length-delimited: 0x0a len bytes; field 2, fixed64: 0x11 8 bytes;
+    // field 3, varint: 0x18 varint.
+    let message = GetResponse {
+        value: Some("630".into()),
+        minute_qps: Some(1.5),
+        expire: Some(300),
+    };
+    let mut expected = vec![0x0a, 3, b'6', b'3', b'0', 0x11];
+    expected.extend_from_slice(&1.5f64.to_le_bytes());
+    expected.extend_from_slice(&[0x18, 0xac, 0x02]);
+    assert_eq!(message.encode_to_vec(), expected);
+    assert_eq!(GetResponse::decode(&expected[..]).unwrap(), message);
+}
+
+#[test]
+fn a_go_response_has_only_a_value_and_decodes_without_expiry() {
+    let go_bytes = [0x0a, 2, b'o', b'k'];
+    let decoded = GetResponse::decode(&go_bytes[..]).unwrap();
+    assert_eq!(decoded.value.as_deref(), Some(&b"ok"[..]));
+    assert_eq!(decoded.ttl_at(SystemTime::now()), None);
+}
+
+#[test]
+fn unknown_fields_are_skipped() {
+    // A future field 9 (varint 7) after the value: older readers must ignore it.
+    let bytes = [0x0a, 1, b'v', 0x48, 7];
+    let decoded = GetResponse::decode(&bytes[..]).unwrap();
+    assert_eq!(decoded.value.as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn truncated_messages_are_errors() {
+    assert!(GetResponse::decode(&[0x0a, 5, b'a'][..]).is_err());
+    assert!(GetResponse::decode(&[0x18][..]).is_err());
+}
+
+#[test]
+fn get_request_round_trips() {
+    let request = GetRequest {
+        group: "scores".into(),
+        key: "Tom".into(),
+    };
+    let bytes = request.encode_to_vec();
+    assert_eq!(bytes, b"\x0a\x06scores\x12\x03Tom");
+    assert_eq!(GetRequest::decode(&bytes[..]).unwrap(), request);
+}
+
+#[test]
+fn expiry_travels_as_unix_nanos_and_comes_back_as_remaining_ttl() {
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let message = GetResponse::with_ttl("v", Some(Duration::from_secs(30)), now);
+    assert_eq!(message.expire, Some(1_700_000_030 * 1_000_000_000));
+    // Read 10 s later, 20 s are left.
+    let later = now + Duration::from_secs(10);
+    assert_eq!(message.ttl_at(later), Some(Duration::from_secs(20)));
+    // Read after the deadline: zero, served but not cached.
+    assert_eq!(
+        message.ttl_at(now + Duration::from_secs(31)),
+        Some(Duration::ZERO)
+    );
+    // No ttl: no expire field at all, so Go nodes see exactly groupcache's message.
+    let forever = GetResponse::with_ttl("v", None, now);
+    assert_eq!(forever.expire, None);
+    assert_eq!(forever.encode_to_vec(), b"\x0a\x01v");
+}
+
+#[test]
+fn odd_expiry_values_are_handled() {
+    let now = SystemTime::now();
+    let at = |expire| GetResponse {
+        value: None,
+        minute_qps: None,
+        expire: Some(expire),
+    };
+    assert_eq!(at(0).ttl_at(now), None, "0 means no expiry");
+    assert_eq!(at(-5).ttl_at(now), Some(Duration::ZERO));
+    assert_eq!(at(1).ttl_at(now), Some(Duration::ZERO));
+    assert!(
+        at(i64::MAX)
+            .ttl_at(now)
+            .is_some_and(|ttl| ttl > Duration::from_secs(1 << 30))
+    );
+    // A huge ttl saturates instead of wrapping into the past.
+    let huge = GetResponse::with_ttl("v", Some(Duration::MAX), now);
+    assert_eq!(huge.expire, Some(i64::MAX));
+    // A zero ttl is a deadline of now: already expired when read.
+    let zero = GetResponse::with_ttl("v", Some(Duration::ZERO), now);
+    assert_eq!(zero.ttl_at(now), Some(Duration::ZERO));
+}
+
+#[test]
+fn constant_time_eq_compares_bytes() {
+    assert!(constant_time_eq(b"secret", b"secret"));
+    assert!(!constant_time_eq(b"secret", b"secreT"));
+    assert!(!constant_time_eq(b"secret", b"secret1"));
+    assert!(constant_time_eq(b"", b""));
+}
+
+#[test]
+fn tokens_admit_only_the_exact_bearer_header() {
+    let token = Token::new("s3cr3t").unwrap();
+    let with = |value: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value.parse().unwrap());
+        headers
+    };
+    assert!(token.admits(&with("Bearer s3cr3t")));
+    assert!(!token.admits(&with("Bearer s3cr3")));
+    assert!(!token.admits(&with("Bearer s3cr3t ")));
+    assert!(!token.admits(&with("Basic s3cr3t")));
+    assert!(!token.admits(&with("s3cr3t")));
+    assert!(!token.admits(&HeaderMap::new()));
+    assert!(token.header().is_sensitive());
+    assert_eq!(format!("{token:?}"), "Token(<redacted>)");
+
+    assert_eq!(Token::new("").unwrap_err(), Error::InvalidToken("empty"));
+    assert!(Token::new("has space").is_err());
+    assert!(Token::new("new\nline").is_err());
+}
+
+#[test]
+fn peer_urls_are_validated_not_normalised() {
+    for ok in [
+        "http://127.0.0.1:8001",
+        "http://node-a:80",
+        "http://[::1]:9000",
+        "http://cache",
+    ] {
+        assert_eq!(validate_peer_url(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "127.0.0.1:8001",
+        "https://a:1",
+        "http://",
+        "http://a:1/",
+        "http://a:1/x",
+        "http://a:1?q",
+        "http://u:p@a:1",
+        "http://a,b:1",
+        "http://a b",
+        "http://a:notaport",
+        "ftp://a",
+    ] {
+        assert!(
+            matches!(validate_peer_url(bad), Err(Error::InvalidUrl { .. })),
+            "{bad} should be rejected"
+        );
+    }
+}
+
+#[test]
+fn base_paths_are_validated() {
+    for ok in ["/_geecache/", "/_groupcache/", "/a/b/"] {
+        assert_eq!(validate_base_path(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        "/",
+        "_geecache/",
+        "/_geecache",
+        "/a//b/",
+        "/api/",
+        "/{x}/",
+        "/a b/",
+        "/../",
+        "/a/./",
+    ] {
+        assert!(
+            matches!(validate_base_path(bad), Err(Error::InvalidBasePath { .. })),
+            "{bad:?} should be rejected"
+        );
+    }
+}

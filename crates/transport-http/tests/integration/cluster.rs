@@ -1,0 +1,306 @@
+//! Three real nodes on loopback: ownership, single loads, removal, crashes, membership changes.
+
+use std::collections::BTreeSet;
+
+use futures_util::future::join_all;
+use geecache_transport_http::PEER_HEADER;
+use http::{Method, StatusCode};
+
+use crate::support::{Cluster, Options, get, send, value_of};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_is_loaded_once_cluster_wide_by_its_owner() {
+    let cluster = Cluster::start(Options::default()).await;
+    let keys: Vec<String> = (0..24).map(|i| format!("k{i}")).collect();
+
+    // Every key asked of every node, three times, all at once.
+    let requests = keys.iter().flat_map(|key| {
+        cluster.nodes.iter().flat_map(move |node| {
+            (0..3).map(move |_| async move { (key.clone(), get(&node.api(key)).await) })
+        })
+    });
+    for (key, answer) in join_all(requests).await {
+        assert_eq!(answer.status, StatusCode::OK, "{key}: {}", answer.text());
+        assert_eq!(answer.text(), value_of(&key, 0));
+    }
+
+    let mut owners = BTreeSet::new();
+    for key in &keys {
+        let owner = cluster.owner(key);
+        owners.insert(owner);
+        assert_eq!(
+            cluster.world.loads_of(key),
+            vec![cluster.nodes[owner].url.clone()],
+            "{key} must be loaded exactly once, by its owner"
+        );
+    }
+    assert!(
+        owners.len() > 1,
+        "24 keys should spread over more than one node"
+    );
+    for node in &cluster.nodes {
+        let stats = node.group.stats();
+        assert_eq!(stats.peer_errors, 0);
+        assert_eq!(stats.gets, 72 + stats.server_requests);
+    }
+}
+
+#[tokio::test]
+async fn values_come_from_the_owner_and_hot_copies_are_kept() {
+    let cluster = Cluster::start(Options {
+        hot_admission: 1,
+        ..Options::default()
+    })
+    .await;
+    let owner = 1;
+    let key = cluster.key_owned_by(owner, "k");
+    let other = 0;
+
+    let first = get(&cluster.nodes[other].api(&key)).await;
+    assert_eq!(first.text(), value_of(&key, 0));
+    assert_eq!(first.header("x-geecache-source"), Some("peer"));
+    let second = get(&cluster.nodes[other].api(&key)).await;
+    assert_eq!(second.header("x-geecache-source"), Some("hot"));
+    let at_owner = get(&cluster.nodes[owner].api(&key)).await;
+    assert_eq!(at_owner.header("x-geecache-source"), Some("main"));
+
+    assert_eq!(cluster.nodes[other].group.stats().peer_loads, 1);
+    assert_eq!(cluster.nodes[owner].group.stats().server_requests, 1);
+    assert_eq!(
+        cluster.world.loads_of(&key),
+        vec![cluster.nodes[owner].url.clone()]
+    );
+}
+
+#[tokio::test]
+async fn a_marked_peer_request_is_loaded_where_it_lands_and_an_unmarked_one_is_forwarded() {
+    let cluster = Cluster::start(Options::default()).await;
+    let key = cluster.key_owned_by(2, "k");
+    let lander = &cluster.nodes[0];
+
+    // Marked: node 0 loads it itself even though node 2 owns it (no second hop, no loop).
+    let marked = send(Method::GET, &lander.peer_route(&key), &[(PEER_HEADER, "1")]).await;
+    assert_eq!(marked.status, StatusCode::OK);
+    assert_eq!(marked.header("x-geecache-source"), Some("loader"));
+    assert_eq!(cluster.world.loads_of(&key), vec![lander.url.clone()]);
+
+    // Unmarked, as a Go groupcache node sends it: served as groupcache would, via the owner.
+    let other = cluster.key_owned_by(2, "other");
+    let unmarked = get(&lander.peer_route(&other)).await;
+    assert_eq!(unmarked.status, StatusCode::OK);
+    assert_eq!(unmarked.header("x-geecache-source"), Some("peer"));
+    assert_eq!(
+        cluster.world.loads_of(&other),
+        vec![cluster.nodes[2].url.clone()]
+    );
+}
+
+fn cached_items(cluster: &Cluster) -> Vec<(usize, usize)> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let s = n.group.stats();
+            (s.main.items, s.hot.items)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn remove_clears_the_owner_and_every_hot_copy() {
+    let cluster = Cluster::start(Options {
+        hot_admission: 1,
+        ..Options::default()
+    })
+    .await;
+    let owner = 2;
+    let key = cluster.key_owned_by(owner, "k");
+    for node in &cluster.nodes {
+        assert_eq!(get(&node.api(&key)).await.text(), value_of(&key, 0));
+    }
+    assert_eq!(cached_items(&cluster), vec![(0, 1), (0, 1), (1, 0)]);
+
+    // The source changes; a client removes the key through a node that does not own it.
+    let generation = cluster.world.bump();
+    let removed = send(Method::DELETE, &cluster.nodes[0].api(&key), &[]).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text());
+    assert_eq!(cached_items(&cluster), vec![(0, 0); 3]);
+    for node in &cluster.nodes {
+        assert_eq!(
+            get(&node.api(&key)).await.text(),
+            value_of(&key, generation)
+        );
+    }
+
+    // The same through the library call, made on the owner.
+    let generation = cluster.world.bump();
+    let removal = cluster.nodes[owner]
+        .pool
+        .remove(&cluster.nodes[owner].group, &key)
+        .await;
+    assert!(removal.is_complete(), "{removal:?}");
+    assert!(removal.cached_here);
+    assert_eq!(cached_items(&cluster), vec![(0, 0); 3]);
+    for node in &cluster.nodes {
+        assert_eq!(
+            get(&node.api(&key)).await.text(),
+            value_of(&key, generation)
+        );
+    }
+
+    // And with DELETE on the peer route from an operator, at the third node.
+    cluster.world.bump();
+    let removed = send(Method::DELETE, &cluster.nodes[1].peer_route(&key), &[]).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    assert_eq!(cached_items(&cluster), vec![(0, 0); 3]);
+}
+
+#[tokio::test]
+async fn a_peer_marked_delete_only_drops_the_local_copy() {
+    let cluster = Cluster::start(Options {
+        hot_admission: 1,
+        ..Options::default()
+    })
+    .await;
+    let key = cluster.key_owned_by(2, "k");
+    for node in &cluster.nodes {
+        get(&node.api(&key)).await;
+    }
+    let removed = send(
+        Method::DELETE,
+        &cluster.nodes[0].peer_route(&key),
+        &[(PEER_HEADER, "1")],
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    assert_eq!(cached_items(&cluster), vec![(0, 0), (0, 1), (1, 0)]);
+}
+
+#[tokio::test]
+async fn removal_reports_a_peer_that_is_down() {
+    let mut cluster = Cluster::start(Options::default()).await;
+    let key = cluster.key_owned_by(0, "k");
+    get(&cluster.nodes[0].api(&key)).await;
+    let dead = cluster.nodes[1].url.clone();
+    cluster.nodes[1].stop().await;
+
+    let removed = send(Method::DELETE, &cluster.nodes[0].api(&key), &[]).await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(
+        removed.header("x-geecache-unconfirmed"),
+        Some(dead.as_str())
+    );
+    assert_eq!(cluster.nodes[0].group.stats().main.items, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_load_leaves_no_client_visible_error() {
+    let mut cluster = Cluster::start(Options {
+        gated: vec![2],
+        ..Options::default()
+    })
+    .await;
+    let key = cluster.key_owned_by(2, "slow");
+    let mut gate = cluster.gates[2].take().expect("node 2 is gated");
+
+    let urls: Vec<String> = (0..2).map(|i| cluster.nodes[i].api(&key)).collect();
+    let requests = tokio::spawn(async move { join_all(urls.iter().map(|u| get(u))).await });
+
+    // The owner has started loading: at least one peer request is inside it. Now it dies.
+    assert_eq!(gate.next_entered().await, key);
+    cluster.nodes[2].kill();
+
+    let answers = tokio::time::timeout(crate::support::PATIENT, requests)
+        .await
+        .expect("requests finish")
+        .expect("no panic");
+    for answer in answers {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.text(), value_of(&key, 0));
+    }
+    let errors: u64 = (0..2)
+        .map(|i| cluster.nodes[i].group.stats().peer_errors)
+        .sum();
+    assert!(errors >= 1, "the failed peer fetch is counted");
+    let loaders: BTreeSet<String> = cluster.world.loads_of(&key).into_iter().collect();
+    assert!(loaders.contains(&cluster.nodes[0].url) || loaders.contains(&cluster.nodes[1].url));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_peers_while_requests_are_in_flight() {
+    let mut cluster = Cluster::start(Options {
+        gated: vec![1],
+        ..Options::default()
+    })
+    .await;
+    let mut gate = cluster.gates[1].take().expect("node 1 is gated");
+    let slow = cluster.key_owned_by(1, "slow");
+    let later = cluster.key_owned_by(1, "later");
+    let node0 = &cluster.nodes[0];
+
+    // A request from node 0 is inside node 1's loader...
+    let url = node0.api(&slow);
+    let in_flight = tokio::spawn(async move { get(&url).await });
+    assert_eq!(gate.next_entered().await, slow);
+
+    // ...when node 0 drops node 1 from its ring, and churns its membership some more while
+    // other requests go on.
+    let all: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    let without_1 = vec![all[0].clone(), all[2].clone()];
+    let churn = {
+        let pool = node0.pool.clone();
+        let (all, without_1) = (all.clone(), without_1.clone());
+        async move {
+            for round in 0..50 {
+                let members = match round % 3 {
+                    0 => without_1.clone(),
+                    1 => all.clone(),
+                    _ => vec![all[0].clone()],
+                };
+                pool.set_peers(&members).expect("valid peers");
+                tokio::task::yield_now().await;
+            }
+            pool.set_peers(&without_1).expect("valid peers");
+        }
+    };
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    let gets = join_all(keys.iter().map(|k| {
+        let url = node0.api(k);
+        async move { (k.clone(), get(&url).await) }
+    }));
+    let ((), answers) = tokio::join!(churn, gets);
+    for (key, answer) in answers {
+        assert_eq!(answer.status, StatusCode::OK, "{key}");
+        assert_eq!(answer.text(), value_of(&key, 0));
+    }
+
+    // The request that picked node 1 before the change finishes with node 1.
+    gate.release(1);
+    let answer = tokio::time::timeout(crate::support::PATIENT, in_flight)
+        .await
+        .expect("finishes")
+        .expect("no panic");
+    assert_eq!(answer.text(), value_of(&slow, 0));
+    assert_eq!(
+        cluster.world.loads_of(&slow),
+        vec![cluster.nodes[1].url.clone()]
+    );
+
+    // Afterwards node 0 never asks node 1, even for a key node 1 owned.
+    let mut expected = without_1;
+    expected.sort();
+    assert_eq!(node0.pool.peers(), expected);
+    assert_ne!(
+        node0.pool.owner_of(&later).as_deref(),
+        Some(all[1].as_str())
+    );
+    let answer = get(&node0.api(&later)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        !cluster
+            .world
+            .loads_of(&later)
+            .contains(&cluster.nodes[1].url)
+    );
+    assert_eq!(node0.group.stats().peer_errors, 0);
+}

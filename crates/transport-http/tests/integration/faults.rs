@@ -1,0 +1,291 @@
+//! A peer replaced by a fake that misbehaves: every failure falls back to a local load, is
+//! counted, and never reaches the client.
+
+use std::time::Duration;
+
+use axum::Router;
+use geecache_transport_http::{PeerOutcome, serve};
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use crate::support::{Cluster, Options, get, loopback, value_of};
+
+/// How a fake peer answers.
+#[derive(Clone, Copy, Debug)]
+enum Fake {
+    /// Bytes that are not HTTP at all.
+    NotHttp,
+    /// 200 with a protobuf content type and a body that is not a message.
+    BadProtobuf,
+    /// 200 with an HTML page.
+    WrongContentType,
+    /// 200 announcing a gigabyte.
+    HugeAnnounced,
+    /// 200, chunked, streaming more than the limit.
+    HugeStreamed,
+    /// Reads the request and never answers.
+    Hang,
+    /// Closes the connection right after reading the request.
+    HangUp,
+    /// A 404 without geecache's error kind (a proxy, or a node without the group).
+    Foreign404,
+}
+
+const HEAD_LIMIT: usize = 64 << 10;
+
+async fn read_head(socket: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < HEAD_LIMIT {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn answer(mut socket: TcpStream, fake: Fake) {
+    read_head(&mut socket).await;
+    let canned: &[u8] = match fake {
+        Fake::NotHttp => b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+        Fake::BadProtobuf => {
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 3\r\n\r\n\x0a\x09a"
+        }
+        Fake::WrongContentType => {
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 13\r\n\r\n<html></html>"
+        }
+        Fake::HugeAnnounced => {
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 1073741824\r\n\r\n\x0a"
+        }
+        Fake::Foreign404 => {
+            b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 9\r\n\r\nnot here\n"
+        }
+        Fake::HugeStreamed => {
+            let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head).await.is_err() {
+                return;
+            }
+            let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+            // At most 4 MiB: the client gives up long before, and then writes fail.
+            for _ in 0..256 {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+        Fake::Hang => {
+            // Hold the connection open without a word until the test ends.
+            std::future::pending::<()>().await;
+            return;
+        }
+        Fake::HangUp => return,
+    };
+    let _ = socket.write_all(canned).await;
+    let _ = socket.shutdown().await;
+}
+
+/// Starts a fake peer; returns its URL and the task to abort.
+async fn fake_peer(fake: Fake) -> (String, JoinHandle<()>) {
+    let listener = loopback().await;
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            connections.spawn(answer(socket, fake));
+        }
+    });
+    (url, task)
+}
+
+/// A one-node cluster whose only peer is `peer_url`; returns it and a key the peer owns.
+async fn beside(peer_url: &str, options: Options) -> (Cluster, String) {
+    let cluster = Cluster::start(Options {
+        nodes: 1,
+        ..options
+    })
+    .await;
+    let node = &cluster.nodes[0];
+    node.pool
+        .set_peers([node.url.as_str(), peer_url])
+        .expect("valid peers");
+    let key = (0..10_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| node.pool.owner_of(k).as_deref() == Some(peer_url))
+        .expect("the peer owns some key");
+    (cluster, key)
+}
+
+async fn survives(peer_url: &str, options: Options, expected: PeerOutcome) {
+    let (cluster, key) = beside(peer_url, options).await;
+    let node = &cluster.nodes[0];
+    let answer = get(&node.api(&key)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.text(), value_of(&key, 0));
+    assert_eq!(answer.header("x-geecache-source"), Some("loader"));
+    assert_eq!(cluster.world.loads_of(&key), vec![node.url.clone()]);
+    let stats = node.group.stats();
+    assert_eq!(stats.peer_errors, 1);
+    assert_eq!(stats.peer_loads, 0);
+    assert_eq!(node.outcomes.all(), vec![(peer_url.to_owned(), expected)]);
+}
+
+async fn survives_fake(fake: Fake, options: Options, expected: PeerOutcome) {
+    let (url, task) = fake_peer(fake).await;
+    survives(&url, options, expected).await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_peer_that_is_not_http_is_survived() {
+    survives_fake(Fake::NotHttp, Options::default(), PeerOutcome::Unavailable).await;
+}
+
+#[tokio::test]
+async fn a_peer_that_hangs_up_is_survived() {
+    survives_fake(Fake::HangUp, Options::default(), PeerOutcome::Unavailable).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_protobuf_is_survived() {
+    survives_fake(
+        Fake::BadProtobuf,
+        Options::default(),
+        PeerOutcome::Malformed,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_of_the_wrong_type_is_survived() {
+    survives_fake(
+        Fake::WrongContentType,
+        Options::default(),
+        PeerOutcome::Malformed,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_announced_huge_body_is_refused() {
+    survives_fake(
+        Fake::HugeAnnounced,
+        Options::default(),
+        PeerOutcome::Malformed,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_streamed_huge_body_is_cut_off() {
+    let options = Options {
+        max_response_bytes: 4096,
+        ..Options::default()
+    };
+    survives_fake(Fake::HugeStreamed, options, PeerOutcome::Malformed).await;
+}
+
+#[tokio::test]
+async fn a_peer_that_hangs_times_out() {
+    // A real, short timeout: the assertion is about what happens after it, not when.
+    let options = Options {
+        timeout: Duration::from_millis(200),
+        ..Options::default()
+    };
+    survives_fake(Fake::Hang, options, PeerOutcome::Timeout).await;
+}
+
+#[tokio::test]
+async fn a_foreign_404_is_a_failure_not_an_answer() {
+    survives_fake(Fake::Foreign404, Options::default(), PeerOutcome::Status).await;
+}
+
+#[tokio::test]
+async fn a_peer_answering_500_is_survived() {
+    let listener = loopback().await;
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let app = Router::new().fallback(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") });
+    let server = tokio::spawn(serve(listener, app, std::future::pending()));
+    survives(&url, Options::default(), PeerOutcome::Status).await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_peer_that_refuses_connections_is_survived() {
+    let listener = loopback().await;
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    drop(listener); // nothing listens there any more
+    survives(&url, Options::default(), PeerOutcome::Unavailable).await;
+}
+
+#[tokio::test]
+async fn a_peer_with_the_wrong_token_is_survived_and_a_right_one_works() {
+    let options = Options {
+        server_token: Some("s3cret".into()),
+        pool_token: Some("wrong".into()),
+        ..Options::default()
+    };
+    let cluster = Cluster::start(options).await;
+    let key = cluster.key_owned_by(1, "k");
+    let node = &cluster.nodes[0];
+    let answer = get(&node.api(&key)).await; // the client route is open
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), value_of(&key, 0));
+    assert_eq!(node.group.stats().peer_errors, 1);
+    assert_eq!(
+        node.outcomes.all(),
+        vec![(cluster.nodes[1].url.clone(), PeerOutcome::Status)]
+    );
+    assert_eq!(cluster.world.loads_of(&key), vec![node.url.clone()]);
+
+    let good = Cluster::start(Options {
+        server_token: Some("s3cret".into()),
+        pool_token: Some("s3cret".into()),
+        ..Options::default()
+    })
+    .await;
+    let key = good.key_owned_by(1, "k");
+    let answer = get(&good.nodes[0].api(&key)).await;
+    assert_eq!(answer.header("x-geecache-source"), Some("peer"));
+    assert_eq!(good.nodes[0].group.stats().peer_errors, 0);
+    assert_eq!(good.world.loads_of(&key), vec![good.nodes[1].url.clone()]);
+}
+
+#[tokio::test]
+async fn a_peers_not_found_is_an_answer() {
+    let cluster = Cluster::start(Options::default()).await;
+    let key = cluster.key_owned_by(1, "missing");
+    let answer = get(&cluster.nodes[0].api(&key)).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.header("x-geecache-error"), Some("not-found"));
+    // Asked of the owner only; the asking node did not load it again.
+    assert_eq!(
+        cluster.world.loads_of(&key),
+        vec![cluster.nodes[1].url.clone()]
+    );
+    assert_eq!(cluster.nodes[0].group.stats().peer_errors, 0);
+    assert_eq!(
+        cluster.nodes[0].outcomes.all(),
+        vec![(cluster.nodes[1].url.clone(), PeerOutcome::NotFound)]
+    );
+}
+
+#[tokio::test]
+async fn a_peers_load_failure_falls_back_and_fails_here_too() {
+    let cluster = Cluster::start(Options::default()).await;
+    let key = cluster.key_owned_by(1, "fail");
+    let answer = get(&cluster.nodes[0].api(&key)).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.header("x-geecache-error"), Some("load-failed"));
+    assert!(
+        answer.text().contains("the source is down for fail"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(cluster.nodes[0].group.stats().peer_errors, 1);
+}
