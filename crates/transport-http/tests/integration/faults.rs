@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use axum::Router;
+use geecache_transport_http::proto::GetResponse;
 use geecache_transport_http::{PeerOutcome, serve};
 use http::StatusCode;
+use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use crate::support::{Cluster, Options, get, loopback, value_of};
+use crate::support::{Cluster, Options, get, loopback, send, value_of};
 
 /// How a fake peer answers.
 #[derive(Clone, Copy, Debug)]
@@ -288,4 +290,68 @@ async fn a_peers_load_failure_falls_back_and_fails_here_too() {
         answer.text()
     );
     assert_eq!(cluster.nodes[0].group.stats().peer_errors, 1);
+}
+
+#[tokio::test]
+async fn a_value_that_expired_on_the_way_is_served_but_not_cached() {
+    let listener = loopback().await;
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let app = Router::new().fallback(|| async {
+        let message = GetResponse {
+            value: Some("stale-but-served".into()),
+            minute_qps: None,
+            expire: Some(1), // one nanosecond after the epoch: long past
+        };
+        (
+            [(http::header::CONTENT_TYPE, "application/x-protobuf")],
+            message.encode_to_vec(),
+        )
+    });
+    let server = tokio::spawn(serve(listener, app, std::future::pending()));
+    let (cluster, key) = beside(
+        &url,
+        Options {
+            hot_admission: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let node = &cluster.nodes[0];
+    for _ in 0..2 {
+        let answer = get(&node.api(&key)).await;
+        assert_eq!(answer.text(), "stale-but-served");
+        assert_eq!(answer.header("x-geecache-source"), Some("peer"));
+    }
+    let stats = node.group.stats();
+    assert_eq!(
+        (stats.peer_loads, stats.hot.items, stats.main.items),
+        (2, 0, 0)
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn removal_through_a_dead_owner_still_reaches_the_others() {
+    let mut cluster = Cluster::start(Options {
+        hot_admission: 1,
+        ..Options::default()
+    })
+    .await;
+    let key = cluster.key_owned_by(2, "k");
+    for node in &cluster.nodes {
+        get(&node.api(&key)).await;
+    }
+    let owner = cluster.nodes[2].url.clone();
+    cluster.nodes[2].kill();
+
+    let removed = send(http::Method::DELETE, &cluster.nodes[0].api(&key), &[]).await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(
+        removed.header("x-geecache-unconfirmed"),
+        Some(owner.as_str())
+    );
+    for node in &cluster.nodes[..2] {
+        let stats = node.group.stats();
+        assert_eq!((stats.main.items, stats.hot.items), (0, 0), "{}", node.url);
+    }
 }
