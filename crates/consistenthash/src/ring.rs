@@ -250,27 +250,28 @@ impl<H: RingHash> Ring<H> {
     /// The index in `members` of the owner of the ring position `hash`.
     #[inline]
     fn owner_of_hash(&self, hash: u32) -> Option<u32> {
-        // `get` rather than `[]` throughout: an empty ring has an empty index, and the checks
-        // cost less than a nanosecond next to the hash.
+        // `get` rather than `[]` where a check can fail: an empty ring has an empty index. Past
+        // that, the ring is non-empty and every index below is in bounds by construction.
         let bucket = (hash >> self.shift) as usize;
         let lo = *self.index.get(bucket)? as usize;
         let hi = *self.index.get(bucket + 1)? as usize;
+        let last = self.points.len().checked_sub(1)?;
         let candidates = self.points.get(lo..hi)?;
         let first_at_or_after = lo + candidates.partition_point(|p| p.hash < hash);
         // Past the last point: wrap around to the first.
-        let next = self
-            .points
-            .get(first_at_or_after)
-            .or_else(|| self.points.first())?;
+        let next_index = if first_at_or_after > last {
+            0
+        } else {
+            first_at_or_after
+        };
+        let next = self.points[next_index];
         if self.assignment == Assignment::Successor {
             return Some(next.member);
         }
         // The predecessor is the point before, wrapping to the last; but the winner of a run of
         // equal hashes is its first point, so step back to the start of that run. Runs need a
         // hash collision, so this loop almost never iterates.
-        let mut before = first_at_or_after
-            .checked_sub(1)
-            .unwrap_or(self.points.len() - 1);
+        let mut before = first_at_or_after.checked_sub(1).unwrap_or(last);
         while before > 0 && self.points[before - 1].hash == self.points[before].hash {
             before -= 1;
         }
@@ -401,9 +402,9 @@ impl<H: RingHash> Ring<H> {
             self.shift = 0;
             return;
         }
-        // About one point per bucket (between 1/2 and 1): fewer buckets mean longer scans,
-        // more mean a bigger index for no fewer cache misses. At least 2 buckets keeps the
-        // shift below 32.
+        // Between 1/2 and 1 point per bucket: fewer buckets mean a longer search in each, more
+        // mean a bigger index for no fewer cache misses. At least 2 buckets keeps the shift
+        // below 32.
         let buckets = self
             .points
             .len()
