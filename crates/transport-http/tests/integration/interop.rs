@@ -14,19 +14,23 @@
 //! path-decodes it (a `+` stays a `+`), so upstream loses spaces between two Go nodes; that is
 //! not ours to test. Between a Rust node and a Go node spaces survive both ways.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 use std::time::{Duration, Instant};
+
+use geecache_group::{Group, LoadError, Loaded, Registry, getter_fn};
+use geecache_transport_http::{HttpPool, RouterConfig, router, serve};
 
 /// Where the Debian packages put groupcache and protobuf (a GOPATH tree).
 const GOPATH: &str = "/usr/share/gocode";
 /// Set to `1` (CI does) to fail instead of skipping when Go or groupcache is missing.
 const REQUIRE_GO: &str = "GEECACHE_REQUIRE_GO";
 /// groupcache's base path; ours is configurable, theirs is fixed in the Go program.
+const BASE_PATH: &str = "/_groupcache/";
 const GROUP: &str = "interop";
 /// Bound on building the Go program (a cold build compiles part of the standard library).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
@@ -103,13 +107,17 @@ fn build_go_node(go: &Path) -> Result<PathBuf, String> {
     }
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-interop");
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    // Each test process builds to its own file and renames it into place: under nextest every
+    // test is a process of its own, and renaming over a binary another process is running is
+    // safe where writing into it is not.
     let binary = out.join("gcnode");
-    let log_path = out.join("build.log");
+    let staged = out.join(format!("gcnode.{}.tmp", std::process::id()));
+    let log_path = out.join(format!("build.{}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).map_err(|e| format!("creating build log: {e}"))?;
     let log_too = log.try_clone().map_err(|e| e.to_string())?;
     let mut build = Command::new(go)
         .args(["build", "-o"])
-        .arg(&binary)
+        .arg(&staged)
         .arg(".")
         .current_dir(&source)
         // GOPATH mode: the Debian packages are a GOPATH tree with no go.mod, and the build must
@@ -129,11 +137,13 @@ fn build_go_node(go: &Path) -> Result<PathBuf, String> {
         .spawn()
         .map_err(|e| format!("starting {}: {e}", go.display()))?;
     let status = wait_bounded(&mut build, BUILD_TIMEOUT)
-        .map_err(|e| format!("{e}; see {}", log_path.display()))?;
+        .map_err(|e| format!("`go build` {e}; see {}", log_path.display()))?;
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
     if !status.success() {
-        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
         return Err(format!("`go build` exited with {status}:\n{output}"));
     }
+    std::fs::rename(&staged, &binary).map_err(|e| format!("moving the Go node into place: {e}"))?;
     Ok(binary)
 }
 
@@ -201,19 +211,20 @@ impl GoNode {
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from the Go node: {line:?}"));
 
+        // The port accepts connections already; this shows the handler answers too.
         let deadline = Instant::now() + START_TIMEOUT;
-        for attempt in 0.. {
+        let mut last = None;
+        for _ in 0..100 {
             match node.request("GET", "/control/ready", "") {
-                Ok((200, _)) => break,
-                other => assert!(
-                    Instant::now() < deadline && attempt < 100,
-                    "the Go node at {} is not ready: {other:?}",
-                    node.addr
-                ),
+                Ok((200, _)) => return node,
+                other => last = Some(other),
+            }
+            if Instant::now() >= deadline {
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        node
+        panic!("the Go node at {} is not ready: {last:?}", node.addr);
     }
 
     fn url(&self) -> String {
@@ -330,34 +341,347 @@ fn from_hex(hex: &str) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The harness on its own: two Go nodes fetch from each other through the control API. (The mixed
-// Rust and Go cluster builds on this harness.)
+// A Rust node: a group with its own registry, an HttpPool speaking groupcache's base path, and
+// the crate's router served on a loopback port.
 
+type LoadCounts = Arc<Mutex<HashMap<String, usize>>>;
+
+struct RustNode {
+    url: String,
+    pool: Arc<HttpPool>,
+    group: Arc<Group>,
+    loads: LoadCounts,
+}
+
+impl RustNode {
+    async fn start() -> RustNode {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let pool = HttpPool::builder(url.clone())
+            .base_path(BASE_PATH)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("building the pool");
+        let loads = LoadCounts::default();
+        let counted = Arc::clone(&loads);
+        let registry = Registry::new();
+        let group = Group::builder(GROUP)
+            .registry(&registry)
+            .peers(pool.clone())
+            .peer_timeout(REQUEST_TIMEOUT)
+            .getter(getter_fn(move |key: String| {
+                *counted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(key.clone())
+                    .or_default() += 1;
+                async move { Ok::<_, LoadError>(Loaded::from(value_of(&key))) }
+            }))
+            .build()
+            .expect("building the group");
+        let app = router(RouterConfig::new(registry).pool(Arc::clone(&pool)));
+        // The server stops when the test's runtime is dropped.
+        tokio::spawn(serve(listener, app, std::future::pending()));
+        RustNode {
+            url,
+            pool,
+            group,
+            loads,
+        }
+    }
+
+    fn loads(&self) -> HashMap<String, usize> {
+        self.loads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The mixed cluster.
+
+/// Two Rust nodes and two Go nodes that all know each other. The Rust nodes run on `runtime`'s
+/// worker threads, so the test thread may block on the Go nodes' control API while a Go node is
+/// calling back into a Rust node.
+struct Cluster {
+    rust: Vec<RustNode>,
+    go: Vec<GoNode>,
+    urls: Vec<String>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Who answers a get in the cluster: a Rust node through `group.get`, a Go node through its
+/// control API (`group.Get` in Go).
+#[derive(Clone, Copy, Debug)]
+enum Node {
+    Rust(usize),
+    Go(usize),
+}
+
+impl Cluster {
+    fn start(binary: &Path) -> Cluster {
+        // Go nodes first: each is dropped (killed) by whatever panics after it.
+        let go: Vec<GoNode> = (0..2).map(|_| GoNode::start(binary)).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let rust: Vec<RustNode> =
+            runtime.block_on(async { vec![RustNode::start().await, RustNode::start().await] });
+        let mut urls: Vec<String> = rust.iter().map(|n| n.url.clone()).collect();
+        urls.extend(go.iter().map(GoNode::url));
+        for node in &rust {
+            node.pool
+                .set_peers(&urls)
+                .expect("setting the Rust pool's peers");
+        }
+        for node in &go {
+            node.set_peers(&urls);
+        }
+        Cluster {
+            rust,
+            go,
+            urls,
+            runtime,
+        }
+    }
+
+    fn nodes(&self) -> Vec<Node> {
+        (0..self.rust.len())
+            .map(Node::Rust)
+            .chain((0..self.go.len()).map(Node::Go))
+            .collect()
+    }
+
+    fn url(&self, node: Node) -> String {
+        match node {
+            Node::Rust(i) => self.rust[i].url.clone(),
+            Node::Go(i) => self.go[i].url(),
+        }
+    }
+
+    /// The owner of `key` by the Rust ring, after checking both Rust nodes agree on it.
+    fn owner(&self, key: &str) -> String {
+        let owners: Vec<Option<String>> = self.rust.iter().map(|n| n.pool.owner_of(key)).collect();
+        assert!(
+            owners.windows(2).all(|w| w[0] == w[1]),
+            "Rust nodes disagree on the owner of {key:?}: {owners:?}"
+        );
+        owners[0]
+            .clone()
+            .unwrap_or_else(|| panic!("no owner for {key:?} in a four-node ring"))
+    }
+
+    fn is_go(&self, url: &str) -> bool {
+        self.go.iter().any(|n| n.url() == url)
+    }
+
+    /// Asks `node` for `key` and checks the value.
+    fn get(&self, node: Node, key: &str) {
+        let got = match node {
+            Node::Rust(i) => self
+                .runtime
+                .block_on(self.rust[i].group.get(key))
+                .map(|v| v.to_vec())
+                .map_err(|e| e.to_string()),
+            Node::Go(i) => self.go[i].get(key),
+        };
+        match got {
+            Ok(value) => assert_eq!(
+                String::from_utf8_lossy(&value),
+                value_of(key),
+                "{node:?} ({}) answered {key:?} with the wrong value",
+                self.url(node)
+            ),
+            Err(e) => panic!("{node:?} ({}) failed to get {key:?}: {e}", self.url(node)),
+        }
+    }
+
+    /// Every load in the cluster: key → the URLs of the nodes that loaded it, once per load.
+    fn loads(&self) -> BTreeMap<String, Vec<String>> {
+        let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let per_node = self
+            .rust
+            .iter()
+            .map(|n| (n.url.clone(), n.loads()))
+            .chain(self.go.iter().map(|n| (n.url(), n.loads())));
+        for (url, loads) in per_node {
+            for (key, count) in loads {
+                all.entry(key)
+                    .or_default()
+                    .extend(std::iter::repeat_n(url.clone(), count));
+            }
+        }
+        all
+    }
+
+    /// Each key in `keys` was loaded exactly once in the whole cluster, by its owner; nothing
+    /// else was loaded (a key the wire mangled would show up here under its mangled name).
+    fn assert_each_key_loaded_once_by_its_owner(&self, keys: &[String]) {
+        let loads = self.loads();
+        for key in keys {
+            let owner = self.owner(key);
+            assert_eq!(
+                loads.get(key),
+                Some(&vec![owner.clone()]),
+                "{key:?} must be loaded once, by its owner {owner} (Go: {})",
+                self.is_go(&owner)
+            );
+        }
+        let unexpected: Vec<&String> = loads.keys().filter(|k| !keys.contains(k)).collect();
+        assert!(
+            unexpected.is_empty(),
+            "keys nobody asked for were loaded: {unexpected:?}"
+        );
+    }
+
+    /// No node fell back to loading locally because a peer failed.
+    fn assert_no_peer_errors(&self) {
+        for node in &self.rust {
+            assert_eq!(
+                node.group.stats().peer_errors,
+                0,
+                "peer errors at {}",
+                node.url
+            );
+        }
+        for node in &self.go {
+            assert_eq!(
+                node.stats()["peer_errors"],
+                0,
+                "peer errors at {}",
+                node.url()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+/// Plain keys `k0`, `k1`, ... until every node owns at least `per_node` of them.
+fn keys_spread_over(cluster: &Cluster, per_node: usize) -> Vec<String> {
+    let mut owned: HashMap<String, usize> = HashMap::new();
+    let mut keys = Vec::new();
+    for i in 0..10_000 {
+        let key = format!("k{i}");
+        *owned.entry(cluster.owner(&key)).or_default() += 1;
+        keys.push(key);
+        if cluster
+            .urls
+            .iter()
+            .all(|u| owned.get(u).copied().unwrap_or(0) >= per_node)
+        {
+            return keys;
+        }
+    }
+    panic!("10,000 keys did not give every node {per_node} keys: {owned:?}");
+}
+
+// Both implementations place keys on the same ring: every node is asked for every key, in an
+// order that lets each node be the first to ask for some keys, and still each key is loaded
+// exactly once in the cluster, by the node the Rust ring names. A Go node that placed a key
+// elsewhere would load it itself (or its owner would), and the count would show it.
 #[test]
-fn go_nodes_fetch_from_each_other() {
+fn rust_and_go_nodes_agree_on_owners_and_load_each_key_once() {
     let Some(binary) = go_node_binary() else {
         return;
     };
-    let nodes = [GoNode::start(&binary), GoNode::start(&binary)];
-    let urls: Vec<String> = nodes.iter().map(GoNode::url).collect();
-    for node in &nodes {
-        node.set_peers(&urls);
+    let cluster = Cluster::start(&binary);
+    for node in &cluster.rust {
+        let mut members = cluster.urls.clone();
+        members.sort();
+        assert_eq!(node.pool.peers(), members);
     }
-    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
-    for key in &keys {
-        for node in &nodes {
-            assert_eq!(node.get(key).map(String::from_utf8), Ok(Ok(value_of(key))));
+    let keys = keys_spread_over(&cluster, 4);
+    let nodes = cluster.nodes();
+    for (i, key) in keys.iter().enumerate() {
+        for step in 0..nodes.len() {
+            cluster.get(nodes[(i + step) % nodes.len()], key);
         }
     }
-    let mut loaded: Vec<(String, usize)> = nodes.iter().flat_map(GoNode::loads).collect();
-    loaded.sort();
-    let once: Vec<(String, usize)> = {
-        let mut k: Vec<(String, usize)> = keys.iter().map(|k| (k.clone(), 1)).collect();
-        k.sort();
-        k
-    };
-    assert_eq!(loaded, once, "each key loaded once in the pair");
-    for node in &nodes {
-        assert_eq!(node.stats()["peer_errors"], 0);
+    cluster.assert_each_key_loaded_once_by_its_owner(&keys);
+    cluster.assert_no_peer_errors();
+    for node in &cluster.go {
+        let stats = node.stats();
+        assert!(
+            stats["peer_loads"] > 0,
+            "{} fetched nothing from a peer",
+            node.url()
+        );
+        assert!(
+            stats["server_requests"] > 0,
+            "{} served no peer",
+            node.url()
+        );
     }
+    for node in &cluster.rust {
+        assert!(
+            node.group.stats().peer_loads > 0,
+            "{} fetched nothing",
+            node.url
+        );
+    }
+}
+
+/// Keys that exercise the encodings: form encoding's `+` for space, `%2F` for `/`, paths a
+/// normalising router would rewrite, multi-byte UTF-8, and characters that mean something in
+/// a URL or to a percent-decoder (`%41` must stay three characters, not become `A`).
+const AWKWARD_KEYS: &[&str] = &[
+    "a b",
+    " lead and trail ",
+    "a/b",
+    "//x",
+    "../y",
+    "./z",
+    "日本語",
+    "ключ",
+    "100%",
+    "%41",
+    "a+b",
+    "+ %20 +",
+    "?#&=",
+    "q?x=1&y=2#frag",
+    "tab\there",
+    "semi;colon,comma",
+    "emoji 🦀",
+];
+
+/// The first of `base`, `base1`, `base2`, ... that `wanted` says is owned by the right side.
+fn variant_owned(cluster: &Cluster, base: &str, wanted: impl Fn(&str) -> bool) -> String {
+    std::iter::once(base.to_owned())
+        .chain((1..1_000).map(|i| format!("{base}{i}")))
+        .find(|key| wanted(&cluster.owner(key)))
+        .unwrap_or_else(|| panic!("no variant of {base:?} is owned by the wanted side"))
+}
+
+// Awkward keys cross the wire both ways intact: a Rust node asks a Go owner (our client's
+// encoding against Go's server decoding) and a Go node asks a Rust owner (Go's `QueryEscape`
+// against our server decoding). A mangled key would come back with the wrong value, or be loaded
+// under its mangled name, or by a node that does not own it.
+#[test]
+fn awkward_keys_cross_between_rust_and_go_intact() {
+    let Some(binary) = go_node_binary() else {
+        return;
+    };
+    let cluster = Cluster::start(&binary);
+    let mut keys = Vec::new();
+    for base in AWKWARD_KEYS {
+        let go_owned = variant_owned(&cluster, base, |owner| cluster.is_go(owner));
+        let rust_owned = variant_owned(&cluster, base, |owner| !cluster.is_go(owner));
+        for i in 0..cluster.rust.len() {
+            cluster.get(Node::Rust(i), &go_owned);
+        }
+        for i in 0..cluster.go.len() {
+            cluster.get(Node::Go(i), &rust_owned);
+        }
+        keys.push(go_owned);
+        keys.push(rust_owned);
+    }
+    cluster.assert_each_key_loaded_once_by_its_owner(&keys);
+    cluster.assert_no_peer_errors();
 }
