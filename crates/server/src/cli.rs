@@ -1,0 +1,219 @@
+//! The command line: `geecache demo`, `geecache serve`, `geecache get`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// A distributed read-through cache in the groupcache family.
+#[derive(Debug, Parser)]
+#[command(name = "geecache", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start three nodes in this process, drive a Zipf workload through them, show what the
+    /// cache did, stop one node and show that requests still succeed.
+    Demo(DemoArgs),
+    /// Run one cache node.
+    Serve(Box<ServeArgs>),
+    /// Fetch one value from a running node and print it (exit 0), or say it is not found
+    /// (exit 1) or that something failed (exit 2).
+    Get(GetArgs),
+}
+
+/// Flags of `geecache serve`. Every flag can also come from a `GEECACHE_*` variable or the
+/// config file; the flag wins over the variable, which wins over the file.
+///
+/// Values are kept as text here and checked by `config::load`, so that every mistake gets the
+/// same kind of message (which setting, what is wrong, what is allowed) wherever it was made.
+#[derive(Debug, Default, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML config file (see docs/operations.md for every key).
+    #[arg(long, short = 'c', env = "GEECACHE_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8001].
+    #[arg(long, env = "GEECACHE_LISTEN", value_name = "IP:PORT")]
+    pub(crate) listen: Option<String>,
+
+    /// The URL peers reach this node at [default: http://<listen address>].
+    #[arg(long, env = "GEECACHE_SELF_URL", value_name = "URL")]
+    pub(crate) self_url: Option<String>,
+
+    /// Every node of the cluster, by URL, comma-separated (this node may be included).
+    #[arg(
+        long,
+        env = "GEECACHE_PEERS",
+        value_name = "URL,...",
+        value_delimiter = ','
+    )]
+    pub(crate) peers: Option<Vec<String>>,
+
+    /// Path prefix of the peer routes: /_geecache/, or /_groupcache/ to talk to Go groupcache
+    /// [default: /_geecache/].
+    #[arg(long, env = "GEECACHE_BASE_PATH", value_name = "PATH")]
+    pub(crate) base_path: Option<String>,
+
+    /// A group to serve: NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION]
+    /// [,max_value_bytes=SIZE]. SOURCE is `demo`, `dir:PATH` or `http:URL`. Repeat the flag
+    /// for more groups; in the variable, separate groups with `;`.
+    #[arg(
+        long = "group",
+        short = 'g',
+        env = "GEECACHE_GROUPS",
+        value_name = "NAME=SOURCE",
+        value_delimiter = ';'
+    )]
+    pub(crate) groups: Vec<String>,
+
+    /// How long to wait for a peer before loading locally [default: 1s].
+    #[arg(long, env = "GEECACHE_PEER_TIMEOUT", value_name = "DURATION")]
+    pub(crate) peer_timeout: Option<String>,
+
+    /// Longest key accepted, in bytes [default: 64KiB].
+    #[arg(long, env = "GEECACHE_MAX_KEY_BYTES", value_name = "SIZE")]
+    pub(crate) max_key_bytes: Option<String>,
+
+    /// Log filter: error, warn, info, debug, trace, or a directive such as
+    /// `info,geecache_group=debug` [default: info].
+    #[arg(long, env = "GEECACHE_LOG_LEVEL", value_name = "FILTER")]
+    pub(crate) log_level: Option<String>,
+
+    /// Shared secret required on peer and admin routes, and sent to peers.
+    #[arg(
+        long,
+        env = "GEECACHE_PEER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) peer_token: Option<String>,
+
+    /// Secret required on the client routes (/api/...); open when unset.
+    #[arg(
+        long,
+        env = "GEECACHE_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) api_token: Option<String>,
+
+    /// How long a shutdown waits for in-flight requests [default: 10s].
+    #[arg(long, env = "GEECACHE_DRAIN_TIMEOUT", value_name = "DURATION")]
+    pub(crate) drain_timeout: Option<String>,
+
+    /// Which arguments came from an environment variable rather than a flag, by clap id.
+    #[arg(skip)]
+    pub(crate) from_env: BTreeSet<String>,
+}
+
+/// Flags of `geecache demo`.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Rows in the built-in table (keys `player-000000` ...).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) keys: u32,
+
+    /// Requests in the first phase (ignored with --duration).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) requests: u64,
+
+    /// Run the first phase for this long instead of a request count, e.g. 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub(crate) duration: Option<std::time::Duration>,
+
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub(crate) concurrency: u32,
+
+    /// Exponent of the Zipf key distribution (larger: fewer keys get most requests).
+    #[arg(long, default_value_t = 1.1, value_parser = parse_exponent)]
+    pub(crate) zipf: f64,
+
+    /// Simulated latency of each load from the built-in table, e.g. 2ms.
+    #[arg(long, default_value = "2ms", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub(crate) load_delay: std::time::Duration,
+
+    /// Cache budget of each node, e.g. 64MiB.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size_arg)]
+    pub(crate) cache_bytes: u64,
+
+    /// Requests in the phase after one node is stopped.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) failover_requests: u64,
+
+    /// Seed of the workload's random numbers, for a repeatable run.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+
+    /// After the first phase, print the nodes' URLs and serve until Ctrl-C (skips the
+    /// node-failure phase so all three nodes stay up).
+    #[arg(long)]
+    pub(crate) keep_running: bool,
+}
+
+/// Flags of `geecache get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The node, e.g. http://127.0.0.1:8001.
+    pub(crate) url: String,
+    /// The group, e.g. scores.
+    pub(crate) group: String,
+    /// The key.
+    pub(crate) key: String,
+    /// Write the value to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Give up after this long.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub(crate) timeout: std::time::Duration,
+    /// Token for a node whose client routes require one.
+    #[arg(
+        long,
+        env = "GEECACHE_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) api_token: Option<String>,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::units::parse_duration(text)
+        .ok_or_else(|| format!("expected {}", crate::config::units::DURATION_FORMS))
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    crate::config::units::parse_size(text)
+        .ok_or_else(|| format!("expected {}", crate::config::units::SIZE_FORMS))
+}
+
+fn parse_exponent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 10.0 => Ok(s),
+        _ => Err("expected a number greater than 0 and at most 10, e.g. 1.1".to_owned()),
+    }
+}
+
+/// Parses the command line (exiting with status 2 and clap's message on a syntax error) and
+/// records which `serve` settings came from environment variables.
+pub(crate) fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let (Command::Serve(args), Some(("serve", sub))) = (&mut cli.command, matches.subcommand()) {
+        for id in sub.ids() {
+            if sub.value_source(id.as_str()) == Some(ValueSource::EnvVariable) {
+                args.from_env.insert(id.as_str().to_owned());
+            }
+        }
+    }
+    cli
+}

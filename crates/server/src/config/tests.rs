@@ -1,0 +1,398 @@
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::cli::ServeArgs;
+
+fn args(groups: &[&str]) -> ServeArgs {
+    ServeArgs {
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..ServeArgs::default()
+    }
+}
+
+fn load_args(args: &ServeArgs) -> Result<Config, ConfigError> {
+    from_toml("", args)
+}
+
+fn message(result: Result<Config, ConfigError>) -> String {
+    result
+        .expect_err("the configuration should be refused")
+        .to_string()
+}
+
+#[test]
+fn one_group_flag_is_a_complete_config_with_documented_defaults() {
+    let config = load_args(&args(&["scores=demo"])).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:8001".parse().unwrap());
+    assert_eq!(config.self_url, None);
+    assert!(config.peers.is_empty());
+    assert_eq!(config.base_path, "/_geecache/");
+    assert_eq!(config.peer_timeout, Duration::from_secs(1));
+    assert_eq!(config.max_key_bytes, 64 << 10);
+    assert_eq!(config.log_level, "info");
+    assert_eq!(config.drain_timeout, Duration::from_secs(10));
+    assert_eq!(config.peer_token, None);
+    assert_eq!(
+        config.groups,
+        vec![GroupConfig {
+            name: "scores".into(),
+            source: SourceSpec::Demo,
+            cache_bytes: 64 << 20,
+            ttl: None,
+            origin_timeout: Duration::from_secs(5),
+            max_value_bytes: 64 << 20,
+        }]
+    );
+}
+
+#[test]
+fn a_full_config_file_is_read_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+listen = "0.0.0.0:9000"
+self_url = "http://10.0.0.1:9000/"
+peers = ["http://10.0.0.1:9000", "http://10.0.0.2:9000"]
+base_path = "/_groupcache/"
+peer_timeout = "250ms"
+max_key_bytes = "1KiB"
+log_level = "info,geecache_group=debug"
+peer_token = "s3cret"
+api_token = "open-sesame"
+drain_timeout = "3s"
+
+[groups.scores]
+source = "demo"
+cache_bytes = 1048576
+ttl = "5m"
+
+[groups.files]
+source = "dir:{}"
+max_value_bytes = "2MiB"
+
+[groups.objects]
+source = "http:http://127.0.0.1:9001"
+origin_timeout = "2s"
+"#,
+        dir.path().display()
+    );
+    let config = from_toml(&text, &ServeArgs::default()).unwrap();
+    assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(config.self_url.as_deref(), Some("http://10.0.0.1:9000"));
+    assert_eq!(
+        config.peers,
+        ["http://10.0.0.1:9000", "http://10.0.0.2:9000"]
+    );
+    assert_eq!(config.base_path, "/_groupcache/");
+    assert_eq!(config.peer_timeout, Duration::from_millis(250));
+    assert_eq!(config.max_key_bytes, 1024);
+    assert_eq!(config.log_level, "info,geecache_group=debug");
+    assert_eq!(config.peer_token.as_deref(), Some("s3cret"));
+    assert_eq!(config.api_token.as_deref(), Some("open-sesame"));
+    assert_eq!(config.drain_timeout, Duration::from_secs(3));
+    let names: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["files", "objects", "scores"]);
+    assert_eq!(
+        config.groups[0].source,
+        SourceSpec::Dir(dir.path().to_path_buf())
+    );
+    assert_eq!(config.groups[0].max_value_bytes, 2 << 20);
+    // A URL without a path gets one, so keys are not glued to the port.
+    assert_eq!(
+        config.groups[1].source,
+        SourceSpec::Http("http://127.0.0.1:9001/".into())
+    );
+    assert_eq!(config.groups[1].origin_timeout, Duration::from_secs(2));
+    assert_eq!(config.groups[2].cache_bytes, 1 << 20);
+    assert_eq!(config.groups[2].ttl, Some(Duration::from_secs(300)));
+}
+
+#[test]
+fn flags_win_over_the_file_and_a_flag_group_replaces_the_file_group_whole() {
+    let text = r#"
+listen = "127.0.0.1:7000"
+peer_timeout = "2s"
+[groups.scores]
+source = "demo"
+ttl = "1h"
+cache_bytes = "1MiB"
+[groups.other]
+source = "demo"
+"#;
+    let mut a = args(&["scores=demo,cache=2MiB"]);
+    a.listen = Some("127.0.0.1:7001".into());
+    let config = from_toml(text, &a).unwrap();
+    assert_eq!(config.listen.port(), 7001);
+    assert_eq!(
+        config.peer_timeout,
+        Duration::from_secs(2),
+        "unset flags keep the file's value"
+    );
+    let scores = config.groups.iter().find(|g| g.name == "scores").unwrap();
+    assert_eq!(scores.cache_bytes, 2 << 20);
+    assert_eq!(
+        scores.ttl, None,
+        "the file's ttl must not leak into the flag's group"
+    );
+    assert!(config.groups.iter().any(|g| g.name == "other"));
+}
+
+#[test]
+fn errors_name_the_flag_the_variable_or_the_file_key() {
+    let mut a = args(&["scores=demo"]);
+    a.listen = Some("localhost:80".into());
+    assert_eq!(
+        message(load_args(&a)),
+        "invalid --listen \"localhost:80\": not an IP:PORT socket address (host names are not \
+         resolved); expected e.g. 127.0.0.1:8001, 0.0.0.0:8001 or [::1]:8001; port 0 picks a \
+         free port"
+    );
+    a.from_env.insert("listen".into());
+    assert!(message(load_args(&a)).starts_with("invalid $GEECACHE_LISTEN \"localhost:80\":"));
+
+    let from_file = from_toml("listen = \"nope\"", &args(&["scores=demo"]));
+    assert!(message(from_file).starts_with("invalid listen (in test.toml) \"nope\":"));
+
+    let group = from_toml(
+        "[groups.scores]\nsource = \"demo\"\nttl = \"soon\"",
+        &ServeArgs::default(),
+    );
+    assert_eq!(
+        message(group),
+        "invalid groups.scores.ttl (in test.toml) \"soon\": ttl \"soon\" is not a duration; \
+         expected a whole number with a unit: ms, s, m or h, e.g. \"500ms\", \"2s\", \"5m\""
+    );
+}
+
+#[test]
+fn a_config_without_groups_says_how_to_add_one() {
+    assert_eq!(
+        message(load_args(&ServeArgs::default())),
+        "no groups configured: add --group NAME=SOURCE (e.g. --group scores=demo) or a \
+         [groups.NAME] table with a source to the config file"
+    );
+}
+
+#[test]
+fn unknown_file_fields_are_refused_by_name() {
+    let err = message(from_toml(
+        "lisen = \"127.0.0.1:1\"",
+        &args(&["scores=demo"]),
+    ));
+    assert!(err.starts_with("config file test.toml: "), "{err}");
+    assert!(err.contains("unknown field `lisen`"), "{err}");
+    let err = message(from_toml(
+        "[groups.a]\nsorce = \"demo\"",
+        &ServeArgs::default(),
+    ));
+    assert!(err.contains("unknown field `sorce`"), "{err}");
+}
+
+#[test]
+fn group_specs_peel_known_options_off_the_end_only() {
+    let field = Field::Flag("--group");
+    let g = parse_group_spec("objects=http:http://o/a,b?x=1,ttl=5s,cache=1MiB", &field).unwrap();
+    assert_eq!(g.name, "objects");
+    assert_eq!(g.source.as_deref(), Some("http:http://o/a,b?x=1"));
+    assert_eq!(g.ttl.as_deref(), Some("5s"));
+    assert_eq!(g.cache_bytes.as_deref(), Some("1MiB"));
+
+    let err = parse_group_spec("scores=demo,ttl=1s,ttl=2s", &field)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("option ttl is given twice"),
+        "{err}"
+    );
+    let err = parse_group_spec("scores", &field).err().unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("invalid --group \"scores\": there is no '='"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_are_refused_with_what_is_allowed() {
+    let cases: &[(&[&str], fn(&mut ServeArgs), &str)] = &[
+        (
+            &["a/b=demo"],
+            |_| {},
+            "group name \"a/b\" is empty, too long or has a character",
+        ),
+        (
+            &["scores=mysql:x"],
+            |_| {},
+            ": unknown source; expected demo, dir:PATH",
+        ),
+        (
+            &["scores=dir:/definitely/not/here"],
+            |_| {},
+            "cannot use directory /definitely/not/here",
+        ),
+        (
+            &["scores=http:https://x/"],
+            |_| {},
+            "https origins are not supported",
+        ),
+        (
+            &["scores=demo,ttl=0s"],
+            |_| {},
+            "ttl must be greater than zero",
+        ),
+        (
+            &["scores=demo,origin_timeout=1s"],
+            |_| {},
+            "origin_timeout applies to http: sources only",
+        ),
+        (
+            &["scores=demo,max_value_bytes=1KiB"],
+            |_| {},
+            "max_value_bytes applies to dir: and http: sources only",
+        ),
+        (
+            &["scores=demo,cache=lots"],
+            |_| {},
+            "cache size \"lots\" is not a size",
+        ),
+        (&["a=demo", "a=demo"], |_| {}, "group \"a\" is given twice"),
+        (
+            &["s=demo"],
+            |a| a.self_url = Some("https://n:1".into()),
+            "https is not supported between nodes",
+        ),
+        (
+            &["s=demo"],
+            |a| a.self_url = Some("http://n:1/x".into()),
+            "it has a path or query",
+        ),
+        (
+            &["s=demo"],
+            |a| a.peers = Some(vec!["http://a:1".into(), "http://a:1/".into()]),
+            "this peer is listed twice",
+        ),
+        (
+            &["s=demo"],
+            |a| a.base_path = Some("_geecache".into()),
+            "it must start and end with '/'",
+        ),
+        (
+            &["s=demo"],
+            |a| a.base_path = Some("/api/".into()),
+            "/api/ is taken",
+        ),
+        (
+            &["s=demo"],
+            |a| a.base_path = Some("/a b/".into()),
+            "would need escaping",
+        ),
+        (
+            &["s=demo"],
+            |a| a.peer_timeout = Some("0ms".into()),
+            "must be greater than zero",
+        ),
+        (
+            &["s=demo"],
+            |a| a.peer_timeout = Some("30".into()),
+            "invalid --peer-timeout \"30\": not a duration",
+        ),
+        (
+            &["s=demo"],
+            |a| a.max_key_bytes = Some("2MiB".into()),
+            "out of range",
+        ),
+        (
+            &["s=demo"],
+            |a| a.log_level = Some("loud".into()),
+            "unknown log level; expected one of off, error",
+        ),
+        (
+            &["s=demo"],
+            |a| a.listen = Some("0.0.0.0:8001".into()),
+            "--self-url (or self_url) is required when --listen is 0.0.0.0:8001",
+        ),
+    ];
+    for (groups, tweak, expected) in cases {
+        let mut a = args(groups);
+        tweak(&mut a);
+        let err = message(load_args(&a));
+        assert!(
+            err.contains(expected),
+            "for {groups:?}: {err:?} should contain {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn tokens_are_checked_but_never_echoed() {
+    let mut a = args(&["s=demo"]);
+    a.peer_token = Some("has space".into());
+    let err = message(load_args(&a));
+    assert!(
+        err.starts_with("invalid --peer-token \"<redacted>\": has a space"),
+        "{err}"
+    );
+    assert!(!err.contains("has space\""));
+    a.peer_token = Some("ok-token".into());
+    let config = load_args(&a).unwrap();
+    assert!(!config.summary().contains("ok-token"));
+    assert!(config.summary().contains("peer_token=set"));
+}
+
+#[test]
+fn node_urls_are_normalised_to_one_spelling() {
+    let f = Field::Flag("--peers");
+    assert_eq!(node_url("http://a:1/", &f).unwrap(), "http://a:1");
+    assert_eq!(node_url(" http://a:1 ", &f).unwrap(), "http://a:1");
+    assert!(node_url("a:1", &f).is_err());
+    assert!(node_url("http://u@a:1", &f).is_err());
+    assert!(node_url("http://a:1?x", &f).is_err());
+}
+
+#[test]
+fn sizes_and_durations_parse_their_documented_forms_only() {
+    assert_eq!(units::parse_size("123"), Some(123));
+    assert_eq!(units::parse_size("64MiB"), Some(64 << 20));
+    assert_eq!(units::parse_size("64 MiB"), Some(64 << 20));
+    assert_eq!(units::parse_size("1GB"), Some(1_000_000_000));
+    assert_eq!(units::parse_size("2KB"), Some(2_000));
+    assert_eq!(units::parse_size("-1"), None);
+    assert_eq!(units::parse_size("1.5MiB"), None);
+    assert_eq!(units::parse_size("1mib"), None);
+    assert_eq!(units::parse_size("MiB"), None);
+    assert_eq!(
+        units::parse_size("99999999999999GiB"),
+        None,
+        "overflow is refused"
+    );
+    assert_eq!(
+        units::parse_duration("500ms"),
+        Some(Duration::from_millis(500))
+    );
+    assert_eq!(units::parse_duration("2s"), Some(Duration::from_secs(2)));
+    assert_eq!(units::parse_duration("5m"), Some(Duration::from_secs(300)));
+    assert_eq!(units::parse_duration("1h"), Some(Duration::from_secs(3600)));
+    assert_eq!(
+        units::parse_duration("30"),
+        None,
+        "a bare number is ambiguous"
+    );
+    assert_eq!(units::parse_duration("1.5s"), None);
+    assert_eq!(units::parse_duration("s"), None);
+}
+
+proptest! {
+    #[test]
+    fn formatted_sizes_and_durations_parse_back(bytes in 0u64..(1 << 40), ms in 0u64..(1 << 40)) {
+        let text = units::format_size(bytes);
+        // Exact multiples print exactly; others are rounded for people and only checked to parse
+        // to a nearby figure when written with a decimal point (which the parser refuses).
+        if !text.contains('.') {
+            prop_assert_eq!(units::parse_size(&text), Some(bytes));
+        }
+        let d = Duration::from_millis(ms);
+        prop_assert_eq!(units::parse_duration(&units::format_duration(d)), Some(d));
+    }
+}

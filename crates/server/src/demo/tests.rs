@@ -1,0 +1,74 @@
+use geecache_group::Stats;
+
+use super::report::{NodeRow, hit_ratio, loads_line, node_table, since};
+use crate::source::demo::LoadSummary;
+
+fn stats(gets: u64, hits: u64, local_loads: u64) -> Stats {
+    let mut s = Stats::default();
+    s.gets = gets;
+    s.cache_hits = hits;
+    s.local_loads = local_loads;
+    s.main.bytes = 2048;
+    s
+}
+
+#[test]
+fn the_node_table_has_a_header_a_line_per_node_and_a_total() {
+    let (a, b) = (stats(10, 7, 3), stats(20, 15, 5));
+    let rows = [
+        NodeRow {
+            name: "node 1".into(),
+            addr: "127.0.0.1:1".into(),
+            requests: 10,
+            stats: &a,
+        },
+        NodeRow {
+            name: "node 2".into(),
+            addr: "127.0.0.1:22".into(),
+            requests: 20,
+            stats: &b,
+        },
+    ];
+    let table = node_table(&rows);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(lines[0].contains("requests") && lines[0].contains("bytes cached"));
+    assert!(lines[3].trim_start().starts_with("---"));
+    let total: Vec<&str> = lines[4].split_whitespace().collect();
+    assert_eq!(total[0], "total");
+    assert_eq!(total[1], "30", "requests add up");
+    assert_eq!(total[3], "22", "hits add up");
+    assert_eq!(*total.last().unwrap(), "4KiB");
+    // Columns line up: every line has the same width up to its last cell.
+    let width = lines[0].len();
+    assert!(lines.iter().all(|l| l.len() <= width + 1), "{table}");
+}
+
+#[test]
+fn hit_ratio_and_load_verdicts_come_from_the_counters() {
+    let (a, b) = (stats(10, 7, 3), stats(30, 25, 5));
+    assert!((hit_ratio(&[&a, &b]) - 80.0).abs() < 1e-9);
+    assert_eq!(hit_ratio(&[]), 0.0);
+    let once = LoadSummary {
+        distinct_keys: 4,
+        total_loads: 4,
+        max_loads_per_key: 1,
+    };
+    assert!(loads_line(&once).ends_with("every key was loaded exactly once across the cluster"));
+    let twice = LoadSummary {
+        total_loads: 5,
+        max_loads_per_key: 2,
+        ..once
+    };
+    assert!(loads_line(&twice).ends_with("some keys were loaded more than once"));
+}
+
+#[test]
+fn since_subtracts_counters_and_keeps_sizes() {
+    let before = stats(10, 7, 3);
+    let mut now = stats(15, 9, 4);
+    now.main.bytes = 4096;
+    let d = since(&now, &before);
+    assert_eq!((d.gets, d.cache_hits, d.local_loads), (5, 2, 1));
+    assert_eq!(d.main.bytes, 4096);
+}

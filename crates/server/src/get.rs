@@ -1,0 +1,102 @@
+//! `geecache get URL GROUP KEY`: fetch one value through a node's client route.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use geecache_transport_http::path;
+use http::StatusCode;
+
+use crate::cli::GetArgs;
+use crate::client;
+
+/// The largest value `get` will read.
+const MAX_VALUE: usize = 1 << 30;
+
+/// The client-route URL of `key` in `group` at node `base`.
+///
+/// Every byte but `A-Za-z0-9-_.~` is escaped, `/` and `+` included, so the node decodes
+/// exactly the key that was typed.
+pub(crate) fn value_url(base: &str, group: &str, key: &str) -> String {
+    format!(
+        "{}/api/{}/{}",
+        base.trim_end_matches('/'),
+        path::encode(group),
+        path::encode(key)
+    )
+}
+
+/// Runs `get`: 0 with the value, 1 when not found, 2 on any error.
+pub(crate) fn run(args: &GetArgs) -> ExitCode {
+    if !args.url.starts_with("http://") {
+        eprintln!(
+            "geecache: invalid node URL {:?}: expected http://HOST:PORT, e.g. http://127.0.0.1:8001",
+            args.url
+        );
+        return ExitCode::from(2);
+    }
+    if args.key.is_empty() {
+        eprintln!("geecache: the key is empty; groups never store the empty key");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("geecache: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let url = value_url(&args.url, &args.group, &args.key);
+    let fetched = runtime.block_on(async {
+        let http = client::new_client();
+        client::get(
+            &http,
+            &url,
+            args.api_token.as_deref(),
+            args.timeout,
+            MAX_VALUE,
+        )
+        .await
+    });
+    let fetched = match fetched {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("geecache: GET {url}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let message = || String::from_utf8_lossy(&fetched.body).trim().to_owned();
+    // A 404 is "not found" only when it is about the key; an unknown group or route is a
+    // mistake in the command, and scripts should not read it as a cache miss.
+    let kind = fetched.kind.as_deref();
+    match fetched.status {
+        StatusCode::OK => {}
+        StatusCode::NOT_FOUND if kind.is_none_or(|k| k == "not-found") => {
+            eprintln!("geecache: not found: {}", message());
+            return ExitCode::from(1);
+        }
+        status => {
+            eprintln!("geecache: {url} answered {status}: {}", message());
+            return ExitCode::from(2);
+        }
+    }
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, &fetched.body)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&fetched.body)
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("cannot write to standard output: {e}"))
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("geecache: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! `geecache`: run a cache node (`serve`), watch a three-node cluster at work (`demo`), or
+//! fetch one value from a running node (`get`).
+//!
+//! The binary wires the library crates together: a `geecache_group::Group` per configured
+//! group, fed by a data source ([`source`]), reached by peers and clients through
+//! `geecache_transport_http`, with Prometheus metrics ([`metrics`]), health and readiness
+//! routes, and graceful shutdown. docs/operations.md is the operator's manual.
+
+mod auth;
+mod cli;
+mod client;
+mod config;
+mod demo;
+mod get;
+mod keyguard;
+mod membership;
+mod metrics;
+mod node;
+mod serve;
+mod shutdown;
+mod source;
+
+use std::process::ExitCode;
+
+use cli::Command;
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    match &cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Get(args) => get::run(args),
+    }
+}
+
+/// Logs go to stderr (stdout carries results: the listening line, values, the demo's
+/// tables), as `key=value` lines filtered by `filter`.
+pub(crate) fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

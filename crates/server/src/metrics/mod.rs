@@ -1,0 +1,384 @@
+//! `GET /metrics`: the node's figures in the Prometheus (OpenMetrics) text format.
+//!
+//! Two kinds of figures live here:
+//!
+//! - **Read at scrape time**: every counter of every group's [`geecache_group::Stats`], and
+//!   the caches' bytes and items. The group already counts them; copying them into
+//!   Prometheus counters on every request would count twice and drift. A custom
+//!   [`Collector`] snapshots `Group::stats()` when Prometheus asks instead.
+//! - **Observed as they happen**: latency histograms, which no snapshot can rebuild: peer
+//!   requests (through the pool's [`PeerObserver`] hook) and loader calls (a [`TimedGetter`]
+//!   wrapped around each group's source).
+//!
+//! Each node has its own registry, not a process-wide one, so the demo's three in-process
+//! nodes report three sets of figures.
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use geecache_group::{Getter, LoadError, Loaded, Stats};
+use geecache_transport_http::{PeerObserver, PeerOutcome};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// The `Content-Type` of the exposition.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of the peer request histogram: the peer's URL and how the request ended.
+type PeerLabels = [(&'static str, String); 2];
+/// Labels of the loader histogram: the group and how the load ended.
+type LoadLabels = [(&'static str, String); 2];
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// 0.5 ms to about 16 s in doublings: a loopback peer hit lands in the first buckets, a slow
+/// origin or a timed-out peer in the last.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+}
+
+/// One node's metrics.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    peer_requests: HistogramFamily<PeerLabels>,
+    loads: HistogramFamily<LoadLabels>,
+    peers: Gauge,
+}
+
+impl Metrics {
+    /// Metrics for a node whose groups live in `groups`.
+    pub(crate) fn new(groups: geecache_group::Registry) -> Self {
+        let mut registry = Registry::default();
+        let peer_requests: HistogramFamily<PeerLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let loads: HistogramFamily<LoadLabels> = Family::new_with_constructor(latency_histogram);
+        let peers = Gauge::default();
+        registry.register_with_unit(
+            "geecache_peer_request_duration",
+            "Time to fetch one key from a peer, by peer and outcome",
+            Unit::Seconds,
+            peer_requests.clone(),
+        );
+        registry.register_with_unit(
+            "geecache_load_duration",
+            "Time the local source took to load one key, by group and outcome",
+            Unit::Seconds,
+            loads.clone(),
+        );
+        registry.register(
+            "geecache_peers",
+            "Members of the hash ring, this node included",
+            peers.clone(),
+        );
+        registry.register_collector(Box::new(GroupCollector { groups }));
+        registry.register_collector(Box::new(BuildInfo));
+        Metrics {
+            registry,
+            peer_requests,
+            loads,
+            peers,
+        }
+    }
+
+    /// The hook to give the peer pool.
+    pub(crate) fn peer_observer(&self) -> Arc<dyn PeerObserver> {
+        Arc::new(PeerMetrics {
+            requests: self.peer_requests.clone(),
+        })
+    }
+
+    /// Wraps a group's loader so each call is timed.
+    pub(crate) fn timed<G: Getter>(&self, group: &str, getter: G) -> TimedGetter<G> {
+        let for_outcome = |outcome: &str| {
+            self.loads.get_or_create_owned(&[
+                ("group", group.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+        };
+        TimedGetter {
+            inner: getter,
+            ok: for_outcome("ok"),
+            not_found: for_outcome("not_found"),
+            error: for_outcome("error"),
+        }
+    }
+
+    /// Records how many ring members there are (called by the membership source).
+    pub(crate) fn set_peer_count(&self, n: usize) {
+        self.peers.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The exposition text, ending with `# EOF`.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail; an encoder error would mean a bug in a collector,
+        // and a partial scrape is more useful than none.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+            let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+}
+
+/// Feeds the peer request histogram from the pool.
+#[derive(Debug)]
+struct PeerMetrics {
+    requests: HistogramFamily<PeerLabels>,
+}
+
+impl PeerObserver for PeerMetrics {
+    fn on_peer_request(&self, peer: &str, outcome: PeerOutcome, elapsed: Duration) {
+        self.requests
+            .get_or_create(&[
+                ("peer", peer.to_owned()),
+                ("outcome", outcome.as_str().to_owned()),
+            ])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// A loader that records how long each call took, by outcome.
+#[derive(Debug)]
+pub(crate) struct TimedGetter<G> {
+    inner: G,
+    ok: Histogram,
+    not_found: Histogram,
+    error: Histogram,
+}
+
+impl<G: Getter> Getter for TimedGetter<G> {
+    async fn get(&self, key: &str) -> Result<Loaded, LoadError> {
+        let start = Instant::now();
+        let result = self.inner.get(key).await;
+        let histogram = match &result {
+            Ok(_) => &self.ok,
+            Err(LoadError::NotFound) => &self.not_found,
+            Err(_) => &self.error,
+        };
+        histogram.observe(start.elapsed().as_secs_f64());
+        result
+    }
+}
+
+/// Reads every group's counters when scraped.
+#[derive(Debug)]
+struct GroupCollector {
+    groups: geecache_group::Registry,
+}
+
+/// A counter or gauge read from a snapshot.
+struct Figure {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    read: fn(&Snapshot) -> u64,
+}
+
+struct Snapshot {
+    stats: Stats,
+    limit: u64,
+}
+
+const GROUP_FIGURES: &[Figure] = &[
+    Figure {
+        name: "geecache_group_gets",
+        help: "Gets, from clients and from peers",
+        kind: MetricType::Counter,
+        read: |s| s.stats.gets,
+    },
+    Figure {
+        name: "geecache_group_cache_hits",
+        help: "Gets answered from the main or the hot cache",
+        kind: MetricType::Counter,
+        read: |s| s.stats.cache_hits,
+    },
+    Figure {
+        name: "geecache_group_peer_loads",
+        help: "Values fetched from the owning peer",
+        kind: MetricType::Counter,
+        read: |s| s.stats.peer_loads,
+    },
+    Figure {
+        name: "geecache_group_peer_errors",
+        help: "Peer fetches that failed and fell back to a local load",
+        kind: MetricType::Counter,
+        read: |s| s.stats.peer_errors,
+    },
+    Figure {
+        name: "geecache_group_loads",
+        help: "Gets that missed the cache",
+        kind: MetricType::Counter,
+        read: |s| s.stats.loads,
+    },
+    Figure {
+        name: "geecache_group_loads_deduped",
+        help: "Loads actually run after concurrent loads of a key were collapsed into one",
+        kind: MetricType::Counter,
+        read: |s| s.stats.loads_deduped,
+    },
+    Figure {
+        name: "geecache_group_local_loads",
+        help: "Successful calls of the local source",
+        kind: MetricType::Counter,
+        read: |s| s.stats.local_loads,
+    },
+    Figure {
+        name: "geecache_group_local_load_errors",
+        help: "Failed calls of the local source (not-found answers excluded)",
+        kind: MetricType::Counter,
+        read: |s| s.stats.local_load_errors,
+    },
+    Figure {
+        name: "geecache_group_not_found",
+        help: "Gets that ended in not found",
+        kind: MetricType::Counter,
+        read: |s| s.stats.not_found,
+    },
+    Figure {
+        name: "geecache_group_server_requests",
+        help: "Gets that arrived from a peer",
+        kind: MetricType::Counter,
+        read: |s| s.stats.server_requests,
+    },
+    Figure {
+        name: "geecache_group_cache_limit_bytes",
+        help: "Byte budget of the main and hot caches together (0: unbounded)",
+        kind: MetricType::Gauge,
+        read: |s| s.limit,
+    },
+];
+
+/// A per-cache figure; `main` and `hot` are the label values.
+struct CacheFigure {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    read: fn(&geecache_group::CacheStats) -> u64,
+}
+
+fn widen(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+const CACHE_FIGURES: &[CacheFigure] = &[
+    CacheFigure {
+        name: "geecache_cache_hits",
+        help: "Lookups that found a live value, by group and cache (main: owned keys, hot: copies of other nodes' keys)",
+        kind: MetricType::Counter,
+        read: |c| c.hits,
+    },
+    CacheFigure {
+        name: "geecache_cache_evictions",
+        help: "Entries dropped to keep the group within its byte budget",
+        kind: MetricType::Counter,
+        read: |c| c.evictions,
+    },
+    CacheFigure {
+        name: "geecache_cache_expirations",
+        help: "Entries dropped because their time to live ran out",
+        kind: MetricType::Counter,
+        read: |c| c.expirations,
+    },
+    CacheFigure {
+        name: "geecache_cache_bytes",
+        help: "Bytes held (key plus value bytes)",
+        kind: MetricType::Gauge,
+        read: |c| widen(c.bytes),
+    },
+    CacheFigure {
+        name: "geecache_cache_items",
+        help: "Entries held",
+        kind: MetricType::Gauge,
+        read: |c| widen(c.items),
+    },
+];
+
+fn encode_value(
+    encoder: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    kind: MetricType,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    match kind {
+        MetricType::Counter => {
+            encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&value, None)
+        }
+        _ => encoder.encode_gauge(&value),
+    }
+}
+
+impl Collector for GroupCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        // One snapshot per group per scrape, so all figures of a group agree with each other
+        // as far as `Group::stats` allows.
+        let snapshots: Vec<(String, Snapshot)> = self
+            .groups
+            .all()
+            .iter()
+            .map(|g| {
+                (
+                    g.name().to_owned(),
+                    Snapshot {
+                        stats: g.stats(),
+                        limit: widen(g.cache_bytes()),
+                    },
+                )
+            })
+            .collect();
+        if snapshots.is_empty() {
+            return Ok(());
+        }
+        for figure in GROUP_FIGURES {
+            let mut metric =
+                encoder.encode_descriptor(figure.name, figure.help, None, figure.kind)?;
+            for (name, snapshot) in &snapshots {
+                let labels = [("group", name.as_str())];
+                let mut sample = metric.encode_family(&labels)?;
+                encode_value(&mut sample, figure.kind, (figure.read)(snapshot))?;
+            }
+        }
+        for figure in CACHE_FIGURES {
+            let mut metric =
+                encoder.encode_descriptor(figure.name, figure.help, None, figure.kind)?;
+            for (name, snapshot) in &snapshots {
+                for (cache, stats) in [("main", &snapshot.stats.main), ("hot", &snapshot.stats.hot)]
+                {
+                    let labels = [("group", name.as_str()), ("cache", cache)];
+                    let mut sample = metric.encode_family(&labels)?;
+                    encode_value(&mut sample, figure.kind, (figure.read)(stats))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `geecache_build_info{version="..."} 1`, the Prometheus convention for build facts: a
+/// gauge at 1 whose labels carry the facts, joinable onto any other series.
+#[derive(Debug)]
+struct BuildInfo;
+
+impl Collector for BuildInfo {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let gauge = ConstGauge::new(1_i64);
+        let mut metric = encoder.encode_descriptor(
+            "geecache_build_info",
+            "Build facts of this binary, as labels; the value is always 1",
+            None,
+            gauge.metric_type(),
+        )?;
+        let labels = [("version", env!("CARGO_PKG_VERSION"))];
+        let sample = metric.encode_family(&labels)?;
+        gauge.encode(sample)
+    }
+}

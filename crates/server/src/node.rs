@@ -1,0 +1,330 @@
+//! One cache node: groups, peer pool, membership, routes and the HTTP server, wired together.
+//!
+//! `serve` runs one node per process; `demo` runs three in one process, which is why nothing
+//! here is global: each node has its own group registry, pool and metrics registry.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use geecache_group::{Group, PeerPicker, Registry};
+use geecache_transport_http::{HttpPool, RouterConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth;
+use crate::keyguard::{self, KeyGuard};
+use crate::membership::{self, Membership};
+use crate::metrics::{self, Metrics};
+use crate::source::DataSource;
+
+/// A group to serve.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeGroup {
+    /// Its name.
+    pub(crate) name: String,
+    /// Cache budget, 0 = unbounded.
+    pub(crate) cache_bytes: u64,
+    /// Default time to live.
+    pub(crate) ttl: Option<Duration>,
+    /// Where values come from.
+    pub(crate) source: DataSource,
+}
+
+/// Everything a node needs besides its listener.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeOptions {
+    /// The URL peers use; `None`: `http://` + the listener's address.
+    pub(crate) self_url: Option<String>,
+    /// Where the peer list comes from.
+    pub(crate) membership: Membership,
+    /// Peer route prefix.
+    pub(crate) base_path: String,
+    /// The groups.
+    pub(crate) groups: Vec<NodeGroup>,
+    /// Peer request timeout.
+    pub(crate) peer_timeout: Duration,
+    /// Longest key accepted.
+    pub(crate) max_key_bytes: usize,
+    /// Shared secret of peer and admin routes.
+    pub(crate) peer_token: Option<String>,
+    /// Secret of the client routes.
+    pub(crate) api_token: Option<String>,
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Default)]
+struct Readiness {
+    serving: AtomicBool,
+    peers_known: AtomicBool,
+    shutting_down: AtomicBool,
+}
+
+impl Readiness {
+    /// `None` when ready, else why not.
+    fn not_ready_because(&self) -> Option<&'static str> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            Some("shutting down")
+        } else if !self.serving.load(Ordering::Acquire) {
+            Some("not serving yet")
+        } else if !self.peers_known.load(Ordering::Acquire) {
+            Some("peer list not known yet")
+        } else {
+            None
+        }
+    }
+}
+
+/// How a shutdown ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// Every in-flight request finished.
+    Clean,
+    /// The drain timeout passed; the rest were cut off.
+    TimedOut,
+}
+
+/// A running node.
+pub(crate) struct Node {
+    addr: SocketAddr,
+    url: String,
+    registry: Registry,
+    readiness: Arc<Readiness>,
+    membership: Option<membership::Running>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<io::Result<()>>,
+}
+
+impl Node {
+    /// Builds the node's groups and routes and starts serving on `listener`.
+    ///
+    /// # Errors
+    ///
+    /// When the pool refuses the self URL, base path or peer list, or a group cannot be built.
+    pub(crate) async fn start(listener: TcpListener, options: NodeOptions) -> anyhow::Result<Node> {
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let url = options
+            .self_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let registry = Registry::new();
+        let metrics = Arc::new(Metrics::new(registry.clone()));
+
+        let pool = HttpPool::builder(url.clone())
+            .base_path(options.base_path.clone())
+            .timeout(options.peer_timeout)
+            .peer_token(options.peer_token.clone())
+            .observer(metrics.peer_observer())
+            .build()
+            .context("building the peer pool")?;
+
+        let mut sources = HashMap::new();
+        for group in &options.groups {
+            let mut builder = Group::builder(group.name.clone())
+                .registry(&registry)
+                .cache_bytes(usize::try_from(group.cache_bytes).unwrap_or(usize::MAX))
+                .peer_timeout(options.peer_timeout)
+                .peers(Arc::clone(&pool) as Arc<dyn PeerPicker>)
+                .getter(metrics.timed(&group.name, group.source.clone()));
+            if let Some(ttl) = group.ttl {
+                builder = builder.ttl(ttl);
+            }
+            builder
+                .build()
+                .with_context(|| format!("building group {:?}", group.name))?;
+            sources.insert(group.name.clone(), group.source.clone());
+        }
+
+        let readiness = Arc::new(Readiness::default());
+        let peer_metrics = Arc::clone(&metrics);
+        let running = options
+            .membership
+            .clone()
+            .start(
+                Arc::clone(&pool) as Arc<dyn membership::PeerSink>,
+                move |n| {
+                    peer_metrics.set_peer_count(n);
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("setting the peer list: {e}"))?;
+        readiness
+            .peers_known
+            .store(running.peers_known(), Ordering::Release);
+
+        let app = routes(
+            RouterConfig::new(registry.clone())
+                .pool(Arc::clone(&pool))
+                .max_key_bytes(options.max_key_bytes)
+                .peer_token(options.peer_token.clone())
+                .api_token(options.api_token.clone()),
+            Arc::new(KeyGuard::new(
+                sources,
+                options.base_path.clone(),
+                options.peer_token.clone(),
+                options.api_token.clone(),
+            )),
+            AdminState {
+                metrics,
+                readiness: Arc::clone(&readiness),
+                token: options.peer_token.clone(),
+            },
+        );
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(geecache_transport_http::serve(listener, app, async move {
+            // A dropped sender (the node dropped without `shutdown`) stops the server too.
+            let _ = stopped.await;
+        }));
+        readiness.serving.store(true, Ordering::Release);
+
+        Ok(Node {
+            addr,
+            url,
+            registry,
+            readiness,
+            membership: Some(running),
+            stop: Some(stop),
+            server,
+        })
+    }
+
+    /// The bound address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL peers (and clients) reach this node at.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The node's groups.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `drain`, then returns.
+    pub(crate) async fn shutdown(mut self, drain: Duration) -> Drained {
+        self.readiness.shutting_down.store(true, Ordering::Release);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let outcome = match tokio::time::timeout(drain, &mut self.server).await {
+            Ok(Ok(Ok(()))) => Drained::Clean,
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "server ended with an error");
+                Drained::Clean
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "server task failed");
+                Drained::Clean
+            }
+            Err(_) => {
+                self.server.abort();
+                Drained::TimedOut
+            }
+        };
+        if let Some(membership) = self.membership.take() {
+            membership.shutdown().await;
+        }
+        outcome
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("addr", &self.addr)
+            .field("url", &self.url)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // A node dropped without `shutdown` (an early return on error) must not leave a
+        // server running on its port.
+        if self.stop.is_some() {
+            self.server.abort();
+        }
+    }
+}
+
+/// State of the routes this binary adds: `/metrics` and `/readyz`.
+#[derive(Clone, Debug)]
+struct AdminState {
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    token: Option<String>,
+}
+
+/// The transport's routes plus `/metrics` and `/readyz`, behind the key guard.
+fn routes(config: RouterConfig, guard: Arc<KeyGuard>, admin: AdminState) -> Router {
+    let own: Router = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/readyz", get(readyz_handler))
+        .with_state(admin);
+    geecache_transport_http::router(config)
+        .merge(own)
+        .layer(axum::middleware::from_fn_with_state(guard, keyguard::guard))
+}
+
+/// The transport guards its admin routes (`/healthz`, `/stats`) with the peer token; ours
+/// follow suit, with the same answer.
+fn unauthorized(admin: &AdminState, headers: &HeaderMap, route: &str) -> Option<Response> {
+    if auth::admits(admin.token.as_deref(), headers) {
+        return None;
+    }
+    tracing::warn!(
+        path = route,
+        presented = headers.contains_key(header::AUTHORIZATION),
+        "rejected request: missing or wrong bearer token"
+    );
+    let mut response =
+        (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(
+        geecache_transport_http::ERROR_HEADER,
+        HeaderValue::from_static("unauthorized"),
+    );
+    Some(response)
+}
+
+async fn metrics_handler(State(admin): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = unauthorized(&admin, &headers, "/metrics") {
+        return refused;
+    }
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        admin.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn readyz_handler(State(admin): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = unauthorized(&admin, &headers, "/readyz") {
+        return refused;
+    }
+    match admin.readiness.not_ready_because() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,111 @@
+//! `geecache serve`: one node, until SIGTERM or SIGINT.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::client;
+use crate::config::{self, Config};
+use crate::membership::Membership;
+use crate::node::{Drained, Node, NodeGroup, NodeOptions};
+use crate::shutdown;
+use crate::source::DataSource;
+
+/// Runs `serve`: exit 0 after a clean shutdown, 1 on a runtime failure, 2 on a bad config.
+pub(crate) fn run(args: &ServeArgs) -> ExitCode {
+    let config = match config::load(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("geecache: config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::init_logging(&config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("geecache: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "node failed");
+            eprintln!("geecache: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+
+    let http = client::new_client();
+    let mut groups = Vec::with_capacity(config.groups.len());
+    for group in &config.groups {
+        let source = DataSource::from_config(group, &http).with_context(|| {
+            format!(
+                "group {:?}: cannot open source {}",
+                group.name, group.source
+            )
+        })?;
+        groups.push(NodeGroup {
+            name: group.name.clone(),
+            cache_bytes: group.cache_bytes,
+            ttl: group.ttl,
+            source,
+        });
+    }
+    let options = NodeOptions {
+        self_url: config.self_url.clone(),
+        membership: Membership::Static(config.peers.clone()),
+        base_path: config.base_path.clone(),
+        groups,
+        peer_timeout: config.peer_timeout,
+        max_key_bytes: config.max_key_bytes,
+        peer_token: config.peer_token.clone(),
+        api_token: config.api_token.clone(),
+    };
+    let node = Node::start(listener, options).await?;
+    if !config.peers.is_empty() && !config.peers.iter().any(|p| p == node.url()) {
+        tracing::warn!(
+            self_url = node.url(),
+            "the peer list does not include this node's URL; if it names this node another \
+             way, the node will send itself requests"
+        );
+    }
+    tracing::info!(
+        address = %addr,
+        self_url = node.url(),
+        config = config.summary(),
+        "geecache node started"
+    );
+    // The one line on stdout: scripts and tests read the bound port from it.
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+
+    let signal = shutdown::signal().await;
+    tracing::info!(
+        signal,
+        drain_timeout = ?config.drain_timeout,
+        "shutting down: no new connections; draining in-flight requests"
+    );
+    match node.shutdown(config.drain_timeout).await {
+        Drained::Clean => tracing::info!("drained; bye"),
+        Drained::TimedOut => tracing::warn!(
+            drain_timeout = ?config.drain_timeout,
+            "drain timed out; remaining requests were cut off"
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! An HTTP origin: the key, percent-encoded, is appended to a base URL and fetched.
+//!
+//! This turns geecache into a distributed caching proxy in front of any HTTP store: the
+//! cluster fetches each object from the origin once, and serves it from memory afterwards.
+
+use std::time::Duration;
+
+use geecache_group::{LoadError, Loaded};
+use geecache_transport_http::path;
+use http::StatusCode;
+
+use super::InvalidKey;
+use crate::client::{self, FetchError, HttpClient};
+
+/// An `http:` source.
+#[derive(Debug)]
+pub(crate) struct HttpOrigin {
+    base: String,
+    client: HttpClient,
+    timeout: Duration,
+    max_bytes: usize,
+}
+
+impl HttpOrigin {
+    /// Fetches `base + encode(key)` with `client`, within `timeout`, at most `max_bytes`.
+    pub(crate) fn new(base: String, client: HttpClient, timeout: Duration, max_bytes: u64) -> Self {
+        HttpOrigin {
+            base,
+            client,
+            timeout,
+            max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The URL a key is fetched from.
+    ///
+    /// Every byte but RFC 3986's unreserved ones is encoded, `/` included: a key is one
+    /// opaque path segment at the origin, so `a/../admin` asks for `a%2F..%2Fadmin`, never
+    /// for `/admin`.
+    pub(crate) fn url_for(&self, key: &str) -> String {
+        format!("{}{}", self.base, path::encode(key))
+    }
+
+    /// Refuses the two keys that encoding cannot make safe: `.` and `..` stay dot segments
+    /// after encoding, and an origin would resolve them against the base path.
+    pub(crate) fn check_key(&self, key: &str) -> Result<(), InvalidKey> {
+        match key {
+            "." | ".." => Err(InvalidKey::new(
+                "'.' and '..' cannot be fetched from an origin",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn load(&self, key: &str) -> Result<Loaded, LoadError> {
+        self.check_key(key).map_err(LoadError::failed)?;
+        let url = self.url_for(key);
+        let fetched = client::get(&self.client, &url, None, self.timeout, self.max_bytes)
+            .await
+            .map_err(|e| match e {
+                FetchError::TooLarge(limit) => LoadError::failed(format!(
+                    "origin value is larger than {limit} bytes (max_value_bytes)"
+                )),
+                other => LoadError::failed(format!("origin {url}: {other}")),
+            })?;
+        match fetched.status {
+            s if s.is_success() => Ok(Loaded::from(fetched.body)),
+            StatusCode::NOT_FOUND => Err(LoadError::NotFound),
+            status => {
+                let text = String::from_utf8_lossy(&fetched.body);
+                let snippet: String = text.chars().take(200).collect();
+                Err(LoadError::failed(format!(
+                    "origin {url} answered {status}: {}",
+                    snippet.trim()
+                )))
+            }
+        }
+    }
+}
