@@ -1,0 +1,113 @@
+//! `bare-axum`: the floor. An axum server that answers `GET /api/{group}/{key}` with a
+//! constant, so a request costs only what tokio, hyper and axum routing cost.
+//!
+//! It doubles as the slow origin of the all-miss run: `GET /objects/{key}` answers a value
+//! made from the key after `--delay`, standing in for the database a cache sits in front of.
+//!
+//! It prints `listening on http://ADDR` on stdout once bound, like `geecache serve`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::routing::get;
+use clap::Parser;
+use geecache_bench_e2e::duration;
+
+/// A constant HTTP server on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "bare-axum", version, about)]
+struct Args {
+    /// Address to listen on (loopback only); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+
+    /// How long `GET /objects/{key}` waits before answering.
+    #[arg(long, default_value = "1ms", value_parser = duration::parse)]
+    delay: Duration,
+
+    /// Tokio worker threads [default: one per core, as `geecache serve` uses].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The answer of every `/api` request: the size and shape of a row of geecache's demo table,
+/// so both servers write a body of about the same length.
+const CONSTANT: &str = r#"{"player":"player-000000","score":12345,"level":42}"#;
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bare-axum: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        bail!("--listen {} is not a loopback address", args.listen);
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &Args) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/api/{group}/{key}", get(constant))
+        .route("/objects/{key}", get(object))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(args.delay);
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .context("server failed")
+}
+
+async fn constant() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    // The same content type geecache's client route answers with.
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        CONSTANT,
+    )
+}
+
+async fn object(State(delay): State<Duration>, Path(key): Path<String>) -> String {
+    tokio::time::sleep(delay).await;
+    format!(r#"{{"key":"{key}","value":{}}}"#, key.len())
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

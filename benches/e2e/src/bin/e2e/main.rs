@@ -1,0 +1,524 @@
+//! `e2e`: a three-node geecache cluster on 127.0.0.1, driven by `loadgen` in its own
+//! process, beside `bare-axum` driven the same way; prints a markdown table.
+//!
+//! Builds nothing: it runs the `geecache`, `loadgen` and `bare-axum` binaries it is given (by
+//! default the ones next to itself in the target directory). Every run is bounded by its
+//! duration flag plus fixed start-up and shutdown deadlines, and every child is stopped when
+//! the orchestrator returns, whether the run succeeded or not.
+
+mod process;
+mod table;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use geecache_bench_e2e::procstat::{self, MachineTicks};
+use geecache_bench_e2e::{LoadReport, duration, probe};
+
+use crate::process::{Server, free_ports, run_bounded};
+use crate::table::{CacheFigures, Measured};
+
+/// Measures a three-node geecache cluster against a bare axum server, end to end.
+#[derive(Debug, Parser)]
+#[command(name = "e2e", version, about)]
+struct Args {
+    /// The `geecache` binary [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    geecache: Option<PathBuf>,
+
+    /// The `loadgen` binary [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    loadgen: Option<PathBuf>,
+
+    /// The `bare-axum` binary [default: next to this program].
+    #[arg(long, value_name = "PATH")]
+    bare_axum: Option<PathBuf>,
+
+    /// Runs to do, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Run::Bare, Run::Warm, Run::Miss])]
+    runs: Vec<Run>,
+
+    /// Measured time of each run.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    duration: Duration,
+
+    /// Unmeasured load before each measured run (connection pools, hot caches).
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
+    warmup: Duration,
+
+    /// Smoke check: 2 s runs and 500 ms warm-ups (overrides --duration and --warmup).
+    #[arg(long)]
+    quick: bool,
+
+    /// Load-generator worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: u16,
+
+    /// Keep-alive connections, spread round-robin over the servers.
+    #[arg(long, default_value_t = 64)]
+    connections: u16,
+
+    /// Keys of the warm run (the demo table's rows `player-000000` ...; it has 100 000).
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+
+    /// Exponent of the Zipf key distribution.
+    #[arg(long, default_value_t = 0.99)]
+    zipf: f64,
+
+    /// Seed of the key sampling.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// Latency of the origin in the all-miss run.
+    #[arg(long, default_value = "1ms", value_parser = duration::parse)]
+    miss_delay: Duration,
+
+    /// The most that loading every key once (the warm-up of the warm run) may take.
+    #[arg(long, default_value = "300s", value_parser = duration::parse)]
+    fill_timeout: Duration,
+
+    /// The most a server may take to start and report ready.
+    #[arg(long, default_value = "20s", value_parser = duration::parse)]
+    startup_timeout: Duration,
+
+    /// Where the servers' logs go [default: a new directory under the system temp dir].
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+}
+
+/// One measured run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Run {
+    /// `bare-axum` answering a constant: the floor.
+    Bare,
+    /// Three geecache nodes, every key loaded before measuring, Zipf-distributed reads.
+    Warm,
+    /// Three geecache nodes in front of a slow origin, every key new: every request misses.
+    Miss,
+}
+
+/// The three programs and the settings shared by every run.
+struct Bench {
+    geecache: PathBuf,
+    loadgen: PathBuf,
+    bare_axum: PathBuf,
+    args: Args,
+    duration: Duration,
+    warmup: Duration,
+    log_dir: PathBuf,
+    ticks_per_s: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let here = std::env::current_exe()
+        .context("cannot find this program's path")?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let found = |given: &Option<PathBuf>, name: &str| -> anyhow::Result<PathBuf> {
+        let path = given.clone().unwrap_or_else(|| here.join(name));
+        if !path.is_file() {
+            bail!(
+                "{name} not found at {}: build it (cargo build --release -p geecache-server \
+                 -p geecache-bench-e2e) or pass --{name} PATH",
+                path.display()
+            );
+        }
+        Ok(path)
+    };
+    let geecache = found(&args.geecache, "geecache")?;
+    let loadgen = found(&args.loadgen, "loadgen")?;
+    let bare_axum = found(&args.bare_axum, "bare-axum")?;
+    let log_dir = match &args.log_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("geecache-e2e-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let (duration, warmup) = if args.quick {
+        (Duration::from_secs(2), Duration::from_millis(500))
+    } else {
+        (args.duration, args.warmup)
+    };
+    let bench = Bench {
+        geecache,
+        loadgen,
+        bare_axum,
+        duration,
+        warmup,
+        log_dir,
+        ticks_per_s: procstat::clock_ticks_per_second(),
+        args,
+    };
+    eprintln!("e2e: server logs in {}", bench.log_dir.display());
+
+    let mut results = Vec::new();
+    for run in &bench.args.runs {
+        let measured = match run {
+            Run::Bare => bench.bare()?,
+            Run::Warm => bench.warm()?,
+            Run::Miss => bench.miss()?,
+        };
+        eprintln!(
+            "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request",
+            measured.label,
+            measured.report.requests_per_s,
+            measured.server_cpu_us_per_request()
+        );
+        results.push(measured);
+    }
+    print!("{}", table::markdown(&bench.describe(), &results));
+    Ok(())
+}
+
+impl Bench {
+    fn log(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{name}.log"))
+    }
+
+    fn describe(&self) -> table::Setup {
+        table::Setup {
+            connections: self.args.connections,
+            threads: self.args.threads,
+            duration: self.duration,
+            warmup: self.warmup,
+            keys: self.args.keys,
+            zipf: self.args.zipf,
+            seed: self.args.seed,
+            miss_delay: self.args.miss_delay,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            ticks_per_s: self.ticks_per_s,
+        }
+    }
+
+    /// A `loadgen` command for `targets`.
+    fn loadgen(&self, targets: &[String], mode: &str, run_for: Duration, seed: u64) -> Command {
+        let mut command = Command::new(&self.loadgen);
+        for t in targets {
+            command.arg("--target").arg(t);
+        }
+        command
+            .arg("--mode")
+            .arg(mode)
+            .arg("--duration")
+            .arg(format!("{}ms", run_for.as_millis().max(1)))
+            .arg("--connections")
+            .arg(self.args.connections.to_string())
+            .arg("--threads")
+            .arg(self.args.threads.to_string())
+            .arg("--keys")
+            .arg(self.args.keys.to_string())
+            .arg("--zipf")
+            .arg(self.args.zipf.to_string())
+            .arg("--seed")
+            .arg(seed.to_string());
+        command
+    }
+
+    /// Runs `loadgen` once, unmeasured, and checks that it saw no errors.
+    fn unmeasured(
+        &self,
+        what: &str,
+        command: Command,
+        run_for: Duration,
+    ) -> anyhow::Result<LoadReport> {
+        let out = run_bounded(command, run_for + Duration::from_secs(60))?;
+        let report: LoadReport = serde_json::from_str(out.trim()).with_context(|| {
+            format!("{what}: loadgen printed something else than a report: {out}")
+        })?;
+        if report.errors() > 0 || report.connect_failures > 0 {
+            bail!(
+                "{what}: {} errors, {} connect failures",
+                report.errors(),
+                report.connect_failures
+            );
+        }
+        Ok(report)
+    }
+
+    /// Runs `loadgen` once and measures the servers' CPU time around it.
+    fn measure(
+        &self,
+        label: &str,
+        counted: &[&Server],
+        uncounted: &[&Server],
+        nodes_with_stats: &[&Server],
+        command: Command,
+    ) -> anyhow::Result<Measured> {
+        let load_average = procstat::load_average()?;
+        let ticks = |servers: &[&Server]| -> anyhow::Result<u64> {
+            servers.iter().try_fold(0, |sum, s| {
+                Ok::<_, anyhow::Error>(
+                    sum + procstat::process_ticks(s.pid()).with_context(|| {
+                        format!("cannot read the CPU time of {}{}", s.name, s.log_tail())
+                    })?,
+                )
+            })
+        };
+        let stats_before = cache_figures(nodes_with_stats)?;
+        let counted_before = ticks(counted)?;
+        let uncounted_before = ticks(uncounted)?;
+        let machine_before = MachineTicks::now()?;
+
+        let out = run_bounded(command, self.duration + Duration::from_secs(60))?;
+
+        let machine = MachineTicks::now()?.since(machine_before);
+        let counted_ticks = ticks(counted)?.saturating_sub(counted_before);
+        let uncounted_ticks = ticks(uncounted)?.saturating_sub(uncounted_before);
+        let stats_after = cache_figures(nodes_with_stats)?;
+        let report: LoadReport = serde_json::from_str(out.trim()).with_context(|| {
+            format!("{label}: loadgen printed something else than a report: {out}")
+        })?;
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = |t: u64| t as f64 / self.ticks_per_s as f64;
+        Ok(Measured {
+            label: label.to_owned(),
+            servers: counted.len(),
+            report,
+            server_cpu_s: seconds(counted_ticks),
+            uncounted_cpu_s: seconds(uncounted_ticks),
+            machine_busy_s: seconds(machine.busy),
+            machine_total_s: seconds(machine.total),
+            load_average,
+            cache: stats_after.map(|after| after.since(&stats_before.unwrap_or_default())),
+        })
+    }
+
+    fn bare(&self) -> anyhow::Result<Measured> {
+        eprintln!("e2e: bare axum: starting");
+        let mut server = Server::start(
+            "bare-axum",
+            Command::new(&self.bare_axum),
+            self.log("bare-axum"),
+            self.args.startup_timeout,
+        )?;
+        server.wait_ready("/healthz", self.args.startup_timeout)?;
+        let targets = [server.url()];
+        self.unmeasured(
+            "bare axum warm-up",
+            self.loadgen(
+                &targets,
+                "zipf",
+                self.warmup,
+                self.args.seed.wrapping_add(1),
+            ),
+            self.warmup,
+        )?;
+        let measured = self.measure(
+            "bare axum, constant body",
+            &[&server],
+            &[],
+            &[],
+            self.loadgen(&targets, "zipf", self.duration, self.args.seed),
+        )?;
+        server.stop(Duration::from_secs(3));
+        Ok(measured)
+    }
+
+    fn warm(&self) -> anyhow::Result<Measured> {
+        eprintln!("e2e: geecache warm: starting three nodes");
+        let nodes = self.cluster("warm", "demo")?;
+        let targets: Vec<String> = nodes.iter().map(Server::url).collect();
+        eprintln!(
+            "e2e: geecache warm: loading all {} keys once",
+            self.args.keys
+        );
+        let fill = self.unmeasured(
+            "loading every key",
+            self.loadgen(&targets, "sequential", self.args.fill_timeout, 0),
+            self.args.fill_timeout,
+        )?;
+        if fill.ok != self.args.keys {
+            bail!(
+                "loading every key: {} of {} keys loaded within {:?}",
+                fill.ok,
+                self.args.keys,
+                self.args.fill_timeout
+            );
+        }
+        self.unmeasured(
+            "geecache warm-up",
+            self.loadgen(
+                &targets,
+                "zipf",
+                self.warmup,
+                self.args.seed.wrapping_add(1),
+            ),
+            self.warmup,
+        )?;
+        let refs: Vec<&Server> = nodes.iter().collect();
+        let label = format!(
+            "geecache warm, Zipf {} over {} keys",
+            self.args.zipf, self.args.keys
+        );
+        let measured = self.measure(
+            &label,
+            &refs,
+            &[],
+            &refs,
+            self.loadgen(&targets, "zipf", self.duration, self.args.seed),
+        )?;
+        stop_all(nodes);
+        Ok(measured)
+    }
+
+    fn miss(&self) -> anyhow::Result<Measured> {
+        eprintln!("e2e: geecache all-miss: starting the origin and three nodes");
+        let mut origin_cmd = Command::new(&self.bare_axum);
+        origin_cmd
+            .arg("--delay")
+            .arg(format!("{}us", self.args.miss_delay.as_micros()));
+        let mut origin = Server::start(
+            "origin",
+            origin_cmd,
+            self.log("origin"),
+            self.args.startup_timeout,
+        )?;
+        origin.wait_ready("/healthz", self.args.startup_timeout)?;
+        let source = format!("http:{}/objects/", origin.url());
+        let nodes = self.cluster("miss", &source)?;
+        let targets: Vec<String> = nodes.iter().map(Server::url).collect();
+        let unique = |prefix: &str, run_for: Duration| {
+            let mut command = self.loadgen(&targets, "unique", run_for, self.args.seed);
+            command
+                .arg("--key-prefix")
+                .arg(prefix)
+                .arg("--key-width")
+                .arg("0");
+            command
+        };
+        self.unmeasured(
+            "geecache all-miss warm-up",
+            unique("warmup-", self.warmup),
+            self.warmup,
+        )?;
+        let refs: Vec<&Server> = nodes.iter().collect();
+        let label = format!(
+            "geecache all-miss, {} ms origin",
+            self.args.miss_delay.as_secs_f64() * 1e3
+        );
+        let measured = self.measure(
+            &label,
+            &refs,
+            &[&origin],
+            &refs,
+            unique("miss-", self.duration),
+        )?;
+        stop_all(nodes);
+        origin.stop(Duration::from_secs(3));
+        Ok(measured)
+    }
+
+    /// Three `geecache serve` nodes naming each other as peers, all ready.
+    fn cluster(&self, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_cluster(tag, source) {
+                Ok(nodes) => return Ok(nodes),
+                // Ports are picked before the nodes bind them (each node's peer list must
+                // name the others); if another process took one in between, pick again.
+                Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("cannot listen") => {
+                    eprintln!("e2e: a port was taken, trying again: {e:#}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_cluster(&self, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
+        let ports = free_ports(3)?;
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let mut nodes = Vec::with_capacity(3);
+        for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
+            let mut command = Command::new(&self.geecache);
+            command
+                .arg("serve")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--self-url")
+                .arg(url)
+                .arg("--peers")
+                .arg(urls.join(","))
+                .arg("--group")
+                .arg(format!("scores={source}"))
+                // Warnings only: a log line per request would measure the logger.
+                .arg("--log-level")
+                .arg("warn")
+                .arg("--drain-timeout")
+                .arg("1s");
+            let name = format!("{tag}-node{}", i + 1);
+            nodes.push(Server::start(
+                &name,
+                command,
+                self.log(&name),
+                self.args.startup_timeout,
+            )?);
+        }
+        for node in &mut nodes {
+            node.wait_ready("/readyz", self.args.startup_timeout)?;
+        }
+        Ok(nodes)
+    }
+}
+
+fn stop_all(servers: Vec<Server>) {
+    // Signal every node first, then wait: stopping one at a time would have the survivors
+    // log errors about the peers already gone.
+    for s in &servers {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(s.pid().to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    for s in servers {
+        s.stop(Duration::from_secs(3));
+    }
+}
+
+/// The `scores` group's counters summed over `nodes` (`None` when there are no nodes).
+fn cache_figures(nodes: &[&Server]) -> anyhow::Result<Option<CacheFigures>> {
+    if nodes.is_empty() {
+        return Ok(None);
+    }
+    let mut sum = CacheFigures::default();
+    for node in nodes {
+        let response = probe::get(node.addr, "/stats", Duration::from_secs(5))
+            .with_context(|| format!("GET /stats on {}", node.name))?;
+        if response.status != 200 {
+            bail!("GET /stats on {} answered {}", node.name, response.status);
+        }
+        let json: serde_json::Value = serde_json::from_slice(&response.body)
+            .with_context(|| format!("/stats of {} is not JSON", node.name))?;
+        let group = &json["groups"]["scores"];
+        let n = |path: &[&str]| path.iter().fold(group, |v, k| &v[*k]).as_u64().unwrap_or(0);
+        sum.add(&CacheFigures {
+            gets: n(&["gets"]),
+            peer_loads: n(&["peer_loads"]),
+            local_loads: n(&["local_loads"]),
+            main_hits: n(&["main", "hits"]),
+            hot_hits: n(&["hot", "hits"]),
+        });
+    }
+    Ok(Some(sum))
+}

@@ -1,0 +1,211 @@
+//! The measured figures and the markdown they are printed as.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use geecache_bench_e2e::LoadReport;
+
+/// The target of the warm run: CPU per request at most this many times the bare floor.
+const TARGET_RATIO: f64 = 2.0;
+
+/// The settings every run shared.
+pub(crate) struct Setup {
+    pub(crate) connections: u16,
+    pub(crate) threads: u16,
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+    pub(crate) keys: u64,
+    pub(crate) zipf: f64,
+    pub(crate) seed: u64,
+    pub(crate) miss_delay: Duration,
+    pub(crate) cores: usize,
+    pub(crate) ticks_per_s: u64,
+}
+
+/// The `scores` group's counters, summed over the nodes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CacheFigures {
+    pub(crate) gets: u64,
+    pub(crate) peer_loads: u64,
+    pub(crate) local_loads: u64,
+    pub(crate) main_hits: u64,
+    pub(crate) hot_hits: u64,
+}
+
+impl CacheFigures {
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.gets += other.gets;
+        self.peer_loads += other.peer_loads;
+        self.local_loads += other.local_loads;
+        self.main_hits += other.main_hits;
+        self.hot_hits += other.hot_hits;
+    }
+
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        CacheFigures {
+            gets: self.gets.saturating_sub(earlier.gets),
+            peer_loads: self.peer_loads.saturating_sub(earlier.peer_loads),
+            local_loads: self.local_loads.saturating_sub(earlier.local_loads),
+            main_hits: self.main_hits.saturating_sub(earlier.main_hits),
+            hot_hits: self.hot_hits.saturating_sub(earlier.hot_hits),
+        }
+    }
+}
+
+/// One measured run.
+pub(crate) struct Measured {
+    pub(crate) label: String,
+    /// How many server processes `server_cpu_s` sums.
+    pub(crate) servers: usize,
+    pub(crate) report: LoadReport,
+    /// CPU time of the measured servers over the run.
+    pub(crate) server_cpu_s: f64,
+    /// CPU time of helpers that are not counted (the origin of the all-miss run).
+    pub(crate) uncounted_cpu_s: f64,
+    /// CPU time the whole machine spent busy over the run, every core summed.
+    pub(crate) machine_busy_s: f64,
+    /// Every core's time over the run, busy or idle.
+    pub(crate) machine_total_s: f64,
+    pub(crate) load_average: [f64; 3],
+    pub(crate) cache: Option<CacheFigures>,
+}
+
+impl Measured {
+    #[allow(clippy::cast_precision_loss)]
+    fn per_request(&self, value: f64) -> f64 {
+        if self.report.ok == 0 {
+            return f64::NAN;
+        }
+        value / self.report.ok as f64
+    }
+
+    pub(crate) fn server_cpu_us_per_request(&self) -> f64 {
+        self.per_request(self.server_cpu_s) * 1e6
+    }
+
+    fn loadgen_cpu_us_per_request(&self) -> f64 {
+        self.per_request(self.report.loadgen_cpu_s) * 1e6
+    }
+
+    /// Busy CPU time that was neither the servers, the helpers nor the load generator.
+    fn other_cpu_s(&self) -> f64 {
+        (self.machine_busy_s - self.server_cpu_s - self.uncounted_cpu_s - self.report.loadgen_cpu_s)
+            .max(0.0)
+    }
+}
+
+fn latency(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+/// The whole report: settings, the main table, the ratio, cache behaviour, machine load.
+pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nLoad: `loadgen` in its own process, {} keep-alive connections (one request in flight \
+         on each, spread over the servers), {} threads, {:.1} s measured after {:.1} s unmeasured \
+         warm-up; Zipf s={} over {} keys, seed {}; all-miss: a new key per request, origin delay \
+         {} µs. CPU is `utime + stime` from `/proc/<pid>/stat` (CLK_TCK {}), summed over the \
+         server processes of the run.\n",
+        setup.connections,
+        setup.threads,
+        setup.duration.as_secs_f64(),
+        setup.warmup.as_secs_f64(),
+        setup.zipf,
+        setup.keys,
+        setup.seed,
+        setup.miss_delay.as_micros(),
+        setup.ticks_per_s,
+    );
+    out.push_str(
+        "| run | servers | requests/s | p50 | p99 | server CPU µs/request | loadgen CPU µs/request | errors |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for m in runs {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {} | {} | {:.1} | {:.1} | {} |",
+            m.label,
+            m.servers,
+            m.report.requests_per_s,
+            latency(m.report.p50_us),
+            latency(m.report.p99_us),
+            m.server_cpu_us_per_request(),
+            m.loadgen_cpu_us_per_request(),
+            m.report.errors() + m.report.connect_failures,
+        );
+    }
+
+    let bare = runs.iter().find(|m| m.label.starts_with("bare"));
+    let warm = runs.iter().find(|m| m.label.starts_with("geecache warm"));
+    if let (Some(bare), Some(warm)) = (bare, warm) {
+        let ratio = warm.server_cpu_us_per_request() / bare.server_cpu_us_per_request();
+        let verdict = if ratio <= TARGET_RATIO {
+            "met"
+        } else {
+            "not met"
+        };
+        let _ = writeln!(
+            out,
+            "\nCPU per request, geecache warm ÷ bare axum: **{ratio:.2}x** (target ≤ {TARGET_RATIO}x: {verdict})."
+        );
+    }
+
+    if runs.iter().any(|m| m.cache.is_some()) {
+        out.push_str(
+            "\nWhat the nodes did, per client request (the `scores` group's `/stats`, summed over \
+             the three nodes, over the measured window):\n\n\
+             | run | peer fetches | origin loads | main-cache hits | hot-cache hits |\n\
+             |---|---:|---:|---:|---:|\n",
+        );
+        for m in runs {
+            if let Some(c) = &m.cache {
+                #[allow(clippy::cast_precision_loss)]
+                let per = |v: u64| m.per_request(v as f64);
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                    m.label,
+                    per(c.peer_loads),
+                    per(c.local_loads),
+                    per(c.main_hits),
+                    per(c.hot_hits),
+                );
+            }
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\nMachine: {} cores. Busy CPU during each run (all cores summed) and where it went:\n\n\
+         | run | load average before (1/5/15 min) | machine busy | servers | origin | loadgen | everything else |\n\
+         |---|---|---:|---:|---:|---:|---:|",
+        setup.cores
+    );
+    for m in runs {
+        let busy_pct = if m.machine_total_s > 0.0 {
+            100.0 * m.machine_busy_s / m.machine_total_s
+        } else {
+            f64::NAN
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} / {:.2} / {:.2} | {:.1} s ({busy_pct:.0}%) | {:.1} s | {:.1} s | {:.1} s | {:.1} s |",
+            m.label,
+            m.load_average[0],
+            m.load_average[1],
+            m.load_average[2],
+            m.machine_busy_s,
+            m.server_cpu_s,
+            m.uncounted_cpu_s,
+            m.report.loadgen_cpu_s,
+            m.other_cpu_s(),
+        );
+    }
+    out
+}

@@ -1,0 +1,383 @@
+//! `loadgen`: keeps N keep-alive HTTP/1.1 connections busy, one request in flight on each, for
+//! a fixed time, and prints what it measured as one line of JSON (a `LoadReport`).
+//!
+//! It is closed-loop, like `wrk`: each connection sends its next request as soon as the last
+//! answer is read, so the offered load adapts to what the servers can take and latency is
+//! measured from the first byte written to the last body byte read.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use geecache_bench_e2e::{LoadReport, duration, procstat, report::percentile};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rand::rngs::SmallRng;
+use rand::{RngExt as _, SeedableRng as _};
+use rand_distr::{Distribution as _, Zipf};
+use tokio::net::TcpStream;
+use tokio::sync::Barrier;
+
+/// Drives `GET /api/{group}/{key}` on one or more servers and prints a JSON report.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about)]
+struct Args {
+    /// A server's base URL, e.g. http://127.0.0.1:8001 (loopback only). Repeat the flag for
+    /// more servers: connection i goes to target i mod (number of targets).
+    #[arg(long = "target", required = true, value_name = "URL")]
+    targets: Vec<String>,
+
+    /// The group in the request path.
+    #[arg(long, default_value = "scores")]
+    group: String,
+
+    /// Keep-alive connections, each with one request in flight.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    connections: u16,
+
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+
+    /// How long to send requests (in `sequential` mode: the most it may take).
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    duration: Duration,
+
+    /// How keys are chosen.
+    #[arg(long, value_enum, default_value_t = Mode::Zipf)]
+    mode: Mode,
+
+    /// Size of the key space (`zipf`, `uniform`, `sequential`).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: u64,
+
+    /// Exponent of the Zipf distribution.
+    #[arg(long, default_value_t = 0.99)]
+    zipf: f64,
+
+    /// Seed of the key sampling; connection i uses seed + i.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// Key text before the number.
+    #[arg(long, default_value = "player-")]
+    key_prefix: String,
+
+    /// The number is zero-padded to this many digits.
+    #[arg(long, default_value_t = 6)]
+    key_width: usize,
+
+    /// A request slower than this counts as failed and its connection is replaced.
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    timeout: Duration,
+}
+
+/// How the next key is picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Zipf-distributed ranks over the key space (rank 1 = key 0 is the most popular).
+    Zipf,
+    /// Uniform over the key space.
+    Uniform,
+    /// Every key once, in order, shared across connections; ends when all are done.
+    Sequential,
+    /// A new key every time, never repeated: every request misses every cache.
+    Unique,
+}
+
+/// One target server.
+#[derive(Clone, Debug)]
+struct Target {
+    addr: SocketAddr,
+    host: String,
+}
+
+/// What one connection counted.
+#[derive(Debug, Default)]
+struct Tally {
+    latencies_ns: Vec<u64>,
+    ok: u64,
+    bad_status: u64,
+    failed: u64,
+    connect_failures: u64,
+}
+
+/// Everything the connection tasks share.
+struct Plan {
+    group: String,
+    mode: Mode,
+    keys: u64,
+    zipf: Option<Zipf<f64>>,
+    key_prefix: String,
+    key_width: usize,
+    timeout: Duration,
+    /// The next key in `sequential` and `unique` modes.
+    counter: AtomicU64,
+}
+
+impl Plan {
+    /// The next key index for one connection, `None` when `sequential` has run out.
+    fn next_index(&self, rng: &mut SmallRng) -> Option<u64> {
+        match self.mode {
+            Mode::Zipf => {
+                let zipf = self.zipf.as_ref()?;
+                // Samples are whole numbers in [1, keys] stored as f64; the cast is exact
+                // for any key space below 2^53.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let rank = zipf.sample(rng) as u64;
+                Some(rank.clamp(1, self.keys) - 1)
+            }
+            Mode::Uniform => Some(rng.random_range(0..self.keys)),
+            Mode::Sequential => {
+                let i = self.counter.fetch_add(1, Ordering::Relaxed);
+                (i < self.keys).then_some(i)
+            }
+            Mode::Unique => Some(self.counter.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    fn path(&self, index: u64) -> String {
+        format!(
+            "/api/{}/{}{:0width$}",
+            self.group,
+            self.key_prefix,
+            index,
+            width = self.key_width
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => match serde_json::to_string(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("loadgen: cannot encode the report: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<LoadReport> {
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| parse_target(t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (what, text) in [("group", &args.group), ("key prefix", &args.key_prefix)] {
+        // Both go into the path as they are; anything that would need escaping is refused
+        // rather than encoded, so the path the servers see is the one written here.
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        {
+            bail!("the {what} {text:?} may only hold A-Z a-z 0-9 - _ . ~");
+        }
+    }
+    let zipf = match args.mode {
+        Mode::Zipf => {
+            #[allow(clippy::cast_precision_loss)]
+            let n = args.keys as f64;
+            Some(Zipf::new(n, args.zipf).with_context(|| {
+                format!(
+                    "bad Zipf parameters: {} keys, exponent {}",
+                    args.keys, args.zipf
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let plan = Arc::new(Plan {
+        group: args.group.clone(),
+        mode: args.mode,
+        keys: args.keys,
+        zipf,
+        key_prefix: args.key_prefix.clone(),
+        key_width: args.key_width,
+        timeout: args.timeout,
+        counter: AtomicU64::new(0),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(args.threads))
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(drive(args, plan, targets))
+}
+
+/// Accepts only `http://<loopback ip>:<port>[/]`: this tool never leaves the machine.
+fn parse_target(text: &str) -> anyhow::Result<Target> {
+    let authority = text
+        .strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .with_context(|| format!("target {text:?} is not http://IP:PORT"))?;
+    let addr: SocketAddr = authority
+        .parse()
+        .with_context(|| format!("target {text:?} is not http://IP:PORT"))?;
+    if !addr.ip().is_loopback() {
+        bail!("target {text:?} is not a loopback address");
+    }
+    Ok(Target {
+        addr,
+        host: authority.to_owned(),
+    })
+}
+
+async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Result<LoadReport> {
+    let connections = usize::from(args.connections);
+    // Every connection is open before the clock starts, so connection setup is not measured
+    // as request latency and the window starts with the full load.
+    let barrier = Arc::new(Barrier::new(connections + 1));
+    let start_at = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let mut tasks = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let target = targets[i % targets.len()].clone();
+        let plan = Arc::clone(&plan);
+        let barrier = Arc::clone(&barrier);
+        let start_at = Arc::clone(&start_at);
+        let seed = args.seed.wrapping_add(i as u64);
+        let run_for = args.duration;
+        tasks.push(tokio::spawn(async move {
+            let sender = connect(&target).await;
+            barrier.wait().await;
+            let deadline = start_at.get().copied().unwrap_or_else(Instant::now) + run_for;
+            connection(&plan, &target, sender.ok(), seed, deadline).await
+        }));
+    }
+    // The main task sets the start time before it reaches the barrier, so every connection
+    // reads the same instant once the barrier opens.
+    let ticks_per_s = procstat::clock_ticks_per_second();
+    let self_pid = std::process::id();
+    let cpu_before = procstat::process_ticks(self_pid).unwrap_or(0);
+    let start = Instant::now();
+    let _ = start_at.set(start);
+    barrier.wait().await;
+
+    let mut all = Tally::default();
+    for task in tasks {
+        let tally = task.await.context("a connection task panicked")?;
+        all.ok += tally.ok;
+        all.bad_status += tally.bad_status;
+        all.failed += tally.failed;
+        all.connect_failures += tally.connect_failures;
+        all.latencies_ns.extend(tally.latencies_ns);
+    }
+    let elapsed = start.elapsed();
+    let cpu_after = procstat::process_ticks(self_pid).unwrap_or(cpu_before);
+    all.latencies_ns.sort_unstable();
+    let us = |q: f64| percentile(&all.latencies_ns, q).map_or(0.0, ns_to_us);
+    #[allow(clippy::cast_precision_loss)]
+    Ok(LoadReport {
+        ok: all.ok,
+        bad_status: all.bad_status,
+        failed: all.failed,
+        connect_failures: all.connect_failures,
+        elapsed_s: elapsed.as_secs_f64(),
+        requests_per_s: all.ok as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_us: us(0.50),
+        p90_us: us(0.90),
+        p99_us: us(0.99),
+        max_us: us(1.0),
+        loadgen_cpu_s: cpu_after.saturating_sub(cpu_before) as f64 / ticks_per_s as f64,
+        connections,
+        threads: usize::from(args.threads),
+    })
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ns_to_us(ns: u64) -> f64 {
+    ns as f64 / 1_000.0
+}
+
+async fn connect(target: &Target) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+    let stream = TcpStream::connect(target.addr)
+        .await
+        .with_context(|| format!("cannot connect to {}", target.addr))?;
+    // Requests are small and one is in flight per connection: Nagle would only add delay.
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        // The connection ends when the sender is dropped or the server closes it; either
+        // way the request loop sees the error on its side.
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn connection(
+    plan: &Plan,
+    target: &Target,
+    sender: Option<SendRequest<Empty<Bytes>>>,
+    seed: u64,
+    deadline: Instant,
+) -> Tally {
+    let mut tally = Tally {
+        latencies_ns: Vec::with_capacity(4096),
+        ..Tally::default()
+    };
+    let Some(mut sender) = sender else {
+        tally.connect_failures += 1;
+        return tally;
+    };
+    let mut rng = SmallRng::seed_from_u64(seed);
+    while Instant::now() < deadline {
+        let Some(index) = plan.next_index(&mut rng) else {
+            break;
+        };
+        let request = match http::Request::get(plan.path(index))
+            .header(http::header::HOST, &target.host)
+            .body(Empty::<Bytes>::new())
+        {
+            Ok(request) => request,
+            Err(_) => {
+                tally.failed += 1;
+                break;
+            }
+        };
+        let started = Instant::now();
+        let exchange = async {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            // The whole body is read: the latency covers the value, not just the headers.
+            response.into_body().collect().await?;
+            Ok::<_, hyper::Error>(status)
+        };
+        match tokio::time::timeout(plan.timeout, exchange).await {
+            Ok(Ok(status)) if status.is_success() => {
+                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                tally.latencies_ns.push(ns);
+                tally.ok += 1;
+            }
+            Ok(Ok(_)) => tally.bad_status += 1,
+            Ok(Err(_)) | Err(_) => {
+                tally.failed += 1;
+                // A failed or abandoned exchange leaves the connection in an unknown state;
+                // a fresh one keeps the connection count what was asked for.
+                match connect(target).await {
+                    Ok(fresh) => sender = fresh,
+                    Err(_) => {
+                        tally.connect_failures += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    tally
+}

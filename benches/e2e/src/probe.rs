@@ -1,0 +1,57 @@
+//! A blocking HTTP/1.1 GET over loopback, for readiness checks and `/stats`.
+//!
+//! The orchestrator needs a handful of requests, all before or after a measured window, so a
+//! std `TcpStream` with timeouts is enough and keeps an async runtime out of that process.
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// A response: status code and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The body (the connection is closed after it, so it is whatever came before EOF).
+    pub body: Vec<u8>,
+}
+
+/// `GET path` on `addr` with `Connection: close`, each socket operation bounded by `timeout`.
+///
+/// # Errors
+///
+/// On a connection failure, a timeout, or a response without a status line.
+pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    // The response is small and the server closes the connection; a 16 MiB cap keeps a
+    // confused peer from filling memory.
+    stream.take(16 << 20).read_to_end(&mut raw)?;
+    parse_response(&raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP status line"))
+}
+
+/// Splits a raw HTTP/1.1 response into status and body (no chunked decoding: the routes read
+/// here answer with a `Content-Length`).
+#[must_use]
+pub fn parse_response(raw: &[u8]) -> Option<Response> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let status = head
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(Response {
+        status,
+        body: raw[head_end + 4..].to_vec(),
+    })
+}

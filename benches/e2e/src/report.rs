@@ -1,0 +1,62 @@
+//! What one load-generator run measured, as the JSON line `loadgen` prints.
+
+use serde::{Deserialize, Serialize};
+
+/// The result of one `loadgen` run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Requests answered with a 2xx status inside the measured window.
+    pub ok: u64,
+    /// Requests answered with any other status.
+    pub bad_status: u64,
+    /// Requests that failed on the connection (refused, reset, timed out).
+    pub failed: u64,
+    /// Connections that could not be (re)established.
+    pub connect_failures: u64,
+    /// Wall time of the measured window, in seconds.
+    pub elapsed_s: f64,
+    /// `ok / elapsed_s`.
+    pub requests_per_s: f64,
+    /// Median latency of the 2xx requests, in microseconds.
+    pub p50_us: f64,
+    /// 90th percentile latency, in microseconds.
+    pub p90_us: f64,
+    /// 99th percentile latency, in microseconds.
+    pub p99_us: f64,
+    /// Slowest request, in microseconds.
+    pub max_us: f64,
+    /// CPU time (user + system) the load generator itself used in the window, in seconds.
+    pub loadgen_cpu_s: f64,
+    /// Connections kept open.
+    pub connections: usize,
+    /// Tokio worker threads of the load generator.
+    pub threads: usize,
+}
+
+impl LoadReport {
+    /// Every request that did not come back 2xx.
+    #[must_use]
+    pub fn errors(&self) -> u64 {
+        self.bad_status + self.failed
+    }
+}
+
+/// The `q`-quantile (0.0..=1.0) of sorted values, by the nearest-rank method; `None` when empty.
+///
+/// Nearest rank returns a value that was observed, never an interpolation between two, which
+/// is what a latency percentile should be.
+#[must_use]
+pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let q = q.clamp(0.0, 1.0);
+    // ceil(q * n) as a 1-based rank, at least 1.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+    sorted.get(rank.min(sorted.len()) - 1).copied()
+}

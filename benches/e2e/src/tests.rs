@@ -1,0 +1,70 @@
+use std::time::Duration;
+
+use crate::duration;
+use crate::probe::parse_response;
+use crate::procstat::{MachineTicks, parse_process_ticks};
+use crate::report::percentile;
+
+#[test]
+fn durations_take_every_unit_and_refuse_the_rest() {
+    assert_eq!(duration::parse("250us"), Ok(Duration::from_micros(250)));
+    assert_eq!(duration::parse("1ms"), Ok(Duration::from_millis(1)));
+    assert_eq!(duration::parse(" 10s "), Ok(Duration::from_secs(10)));
+    assert_eq!(duration::parse("2m"), Ok(Duration::from_secs(120)));
+    for bad in [
+        "",
+        "10",
+        "ms",
+        "1.5s",
+        "-1s",
+        "10h",
+        "99999999999999999999s",
+    ] {
+        assert!(duration::parse(bad).is_err(), "{bad:?} parsed");
+    }
+}
+
+#[test]
+fn percentile_is_nearest_rank() {
+    let v: Vec<u64> = (1..=100).collect();
+    assert_eq!(percentile(&v, 0.5), Some(50));
+    assert_eq!(percentile(&v, 0.99), Some(99));
+    assert_eq!(percentile(&v, 1.0), Some(100));
+    assert_eq!(percentile(&v, 0.0), Some(1));
+    assert_eq!(percentile(&[7], 0.99), Some(7));
+    assert_eq!(percentile(&[], 0.5), None);
+}
+
+#[test]
+fn process_ticks_count_fields_after_the_last_paren() {
+    // A command name with a space and a ')' must not shift the fields.
+    let stat = "4242 (geecache ) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                731 269 0 0 20 0 3 0 12345 1000000 500 18446744073709551615";
+    assert_eq!(parse_process_ticks(stat), Some(731 + 269));
+    assert_eq!(parse_process_ticks("4242 (short) S 1 2"), None);
+    assert_eq!(parse_process_ticks("no parens at all"), None);
+}
+
+#[test]
+fn machine_ticks_add_busy_columns_and_leave_guest_out() {
+    let text = "cpu  100 5 50 1000 20 3 2 1 40 0\ncpu0 1 2 3 4\n";
+    let t = MachineTicks::parse(text).expect("parses");
+    assert_eq!(t.busy, 100 + 5 + 50 + 3 + 2 + 1);
+    assert_eq!(t.total, t.busy + 1000 + 20);
+    let later = MachineTicks {
+        busy: t.busy + 7,
+        total: t.total + 10,
+    };
+    assert_eq!(later.since(t), MachineTicks { busy: 7, total: 10 });
+    assert_eq!(MachineTicks::parse("intr 1 2 3\n"), None);
+}
+
+#[test]
+fn responses_split_into_status_and_body() {
+    let r = parse_response(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\n\r\nnope\n")
+        .expect("parses");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, b"nope\n");
+    assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n"), None);
+    assert_eq!(parse_response(b"garbage\r\n\r\n"), None);
+}
