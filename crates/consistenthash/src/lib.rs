@@ -37,18 +37,22 @@
 //! # Balance, and the better option
 //!
 //! CRC-32 is linear, so the points of one member are correlated with those of another, and
-//! balance does not improve with replicas: three groupcache peers at 50 replicas get about
-//! 42/30/28% of the keys, and 160 replicas do no better. When every node runs this crate,
-//! [`Ring::balanced`] places points with [`Murmur3`] and [`BALANCED_REPLICAS`] virtual nodes,
-//! which keeps the busiest of 3 to 10 members within about 5% of the mean. Lookups do not get
-//! slower with more points (an index over the sorted points makes them constant time); the ring
-//! takes more memory and longer to build.
+//! balance does not improve with replicas: three groupcache peers at 50 replicas get 42/30/28% of
+//! the keys ([`Ring::shares`] computes this exactly), and 160 or 2048 replicas do no better. When
+//! every node runs this crate, [`Ring::balanced`] combines a mixing hash ([`Murmur3`]),
+//! [`BALANCED_REPLICAS`] virtual nodes and [`Assignment::Nearest`] (a key goes to the closest
+//! point in either direction, which halves the variance of shares at equal replicas). It keeps
+//! the busiest of 3 to 10 members within 5% of the mean. [`Ring::builder`] sets each option
+//! separately. Away from the defaults no option is groupcache-compatible, and all nodes of a
+//! cluster must agree on every one of them.
 //!
 //! # Cost
 //!
-//! [`Ring::get`] hashes the key once and reads a bucket index and one or two points; it never
-//! allocates. Changing membership re-sorts the points and rebuilds the index, so build a ring,
-//! share it (in an `Arc`), and swap it whole when membership changes.
+//! [`Ring::get`] hashes the key once, reads two adjacent entries of a bucket index and one to
+//! three points, and never allocates. The work does not grow with the number of points, though a
+//! ring too big for the CPU caches waits longer for those reads. Changing membership re-sorts the
+//! points and rebuilds the index, so build a ring, share it (in an `Arc`), and swap it whole when
+//! membership changes.
 #![deny(missing_docs)]
 
 mod builder;

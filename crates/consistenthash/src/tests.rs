@@ -29,6 +29,16 @@ fn murmur3_matches_reference_vectors() {
 }
 
 #[test]
+fn rings_can_be_shared_across_threads() {
+    // The HTTP pool keeps a ring in an `Arc` and clones it to rebuild on membership changes.
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    shareable::<Ring>();
+    shareable::<Ring<Murmur3>>();
+    shareable::<Ring<fn(&[u8]) -> u32>>();
+    shareable::<RingBuilder<Murmur3>>();
+}
+
+#[test]
 fn crc32_is_ieee() {
     // The check value of CRC-32/ISO-HDLC (zlib, Go's crc32.ChecksumIEEE).
     assert_eq!(Crc32.hash(b"123456789"), 0xcbf4_3926);
