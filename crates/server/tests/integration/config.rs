@@ -1,0 +1,149 @@
+//! A bad configuration stops `serve` before it binds, with one precise message and status 2.
+
+use crate::support::{geecache, run};
+
+/// Runs `serve` with `args` (and `env`), expecting exit status 2 and exactly `message`.
+fn refused(args: &[&str], env: &[(&str, &str)], message: &str) {
+    let mut cmd = geecache();
+    cmd.arg("serve").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: stderr was {:?}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!("geecache: config error: {message}"),
+        "{args:?}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing may be served: {:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn no_groups_is_refused_with_a_hint() {
+    refused(
+        &["--listen", "127.0.0.1:0"],
+        &[],
+        "no groups configured: add --group NAME=SOURCE (e.g. --group scores=demo) or a \
+         [groups.NAME] table with a source to the config file",
+    );
+}
+
+#[test]
+fn bad_flags_are_named_with_what_is_allowed() {
+    refused(
+        &["--listen", "localhost:8001", "--group", "scores=demo"],
+        &[],
+        "invalid --listen \"localhost:8001\": not an IP:PORT socket address (host names are not \
+         resolved); expected e.g. 127.0.0.1:8001, 0.0.0.0:8001 or [::1]:8001; port 0 picks a \
+         free port",
+    );
+    refused(
+        &["--group", "scores=demo", "--peer-timeout", "5"],
+        &[],
+        "invalid --peer-timeout \"5\": not a duration; expected a whole number with a unit: ms, \
+         s, m or h, e.g. \"500ms\", \"2s\", \"5m\"",
+    );
+    refused(
+        &["--group", "scores=demo", "--base-path", "/stats/"],
+        &[],
+        "invalid --base-path \"/stats/\": /stats/ is taken by the client, metrics or health \
+         routes; expected a path that starts and ends with '/' and whose segments use A-Z a-z \
+         0-9 . _ ~ -, e.g. /_geecache/ or /_groupcache/ (Go groupcache)",
+    );
+    refused(
+        &["--group", "files=dir:/no/such/dir/anywhere"],
+        &[],
+        "invalid --group \"files=dir:/no/such/dir/anywhere\": cannot use directory \
+         /no/such/dir/anywhere: No such file or directory (os error 2); expected demo, dir:PATH \
+         (a directory) or http:URL (an http:// origin), e.g. dir:/srv/files or \
+         http:http://127.0.0.1:9000/objects/",
+    );
+    refused(
+        &[
+            "--group",
+            "scores=demo",
+            "--peers",
+            "http://10.0.0.1:8001,ftp://10.0.0.2:8001",
+        ],
+        &[],
+        "invalid --peers \"ftp://10.0.0.2:8001\": the scheme must be http; expected \
+         http://HOST:PORT with nothing after it, e.g. http://10.0.0.1:8001",
+    );
+}
+
+#[test]
+fn environment_variables_are_named_when_they_are_wrong() {
+    refused(
+        &["--group", "scores=demo"],
+        &[("GEECACHE_LOG_LEVEL", "chatty")],
+        "invalid $GEECACHE_LOG_LEVEL \"chatty\": unknown log level; expected one of off, error, \
+         warn, info, debug, trace, or a filter such as info,geecache_group=debug",
+    );
+    refused(
+        &[],
+        &[("GEECACHE_GROUPS", "scores=demo;bad/name=demo")],
+        "invalid $GEECACHE_GROUPS \"bad/name=demo\": group name \"bad/name\" is empty, too long \
+         or has a character that would need escaping in a URL; expected 1 to 64 characters from \
+         A-Z a-z 0-9 . _ ~ -, e.g. scores",
+    );
+}
+
+#[test]
+fn config_file_mistakes_name_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("geecache.toml");
+    std::fs::write(
+        &path,
+        "[groups.scores]\nsource = \"demo\"\ncache_bytes = \"lots\"\n",
+    )
+    .unwrap();
+    let shown = path.display().to_string();
+    refused(
+        &["--config", &shown],
+        &[],
+        &format!(
+            "invalid groups.scores.cache_bytes (in {shown}) \"lots\": cache size \"lots\" is not \
+             a size; expected a byte count like 1048576, or a number with a unit: B, KB, MB, GB \
+             (powers of 1000) or KiB, MiB, GiB (powers of 1024), e.g. \"64MiB\"; 0 means \
+             unbounded"
+        ),
+    );
+    let missing = dir.path().join("absent.toml").display().to_string();
+    refused(
+        &["--config", &missing],
+        &[],
+        &format!("config file {missing}: cannot read it: No such file or directory (os error 2)"),
+    );
+}
+
+#[test]
+fn unknown_config_keys_are_refused_by_the_toml_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("geecache.toml");
+    std::fs::write(&path, "lisen = \"127.0.0.1:0\"\n").unwrap();
+    let out = run(geecache().args(["serve", "--config"]).arg(&path));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr
+            .contains("unknown field `lisen`, expected one of"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_syntax_error_on_the_command_line_is_status_2_too() {
+    let out = run(geecache().args(["serve", "--no-such-flag"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
+}
