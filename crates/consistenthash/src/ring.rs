@@ -1,6 +1,5 @@
 //! The ring: members, their virtual nodes, and the lookup index over them.
 
-use std::cmp::Reverse;
 use std::fmt;
 
 use crate::builder::{Assignment, RingBuilder};
@@ -437,7 +436,8 @@ impl<H: RingHash> Ring<H> {
         assert!(
             self.points
                 .windows(2)
-                .all(|w| (w[0].hash, Reverse(w[0].member)) <= (w[1].hash, Reverse(w[1].member))),
+                .all(|w| (w[0].hash, std::cmp::Reverse(w[0].member))
+                    <= (w[1].hash, std::cmp::Reverse(w[1].member))),
             "points out of order"
         );
         let mut name = Vec::new();
