@@ -187,6 +187,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// The value under `key`, which becomes the most recently used entry.
     ///
     /// Counts a hit or a miss. An expired entry is a miss, and is dropped.
+    #[inline]
     pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -199,6 +200,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// The value under `key`, leaving the recency order and the counters alone.
     ///
     /// An expired entry is `None` (it stays stored: `peek` cannot drop it).
+    #[inline]
     pub fn peek<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -303,11 +305,17 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
 
     // ----- the hashed core, shared with the segmented cache -----
 
+    #[inline]
+    pub(crate) fn hits(&self) -> u64 {
+        self.counters.hits
+    }
+
     #[cfg(test)]
     pub(crate) fn hasher(&self) -> &HashState {
         &self.hasher
     }
 
+    #[inline]
     pub(crate) fn get_hashed<Q>(&mut self, hash: u64, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -328,6 +336,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         self.slots.get(i).map(|e| &e.value)
     }
 
+    #[inline]
     pub(crate) fn peek_hashed<Q>(&self, hash: u64, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -435,6 +444,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
 
     // ----- internals -----
 
+    #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<Index>
     where
         K: Borrow<Q>,
@@ -455,6 +465,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         }
     }
 
+    #[inline]
     fn has_expired(&self, entry: &Entry<K, V>) -> bool {
         // The clock is read only when there is a deadline to compare with.
         entry
@@ -462,6 +473,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             .is_some_and(|deadline| self.now() >= deadline)
     }
 
+    #[inline]
     fn slot_has_expired(&self, i: Index) -> bool {
         self.slots.get(i).is_some_and(|e| self.has_expired(e))
     }

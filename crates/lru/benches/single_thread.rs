@@ -1,0 +1,170 @@
+//! One thread: a hit on a full cache, and an insert that evicts, beside the `lru` crate,
+//! `hashlink::LruCache`, and (as a non-LRU reference point) `quick_cache::unsync::Cache`.
+//!
+//! 100 000 entries, keys of 16–32 bytes, 64-byte values. Every implementation holds the same
+//! entries: ours gets a byte budget equal to the weight of the first 100 000 entries, the
+//! others a capacity of 100 000 items.
+
+mod support;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use geecache_lru::{Cache, Weigh};
+use std::sync::{Arc, LazyLock};
+
+const ENTRIES: usize = 100_000;
+/// Keys cycled through by the insert benchmark: a key comes back after 300 000 inserts, long
+/// after it was evicted, so every insert is of an absent key and evicts.
+const POOL: usize = 4 * ENTRIES;
+/// A shared 64-byte value (like a cached `ByteView`): storing it costs a reference count.
+static VALUE: LazyLock<Arc<[u8]>> = LazyLock::new(|| Arc::from(&[0x5a; 64][..]));
+
+type Bytes = Arc<[u8]>;
+
+fn value() -> Bytes {
+    Arc::clone(&VALUE)
+}
+
+/// The operations each benchmark needs, for each implementation.
+trait Lru {
+    const NAME: &'static str;
+    fn with_room_for(keys: &[String]) -> Self;
+    fn add(&mut self, key: String, value: Bytes);
+    fn hit(&mut self, key: &str) -> bool;
+}
+
+struct Ours(Cache<String, Bytes>);
+impl Lru for Ours {
+    const NAME: &'static str = "geecache_lru";
+    fn with_room_for(keys: &[String]) -> Self {
+        let budget = keys.iter().map(|k| k.weight() + value().weight()).sum();
+        Ours(Cache::new(budget))
+    }
+    fn add(&mut self, key: String, value: Bytes) {
+        self.0.add(key, value);
+    }
+    fn hit(&mut self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+}
+
+struct LruCrate(lru::LruCache<String, Bytes>);
+impl Lru for LruCrate {
+    const NAME: &'static str = "lru";
+    fn with_room_for(keys: &[String]) -> Self {
+        LruCrate(lru::LruCache::new(keys.len().try_into().unwrap()))
+    }
+    fn add(&mut self, key: String, value: Bytes) {
+        self.0.put(key, value);
+    }
+    fn hit(&mut self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+}
+
+struct Hashlink(hashlink::LruCache<String, Bytes>);
+impl Lru for Hashlink {
+    const NAME: &'static str = "hashlink";
+    fn with_room_for(keys: &[String]) -> Self {
+        Hashlink(hashlink::LruCache::new(keys.len()))
+    }
+    fn add(&mut self, key: String, value: Bytes) {
+        self.0.insert(key, value);
+    }
+    fn hit(&mut self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+}
+
+struct QuickUnsync(quick_cache::unsync::Cache<String, Bytes>);
+impl Lru for QuickUnsync {
+    const NAME: &'static str = "quick_cache_unsync";
+    fn with_room_for(keys: &[String]) -> Self {
+        QuickUnsync(quick_cache::unsync::Cache::new(keys.len()))
+    }
+    fn add(&mut self, key: String, value: Bytes) {
+        self.0.insert(key, value);
+    }
+    fn hit(&mut self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+}
+
+fn filled<C: Lru>(keys: &[String]) -> C {
+    let mut cache = C::with_room_for(&keys[..ENTRIES]);
+    for key in &keys[..ENTRIES] {
+        cache.add(key.clone(), value());
+    }
+    cache
+}
+
+fn get_hit<C: Lru>(c: &mut Criterion, keys: &[String], order: &[usize]) {
+    let mut cache: C = filled(keys);
+    // quick_cache may decline to admit some keys; look up only the ones every cache holds.
+    let order: Vec<&str> = order
+        .iter()
+        .map(|&i| keys[i].as_str())
+        .filter(|k| cache.hit(k))
+        .collect();
+    let mut group = c.benchmark_group("get_hit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::from_parameter(C::NAME), |b| {
+        let mut next = 0;
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(cache.hit(order[next]));
+                next = (next + 1) % order.len();
+            }
+            start.elapsed()
+        });
+    });
+    group.finish();
+}
+
+fn add_evict<C: Lru>(c: &mut Criterion, keys: &[String]) {
+    let mut cache: C = filled(keys);
+    let mut group = c.benchmark_group("add_with_eviction");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::from_parameter(C::NAME), |b| {
+        let mut next = ENTRIES;
+        b.iter_custom(|iters| {
+            // Owned keys are made outside the timed loop; dropping the evicted ones is inside,
+            // for every implementation alike.
+            let batch: Vec<String> = (0..iters)
+                .map(|_| {
+                    next = (next + 1) % POOL;
+                    keys[next].clone()
+                })
+                .collect();
+            let start = Instant::now();
+            for key in batch {
+                cache.add(key, value());
+            }
+            start.elapsed()
+        });
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let keys = support::string_keys(POOL, support::SEED);
+    let order = support::uniform_indices(1 << 20, ENTRIES, support::SEED + 1);
+    get_hit::<Ours>(c, &keys, &order);
+    get_hit::<LruCrate>(c, &keys, &order);
+    get_hit::<Hashlink>(c, &keys, &order);
+    get_hit::<QuickUnsync>(c, &keys, &order);
+    add_evict::<Ours>(c, &keys);
+    add_evict::<LruCrate>(c, &keys);
+    add_evict::<Hashlink>(c, &keys);
+    add_evict::<QuickUnsync>(c, &keys);
+}
+
+criterion_group! {
+    name = single_thread;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(single_thread);
