@@ -19,7 +19,7 @@ use geecache_bench_e2e::procstat::{self, MachineTicks};
 use geecache_bench_e2e::{LoadReport, duration, probe};
 
 use crate::process::{Server, free_ports, run_bounded};
-use crate::table::{CacheFigures, Measured};
+use crate::table::{CacheFigures, Measured, Role};
 
 /// Measures a three-node geecache cluster against a bare axum server, end to end.
 #[derive(Debug, Parser)]
@@ -99,6 +99,9 @@ enum Run {
     Warm,
     /// Three geecache nodes in front of a slow origin, every key new: every request misses.
     Miss,
+    /// One geecache node with no peers, warm, Zipf reads: the request path without peer
+    /// fetches, to split the warm run's cost (not run unless asked for).
+    Single,
 }
 
 /// The three programs and the settings shared by every run.
@@ -172,6 +175,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             Run::Bare => bench.bare()?,
             Run::Warm => bench.warm()?,
             Run::Miss => bench.miss()?,
+            Run::Single => bench.single()?,
         };
         eprintln!(
             "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request",
@@ -254,6 +258,7 @@ impl Bench {
     fn measure(
         &self,
         label: &str,
+        role: Role,
         counted: &[&Server],
         uncounted: &[&Server],
         nodes_with_stats: &[&Server],
@@ -287,6 +292,7 @@ impl Bench {
         let seconds = |t: u64| t as f64 / self.ticks_per_s as f64;
         Ok(Measured {
             label: label.to_owned(),
+            role,
             servers: counted.len(),
             report,
             server_cpu_s: seconds(counted_ticks),
@@ -320,6 +326,7 @@ impl Bench {
         )?;
         let measured = self.measure(
             "bare axum, constant body",
+            Role::Floor,
             &[&server],
             &[],
             &[],
@@ -331,12 +338,27 @@ impl Bench {
 
     fn warm(&self) -> anyhow::Result<Measured> {
         eprintln!("e2e: geecache warm: starting three nodes");
-        let nodes = self.cluster("warm", "demo")?;
-        let targets: Vec<String> = nodes.iter().map(Server::url).collect();
-        eprintln!(
-            "e2e: geecache warm: loading all {} keys once",
-            self.args.keys
+        let label = format!(
+            "geecache warm, Zipf {} over {} keys",
+            self.args.zipf, self.args.keys
         );
+        self.warm_on(3, "warm", &label, Role::Target)
+    }
+
+    fn single(&self) -> anyhow::Result<Measured> {
+        eprintln!("e2e: geecache single node: starting one node");
+        let label = format!(
+            "geecache warm, 1 node (no peers), Zipf {} over {} keys",
+            self.args.zipf, self.args.keys
+        );
+        self.warm_on(1, "single", &label, Role::Other)
+    }
+
+    /// `n` nodes of the demo table, every key loaded once, then measured Zipf reads.
+    fn warm_on(&self, n: usize, tag: &str, label: &str, role: Role) -> anyhow::Result<Measured> {
+        let nodes = self.cluster(n, tag, "demo")?;
+        let targets: Vec<String> = nodes.iter().map(Server::url).collect();
+        eprintln!("e2e: {tag}: loading all {} keys once", self.args.keys);
         let fill = self.unmeasured(
             "loading every key",
             self.loadgen(&targets, "sequential", self.args.fill_timeout, 0),
@@ -361,12 +383,9 @@ impl Bench {
             self.warmup,
         )?;
         let refs: Vec<&Server> = nodes.iter().collect();
-        let label = format!(
-            "geecache warm, Zipf {} over {} keys",
-            self.args.zipf, self.args.keys
-        );
         let measured = self.measure(
-            &label,
+            label,
+            role,
             &refs,
             &[],
             &refs,
@@ -390,7 +409,7 @@ impl Bench {
         )?;
         origin.wait_ready("/healthz", self.args.startup_timeout)?;
         let source = format!("http:{}/objects/", origin.url());
-        let nodes = self.cluster("miss", &source)?;
+        let nodes = self.cluster(3, "miss", &source)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         let unique = |prefix: &str, run_for: Duration| {
             let mut command = self.loadgen(&targets, "unique", run_for, self.args.seed);
@@ -413,6 +432,7 @@ impl Bench {
         );
         let measured = self.measure(
             &label,
+            Role::Other,
             &refs,
             &[&origin],
             &refs,
@@ -423,13 +443,13 @@ impl Bench {
         Ok(measured)
     }
 
-    /// Three `geecache serve` nodes naming each other as peers, all ready.
-    fn cluster(&self, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
+    /// `n` `geecache serve` nodes naming each other as peers, all ready.
+    fn cluster(&self, n: usize, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_cluster(tag, source) {
+            match self.try_cluster(n, tag, source) {
                 Ok(nodes) => return Ok(nodes),
                 // Ports are picked before the nodes bind them (each node's peer list must
                 // name the others); if another process took one in between, pick again.
@@ -441,13 +461,13 @@ impl Bench {
         }
     }
 
-    fn try_cluster(&self, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
-        let ports = free_ports(3)?;
+    fn try_cluster(&self, n: usize, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
+        let ports = free_ports(n)?;
         let urls: Vec<String> = ports
             .iter()
             .map(|p| format!("http://127.0.0.1:{p}"))
             .collect();
-        let mut nodes = Vec::with_capacity(3);
+        let mut nodes = Vec::with_capacity(n);
         for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
             let mut command = Command::new(&self.geecache);
             command

@@ -52,9 +52,21 @@ impl CacheFigures {
     }
 }
 
+/// What a run is compared as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The floor every other run is compared with.
+    Floor,
+    /// The run the CPU-per-request target applies to.
+    Target,
+    /// Reported, not compared.
+    Other,
+}
+
 /// One measured run.
 pub(crate) struct Measured {
     pub(crate) label: String,
+    pub(crate) role: Role,
     /// How many server processes `server_cpu_s` sums.
     pub(crate) servers: usize,
     pub(crate) report: LoadReport,
@@ -141,26 +153,33 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         );
     }
 
-    let bare = runs.iter().find(|m| m.label.starts_with("bare"));
-    let warm = runs.iter().find(|m| m.label.starts_with("geecache warm"));
-    if let (Some(bare), Some(warm)) = (bare, warm) {
-        let ratio = warm.server_cpu_us_per_request() / bare.server_cpu_us_per_request();
-        let verdict = if ratio <= TARGET_RATIO {
-            "met"
-        } else {
-            "not met"
-        };
-        let _ = writeln!(
-            out,
-            "\nCPU per request, geecache warm ÷ bare axum: **{ratio:.2}x** (target ≤ {TARGET_RATIO}x: {verdict})."
-        );
+    if let Some(floor) = runs.iter().find(|m| m.role == Role::Floor) {
+        out.push('\n');
+        for m in runs.iter().filter(|m| m.role != Role::Floor) {
+            let ratio = m.server_cpu_us_per_request() / floor.server_cpu_us_per_request();
+            let target = if m.role == Role::Target {
+                let verdict = if ratio <= TARGET_RATIO {
+                    "met"
+                } else {
+                    "not met"
+                };
+                format!(" (target ≤ {TARGET_RATIO}x: {verdict})")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "- CPU per request, {} ÷ {}: **{ratio:.2}x**{target}",
+                m.label, floor.label
+            );
+        }
     }
 
     if runs.iter().any(|m| m.cache.is_some()) {
         out.push_str(
             "\nWhat the nodes did, per client request (the `scores` group's `/stats`, summed over \
              the three nodes, over the measured window):\n\n\
-             | run | peer fetches | origin loads | main-cache hits | hot-cache hits |\n\
+             | run | peer fetches | origin loads | main-cache hits (own requests and peers') | hot-cache hits |\n\
              |---|---:|---:|---:|---:|\n",
         );
         for m in runs {
