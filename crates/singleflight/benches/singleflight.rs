@@ -6,6 +6,7 @@
 //!   tokio runtime; each flight's work yields once, so every caller of a key arrives while its
 //!   flight runs. `one_key` is the stampede (1 execution, 999 waiters), `distinct_keys` is 1,000
 //!   independent flights, `zipf_keys` draws keys from a Zipf(s = 1) law over 1,000 keys (seeded).
+//!   `direct` awaits the 1,000 works without any sharing: the cost of the harness itself.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -61,6 +62,10 @@ fn callers(c: &mut Criterion, name: &str, keys: &[u64]) {
         .expect("a runtime");
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(keys.len() as u64));
+    // The harness alone: every caller runs its work, nothing is shared. The floor, not a peer.
+    group.bench_function(BenchmarkId::new("direct", keys.len()), |b| {
+        b.iter(|| runtime.block_on(join_all(keys.iter().map(|_| yielding_work()))))
+    });
     let ours = Group::<u64, u64, ()>::new();
     group.bench_function(BenchmarkId::new("geecache", keys.len()), |b| {
         b.iter(|| {

@@ -24,6 +24,7 @@ use std::borrow::Borrow;
 use std::task::Waker;
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use crate::Error;
 use crate::slab::Slab;
@@ -123,22 +124,33 @@ impl<K, V, E> Inner<K, V, E> {
     where
         K: Eq,
     {
-        if let Some(flight) = self.find(hash, &key) {
-            let slot = self.flight_mut(flight).waiters.insert(None);
-            return (Joined::Wait { flight, slot }, Some(key));
-        }
-        let flight = self.flights.insert(Flight {
-            key,
+        let Inner { index, flights } = self;
+        // One probe finds the running flight or the place for a new one.
+        let entry = index.entry(
             hash,
-            indexed: true,
-            phase: Phase::Running,
-            waiters: Slab::new(),
-        });
-        let flights = &self.flights;
-        self.index.insert_unique(hash, flight, |&slot| {
-            flights.get(slot).map_or(0, |flight| flight.hash)
-        });
-        (Joined::Lead { flight }, None)
+            |&slot| flights.get(slot).is_some_and(|flight| flight.key == key),
+            |&slot| flights.get(slot).map_or(0, |flight| flight.hash),
+        );
+        match entry {
+            Entry::Occupied(running) => {
+                let flight = *running.get();
+                let slot = live(flights, flight).waiters.insert(None);
+                (Joined::Wait { flight, slot }, Some(key))
+            }
+            Entry::Vacant(place) => {
+                let flight = flights.next_index();
+                place.insert(flight);
+                let inserted = flights.insert(Flight {
+                    key,
+                    hash,
+                    indexed: true,
+                    phase: Phase::Running,
+                    waiters: Slab::new(),
+                });
+                debug_assert_eq!(inserted, flight);
+                (Joined::Lead { flight }, None)
+            }
+        }
     }
 
     /// Polls waiter `slot` of `flight`: takes its copy of a finished outcome, claims the lead if

@@ -40,6 +40,11 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
+    /// The index the next [`insert`](Self::insert) will return.
+    pub(crate) fn next_index(&self) -> usize {
+        self.next_free
+    }
+
     /// Stores `value` and returns its index: the most recently freed one, or a new one.
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let index = self.next_free;
