@@ -210,7 +210,8 @@ impl<K, V, E> Inner<K, V, E> {
         slot: usize,
     ) -> (Option<Waker>, Released<K, V, E>) {
         let state = self.flight_mut(flight);
-        state.waiters.remove(slot);
+        // Its waker (an executor's code) is dropped at the end, once the state is consistent.
+        let _departed = state.waiters.remove(slot);
         match state.phase {
             Phase::Handover { heir } if heir == slot => self.hand_over(flight),
             Phase::Done(_) if state.waiters.is_empty() => (None, Some(self.remove_flight(flight))),
