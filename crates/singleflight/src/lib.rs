@@ -46,8 +46,9 @@
 //! The crate depends on no async runtime: a group is a `std::sync::Mutex` around a hash index and
 //! a slab of flights, and waiting callers are woken through their own `Waker`s. The closure's
 //! future is polled in place by its caller, never spawned, so it may borrow from the caller. A
-//! call for an idle key takes the lock twice (join, finish), allocates nothing once the group has
-//! warmed up, and never clones its key or its value; the value is cloned once per waiter.
+//! call for an idle key takes the lock twice (join, finish), never clones its key or its value,
+//! and, once the group has warmed up, allocates nothing unless the work fails (the error goes
+//! into one `Arc`). A value is cloned once per waiter.
 #![deny(missing_docs)]
 
 mod error;
