@@ -22,7 +22,12 @@ use crate::{ByWeight, CacheStats, Clock, Weigher};
 /// for keys that arrive from the network; it is not a defence against an attacker who can observe
 /// timing at length (neither is any non-cryptographic hash), which is why keys are also bounded
 /// by the byte budget rather than trusted to spread.
+#[cfg(not(all(test, loom)))]
 pub(crate) type HashState = foldhash::fast::RandomState;
+/// loom replays each interleaving and requires every run to take the same path, so under loom
+/// keys must land in the same segment every time.
+#[cfg(all(test, loom))]
+pub(crate) type HashState = foldhash::fast::FixedState;
 
 /// What a slot holds.
 struct Entry<K, V> {
@@ -244,11 +249,16 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
                 .get(i)
                 .and_then(|e| e.deadline)
                 .is_some_and(|deadline| deadline <= now);
-            if expired && self.remove_slot(i).is_some() {
+            if !expired {
+                continue;
+            }
+            if let Some(entry) = self.remove_slot(i) {
+                // Counted before the entry is dropped, so a panicking `Drop` cannot skew it.
+                self.counters.expirations += 1;
                 purged += 1;
+                drop(entry);
             }
         }
-        self.counters.expirations += purged as u64;
         purged
     }
 
@@ -285,9 +295,10 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
 
     /// Drops every entry, without calling the eviction callback. The counters are kept.
     pub fn clear(&mut self) {
+        // Totals first and entries last: if a value's `Drop` panics, the cache is still empty.
+        self.bytes = 0;
         self.table = HashTable::new();
         self.slots.clear();
-        self.bytes = 0;
     }
 
     /// The counters and totals.

@@ -54,6 +54,7 @@ mod error;
 mod segmented;
 mod slots;
 mod stats;
+mod sync;
 mod weigh;
 
 #[cfg(test)]

@@ -4,11 +4,12 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use crate::cache::HashState;
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard};
 use crate::{BuildError, ByWeight, Cache, CacheStats, Clock, Weigher};
 
 /// The segment count a [`SegmentedBuilder`] uses unless told otherwise.
@@ -25,6 +26,12 @@ pub const MAX_SEGMENTS: usize = 1 << 16;
 /// buckets; from the top bits, it would make the tags of keys in one segment share bits and
 /// weaken the tag filter. Bits 32..48 are used by neither until a table has 2^32 buckets.
 const SEGMENT_SHIFT: u32 = 32;
+
+/// The segment for `hash` among `mask + 1` segments.
+#[inline]
+pub(crate) fn segment_index(hash: u64, mask: usize) -> usize {
+    (hash >> SEGMENT_SHIFT) as usize & mask
+}
 
 /// A byte-bounded LRU cache for many threads: `N` [`Cache`] segments, each behind its own
 /// [`Mutex`] with `max_bytes / N` of the budget, and a key's hash choosing its segment.
@@ -122,15 +129,15 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Segment<K, V, W> {
 
     /// Copies the segment's counters where lock-free readers see them. Called with the lock
     /// held, so the stores never race with each other: plain stores, not read-modify-writes,
-    /// into a line the lock holder owns anyway.
+    /// into a line the lock holder owns anyway. A counter that did not change is not stored.
     fn publish(&self, cache: &Cache<K, V, W>) {
         let stats = cache.stats();
-        self.hits.store(stats.hits, Relaxed);
-        self.misses.store(stats.misses, Relaxed);
-        self.evictions.store(stats.evictions, Relaxed);
-        self.expirations.store(stats.expirations, Relaxed);
-        self.bytes.store(stats.bytes, Relaxed);
-        self.entries.store(stats.entries, Relaxed);
+        store_if_changed(&self.hits, stats.hits);
+        store_if_changed(&self.misses, stats.misses);
+        store_if_changed(&self.evictions, stats.evictions);
+        store_if_changed(&self.expirations, stats.expirations);
+        store_if_changed(&self.bytes, stats.bytes);
+        store_if_changed(&self.entries, stats.entries);
     }
 
     fn stats(&self) -> CacheStats {
@@ -142,6 +149,39 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Segment<K, V, W> {
             bytes: self.bytes.load(Relaxed),
             entries: self.entries.load(Relaxed),
         }
+    }
+}
+
+/// The published counters are only ever stored by the lock holder, so this load-then-store
+/// loses no update; skipping unchanged values keeps rarely moving counters (evictions,
+/// expirations) from being rewritten on every operation.
+trait Publish<T> {
+    fn load_relaxed(&self) -> T;
+    fn store_relaxed(&self, value: T);
+}
+
+impl Publish<u64> for AtomicU64 {
+    fn load_relaxed(&self) -> u64 {
+        self.load(Relaxed)
+    }
+    fn store_relaxed(&self, value: u64) {
+        self.store(value, Relaxed);
+    }
+}
+
+impl Publish<usize> for AtomicUsize {
+    fn load_relaxed(&self) -> usize {
+        self.load(Relaxed)
+    }
+    fn store_relaxed(&self, value: usize) {
+        self.store(value, Relaxed);
+    }
+}
+
+#[inline]
+fn store_if_changed<T: PartialEq>(counter: &impl Publish<T>, value: T) {
+    if counter.load_relaxed() != value {
+        counter.store_relaxed(value);
     }
 }
 
@@ -340,13 +380,13 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
     #[inline]
     fn segment(&self, hash: u64) -> &Segment<K, V, W> {
         // `mask` is `segments.len() - 1` and the length a power of two: always in bounds.
-        &self.segments[(hash >> SEGMENT_SHIFT) as usize & self.mask]
+        &self.segments[segment_index(hash, self.mask)]
     }
 
     /// The segment `key` lives in; lets tests keep one model per segment.
     #[cfg(test)]
     pub(crate) fn segment_of<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
-        (self.hasher.hash_one(key) >> SEGMENT_SHIFT) as usize & self.mask
+        segment_index(self.hasher.hash_one(key), self.mask)
     }
 
     /// Runs `f` on segment `i`'s cache, with its lock held.
