@@ -39,12 +39,22 @@ pub(crate) struct ServeArgs {
     #[arg(long, short = 'c', env = "GEECACHE_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8001].
-    #[arg(long, env = "GEECACHE_LISTEN", value_name = "IP:PORT")]
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "GEECACHE_LISTEN",
+        value_name = "IP:PORT",
+        help = "Address to listen on; port 0 picks a free port [default: 127.0.0.1:8001]"
+    )]
     pub(crate) listen: Option<String>,
 
-    /// The URL peers reach this node at [default: http://<listen address>].
-    #[arg(long, env = "GEECACHE_SELF_URL", value_name = "URL")]
+    /// The URL peers reach this node at.
+    #[arg(
+        long,
+        env = "GEECACHE_SELF_URL",
+        value_name = "URL",
+        help = "The URL peers reach this node at [default: http://<listen address>]"
+    )]
     pub(crate) self_url: Option<String>,
 
     /// Every node of the cluster, by URL, comma-separated (this node may be included).
@@ -56,34 +66,51 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) peers: Option<Vec<String>>,
 
-    /// Path prefix of the peer routes: /_geecache/, or /_groupcache/ to talk to Go groupcache
-    /// [default: /_geecache/].
-    #[arg(long, env = "GEECACHE_BASE_PATH", value_name = "PATH")]
+    /// Path prefix of the peer routes: /_geecache/, or /_groupcache/ to talk to Go groupcache.
+    #[arg(
+        long,
+        env = "GEECACHE_BASE_PATH",
+        value_name = "PATH",
+        help = "Path prefix of the peer routes: /_geecache/, or /_groupcache/ to talk to Go groupcache [default: /_geecache/]"
+    )]
     pub(crate) base_path: Option<String>,
 
-    /// A group to serve: NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION]
-    /// [,max_value_bytes=SIZE]. SOURCE is `demo`, `dir:PATH` or `http:URL`. Repeat the flag
-    /// for more groups; in the variable, separate groups with `;`.
+    /// A group to serve: NAME=SOURCE with options. SOURCE is `demo`, `dir:PATH` or `http:URL`. Repeat the flag for more groups; in the variable, separate groups with `;`.
     #[arg(
         long = "group",
         short = 'g',
         env = "GEECACHE_GROUPS",
         value_name = "NAME=SOURCE",
-        value_delimiter = ';'
+        value_delimiter = ';',
+        help = "A group to serve: NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE]. SOURCE is `demo`, `dir:PATH` or `http:URL`. Repeat the flag for more groups; in the variable, separate groups with `;`."
     )]
     pub(crate) groups: Vec<String>,
 
-    /// How long to wait for a peer before loading locally [default: 1s].
-    #[arg(long, env = "GEECACHE_PEER_TIMEOUT", value_name = "DURATION")]
+    /// How long to wait for a peer before loading locally.
+    #[arg(
+        long,
+        env = "GEECACHE_PEER_TIMEOUT",
+        value_name = "DURATION",
+        help = "How long to wait for a peer before loading locally [default: 1s]"
+    )]
     pub(crate) peer_timeout: Option<String>,
 
-    /// Longest key accepted, in bytes [default: 64KiB].
-    #[arg(long, env = "GEECACHE_MAX_KEY_BYTES", value_name = "SIZE")]
+    /// Longest key accepted, in bytes.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_KEY_BYTES",
+        value_name = "SIZE",
+        help = "Longest key accepted, in bytes [default: 64KiB]"
+    )]
     pub(crate) max_key_bytes: Option<String>,
 
-    /// Log filter: error, warn, info, debug, trace, or a directive such as
-    /// `info,geecache_group=debug` [default: info].
-    #[arg(long, env = "GEECACHE_LOG_LEVEL", value_name = "FILTER")]
+    /// Log filter: error, warn, info, debug, trace, or a directive such as `info,geecache_group=debug`.
+    #[arg(
+        long,
+        env = "GEECACHE_LOG_LEVEL",
+        value_name = "FILTER",
+        help = "Log filter: error, warn, info, debug, trace, or a directive such as `info,geecache_group=debug` [default: info]"
+    )]
     pub(crate) log_level: Option<String>,
 
     /// Shared secret required on peer and admin routes, and sent to peers.
@@ -104,8 +131,13 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) api_token: Option<String>,
 
-    /// How long a shutdown waits for in-flight requests [default: 10s].
-    #[arg(long, env = "GEECACHE_DRAIN_TIMEOUT", value_name = "DURATION")]
+    /// How long a shutdown waits for in-flight requests.
+    #[arg(
+        long,
+        env = "GEECACHE_DRAIN_TIMEOUT",
+        value_name = "DURATION",
+        help = "How long a shutdown waits for in-flight requests [default: 10s]"
+    )]
     pub(crate) drain_timeout: Option<String>,
 
     /// Which arguments came from an environment variable rather than a flag, by clap id.
@@ -161,7 +193,7 @@ pub(crate) struct DemoArgs {
 /// Flags of `geecache get`.
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// The node, e.g. http://127.0.0.1:8001.
+    /// The node, e.g. `http://127.0.0.1:8001`.
     pub(crate) url: String,
     /// The group, e.g. scores.
     pub(crate) group: String,

@@ -20,6 +20,7 @@ mod serve;
 mod shutdown;
 mod source;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use cli::Command;
@@ -41,6 +42,8 @@ pub(crate) fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into log files or collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -683,7 +683,7 @@ fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, ConfigError> 
             return Err(ConfigError::invalid(
                 field,
                 spec,
-                &format!("option {key} is given twice"),
+                format!("option {key} is given twice"),
                 ALLOWED,
             ));
         }
@@ -739,7 +739,7 @@ fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, ConfigError> 
             return Err(ConfigError::invalid(
                 &cli_field,
                 spec,
-                &format!("group {:?} is given twice", group.name),
+                format!("group {:?} is given twice", group.name),
                 "give each group once",
             ));
         }
@@ -762,7 +762,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         return Err(ConfigError::invalid(
             &name_field,
             &name_value,
-            &format!(
+            format!(
                 "group name {:?} is empty, too long or has a character that would need escaping in a URL",
                 g.name
             ),
@@ -786,7 +786,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
                 ConfigError::invalid(
                     &field,
                     &value,
-                    &format!("cache size {text:?} is not a size"),
+                    format!("cache size {text:?} is not a size"),
                     format!("expected {SIZE_FORMS}; 0 means unbounded"),
                 )
             })?
@@ -832,7 +832,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
                     ConfigError::invalid(
                         &field,
                         &value,
-                        &format!("max_value_bytes {text:?} is not a size above zero"),
+                        format!("max_value_bytes {text:?} is not a size above zero"),
                         format!("expected {SIZE_FORMS}"),
                     )
                 })?,
@@ -861,13 +861,13 @@ fn group_duration(
         Some(_) => Err(ConfigError::invalid(
             field,
             value,
-            &format!("{option} must be greater than zero"),
+            format!("{option} must be greater than zero"),
             format!("expected {DURATION_FORMS}; leave ttl out for no expiry"),
         )),
         None => Err(ConfigError::invalid(
             field,
             value,
-            &format!("{option} {text:?} is not a duration"),
+            format!("{option} {text:?} is not a duration"),
             format!("expected {DURATION_FORMS}"),
         )),
     }
@@ -895,13 +895,13 @@ fn checked_source(text: &str, field: &Field, value: &str) -> Result<SourceSpec, 
             Ok(_) => Err(ConfigError::invalid(
                 field,
                 value,
-                &format!("{} is not a directory", path.display()),
+                format!("{} is not a directory", path.display()),
                 ALLOWED,
             )),
             Err(e) => Err(ConfigError::invalid(
                 field,
                 value,
-                &format!("cannot use directory {}: {e}", path.display()),
+                format!("cannot use directory {}: {e}", path.display()),
                 ALLOWED,
             )),
         };

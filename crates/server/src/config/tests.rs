@@ -216,7 +216,9 @@ fn group_specs_peel_known_options_off_the_end_only() {
 
 #[test]
 fn bad_values_are_refused_with_what_is_allowed() {
-    let cases: &[(&[&str], fn(&mut ServeArgs), &str)] = &[
+    /// Groups to give, a change to the other flags, and a piece of the expected message.
+    type Case = (&'static [&'static str], fn(&mut ServeArgs), &'static str);
+    let cases: &[Case] = &[
         (
             &["a/b=demo"],
             |_| {},
@@ -395,4 +397,20 @@ proptest! {
         let d = Duration::from_millis(ms);
         prop_assert_eq!(units::parse_duration(&units::format_duration(d)), Some(d));
     }
+}
+
+/// docs/operations.md shows a complete config file; it must stay one the node accepts.
+#[test]
+fn the_config_file_in_the_operations_manual_is_valid() {
+    let manual = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+    let text = std::fs::read_to_string(&manual).expect("docs/operations.md exists");
+    let start = text.find("```toml\n").expect("the manual has a toml block") + "```toml\n".len();
+    let end = start + text[start..].find("```").expect("the toml block ends");
+    let dir = tempfile::tempdir().unwrap();
+    // The example serves /srv/files, which this machine need not have.
+    let example = text[start..end].replace("/srv/files", &dir.path().display().to_string());
+    let config = from_toml(&example, &ServeArgs::default()).expect("the example is valid");
+    let names: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["files", "objects", "scores"]);
+    assert_eq!(config.peers.len(), 3);
 }

@@ -67,7 +67,7 @@ impl Membership {
             Membership::Static(peers) => {
                 sink.set_peers(&peers)?;
                 let members = sink.peers();
-                tracing::info!(peers = ?members, "peer list set (static)");
+                tracing::debug!(peers = ?members, "static peer list delivered");
                 on_change(members.len());
                 Ok(Running {
                     known: Arc::new(AtomicBool::new(true)),

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Fill a geecache node's cache with N values of S bytes and report VmRSS against cache bytes.
+
+usage: measure-rss.py BINARY VALUE_BYTES FILL_MIB CACHE_BUDGET
+
+Prints one markdown row: value size, items, cache bytes, evictions, VmRSS before and after
+the fill, RSS growth / cache bytes, RSS / cache bytes. See docs/operations.md, "Sizing".
+"""
+import http.client, os, re, subprocess, sys, threading
+
+binary, size, fill_mib, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+count = fill_mib * (1 << 20) // size
+data = f"/tmp/rss/data-{size}-{count}"
+if not os.path.isdir(data):
+    os.makedirs(data)
+    for i in range(count):
+        with open(f"{data}/{i:07d}", "wb") as f:
+            f.write(os.urandom(size))
+
+proc = subprocess.Popen(
+    [binary, "serve", "--listen", "127.0.0.1:0", "--log-level", "warn",
+     "--group", f"files=dir:{data},cache={budget}"],
+    stdout=subprocess.PIPE, text=True)
+line = proc.stdout.readline()
+host, port = re.match(r"listening on http://(.+):(\d+)", line).groups()
+
+def rss_kib():
+    with open(f"/proc/{proc.pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+def get(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    return r.status, body
+
+base = rss_kib()
+def worker(ids):
+    conn = http.client.HTTPConnection(host, int(port))
+    for i in ids:
+        status, _ = get(conn, f"/api/files/{i:07d}")
+        assert status == 200, status
+threads = [threading.Thread(target=worker, args=(range(t, count, 4),)) for t in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+
+conn = http.client.HTTPConnection(host, int(port))
+_, metrics = get(conn, "/metrics")
+metrics = metrics.decode()
+cached = sum(float(m) for m in re.findall(r'^geecache_cache_bytes\{group="files",cache="\w+"\} (\S+)', metrics, re.M))
+items = sum(float(m) for m in re.findall(r'^geecache_cache_items\{group="files",cache="\w+"\} (\S+)', metrics, re.M))
+evictions = sum(float(m) for m in re.findall(r'^geecache_cache_evictions_total\{group="files",cache="\w+"\} (\S+)', metrics, re.M))
+after = rss_kib()
+proc.terminate(); proc.wait(timeout=30)
+mib = lambda kib: kib / 1024
+print(f"| {size} B | {int(items)} | {cached/2**20:.1f} MiB | {int(evictions)} | {mib(base):.1f} MiB | {mib(after):.1f} MiB | "
+      f"{(after-base)*1024/cached:.2f} | {after*1024/cached:.2f} |")
