@@ -331,7 +331,8 @@ impl Group {
 fn flight_error(error: singleflight::Error<Error>) -> Error {
     match error {
         singleflight::Error::Failed(error) => Error::clone(&error),
-        // Loader panics are caught inside the flight; this is a peer client's panic.
+        // Loader panics are caught inside the local flight, so this is a peer client that
+        // panicked in a remote flight: its waiters see `Panicked`; its leader unwinds.
         _ => Error::Panicked,
     }
 }
