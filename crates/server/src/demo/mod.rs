@@ -165,6 +165,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         nodes.len()
     );
     let before = group_stats(&nodes)?;
+    let counts_before = table.load_counts();
     let second_workload = Workload {
         targets: nodes.iter().map(|n| n.url().to_owned()).collect(),
         stop: Stop::Requests(args.failover_requests),
@@ -183,12 +184,16 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     say!("  (counts for this phase only; bytes cached as of now)");
     say!("{}", report::node_table(&rows(&nodes, &second, &delta)));
     let fallbacks: u64 = delta.iter().map(|d| d.peer_errors).sum();
-    let reloads = table.load_summary().total_loads - summary.total_loads;
+    let (reloaded, fresh) = report::reloads(&counts_before, &table.load_counts());
     say!(
         "requests kept succeeding: {} of {} answered; {fallbacks} peer fetches failed over to a \
-         local load, {reloads} keys were loaded again by the surviving nodes",
+         local load",
         second.sent() - second.failed(),
         second.sent()
+    );
+    say!(
+        "{reloaded} keys loaded before were loaded again (the stopped node owned them), \
+         {fresh} keys were loaded for the first time"
     );
     healthy &= second.failed() == 0;
 

@@ -144,6 +144,20 @@ pub(crate) fn outcome_line(outcome: &Outcome) -> String {
     line
 }
 
+/// Keys loaded again and keys loaded for the first time, between two snapshots of the
+/// table's per-row load counts.
+pub(crate) fn reloads(before: &[u32], after: &[u32]) -> (u64, u64) {
+    before
+        .iter()
+        .zip(after)
+        .fold((0, 0), |(again, fresh), (&b, &a)| match (b, a) {
+            (0, 0) => (again, fresh),
+            (0, _) => (again, fresh + 1),
+            (b, a) if a > b => (again + 1, fresh),
+            _ => (again, fresh),
+        })
+}
+
 /// The exactly-once proof, from the table's own load counters.
 pub(crate) fn loads_line(summary: &LoadSummary) -> String {
     let verdict = if summary.total_loads == summary.distinct_keys {

@@ -1,6 +1,6 @@
 use geecache_group::Stats;
 
-use super::report::{NodeRow, hit_ratio, loads_line, node_table, since};
+use super::report::{NodeRow, hit_ratio, loads_line, node_table, reloads, since};
 use crate::source::demo::LoadSummary;
 
 fn stats(gets: u64, hits: u64, local_loads: u64) -> Stats {
@@ -71,4 +71,11 @@ fn since_subtracts_counters_and_keeps_sizes() {
     let d = since(&now, &before);
     assert_eq!((d.gets, d.cache_hits, d.local_loads), (5, 2, 1));
     assert_eq!(d.main.bytes, 4096);
+}
+
+#[test]
+fn reloads_tell_keys_loaded_again_from_keys_loaded_first() {
+    let before = [0, 1, 1, 0, 2];
+    let after = [0, 2, 1, 1, 4];
+    assert_eq!(reloads(&before, &after), (2, 1));
 }

@@ -123,6 +123,14 @@ impl DemoTable {
         Ok(Loaded::from(Self::value(i)))
     }
 
+    /// The load count of every row, in row order.
+    pub(crate) fn load_counts(&self) -> Vec<u32> {
+        self.loads
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// How often rows were loaded, across every clone of this table.
     pub(crate) fn load_summary(&self) -> LoadSummary {
         let mut summary = LoadSummary::default();
