@@ -147,3 +147,17 @@ fn a_syntax_error_on_the_command_line_is_status_2_too() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
 }
+
+#[test]
+fn a_flag_wins_over_its_environment_variable() {
+    // The variable alone would be refused; the flag replaces it, so the node starts.
+    let node = crate::support::Server::start_with(
+        geecache()
+            .args(["serve", "--listen", "127.0.0.1:0", "--group", "scores=demo"])
+            .env("GEECACHE_LISTEN", "not-an-address")
+            .env("GEECACHE_GROUPS", "other=demo"),
+    );
+    assert_eq!(node.get("/api/scores/player-000001").status, 200);
+    // --group replaced the variable's list, so "other" is not served.
+    assert_eq!(node.get("/api/other/player-000001").status, 404);
+}
