@@ -179,7 +179,7 @@ impl Node {
                 readiness: Arc::clone(&readiness),
                 token: options.peer_token.clone(),
             },
-        );
+        )?;
 
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(geecache_transport_http::serve(listener, app, async move {
@@ -271,14 +271,18 @@ struct AdminState {
 }
 
 /// The transport's routes plus `/metrics` and `/readyz`, behind the key guard.
-fn routes(config: RouterConfig, guard: Arc<KeyGuard>, admin: AdminState) -> Router {
+///
+/// `try_router`, not `router`: the config was validated already, but a transport that
+/// disagrees must stop the node with a message, not a panic.
+fn routes(config: RouterConfig, guard: Arc<KeyGuard>, admin: AdminState) -> anyhow::Result<Router> {
     let own: Router = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/readyz", get(readyz_handler))
         .with_state(admin);
-    geecache_transport_http::router(config)
+    Ok(geecache_transport_http::try_router(config)
+        .context("building the routes")?
         .merge(own)
-        .layer(axum::middleware::from_fn_with_state(guard, keyguard::guard))
+        .layer(axum::middleware::from_fn_with_state(guard, keyguard::guard)))
 }
 
 /// The transport guards its admin routes (`/healthz`, `/stats`) with the peer token; ours
