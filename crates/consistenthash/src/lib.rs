@@ -27,12 +27,12 @@
 //!
 //! # Compatibility with Go groupcache
 //!
-//! The default [`Ring`] (`Ring<Crc32>`) follows `groupcache/consistenthash` exactly: virtual
-//! node `i` of member `m` sits at `crc32_ieee(decimal(i) ++ m)`, a key goes to the first point
-//! with hash `>= crc32_ieee(key)`, wrapping to the first point, and on equal hashes the member
-//! added last wins. The crate's tests reproduce owner and ring vectors produced by the Go library.
-//! In a mixed Go/Rust cluster this is what keeps both kinds of node asking the same peer for a
-//! key; otherwise a key is loaded, and cached, by two owners.
+//! The default [`Ring`] (`Ring<Crc32>`) follows Go groupcache's `consistenthash` package
+//! exactly: virtual node `i` of member `m` sits at `crc32_ieee(decimal(i) ++ m)`, a key goes to
+//! the first point with hash `>= crc32_ieee(key)`, wrapping to the first point, and on equal
+//! hashes the member added last wins. The crate's tests reproduce owner and ring vectors produced
+//! by the Go library. In a mixed Go/Rust cluster this is what keeps both kinds of node asking the
+//! same peer for a key; otherwise a key is loaded, and cached, by two owners.
 //!
 //! # Balance, and the better option
 //!

@@ -338,7 +338,8 @@ impl<H: RingHash> Ring<H> {
     ///
     /// let mut ring = Ring::default();
     /// ring.add(["http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8003"]);
-    /// let percent: Vec<u32> = ring.shares().iter().map(|(_, s)| (s * 100.0).round() as u32).collect();
+    /// let percent: Vec<u32> =
+    ///     ring.shares().iter().map(|(_, s)| (s * 100.0).round() as u32).collect();
     /// assert_eq!(percent, [42, 30, 28]); // 50 CRC-32 replicas are far from a third each
     /// ```
     #[must_use]

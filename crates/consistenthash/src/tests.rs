@@ -256,7 +256,11 @@ proptest! {
         replicas in 1..12usize,
         ops in prop::collection::vec(op(), 1..40),
     ) {
-        let mut ring = Ring::builder().replicas(replicas).hasher(hash).assignment(assignment).build();
+        let mut ring = Ring::builder()
+            .replicas(replicas)
+            .hasher(hash)
+            .assignment(assignment)
+            .build();
         let mut model = Model::default();
         for op in ops {
             match op {
@@ -279,7 +283,8 @@ proptest! {
                 }
             }
             ring.validate();
-            prop_assert_eq!(ring.members().collect::<Vec<_>>(), model.members.iter().map(String::as_str).collect::<Vec<_>>());
+            let expected: Vec<&str> = model.members.iter().map(String::as_str).collect();
+            prop_assert_eq!(ring.members().collect::<Vec<_>>(), expected);
             prop_assert_eq!(ring.len(), model.members.len());
             prop_assert_eq!(ring.is_empty(), model.members.is_empty());
         }
@@ -311,7 +316,8 @@ proptest! {
             let first_of_run = points.partition_point(|&(p, _)| p < points[before].0);
             let (previous, previous_owner) = points[first_of_run];
             let expected = match assignment {
-                Assignment::Nearest if hash.wrapping_sub(previous) < next.wrapping_sub(hash) => previous_owner,
+                Assignment::Nearest
+                    if hash.wrapping_sub(previous) < next.wrapping_sub(hash) => previous_owner,
                 _ => next_owner,
             };
             prop_assert_eq!(ring.owner_of_hash_for_tests(hash), Some(expected));
@@ -328,7 +334,11 @@ proptest! {
         // ownership only changes at multiples of 2^25, and probing every 2^20th position
         // counts each member's share exactly.
         let grid = |b: &[u8]| (Murmur3.hash(b) % 64) << 26;
-        let mut ring = Ring::builder().replicas(replicas).hasher(grid).assignment(assignment).build();
+        let mut ring = Ring::builder()
+            .replicas(replicas)
+            .hasher(grid)
+            .assignment(assignment)
+            .build();
         ring.add((0..members).map(|i| format!("m{i}")));
         let mut probed = std::collections::HashMap::<&str, u64>::new();
         for step in 0..(1u32 << 12) {
