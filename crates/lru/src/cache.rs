@@ -13,15 +13,14 @@ use hashbrown::HashTable;
 use crate::slots::{self, Index, Slots};
 use crate::{ByWeight, CacheStats, Clock, Weigher};
 
-/// The hash function for keys, chosen by `benches/hashers.rs`.
+/// The hash function for keys, chosen by measurement (`benches/hashers.rs`).
 ///
 /// foldhash's fast variant hashes a 16–32 byte key several times faster than SipHash (std's
-/// default) and FNV-1a, and the table lookup it feeds is correspondingly faster; its
-/// `quality` variant costs one more multiply per key for no measurable gain in our tables.
-/// The state is seeded per process and per instance, which makes collisions hard to precompute
-/// for keys that arrive from the network; it is not a defence against an attacker who can observe
-/// timing at length (neither is any non-cryptographic hash), which is why keys are also bounded
-/// by the byte budget rather than trusted to spread.
+/// default) and FNV-1a (groupcache's choice for sharding); its `quality` variant costs an extra
+/// multiply per key and made no difference to table probes. The state is seeded per process and
+/// per instance, which makes colliding keys hard to precompute when keys arrive from the
+/// network. It is no defence against an attacker who studies timing at length (no
+/// non-cryptographic hash is); the byte budget bounds what such an attack can cost.
 #[cfg(not(all(test, loom)))]
 pub(crate) type HashState = foldhash::fast::RandomState;
 /// loom replays each interleaving and requires every run to take the same path, so under loom
@@ -152,7 +151,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         }
     }
 
-    /// Calls `f` with every entry the byte budget evicts, oldest first.
+    /// Calls `f` with every entry the byte budget evicts, oldest first, and with any entry too
+    /// heavy to be stored at all.
     ///
     /// Not called for entries taken out by [`remove`](Cache::remove),
     /// [`remove_oldest`](Cache::remove_oldest), [`clear`](Cache::clear), replaced by
@@ -566,13 +566,13 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     }
 
     /// Slots allocated so far, occupied or free; lets tests see whether the arena grows.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn slots_allocated(&self) -> u32 {
         self.slots.end() - 1
     }
 
     /// Deadlines from the most to the least recently used; lets tests compare with a model.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn deadlines(&self) -> Vec<Option<Instant>> {
         self.slots.iter().map(|(_, e)| e.deadline).collect()
     }
