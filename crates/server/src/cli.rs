@@ -66,6 +66,28 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) peers: Option<Vec<String>>,
 
+    /// etcd client URL to find the cluster's members through, instead of --peers; repeat the flag or separate with commas for several etcd members.
+    #[arg(
+        long,
+        env = "GEECACHE_ETCD",
+        value_name = "URL,...",
+        value_delimiter = ','
+    )]
+    pub(crate) etcd: Option<Vec<String>>,
+
+    /// The cluster's name in etcd (one path segment): nodes see only nodes of their own cluster.
+    #[arg(long, env = "GEECACHE_CLUSTER", value_name = "NAME")]
+    pub(crate) cluster: Option<String>,
+
+    /// How long a node that stopped without leaving (a crash) stays in its peers' lists.
+    #[arg(
+        long,
+        env = "GEECACHE_ETCD_TTL",
+        value_name = "DURATION",
+        help = "How long a node that stopped without leaving (a crash) stays in its peers' lists [default: 10s]"
+    )]
+    pub(crate) etcd_ttl: Option<String>,
+
     /// Path prefix of the peer routes: /_geecache/, or /_groupcache/ to talk to Go groupcache.
     #[arg(
         long,

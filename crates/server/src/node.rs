@@ -63,10 +63,11 @@ pub(crate) struct NodeOptions {
 }
 
 /// What `/readyz` reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Readiness {
     serving: AtomicBool,
-    peers_known: AtomicBool,
+    /// Shared with the membership source, which may deliver the first list after start.
+    peers_known: Arc<AtomicBool>,
     shutting_down: AtomicBool,
 }
 
@@ -145,9 +146,8 @@ impl Node {
             sources.insert(group.name.clone(), group.source.clone());
         }
 
-        let readiness = Arc::new(Readiness::default());
         let peer_metrics = Arc::clone(&metrics);
-        let running = options
+        let mut running = options
             .membership
             .clone()
             .start(
@@ -158,9 +158,11 @@ impl Node {
             )
             .await
             .map_err(|e| anyhow::anyhow!("setting the peer list: {e}"))?;
-        readiness
-            .peers_known
-            .store(running.peers_known(), Ordering::Release);
+        let readiness = Arc::new(Readiness {
+            serving: AtomicBool::new(false),
+            peers_known: running.known_flag(),
+            shutting_down: AtomicBool::new(false),
+        });
 
         let app = routes(
             RouterConfig::new(registry.clone())
@@ -187,6 +189,8 @@ impl Node {
             let _ = stopped.await;
         }));
         readiness.serving.store(true, Ordering::Release);
+        // Only now: peers told of this node before it listens would get refused connections.
+        running.announce(&url);
 
         Ok(Node {
             addr,
@@ -214,9 +218,15 @@ impl Node {
         &self.registry
     }
 
-    /// Stops accepting, lets in-flight requests finish for up to `drain`, then returns.
+    /// Leaves the membership (peers stop routing here), stops accepting, lets in-flight
+    /// requests finish for up to `drain`, then returns.
     pub(crate) async fn shutdown(mut self, drain: Duration) -> Drained {
         self.readiness.shutting_down.store(true, Ordering::Release);
+        // Leave first: once peers have dropped this node they send it nothing new, so the
+        // drain below only has to wait for what is already in flight.
+        if let Some(membership) = self.membership.as_mut() {
+            membership.leave().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -44,6 +44,16 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
     }
 }
 
+/// Where the peer list comes from: etcd when configured (only possible in a build with the
+/// `etcd` feature; the config check refuses it otherwise), else the static list.
+fn membership(config: &Config) -> Membership {
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = &config.etcd {
+        return Membership::Etcd(etcd.clone());
+    }
+    Membership::Static(config.peers.clone())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
@@ -68,7 +78,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let options = NodeOptions {
         self_url: config.self_url.clone(),
-        membership: Membership::Static(config.peers.clone()),
+        membership: membership(&config),
         base_path: config.base_path.clone(),
         groups,
         peer_timeout: config.peer_timeout,

@@ -57,6 +57,8 @@ pub(crate) struct Config {
     pub(crate) self_url: Option<String>,
     /// The cluster's members (this node may or may not be among them).
     pub(crate) peers: Vec<String>,
+    /// Membership through etcd instead of a fixed peer list.
+    pub(crate) etcd: Option<EtcdConfig>,
     /// Peer route prefix, starting and ending with `/`.
     pub(crate) base_path: String,
     /// The groups, sorted by name.
@@ -73,6 +75,17 @@ pub(crate) struct Config {
     pub(crate) api_token: Option<String>,
     /// Bound on the drain at shutdown.
     pub(crate) drain_timeout: Duration,
+}
+
+/// Where etcd is and which cluster this node belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EtcdConfig {
+    /// etcd client URLs.
+    pub(crate) endpoints: Vec<String>,
+    /// The cluster name: one path segment.
+    pub(crate) cluster: String,
+    /// Lease time to live; `None`: the discovery crate's default.
+    pub(crate) ttl: Option<Duration>,
 }
 
 /// One group's settings.
@@ -132,12 +145,22 @@ impl Config {
                 s
             })
             .collect();
+        let membership = match &self.etcd {
+            None => format!("peers=[{}]", self.peers.join(",")),
+            Some(etcd) => format!(
+                "etcd=[{}] cluster={} etcd_ttl={}",
+                etcd.endpoints.join(","),
+                etcd.cluster,
+                etcd.ttl
+                    .map_or_else(|| "default".to_owned(), format_duration)
+            ),
+        };
         format!(
-            "listen={} self_url={} peers=[{}] base_path={} groups=[{}] peer_timeout={} \
+            "listen={} self_url={} {} base_path={} groups=[{}] peer_timeout={} \
              max_key_bytes={} log_level={} peer_token={} api_token={} drain_timeout={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
-            self.peers.join(","),
+            membership,
             self.base_path,
             groups.join("; "),
             format_duration(self.peer_timeout),
@@ -185,6 +208,24 @@ const PEERS: Setting = Setting {
     flag: "--peers",
     env: "GEECACHE_PEERS",
     key: "peers",
+};
+const ETCD: Setting = Setting {
+    id: "etcd",
+    flag: "--etcd",
+    env: "GEECACHE_ETCD",
+    key: "etcd",
+};
+const CLUSTER: Setting = Setting {
+    id: "cluster",
+    flag: "--cluster",
+    env: "GEECACHE_CLUSTER",
+    key: "cluster",
+};
+const ETCD_TTL: Setting = Setting {
+    id: "etcd_ttl",
+    flag: "--etcd-ttl",
+    env: "GEECACHE_ETCD_TTL",
+    key: "etcd_ttl",
 };
 const BASE_PATH: Setting = Setting {
     id: "base_path",
@@ -347,6 +388,15 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         (None, Some(list)) => checked_peers(list, &layers.file_field(PEERS.key))?,
         (None, None) => Vec::new(),
     };
+    let etcd = resolve_etcd(layers)?;
+    if etcd.is_some() && !peers.is_empty() {
+        return Err(ConfigError::Missing(
+            "--etcd and --peers (or etcd and peers in the config file) are both set: the member \
+             list comes from one place; keep --etcd to follow the live nodes, or --peers for a \
+             fixed list"
+                .to_owned(),
+        ));
+    }
 
     let base_path = match layers.pick(&BASE_PATH, args.base_path.as_ref(), file.base_path.as_ref())
     {
@@ -418,6 +468,7 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         listen,
         self_url,
         peers,
+        etcd,
         base_path,
         groups,
         peer_timeout,
@@ -481,6 +532,109 @@ fn checked_peers(list: &[String], field: &Field) -> Result<Vec<String>, ConfigEr
         peers.push(url);
     }
     Ok(peers)
+}
+
+/// The etcd settings: all three or none (`--etcd-ttl` alone has a default), and only in a
+/// binary built with the `etcd` feature.
+fn resolve_etcd(layers: &Layers<'_>) -> Result<Option<EtcdConfig>, ConfigError> {
+    let args = layers.args;
+    let file = layers.file;
+    let endpoints = match (&args.etcd, &file.etcd) {
+        (Some(list), _) => Some((list.clone(), layers.cli_field(&ETCD))),
+        (None, Some(list)) => Some((list.clone(), layers.file_field(ETCD.key))),
+        (None, None) => None,
+    }
+    .map(|(list, field)| {
+        let list: Vec<String> = list
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect();
+        (list, field)
+    })
+    .filter(|(list, _)| !list.is_empty());
+    let cluster = layers
+        .pick(&CLUSTER, args.cluster.as_ref(), file.cluster.as_ref())
+        .filter(|(c, _)| !c.trim().is_empty());
+    let ttl = layers.pick(&ETCD_TTL, args.etcd_ttl.as_ref(), file.etcd_ttl.as_ref());
+
+    let given = endpoints
+        .as_ref()
+        .map(|(_, f)| f)
+        .or(cluster.as_ref().map(|(_, f)| f))
+        .or(ttl.as_ref().map(|(_, f)| f));
+    let Some(first) = given else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "etcd") {
+        return Err(ConfigError::Missing(format!(
+            "{first} is set, but this geecache was built without etcd support; rebuild it with \
+             `cargo build --release -p geecache-server --features etcd` (needs protoc), or use \
+             --peers for a fixed member list"
+        )));
+    }
+    let (endpoints, endpoints_field) = match endpoints {
+        Some(e) => e,
+        None => {
+            return Err(ConfigError::Missing(format!(
+                "{first} needs --etcd URL (or etcd = [\"URL\"] in the config file): the etcd \
+                 that holds the cluster's members"
+            )));
+        }
+    };
+    let Some((cluster, cluster_field)) = cluster else {
+        return Err(ConfigError::Missing(format!(
+            "{endpoints_field} needs --cluster NAME (or cluster = \"NAME\" in the config file): \
+             nodes see only the nodes of their own cluster"
+        )));
+    };
+    let cluster = cluster.trim().to_owned();
+    for endpoint in &endpoints {
+        if endpoint.starts_with("https://") {
+            return Err(ConfigError::invalid(
+                &endpoints_field,
+                endpoint,
+                "https is not supported for etcd (no TLS client in this build)",
+                "expected an http:// etcd client URL, e.g. http://127.0.0.1:2379",
+            ));
+        }
+        if !endpoint.starts_with("http://") || endpoint.len() == "http://".len() {
+            return Err(ConfigError::invalid(
+                &endpoints_field,
+                endpoint,
+                "not an http:// URL with a host",
+                "expected an http:// etcd client URL, e.g. http://127.0.0.1:2379",
+            ));
+        }
+    }
+    if cluster.len() > 128 || !cluster.bytes().all(is_unreserved) {
+        return Err(ConfigError::invalid(
+            &cluster_field,
+            &cluster,
+            "a cluster name is one path segment of A-Z a-z 0-9 . _ ~ -",
+            "expected e.g. scores",
+        ));
+    }
+    let ttl = match ttl {
+        None => None,
+        Some((text, field)) => {
+            let d = positive_duration(&text, &field)?;
+            if d < Duration::from_secs(1) {
+                return Err(ConfigError::invalid(
+                    &field,
+                    &text,
+                    "etcd grants leases in whole seconds, at least one",
+                    "expected e.g. 10s; 5s to 30s suits most deployments",
+                ));
+            }
+            Some(d)
+        }
+    };
+    Ok(Some(EtcdConfig {
+        endpoints,
+        cluster,
+        ttl,
+    }))
 }
 
 /// Route prefixes the binary itself uses; a base path may not shadow them.

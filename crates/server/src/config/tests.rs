@@ -414,3 +414,99 @@ fn the_config_file_in_the_operations_manual_is_valid() {
     assert_eq!(names, ["files", "objects", "scores"]);
     assert_eq!(config.peers.len(), 3);
 }
+
+fn etcd_args(etcd: &[&str], cluster: Option<&str>) -> ServeArgs {
+    ServeArgs {
+        etcd: Some(etcd.iter().map(|e| (*e).to_owned()).collect()),
+        cluster: cluster.map(str::to_owned),
+        ..args(&["scores=demo"])
+    }
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_settings_come_from_flags_or_the_file() {
+    let mut a = etcd_args(
+        &["http://10.0.0.9:2379", " http://10.0.0.8:2379"],
+        Some("c1"),
+    );
+    a.etcd_ttl = Some("2s".into());
+    let config = load_args(&a).unwrap();
+    assert_eq!(
+        config.etcd,
+        Some(EtcdConfig {
+            endpoints: vec!["http://10.0.0.9:2379".into(), "http://10.0.0.8:2379".into()],
+            cluster: "c1".into(),
+            ttl: Some(Duration::from_secs(2)),
+        })
+    );
+    assert!(
+        config
+            .summary()
+            .contains("etcd=[http://10.0.0.9:2379,http://10.0.0.8:2379] cluster=c1 etcd_ttl=2s")
+    );
+
+    let config = from_toml(
+        "etcd = [\"http://127.0.0.1:2379\"]\ncluster = \"scores\"\n",
+        &args(&["scores=demo"]),
+    )
+    .unwrap();
+    let etcd = config.etcd.unwrap();
+    assert_eq!(etcd.endpoints, vec!["http://127.0.0.1:2379".to_owned()]);
+    assert_eq!(etcd.cluster, "scores");
+    assert_eq!(etcd.ttl, None);
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_settings_must_come_together_and_not_with_peers() {
+    assert_eq!(
+        message(load_args(&etcd_args(&["http://127.0.0.1:2379"], None))),
+        "--etcd needs --cluster NAME (or cluster = \"NAME\" in the config file): nodes see only \
+         the nodes of their own cluster"
+    );
+    assert_eq!(
+        message(load_args(&ServeArgs {
+            cluster: Some("c1".into()),
+            ..args(&["scores=demo"])
+        })),
+        "--cluster needs --etcd URL (or etcd = [\"URL\"] in the config file): the etcd that \
+         holds the cluster's members"
+    );
+    let both = ServeArgs {
+        peers: Some(vec!["http://127.0.0.1:8001".into()]),
+        ..etcd_args(&["http://127.0.0.1:2379"], Some("c1"))
+    };
+    assert!(message(load_args(&both)).starts_with("--etcd and --peers"));
+    assert!(
+        message(load_args(&etcd_args(
+            &["https://127.0.0.1:2379"],
+            Some("c1")
+        )))
+        .contains("https is not supported for etcd")
+    );
+    assert!(
+        message(load_args(&etcd_args(
+            &["http://127.0.0.1:2379"],
+            Some("a/b")
+        )))
+        .starts_with("invalid --cluster \"a/b\": a cluster name is one path segment")
+    );
+    let mut short = etcd_args(&["http://127.0.0.1:2379"], Some("c1"));
+    short.etcd_ttl = Some("500ms".into());
+    assert!(message(load_args(&short)).contains("at least one"));
+}
+
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn etcd_settings_in_a_build_without_etcd_say_how_to_rebuild() {
+    let m = message(load_args(&etcd_args(
+        &["http://127.0.0.1:2379"],
+        Some("c1"),
+    )));
+    assert!(
+        m.starts_with("--etcd is set, but this geecache was built without etcd support")
+            && m.contains("--features etcd"),
+        "{m}"
+    );
+}

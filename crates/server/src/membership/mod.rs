@@ -1,12 +1,11 @@
 //! Where the peer list comes from, and the one place that hands it to the pool.
 //!
-//! Today the list is static (flags or config file). The seam is here so that a discovery
-//! service (etcd, behind a cargo feature) can become another [`Membership`] variant that
-//! calls [`PeerSink::set_peers`] whenever the live set changes, without the node, the router
-//! or the pool knowing where lists come from.
+//! The list is static (flags or config file) or, in a binary built with the `etcd` feature,
+//! followed live in etcd ([`etcd`]): every new list goes to [`PeerSink::set_peers`], without
+//! the node, the router or the pool knowing where lists come from.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use geecache_transport_http::HttpPool;
 
@@ -33,23 +32,60 @@ impl PeerSink for HttpPool {
 pub(crate) enum Membership {
     /// A fixed list, from `--peers` or the config file.
     Static(Vec<String>),
+    /// The live members of a cluster in etcd.
+    #[cfg(feature = "etcd")]
+    Etcd(crate::config::EtcdConfig),
 }
 
 /// A running membership source.
 #[derive(Debug)]
 pub(crate) struct Running {
     known: Arc<AtomicBool>,
+    #[cfg(feature = "etcd")]
+    etcd: Option<etcd::Following>,
 }
 
 impl Running {
     /// Whether a peer list has been delivered at least once (readiness needs it: before
     /// that, this node would load every key itself and fill its cache with others' keys).
+    #[cfg(test)]
     pub(crate) fn peers_known(&self) -> bool {
-        self.known.load(Ordering::Acquire)
+        self.known.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Stops the source. A static list has nothing to stop; a watcher would end its task.
-    pub(crate) async fn shutdown(self) {}
+    /// The flag that says whether a peer list has been delivered, for readiness to read live: a
+    /// watched list may arrive after the node has started.
+    pub(crate) fn known_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.known)
+    }
+
+    /// Announces this node (at `self_url`) to the other members, once it is listening. A static
+    /// list has no one to tell; etcd gets this node's key, retried in the background until
+    /// etcd is reachable.
+    #[cfg_attr(not(feature = "etcd"), allow(clippy::unused_self, unused_variables))]
+    pub(crate) fn announce(&mut self, self_url: &str) {
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &mut self.etcd {
+            etcd.announce(self_url);
+        }
+    }
+
+    /// Withdraws the announcement, so peers stop sending here before the node drains.
+    pub(crate) async fn leave(&mut self) {
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &mut self.etcd {
+            etcd.leave().await;
+        }
+    }
+
+    /// Stops the source. A static list has nothing to stop; etcd's watcher ends its task.
+    pub(crate) async fn shutdown(mut self) {
+        self.leave().await;
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = self.etcd.take() {
+            etcd.shutdown().await;
+        }
+    }
 }
 
 impl Membership {
@@ -71,11 +107,26 @@ impl Membership {
                 on_change(members.len());
                 Ok(Running {
                     known: Arc::new(AtomicBool::new(true)),
+                    #[cfg(feature = "etcd")]
+                    etcd: None,
+                })
+            }
+            #[cfg(feature = "etcd")]
+            Membership::Etcd(config) => {
+                let known = Arc::new(AtomicBool::new(false));
+                let following =
+                    etcd::Following::start(&config, sink, Arc::clone(&known), on_change)?;
+                Ok(Running {
+                    known,
+                    etcd: Some(following),
                 })
             }
         }
     }
 }
+
+#[cfg(feature = "etcd")]
+pub(crate) mod etcd;
 
 #[cfg(test)]
 mod tests;

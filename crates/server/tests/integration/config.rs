@@ -161,3 +161,48 @@ fn a_flag_wins_over_its_environment_variable() {
     // --group replaced the variable's list, so "other" is not served.
     assert_eq!(node.get("/api/other/player-000001").status, 404);
 }
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_without_a_cluster_or_with_peers_is_refused() {
+    refused(
+        &["--group", "scores=demo"],
+        &[("GEECACHE_ETCD", "http://127.0.0.1:2379")],
+        "$GEECACHE_ETCD needs --cluster NAME (or cluster = \"NAME\" in the config file): nodes \
+         see only the nodes of their own cluster",
+    );
+    refused(
+        &[
+            "--group",
+            "scores=demo",
+            "--etcd",
+            "http://127.0.0.1:2379",
+            "--cluster",
+            "c1",
+            "--peers",
+            "http://127.0.0.1:8001",
+        ],
+        &[],
+        "--etcd and --peers (or etcd and peers in the config file) are both set: the member list \
+         comes from one place; keep --etcd to follow the live nodes, or --peers for a fixed list",
+    );
+}
+
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn etcd_in_a_build_without_etcd_is_refused_with_how_to_rebuild() {
+    refused(
+        &[
+            "--group",
+            "scores=demo",
+            "--etcd",
+            "http://127.0.0.1:2379",
+            "--cluster",
+            "c1",
+        ],
+        &[],
+        "--etcd is set, but this geecache was built without etcd support; rebuild it with \
+         `cargo build --release -p geecache-server --features etcd` (needs protoc), or use \
+         --peers for a fixed member list",
+    );
+}

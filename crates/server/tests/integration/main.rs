@@ -7,6 +7,10 @@ mod cluster;
 mod config;
 mod demo;
 mod dir_source;
+#[cfg(feature = "etcd")]
+mod etcd;
+#[cfg(feature = "etcd")]
+mod etcd_server;
 mod get;
 mod http_source;
 mod metrics;

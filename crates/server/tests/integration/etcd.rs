@@ -1,0 +1,182 @@
+//! `serve --etcd`: nodes find each other through a real etcd, leave at once on SIGTERM, drop
+//! out after their lease's TTL when killed, and are not ready before the first member list.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::etcd_server::Etcd;
+use crate::support::{
+    DEADLINE, Running, Server, geecache, metric, parse_metrics, request, try_request,
+};
+
+/// The lease TTL the nodes use: short, so the crash test is quick.
+const TTL: &str = "2s";
+
+/// `serve` flags joining cluster `c1` on `etcd`.
+fn cluster_args(etcd: &Etcd) -> Vec<String> {
+    [
+        "--group",
+        "scores=demo",
+        "--etcd",
+        &etcd.client_url(),
+        "--cluster",
+        "c1",
+        "--etcd-ttl",
+        TTL,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A node's `/stats` as JSON.
+fn stats(addr: SocketAddr) -> serde_json::Value {
+    let r = request(addr, "GET", "/stats", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    serde_json::from_slice(&r.body).expect("/stats is JSON")
+}
+
+/// The member list a node's `/stats` reports.
+fn members(addr: SocketAddr) -> Vec<String> {
+    stats(addr)["peers"]
+        .as_array()
+        .expect("peers is an array")
+        .iter()
+        .map(|p| p.as_str().expect("a peer is a string").to_owned())
+        .collect()
+}
+
+/// The `geecache_peers` gauge of a node.
+fn peers_gauge(addr: SocketAddr) -> Option<f64> {
+    let scrape = parse_metrics(&request(addr, "GET", "/metrics", &[]).text());
+    metric(&scrape, "geecache_peers", &[])
+}
+
+/// Polls every node until both its `/stats` member list and its `geecache_peers` gauge match
+/// `expected`, failing after `within`.
+fn wait_for_members(nodes: &[&Server], expected: &[String], within: Duration) {
+    let end = Instant::now() + within;
+    for node in nodes {
+        loop {
+            let seen = members(node.addr);
+            #[allow(clippy::cast_precision_loss)] // a handful of members
+            let gauge_matches = peers_gauge(node.addr) == Some(expected.len() as f64);
+            if seen == expected && gauge_matches {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "node {} still lists {seen:?} (gauge {:?}) after {within:?}, expected {expected:?}",
+                node.url(),
+                peers_gauge(node.addr)
+            );
+            std::thread::sleep(Duration::from_millis(20)); // polling interval, not a sync point
+        }
+    }
+}
+
+#[test]
+fn nodes_join_through_etcd_share_keys_and_leave_on_sigterm_or_after_the_ttl() {
+    let Some(etcd) = Etcd::start() else { return };
+    let args = cluster_args(&etcd);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // `Server::start` returns once `/readyz` is 200, i.e. once the node has a member list.
+    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start(&args)).collect();
+    let mut urls: Vec<String> = nodes.iter().map(Server::url).collect();
+    urls.sort();
+    wait_for_members(&nodes.iter().collect::<Vec<_>>(), &urls, DEADLINE);
+
+    // Every key through node A: with one ring everywhere, each key is loaded exactly once in
+    // the cluster, and the keys the others own reach A as peer loads.
+    let keys: Vec<String> = (0..30).map(|i| format!("player-{i:06}")).collect();
+    for key in &keys {
+        let r = nodes[0].get(&format!("/api/scores/{key}"));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+    }
+    let all: Vec<serde_json::Value> = nodes.iter().map(|n| stats(n.addr)).collect();
+    let field = |s: &serde_json::Value, name: &str| s["groups"]["scores"][name].as_u64().unwrap();
+    let local: u64 = all.iter().map(|s| field(s, "local_loads")).sum();
+    assert_eq!(
+        local,
+        keys.len() as u64,
+        "each key loaded once, by its owner"
+    );
+    assert!(
+        field(&all[0], "peer_loads") > 0,
+        "keys owned by the other nodes were fetched from them: {}",
+        all[0]
+    );
+    assert_eq!(
+        field(&all[0], "peer_loads") + field(&all[0], "local_loads"),
+        keys.len() as u64
+    );
+
+    // SIGTERM: the node revokes its lease before draining, so the others drop it at once.
+    let leaving = nodes.pop().expect("three nodes");
+    let leaving_url = leaving.url();
+    leaving.process.terminate();
+    let mut process = leaving.process;
+    assert!(
+        process.wait(DEADLINE).success(),
+        "{}",
+        process.stderr_text()
+    );
+    assert!(
+        process
+            .stderr_text()
+            .contains("left the cluster: etcd registration revoked"),
+        "{}",
+        process.stderr_text()
+    );
+    urls.retain(|u| *u != leaving_url);
+    wait_for_members(
+        &nodes.iter().collect::<Vec<_>>(),
+        &urls,
+        Duration::from_secs(3),
+    );
+
+    // SIGKILL (dropping a `Running` kills it): no revoke, so the lease runs out after the TTL.
+    let crashed = nodes.pop().expect("two nodes");
+    let crashed_url = crashed.url();
+    drop(crashed);
+    urls.retain(|u| *u != crashed_url);
+    wait_for_members(&[&nodes[0]], &urls, Duration::from_secs(2 + 4));
+}
+
+#[test]
+fn a_node_is_not_ready_until_etcd_delivers_the_member_list() {
+    let Some(mut etcd) = Etcd::prepare() else {
+        return;
+    };
+    // Nothing listens on etcd's port yet.
+    let args = cluster_args(&etcd);
+    let mut process = Running::spawn(
+        geecache()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&args),
+    );
+    let addr: SocketAddr = process
+        .wait_for_line("listening on http://")
+        .parse()
+        .expect("an address");
+    let r = request(addr, "GET", "/readyz", &[]);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.text(), "not ready: peer list not known yet\n");
+
+    etcd.launch();
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let ready = try_request(addr, "GET", "/readyz", &[]).is_ok_and(|r| r.status == 200);
+        // Ready, and registered too once etcd answers (the registration retries in the
+        // background; a node that gave up would never be seen by its peers).
+        if ready && process.stderr_text().contains("registered with etcd") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "not ready with etcd up after {DEADLINE:?}; stderr:\n{}",
+            process.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling interval, not a sync point
+    }
+    assert!(process.try_exit().is_none(), "the node keeps running");
+}
