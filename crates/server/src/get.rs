@@ -38,15 +38,8 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
         eprintln!("geecache: the key is empty; groups never store the empty key");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("geecache: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(runtime) = crate::start_runtime(false) else {
+        return ExitCode::from(2);
     };
     let url = value_url(&args.url, &args.group, &args.key);
     let fetched = runtime.block_on(async {

@@ -34,6 +34,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// The tokio runtime a command runs on, or `None` after saying on stderr why it could not start.
+pub(crate) fn start_runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("geecache: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 /// Logs go to stderr (stdout carries results: the listening line, values, the demo's
 /// tables), as `key=value` lines filtered by `filter`.
 pub(crate) fn init_logging(filter: &str) {

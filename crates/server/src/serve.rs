@@ -24,15 +24,8 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
         }
     };
     crate::init_logging(&config.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("geecache: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(runtime) = crate::start_runtime(true) else {
+        return ExitCode::from(1);
     };
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,

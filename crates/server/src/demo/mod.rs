@@ -39,15 +39,8 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     // group warns once per failed peer fetch, which is the point of that phase, not news.
     let filter = std::env::var("GEECACHE_LOG_LEVEL").unwrap_or_else(|_| "error".to_owned());
     crate::init_logging(&filter);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("geecache: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(runtime) = crate::start_runtime(true) else {
+        return ExitCode::from(1);
     };
     match runtime.block_on(demo(args)) {
         Ok(true) => ExitCode::SUCCESS,
