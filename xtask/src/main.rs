@@ -87,7 +87,9 @@ fn ci() -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    let mut command = cargo(&["bench", "--workspace", "--benches"]);
+    // `--bench '*'` selects bench targets only: `--benches` would also run each library's
+    // libtest harness, which rejects criterion's flags.
+    let mut command = cargo(&["bench", "--workspace", "--bench", "*"]);
     if !args.is_empty() {
         command.arg("--").args(args);
     }
