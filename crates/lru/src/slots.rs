@@ -81,6 +81,11 @@ impl<T> Slots<T> {
         (back != SENTINEL).then_some(back)
     }
 
+    /// Whether every index is taken, so that `push_front` would fail.
+    pub(crate) fn is_full(&self) -> bool {
+        self.free == SENTINEL && self.items.len() >= Index::MAX as usize
+    }
+
     /// Stores `item` in a free slot at the front of the recency order and returns the slot.
     ///
     /// Gives the item back when every index is taken (four billion entries; the caller evicts
