@@ -9,11 +9,9 @@ pub(crate) const SIZE_FORMS: &str = "a byte count like 1048576, or a number with
 pub(crate) const DURATION_FORMS: &str =
     "a whole number with a unit: ms, s, m or h, e.g. \"500ms\", \"2s\", \"5m\"";
 
-/// Parses a byte size: a plain number of bytes, or a number followed by a unit.
-///
-/// Decimal (`MB`) and binary (`MiB`) units are both accepted because people write both; they
-/// differ by 5% at the mebibyte, which matters when sizing a cache against a memory limit.
-pub(crate) fn parse_size(text: &str) -> Option<u64> {
+/// Splits `text` (trimmed) into its leading whole number and the rest, e.g. "64MiB" into
+/// (64, "MiB"); `None` when there is no leading number or it overflows.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -22,7 +20,15 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
     if number.is_empty() {
         return None;
     }
-    let number: u64 = number.parse().ok()?;
+    Some((number.parse().ok()?, unit))
+}
+
+/// Parses a byte size: a plain number of bytes, or a number followed by a unit.
+///
+/// Decimal (`MB`) and binary (`MiB`) units are both accepted because people write both; they
+/// differ by 5% at the mebibyte, which matters when sizing a cache against a memory limit.
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let (number, unit) = number_and_unit(text)?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "KB" => 1_000,
@@ -41,15 +47,7 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
 /// A bare number is refused: "30" could mean seconds or milliseconds, and guessing wrong by a
 /// factor of a thousand is the kind of mistake that only shows in production.
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    if number.is_empty() {
-        return None;
-    }
-    let number: u64 = number.parse().ok()?;
+    let (number, unit) = number_and_unit(text)?;
     match unit {
         "ms" => Some(Duration::from_millis(number)),
         "s" => Some(Duration::from_secs(number)),
