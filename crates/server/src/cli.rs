@@ -162,6 +162,15 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) drain_timeout: Option<String>,
 
+    /// Worker threads of the async runtime.
+    #[arg(
+        long,
+        env = "GEECACHE_THREADS",
+        value_name = "N",
+        help = "Worker threads of the async runtime, 1 to 1024 [default: one per CPU the process may use]"
+    )]
+    pub(crate) threads: Option<String>,
+
     /// Which arguments came from an environment variable rather than a flag, by clap id.
     #[arg(skip)]
     pub(crate) from_env: BTreeSet<String>,

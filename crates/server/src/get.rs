@@ -38,7 +38,7 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
         eprintln!("geecache: the key is empty; groups never store the empty key");
         return ExitCode::from(2);
     }
-    let Some(runtime) = crate::start_runtime(false) else {
+    let Some(runtime) = crate::start_runtime(crate::Workers::CallingThread) else {
         return ExitCode::from(2);
     };
     let url = value_url(&args.url, &args.group, &args.key);

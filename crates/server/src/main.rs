@@ -34,12 +34,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The name of the runtime's threads.
+const WORKER_THREAD_NAME: &str = "geecache-worker";
+
+/// The threads a command's runtime runs its tasks on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Workers {
+    /// The calling thread alone (a short-lived client command).
+    CallingThread,
+    /// A pool of worker threads: this many, or (`None`) one per CPU the process may use.
+    Pool(Option<usize>),
+}
+
 /// The tokio runtime a command runs on, or `None` after saying on stderr why it could not start.
-pub(crate) fn start_runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
-    let mut builder = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
+pub(crate) fn start_runtime(workers: Workers) -> Option<tokio::runtime::Runtime> {
+    let mut builder = match workers {
+        Workers::CallingThread => tokio::runtime::Builder::new_current_thread(),
+        Workers::Pool(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            // A name of at most 15 bytes, which the kernel keeps whole: it is what `top -H`
+            // and `/proc/PID/task/*/comm` show.
+            builder.thread_name(WORKER_THREAD_NAME);
+            if let Some(n) = threads {
+                builder.worker_threads(n);
+            }
+            builder
+        }
     };
     match builder.enable_all().build() {
         Ok(runtime) => Some(runtime),

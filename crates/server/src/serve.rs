@@ -24,7 +24,7 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
         }
     };
     crate::init_logging(&config.log_level);
-    let Some(runtime) = crate::start_runtime(true) else {
+    let Some(runtime) = crate::start_runtime(crate::Workers::Pool(config.threads)) else {
         return ExitCode::from(1);
     };
     match runtime.block_on(serve(config)) {

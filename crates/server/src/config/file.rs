@@ -23,6 +23,7 @@ pub(crate) struct FileConfig {
     pub(crate) peer_token: Option<String>,
     pub(crate) api_token: Option<String>,
     pub(crate) drain_timeout: Option<String>,
+    pub(crate) threads: Option<Scalar>,
     /// `[groups.NAME]` tables. A map, not an array, so TOML itself refuses a name given twice.
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, FileGroup>,

@@ -75,6 +75,8 @@ pub(crate) struct Config {
     pub(crate) api_token: Option<String>,
     /// Bound on the drain at shutdown.
     pub(crate) drain_timeout: Duration,
+    /// Runtime worker threads; `None`: one per CPU the process may use.
+    pub(crate) threads: Option<usize>,
 }
 
 /// Where etcd is and which cluster this node belongs to.
@@ -157,7 +159,8 @@ impl Config {
         };
         format!(
             "listen={} self_url={} {} base_path={} groups=[{}] peer_timeout={} \
-             max_key_bytes={} log_level={} peer_token={} api_token={} drain_timeout={}",
+             max_key_bytes={} log_level={} peer_token={} api_token={} drain_timeout={} \
+             threads={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
@@ -177,6 +180,8 @@ impl Config {
                 "unset"
             },
             format_duration(self.drain_timeout),
+            self.threads
+                .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
         )
     }
 }
@@ -274,6 +279,12 @@ const DRAIN_TIMEOUT: Setting = Setting {
     flag: "--drain-timeout",
     env: "GEECACHE_DRAIN_TIMEOUT",
     key: "drain_timeout",
+};
+const THREADS: Setting = Setting {
+    id: "threads",
+    flag: "--threads",
+    env: "GEECACHE_THREADS",
+    key: "threads",
 };
 
 /// The layers a value can come from, highest precedence first.
@@ -462,6 +473,15 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
     let api_token =
         token_setting(layers.pick(&API_TOKEN, args.api_token.as_ref(), file.api_token.as_ref()))?;
 
+    let threads = match layers.pick(
+        &THREADS,
+        args.threads.as_ref(),
+        file.threads.as_ref().map(|s| &s.0),
+    ) {
+        None => None,
+        Some((text, field)) => Some(checked_threads(&text, &field)?),
+    };
+
     let groups = resolve_groups(layers)?;
 
     Ok(Config {
@@ -477,7 +497,30 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         peer_token,
         api_token,
         drain_timeout,
+        threads,
     })
+}
+
+/// Most worker threads accepted: far past any useful count, low enough that a typo
+/// (`--threads 80000`) is refused rather than exhausting the machine.
+const MAX_THREADS: usize = 1024;
+
+fn checked_threads(text: &str, field: &Field) -> Result<usize, ConfigError> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        Ok(_) => Err(ConfigError::invalid(
+            field,
+            text,
+            "out of range",
+            format!("expected between 1 and {MAX_THREADS}; leave it unset for one per CPU"),
+        )),
+        Err(_) => Err(ConfigError::invalid(
+            field,
+            text,
+            "not a whole number",
+            format!("expected between 1 and {MAX_THREADS}; leave it unset for one per CPU"),
+        )),
+    }
 }
 
 /// Checks a node's base URL (`--self-url`, `--peers`): `http://HOST[:PORT]`, nothing after.

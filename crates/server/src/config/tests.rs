@@ -33,6 +33,10 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
     assert_eq!(config.max_key_bytes, 64 << 10);
     assert_eq!(config.log_level, "info");
     assert_eq!(config.drain_timeout, Duration::from_secs(10));
+    assert_eq!(
+        config.threads, None,
+        "one worker per CPU unless told otherwise"
+    );
     assert_eq!(config.peer_token, None);
     assert_eq!(
         config.groups,
@@ -62,6 +66,7 @@ log_level = "info,geecache_group=debug"
 peer_token = "s3cret"
 api_token = "open-sesame"
 drain_timeout = "3s"
+threads = 2
 
 [groups.scores]
 source = "demo"
@@ -92,6 +97,7 @@ origin_timeout = "2s"
     assert_eq!(config.peer_token.as_deref(), Some("s3cret"));
     assert_eq!(config.api_token.as_deref(), Some("open-sesame"));
     assert_eq!(config.drain_timeout, Duration::from_secs(3));
+    assert_eq!(config.threads, Some(2));
     let names: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, ["files", "objects", "scores"]);
     assert_eq!(
@@ -303,6 +309,21 @@ fn bad_values_are_refused_with_what_is_allowed() {
         (
             &["s=demo"],
             |a| a.max_key_bytes = Some("2MiB".into()),
+            "out of range",
+        ),
+        (
+            &["s=demo"],
+            |a| a.threads = Some("0".into()),
+            "invalid --threads \"0\": out of range; expected between 1 and 1024",
+        ),
+        (
+            &["s=demo"],
+            |a| a.threads = Some("two".into()),
+            "invalid --threads \"two\": not a whole number",
+        ),
+        (
+            &["s=demo"],
+            |a| a.threads = Some("80000".into()),
             "out of range",
         ),
         (

@@ -39,7 +39,7 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     // group warns once per failed peer fetch, which is the point of that phase, not news.
     let filter = std::env::var("GEECACHE_LOG_LEVEL").unwrap_or_else(|_| "error".to_owned());
     crate::init_logging(&filter);
-    let Some(runtime) = crate::start_runtime(true) else {
+    let Some(runtime) = crate::start_runtime(crate::Workers::Pool(None)) else {
         return ExitCode::from(1);
     };
     match runtime.block_on(demo(args)) {

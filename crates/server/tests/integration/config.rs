@@ -206,3 +206,26 @@ fn etcd_in_a_build_without_etcd_is_refused_with_how_to_rebuild() {
          --peers for a fixed member list",
     );
 }
+
+/// The names of `pid`'s threads, from `/proc` (Linux).
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the node's /proc entry");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+#[test]
+fn threads_sets_the_number_of_runtime_workers() {
+    for threads in ["1", "3"] {
+        let node = crate::support::Server::start(&["--group", "scores=demo", "--threads", threads]);
+        // Serve something first, so the count is of a node at work, not one still starting.
+        assert_eq!(node.get("/api/scores/player-000001").status, 200);
+        let workers = thread_names(node.process.pid())
+            .into_iter()
+            .filter(|name| name == "geecache-worker")
+            .count();
+        assert_eq!(workers.to_string(), threads, "--threads {threads}");
+    }
+}
