@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, default_value = "1ms", value_parser = duration::parse)]
     delay: Duration,
 
-    /// Tokio worker threads [default: one per core, as `geecache serve` uses].
+    /// Tokio worker threads [default: one per core, as `geecache serve` uses without `--threads`].
     #[arg(long)]
     threads: Option<usize>,
 }

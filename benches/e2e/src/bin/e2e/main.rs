@@ -57,6 +57,13 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     threads: u16,
 
+    /// Worker threads of each server process: every geecache node, bare axum and the origin
+    /// alike; 0 gives each one thread per CPU. One is the default because three nodes and the
+    /// load generator share the machine: with a worker per CPU each, runnable threads
+    /// outnumber the cores several times over, and the run measures the scheduler.
+    #[arg(long, default_value_t = 1)]
+    server_threads: u16,
+
     /// Keep-alive connections, spread round-robin over the servers.
     #[arg(long, default_value_t = 64)]
     connections: u16,
@@ -198,6 +205,7 @@ impl Bench {
         table::Setup {
             connections: self.args.connections,
             threads: self.args.threads,
+            server_threads: self.args.server_threads,
             duration: self.duration,
             warmup: self.warmup,
             keys: self.args.keys,
@@ -207,6 +215,17 @@ impl Bench {
             cores: std::thread::available_parallelism().map_or(0, usize::from),
             ticks_per_s: self.ticks_per_s,
         }
+    }
+
+    /// A `bare-axum` command with the servers' thread count.
+    fn bare_axum_command(&self) -> Command {
+        let mut command = Command::new(&self.bare_axum);
+        if self.args.server_threads > 0 {
+            command
+                .arg("--threads")
+                .arg(self.args.server_threads.to_string());
+        }
+        command
     }
 
     /// A `loadgen` command for `targets`.
@@ -308,7 +327,7 @@ impl Bench {
         eprintln!("e2e: bare axum: starting");
         let mut server = Server::start(
             "bare-axum",
-            Command::new(&self.bare_axum),
+            self.bare_axum_command(),
             self.log("bare-axum"),
             self.args.startup_timeout,
         )?;
@@ -397,7 +416,7 @@ impl Bench {
 
     fn miss(&self) -> anyhow::Result<Measured> {
         eprintln!("e2e: geecache all-miss: starting the origin and three nodes");
-        let mut origin_cmd = Command::new(&self.bare_axum);
+        let mut origin_cmd = self.bare_axum_command();
         origin_cmd
             .arg("--delay")
             .arg(format!("{}us", self.args.miss_delay.as_micros()));
@@ -485,6 +504,11 @@ impl Bench {
                 .arg("warn")
                 .arg("--drain-timeout")
                 .arg("1s");
+            if self.args.server_threads > 0 {
+                command
+                    .arg("--threads")
+                    .arg(self.args.server_threads.to_string());
+            }
             let name = format!("{tag}-node{}", i + 1);
             nodes.push(Server::start(
                 &name,

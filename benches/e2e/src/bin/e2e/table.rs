@@ -12,6 +12,8 @@ const TARGET_RATIO: f64 = 2.0;
 pub(crate) struct Setup {
     pub(crate) connections: u16,
     pub(crate) threads: u16,
+    /// Worker threads of each server process; 0: one per CPU.
+    pub(crate) server_threads: u16,
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
     pub(crate) keys: u64,
@@ -122,8 +124,8 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         "\nLoad: `loadgen` in its own process, {} keep-alive connections (one request in flight \
          on each, spread over the servers), {} threads, {:.1} s measured after {:.1} s unmeasured \
          warm-up; Zipf s={} over {} keys, seed {}; all-miss: a new key per request, origin delay \
-         {} µs. CPU is `utime + stime` from `/proc/<pid>/stat` (CLK_TCK {}), summed over the \
-         server processes of the run.\n",
+         {} µs. Each server process runs {}. CPU is `utime + stime` from `/proc/<pid>/stat` \
+         (CLK_TCK {}), summed over the server processes of the run.\n",
         setup.connections,
         setup.threads,
         setup.duration.as_secs_f64(),
@@ -132,6 +134,11 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         setup.keys,
         setup.seed,
         setup.miss_delay.as_micros(),
+        match setup.server_threads {
+            0 => "one worker thread per CPU".to_owned(),
+            1 => "1 worker thread".to_owned(),
+            n => format!("{n} worker threads"),
+        },
         setup.ticks_per_s,
     );
     out.push_str(
