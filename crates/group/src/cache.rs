@@ -6,6 +6,7 @@ use geecache_byteview::ByteView;
 use geecache_lru::SegmentedCache;
 
 use crate::group::Source;
+use crate::key::Key;
 use crate::stats::CacheStats;
 
 /// A cached value and its deadline.
@@ -25,12 +26,10 @@ impl Entry {
     }
 }
 
-type Weigh = fn(&String, &Entry) -> usize;
+type Weigh = fn(&Key, &Entry) -> usize;
 
 /// Groupcache counts key bytes plus value bytes; so do we, so budgets mean the same thing.
-// The signature must match `Weigher<String, Entry>`, hence `&String`.
-#[allow(clippy::ptr_arg)]
-fn weigh(key: &String, entry: &Entry) -> usize {
+fn weigh(key: &Key, entry: &Entry) -> usize {
     key.len() + entry.value.len()
 }
 
@@ -40,8 +39,8 @@ pub(crate) fn now() -> Instant {
 }
 
 pub(crate) struct Caches {
-    main: SegmentedCache<String, Entry, Weigh>,
-    hot: SegmentedCache<String, Entry, Weigh>,
+    main: SegmentedCache<Key, Entry, Weigh>,
+    hot: SegmentedCache<Key, Entry, Weigh>,
     /// Bytes for main and hot together; 0 means unbounded.
     max_bytes: usize,
     /// Hot may hold up to `main / hot_ratio` bytes before it is the one to shrink.
@@ -69,6 +68,7 @@ impl Caches {
 
     /// Main first, then hot. Hits are counted by the caches themselves.
     pub(crate) fn get(&self, key: &str) -> Option<(Entry, Source)> {
+        let key = key.as_bytes();
         if let Some(entry) = self.main.get(key) {
             return Some((entry, Source::MainCache));
         }
@@ -78,6 +78,7 @@ impl Caches {
     /// Like `get`, without touching recency or hit counts; honours expiry.
     pub(crate) fn peek(&self, key: &str) -> Option<(Entry, Source)> {
         let live = |e: &Entry| e.expires.is_none_or(|at| at > now());
+        let key = key.as_bytes();
         if let Some(entry) = self.main.peek(key).filter(live) {
             return Some((entry, Source::MainCache));
         }
@@ -87,7 +88,8 @@ impl Caches {
             .map(|entry| (entry, Source::HotCache))
     }
 
-    pub(crate) fn insert(&self, into: Source, key: String, entry: Entry) {
+    pub(crate) fn insert(&self, into: Source, key: &str, entry: Entry) {
+        let key = Key::from(key);
         let cache = match into {
             Source::HotCache => &self.hot,
             _ => &self.main,
@@ -100,6 +102,7 @@ impl Caches {
     }
 
     pub(crate) fn remove(&self, key: &str) -> bool {
+        let key = key.as_bytes();
         let main = self.main.remove(key).is_some();
         let hot = self.hot.remove(key).is_some();
         main || hot

@@ -316,7 +316,7 @@ impl Group {
                 value: value.clone(),
                 expires: ttl.and_then(|ttl| now().checked_add(ttl)),
             };
-            self.inner.caches.insert(into, key.to_owned(), entry);
+            self.inner.caches.insert(into, key, entry);
             // A removal may have come between the check above and the insert: if so, take
             // the value back out. Whichever order the two ran in, the key ends up uncached.
             if self.epoch.load(Ordering::SeqCst) != epoch {

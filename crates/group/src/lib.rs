@@ -61,6 +61,7 @@ mod cache;
 mod error;
 mod getter;
 mod group;
+mod key;
 mod peers;
 mod random;
 mod registry;
