@@ -280,7 +280,8 @@ struct AdminState {
     token: Option<String>,
 }
 
-/// The transport's routes plus `/metrics` and `/readyz`, behind the key guard.
+/// The transport's routes plus `/metrics` and `/readyz`, behind the key guard when a group's
+/// source can refuse keys.
 ///
 /// `try_router`, not `router`: the config was validated already, but a transport that
 /// disagrees must stop the node with a message, not a panic.
@@ -289,10 +290,13 @@ fn routes(config: RouterConfig, guard: Arc<KeyGuard>, admin: AdminState) -> anyh
         .route("/metrics", get(metrics_handler))
         .route("/readyz", get(readyz_handler))
         .with_state(admin);
-    Ok(geecache_transport_http::try_router(config)
+    let routes = geecache_transport_http::try_router(config)
         .context("building the routes")?
-        .merge(own)
-        .layer(axum::middleware::from_fn_with_state(guard, keyguard::guard)))
+        .merge(own);
+    if !guard.is_needed() {
+        return Ok(routes);
+    }
+    Ok(routes.layer(axum::middleware::from_fn_with_state(guard, keyguard::guard)))
 }
 
 /// The transport guards its admin routes (`/healthz`, `/stats`) with the peer token; ours

@@ -12,6 +12,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -28,7 +29,8 @@ use crate::source::DataSource;
 /// The client route prefix (the transport's).
 const API_BASE: &str = "/api/";
 
-/// The sources by group name, where the routes are and which tokens guard them.
+/// The sources that can refuse keys, by group name, where the routes are and which tokens
+/// guard them.
 #[derive(Debug)]
 pub(crate) struct KeyGuard {
     sources: HashMap<String, DataSource>,
@@ -38,12 +40,15 @@ pub(crate) struct KeyGuard {
 }
 
 impl KeyGuard {
+    /// A guard over `sources`; those that take any key (the demo table) are left out, so
+    /// their requests pass without a look at the path.
     pub(crate) fn new(
-        sources: HashMap<String, DataSource>,
+        mut sources: HashMap<String, DataSource>,
         base_path: String,
         peer_token: Option<String>,
         api_token: Option<String>,
     ) -> Self {
+        sources.retain(|_, source| source.refuses_keys());
         KeyGuard {
             sources,
             base_path,
@@ -52,9 +57,19 @@ impl KeyGuard {
         }
     }
 
-    /// The group and key a request path names, and the token guarding its route; `None` for
-    /// paths that are not key routes or do not decode (the transport answers those itself).
-    pub(crate) fn target(&self, path: &str) -> Option<(String, String, Option<&str>)> {
+    /// Whether any group's source can refuse a key; when none can, the guard has nothing to
+    /// do and need not be installed.
+    pub(crate) fn is_needed(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    /// The guarded source, key and token a request path names; `None` for paths that are not
+    /// key routes, do not decode (the transport answers those itself), or name a group whose
+    /// source takes any key.
+    pub(crate) fn target<'p>(
+        &self,
+        path: &'p str,
+    ) -> Option<(&DataSource, Cow<'p, str>, Option<&str>)> {
         let (prefix, decoding, token) = if path.starts_with(API_BASE) {
             (API_BASE, Decoding::Percent, self.api_token.as_deref())
         } else if path.starts_with(self.base_path.as_str()) {
@@ -68,21 +83,22 @@ impl KeyGuard {
         };
         let (group, key) = path::split(path, prefix).ok()?;
         let group = path::decode(group.as_bytes(), decoding).ok()?;
+        // The group first: a key is decoded only when its source may refuse it.
+        let source = self.sources.get(group.as_ref())?;
         let key = path::decode(key.as_bytes(), decoding).ok()?;
-        Some((group.into_owned(), key.into_owned(), token))
+        Some((source, key, token))
     }
 
     /// Why the request must be refused, if it must.
     pub(crate) async fn refusal(&self, path: &str, headers: &HeaderMap) -> Option<String> {
-        let (group, key, token) = self.target(path)?;
+        let (source, key, token) = self.target(path)?;
         // Unauthenticated requests get the transport's 401, not a look at the disk.
         if !auth::admits(token, headers) || key.is_empty() {
             return None;
         }
-        let source = self.sources.get(&group)?;
         let refused = source.check_key(&key).await.err()?;
         let shown: String = key.chars().take(120).collect();
-        tracing::warn!(group, key = shown, reason = %refused.0, "refused key");
+        tracing::warn!(path, key = shown, reason = %refused.0, "refused key");
         Some(refused.to_string())
     }
 }

@@ -35,22 +35,18 @@ fn guard(peer_token: Option<&str>) -> (tempfile::TempDir, KeyGuard) {
 #[test]
 fn paths_decode_like_the_transport_reads_them() {
     let (_tmp, g) = guard(None);
-    let t = |p: &str| g.target(p).map(|(group, key, _)| (group, key));
+    let t = |p: &str| g.target(p).map(|(_, key, _)| key.into_owned());
     // Client route: `+` is a plus.
-    assert_eq!(
-        t("/api/files/a%20b+c.txt"),
-        Some(("files".into(), "a b+c.txt".into()))
-    );
+    assert_eq!(t("/api/files/a%20b+c.txt").as_deref(), Some("a b+c.txt"));
     // Peer route: `+` is a space (form decoding, as Go groupcache sends).
     assert_eq!(
-        t("/_geecache/files/a+b%2Bc.txt"),
-        Some(("files".into(), "a b+c.txt".into()))
+        t("/_geecache/files/a+b%2Bc.txt").as_deref(),
+        Some("a b+c.txt")
     );
+    // The group name is decoded too.
+    assert_eq!(t("/api/fil%65s/x").as_deref(), Some("x"));
     // Raw slashes after the first stay in the key; nothing is normalised.
-    assert_eq!(
-        t("/api/files/x/../../y"),
-        Some(("files".into(), "x/../../y".into()))
-    );
+    assert_eq!(t("/api/files/x/../../y").as_deref(), Some("x/../../y"));
     assert_eq!(t("/metrics"), None);
     assert_eq!(t("/api/files"), None, "no key: the transport answers");
     assert_eq!(
@@ -58,6 +54,25 @@ fn paths_decode_like_the_transport_reads_them() {
         None,
         "not UTF-8: the transport answers"
     );
+    assert_eq!(t("/api/scores/x"), None, "the demo table takes any key");
+    assert_eq!(
+        t("/api/unknown/x"),
+        None,
+        "unknown group: the transport's 404"
+    );
+}
+
+#[test]
+fn a_guard_over_sources_that_take_any_key_is_not_needed() {
+    let (_tmp, g) = guard(None);
+    assert!(g.is_needed());
+    let mut sources = HashMap::new();
+    sources.insert(
+        "scores".to_owned(),
+        DataSource::Demo(DemoTable::builder().rows(10).build()),
+    );
+    let demo_only = KeyGuard::new(sources, "/_geecache/".into(), None, None);
+    assert!(!demo_only.is_needed());
 }
 
 #[tokio::test]

@@ -67,6 +67,14 @@ impl DataSource {
         })
     }
 
+    /// Whether [`check_key`](Self::check_key) can refuse a key: the demo table takes any.
+    pub(crate) fn refuses_keys(&self) -> bool {
+        match self {
+            DataSource::Demo(_) => false,
+            DataSource::Http(_) | DataSource::Dir(_) => true,
+        }
+    }
+
     /// Refuses keys this source would never look up, before any cache or peer sees them.
     ///
     /// For `dir:` this resolves symlinks on disk (metadata only, never the file's contents),
