@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -394,13 +394,15 @@ fn with_source(mut response: Response, source: Source) -> Response {
     response
 }
 
-async fn peer_get(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
+async fn peer_get(State(app): State<App>, request: Request) -> Response {
+    // Read in place: the `HeaderMap` and `Uri` extractors would copy them.
+    let (headers, uri) = (request.headers(), request.uri());
     let outcome = async {
-        app.authorize(Guard::Peer, &headers, &uri)?;
-        let (group, key) = app.locate(&uri, &app.0.base, Decoding::Form)?;
+        app.authorize(Guard::Peer, headers, uri)?;
+        let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
         // Only our own nodes mark their requests. A Go groupcache node sends none: it is then
         // served as groupcache serves it, and may be forwarded to the owner this node knows.
-        let origin = if is_peer_request(&headers) {
+        let origin = if is_peer_request(headers) {
             Origin::Peer
         } else {
             Origin::Client
@@ -425,14 +427,15 @@ fn protobuf_response(fetched: Fetched) -> Response {
     with_source(response.into_response(), source)
 }
 
-async fn peer_delete(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
+async fn peer_delete(State(app): State<App>, request: Request) -> Response {
+    let (headers, uri) = (request.headers(), request.uri());
     let outcome = async {
-        app.authorize(Guard::Peer, &headers, &uri)?;
-        let (group, key) = app.locate(&uri, &app.0.base, Decoding::Form)?;
+        app.authorize(Guard::Peer, headers, uri)?;
+        let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
         let fan_out = headers
             .get(FANOUT_HEADER)
             .is_some_and(|v| v.as_bytes() == b"1");
-        let removal = match (is_peer_request(&headers), &app.0.pool) {
+        let removal = match (is_peer_request(headers), &app.0.pool) {
             // Another node decided this one owns the key: drop it and tell the rest, but
             // never forward, whatever this node's ring says.
             (true, Some(pool)) if fan_out => pool.remove_as_owner(&group, &key).await,
@@ -446,10 +449,11 @@ async fn peer_delete(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Re
     outcome.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn api_get(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
+async fn api_get(State(app): State<App>, request: Request) -> Response {
+    let (headers, uri) = (request.headers(), request.uri());
     let outcome = async {
-        app.authorize(Guard::Api, &headers, &uri)?;
-        let (group, key) = app.locate(&uri, API_BASE, Decoding::Percent)?;
+        app.authorize(Guard::Api, headers, uri)?;
+        let (group, key) = app.locate(uri, API_BASE, Decoding::Percent)?;
         let fetched = group
             .fetch(&key, Origin::Client)
             .await
@@ -467,10 +471,11 @@ async fn api_get(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Respon
     outcome.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn api_delete(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
+async fn api_delete(State(app): State<App>, request: Request) -> Response {
+    let (headers, uri) = (request.headers(), request.uri());
     let outcome = async {
-        app.authorize(Guard::Api, &headers, &uri)?;
-        let (group, key) = app.locate(&uri, API_BASE, Decoding::Percent)?;
+        app.authorize(Guard::Api, headers, uri)?;
+        let (group, key) = app.locate(uri, API_BASE, Decoding::Percent)?;
         let removal = app.remove(&group, &key).await;
         Ok::<_, Failure>(removal_response(&removal))
     };
@@ -494,22 +499,25 @@ fn removal_response(removal: &Removal) -> Response {
     response
 }
 
-async fn missing_group(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
-    if let Err(failure) = app.authorize(Guard::Peer, &headers, &uri) {
+async fn missing_group(State(app): State<App>, request: Request) -> Response {
+    let (headers, uri) = (request.headers(), request.uri());
+    if let Err(failure) = app.authorize(Guard::Peer, headers, uri) {
         return failure.into_response();
     }
     Failure::bad_path(&PathError::EmptyGroup).into_response()
 }
 
-async fn healthz(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
-    match app.authorize(Guard::Peer, &headers, &uri) {
+async fn healthz(State(app): State<App>, request: Request) -> Response {
+    let (headers, uri) = (request.headers(), request.uri());
+    match app.authorize(Guard::Peer, headers, uri) {
         Ok(()) => "ok\n".into_response(),
         Err(failure) => failure.into_response(),
     }
 }
 
-async fn stats(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {
-    if let Err(failure) = app.authorize(Guard::Peer, &headers, &uri) {
+async fn stats(State(app): State<App>, request: Request) -> Response {
+    let (headers, uri) = (request.headers(), request.uri());
+    if let Err(failure) = app.authorize(Guard::Peer, headers, uri) {
         return failure.into_response();
     }
     let body = StatsBody::collect(&app.0.registry, app.0.pool.as_deref());
