@@ -1,4 +1,4 @@
-//! The peer client: one pooled keep-alive HTTP client shared by every peer of a pool.
+//! The peer client: requests to one peer over its keep-alive connections.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,15 +7,13 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use geecache_byteview::ByteView;
 use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter};
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Method, Request, StatusCode};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prost::Message;
 
 use crate::auth::Token;
+use crate::conn::Connections;
 use crate::proto::GetResponse;
 use crate::{ERROR_HEADER, FANOUT_HEADER, PEER_HEADER, PROTOBUF, UNCONFIRMED_HEADER, path};
 
@@ -24,6 +22,11 @@ use crate::{ERROR_HEADER, FANOUT_HEADER, PEER_HEADER, PROTOBUF, UNCONFIRMED_HEAD
 const ERROR_BODY_LIMIT: usize = 4096;
 /// How much of that message is kept in the error.
 const ERROR_MESSAGE_CHARS: usize = 200;
+/// Idle connections kept per peer: enough for the requests a busy node has in flight to one
+/// peer at once, so a burst does not end in a wave of reconnects.
+const MAX_IDLE_PER_PEER: usize = 64;
+/// How long an idle connection is kept before a request would rather open a new one.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What became of one request to a peer, as reported to a [`PeerObserver`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,11 +88,8 @@ pub trait PeerObserver: Send + Sync + 'static {
     fn on_peer_request(&self, peer: &str, outcome: PeerOutcome, elapsed: Duration);
 }
 
-/// What every peer of a pool shares: the HTTP client and the request settings.
+/// What every peer of a pool shares: the request settings.
 pub(crate) struct Transport {
-    /// One client for all peers: its pool keeps idle keep-alive connections per host, so
-    /// sharing it costs nothing per peer and lets a replaced peer list reuse open connections.
-    client: Client<HttpConnector, Empty<Bytes>>,
     timeout: Duration,
     max_response_bytes: usize,
     token: Option<Token>,
@@ -103,17 +103,7 @@ impl Transport {
         token: Option<Token>,
         observer: Option<Arc<dyn PeerObserver>>,
     ) -> Transport {
-        let mut connector = HttpConnector::new();
-        // Requests are small and latency-bound; Nagle would hold the request line back.
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector);
         Transport {
-            client,
             timeout,
             max_response_bytes,
             token,
@@ -136,22 +126,53 @@ pub(crate) enum DeleteMode {
     Owner,
 }
 
-/// One peer, named by its base URL.
+/// One peer, named by its base URL, and its open connections.
+///
+/// A pool keeps the `HttpPeer` of every member that stays in the list when the list is
+/// replaced, so its connections outlive the change.
 pub(crate) struct HttpPeer {
     url: String,
-    /// `url + base path`, so a request URL is one push of the encoded group and key.
-    prefix: String,
+    /// The base path; a request's path is it, then the encoded group and key.
+    base_path: String,
+    /// The `Host` header: the URL's `host[:port]`.
+    host: HeaderValue,
+    connections: Connections,
     transport: Arc<Transport>,
 }
 
 impl HttpPeer {
-    pub(crate) fn new(url: String, base_path: &str, transport: Arc<Transport>) -> HttpPeer {
-        let prefix = format!("{url}{base_path}");
-        HttpPeer {
+    /// A peer at `url`, which the pool has checked: `http://host[:port]`, nothing after.
+    pub(crate) fn new(
+        url: String,
+        base_path: &str,
+        transport: Arc<Transport>,
+    ) -> Result<HttpPeer, crate::Error> {
+        let invalid = |reason| crate::Error::InvalidUrl {
+            url: url.clone(),
+            reason,
+        };
+        let authority = url
+            .strip_prefix("http://")
+            .ok_or_else(|| invalid("must start with http://"))?;
+        let host = HeaderValue::from_str(authority)
+            .map_err(|_| invalid("host holds a character that is not allowed"))?;
+        // A bracketed IPv6 address holds colons of its own; only a colon after the bracket
+        // starts a port.
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.contains(']'));
+        let dial = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(HttpPeer {
+            connections: Connections::new(dial, MAX_IDLE_PER_PEER, IDLE_TIMEOUT),
             url,
-            prefix,
+            base_path: base_path.to_owned(),
+            host,
             transport,
-        }
+        })
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -226,10 +247,10 @@ impl HttpPeer {
         key: &str,
         mode: DeleteMode,
     ) -> Result<Request<Empty<Bytes>>, PeerError> {
-        let url = path::peer_url(&self.prefix, group, key);
         let mut builder = Request::builder()
             .method(method)
-            .uri(url)
+            .uri(path::peer_url(&self.base_path, group, key))
+            .header(HOST, self.host.clone())
             // Marks the request as coming from a peer: the receiver loads locally and never
             // forwards it again, even if its ring says someone else owns the key.
             .header(PEER_HEADER, "1");
@@ -255,10 +276,9 @@ impl HttpPeer {
     ) -> Result<(http::response::Parts, Bytes), PeerError> {
         let timeout = self.transport.timeout;
         let work = async {
-            let response = self
-                .transport
-                .client
-                .request(request)
+            let (response, connection) = self
+                .connections
+                .send(request)
                 .await
                 .map_err(|e| PeerError::Unavailable(Box::new(e)))?;
             let (parts, body) = response.into_parts();
@@ -287,6 +307,9 @@ impl HttpPeer {
                     }
                 })?
                 .to_bytes();
+            // Read whole, so the connection is ready for the next request. On every early
+            // return above it is dropped instead, and closes.
+            connection.release();
             Ok((parts, body))
         };
         tokio::time::timeout(timeout, work)

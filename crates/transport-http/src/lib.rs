@@ -85,6 +85,7 @@
 
 mod auth;
 mod client;
+mod conn;
 mod error;
 pub mod path;
 mod pool;

@@ -99,20 +99,19 @@ impl HttpPool {
         let current = self.current();
         let mut ring = Ring::new(self.replicas);
         ring.add(list.iter().map(String::as_str));
-        let peers = list
-            .into_iter()
-            .filter(|url| *url != self.self_url)
-            .map(|url| {
-                let peer = current.peers.get(&url).cloned().unwrap_or_else(|| {
-                    Arc::new(HttpPeer::new(
-                        url.clone(),
-                        &self.base_path,
-                        Arc::clone(&self.transport),
-                    ))
-                });
-                (url, peer)
-            })
-            .collect();
+        let mut peers = HashMap::with_capacity(list.len());
+        for url in list.into_iter().filter(|url| *url != self.self_url) {
+            // A member that stays keeps its peer, and with it its open connections.
+            let peer = match current.peers.get(&url) {
+                Some(peer) => Arc::clone(peer),
+                None => Arc::new(HttpPeer::new(
+                    url.clone(),
+                    &self.base_path,
+                    Arc::clone(&self.transport),
+                )?),
+            };
+            peers.insert(url, peer);
+        }
         let next = Arc::new(Members { ring, peers });
         *self.members.write().unwrap_or_else(PoisonError::into_inner) = next;
         tracing::info!(peers = ?self.peers(), "peer list replaced");
