@@ -1,8 +1,9 @@
-//! The one HTTP client the binary uses: hyper-util's pooled client, plus a bounded GET.
+//! The HTTP client the binary's own requests use: hyper-util's pooled client, plus a bounded GET.
 //!
 //! The transport crate already links hyper and hyper-util, so the origin source, the `get`
 //! command and the demo's load generator use them too rather than pulling in a second HTTP
-//! stack (reqwest) for three plain GETs.
+//! stack (reqwest) for three plain GETs. (Peer traffic goes through the transport's own
+//! per-peer connections.)
 
 use std::time::Duration;
 

@@ -4,7 +4,8 @@
 //! This crate is the network around a [`geecache_group::Group`]: [`router`] answers peers,
 //! clients and operators; [`serve`] runs it with a graceful shutdown; [`HttpPool`] is the
 //! group's [`PeerPicker`](geecache_group::PeerPicker), which picks each key's owner on a
-//! consistent-hash ring of peer URLs and fetches from it with one pooled keep-alive client.
+//! consistent-hash ring of peer URLs and fetches from it over keep-alive connections it keeps
+//! per peer.
 //!
 //! A node in one process, serving on a loopback port:
 //!
