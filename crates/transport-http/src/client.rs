@@ -156,18 +156,8 @@ impl HttpPeer {
             .ok_or_else(|| invalid("must start with http://"))?;
         let host = HeaderValue::from_str(authority)
             .map_err(|_| invalid("host holds a character that is not allowed"))?;
-        // A bracketed IPv6 address holds colons of its own; only a colon after the bracket
-        // starts a port.
-        let has_port = authority
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| !port.contains(']'));
-        let dial = if has_port {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
         Ok(HttpPeer {
-            connections: Connections::new(dial, MAX_IDLE_PER_PEER, IDLE_TIMEOUT),
+            connections: Connections::new(dial_address(authority), MAX_IDLE_PER_PEER, IDLE_TIMEOUT),
             url,
             base_path: base_path.to_owned(),
             host,
@@ -315,6 +305,20 @@ impl HttpPeer {
         tokio::time::timeout(timeout, work)
             .await
             .unwrap_or(Err(PeerError::Timeout(timeout)))
+    }
+}
+
+/// The `host:port` to dial for a URL's `host[:port]`: port 80 when it names none.
+pub(crate) fn dial_address(authority: &str) -> String {
+    // A bracketed IPv6 address holds colons of its own; only a colon after the bracket starts
+    // a port.
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.contains(']'));
+    if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
     }
 }
 

@@ -334,3 +334,13 @@ fn base_paths_are_validated() {
         );
     }
 }
+
+#[test]
+fn a_peer_is_dialled_at_its_port_or_at_80() {
+    use crate::client::dial_address;
+    assert_eq!(dial_address("10.0.0.1:8001"), "10.0.0.1:8001");
+    assert_eq!(dial_address("cache-0.cache:9000"), "cache-0.cache:9000");
+    assert_eq!(dial_address("cache-0.cache"), "cache-0.cache:80");
+    assert_eq!(dial_address("[::1]:8001"), "[::1]:8001");
+    assert_eq!(dial_address("[::1]"), "[::1]:80");
+}
