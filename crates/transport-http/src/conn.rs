@@ -207,6 +207,11 @@ mod tests {
         (addr, accepted)
     }
 
+    /// A pool for `addr` keeping up to `max_idle` connections for a minute.
+    fn pool(addr: SocketAddr, max_idle: usize) -> Connections {
+        Connections::new(addr.to_string(), max_idle, Duration::from_secs(60))
+    }
+
     fn request(addr: SocketAddr) -> Request<Empty<Bytes>> {
         Request::builder()
             .uri("/x")
@@ -226,7 +231,7 @@ mod tests {
     #[tokio::test]
     async fn sequential_requests_share_one_connection() {
         let (addr, accepted) = server(false).await;
-        let connections = Connections::new(addr.to_string(), 4, Duration::from_secs(60));
+        let connections = pool(addr, 4);
         for _ in 0..10 {
             assert_eq!(exchange(&connections, addr).await, "ok");
         }
@@ -237,7 +242,7 @@ mod tests {
     #[tokio::test]
     async fn connections_the_peer_closed_are_replaced() {
         let (addr, accepted) = server(true).await;
-        let connections = Connections::new(addr.to_string(), 4, Duration::from_secs(60));
+        let connections = pool(addr, 4);
         for _ in 0..5 {
             assert_eq!(exchange(&connections, addr).await, "ok");
         }
@@ -247,7 +252,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_not_released_is_closed_not_reused() {
         let (addr, accepted) = server(false).await;
-        let connections = Connections::new(addr.to_string(), 4, Duration::from_secs(60));
+        let connections = pool(addr, 4);
         let (_response, lease) = connections.send(request(addr)).await.unwrap();
         drop(lease); // as after a body cut short
         assert_eq!(connections.idle(), 0);
@@ -258,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn no_more_than_max_idle_connections_are_kept() {
         let (addr, accepted) = server(false).await;
-        let connections = Connections::new(addr.to_string(), 2, Duration::from_secs(60));
+        let connections = pool(addr, 2);
         let mut leases = Vec::new();
         for _ in 0..3 {
             let (response, lease) = connections.send(request(addr)).await.unwrap();
@@ -291,7 +296,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let connections = Connections::new(addr.to_string(), 4, Duration::from_secs(60));
+        let connections = pool(addr, 4);
         let error = connections.send(request(addr)).await.err().unwrap();
         assert!(matches!(error, SendError::Connect { .. }), "{error:?}");
         assert!(
