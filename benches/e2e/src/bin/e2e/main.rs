@@ -273,6 +273,15 @@ impl Bench {
         Ok(report)
     }
 
+    /// The unmeasured Zipf load before a measured run (another seed than the run's).
+    fn zipf_warmup(&self, what: &str, targets: &[String]) -> anyhow::Result<LoadReport> {
+        self.unmeasured(
+            what,
+            self.loadgen(targets, "zipf", self.warmup, self.args.seed.wrapping_add(1)),
+            self.warmup,
+        )
+    }
+
     /// Runs `loadgen` once and measures the servers' CPU time around it.
     fn measure(
         &self,
@@ -333,16 +342,7 @@ impl Bench {
         )?;
         server.wait_ready("/healthz", self.args.startup_timeout)?;
         let targets = [server.url()];
-        self.unmeasured(
-            "bare axum warm-up",
-            self.loadgen(
-                &targets,
-                "zipf",
-                self.warmup,
-                self.args.seed.wrapping_add(1),
-            ),
-            self.warmup,
-        )?;
+        self.zipf_warmup("bare axum warm-up", &targets)?;
         let measured = self.measure(
             "bare axum, constant body",
             Role::Floor,
@@ -391,16 +391,7 @@ impl Bench {
                 self.args.fill_timeout
             );
         }
-        self.unmeasured(
-            "geecache warm-up",
-            self.loadgen(
-                &targets,
-                "zipf",
-                self.warmup,
-                self.args.seed.wrapping_add(1),
-            ),
-            self.warmup,
-        )?;
+        self.zipf_warmup("geecache warm-up", &targets)?;
         let refs: Vec<&Server> = nodes.iter().collect();
         let measured = self.measure(
             label,
