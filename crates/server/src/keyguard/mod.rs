@@ -63,13 +63,13 @@ impl KeyGuard {
         !self.sources.is_empty()
     }
 
-    /// The guarded source, key and token a request path names; `None` for paths that are not
+    /// The group, its guarded source, the key and the token a request path names; `None` for paths that are not
     /// key routes, do not decode (the transport answers those itself), or name a group whose
     /// source takes any key.
     pub(crate) fn target<'p>(
         &self,
         path: &'p str,
-    ) -> Option<(&DataSource, Cow<'p, str>, Option<&str>)> {
+    ) -> Option<(&str, &DataSource, Cow<'p, str>, Option<&str>)> {
         let (prefix, decoding, token) = if path.starts_with(API_BASE) {
             (API_BASE, Decoding::Percent, self.api_token.as_deref())
         } else if path.starts_with(self.base_path.as_str()) {
@@ -84,21 +84,21 @@ impl KeyGuard {
         let (group, key) = path::split(path, prefix).ok()?;
         let group = path::decode(group.as_bytes(), decoding).ok()?;
         // The group first: a key is decoded only when its source may refuse it.
-        let source = self.sources.get(group.as_ref())?;
+        let (group, source) = self.sources.get_key_value(group.as_ref())?;
         let key = path::decode(key.as_bytes(), decoding).ok()?;
-        Some((source, key, token))
+        Some((group, source, key, token))
     }
 
     /// Why the request must be refused, if it must.
     pub(crate) async fn refusal(&self, path: &str, headers: &HeaderMap) -> Option<String> {
-        let (source, key, token) = self.target(path)?;
+        let (group, source, key, token) = self.target(path)?;
         // Unauthenticated requests get the transport's 401, not a look at the disk.
         if !auth::admits(token, headers) || key.is_empty() {
             return None;
         }
         let refused = source.check_key(&key).await.err()?;
         let shown: String = key.chars().take(120).collect();
-        tracing::warn!(path, key = shown, reason = %refused.0, "refused key");
+        tracing::warn!(group, key = shown, reason = %refused.0, "refused key");
         Some(refused.to_string())
     }
 }

@@ -35,18 +35,22 @@ fn guard(peer_token: Option<&str>) -> (tempfile::TempDir, KeyGuard) {
 #[test]
 fn paths_decode_like_the_transport_reads_them() {
     let (_tmp, g) = guard(None);
-    let t = |p: &str| g.target(p).map(|(_, key, _)| key.into_owned());
+    let t = |p: &str| {
+        g.target(p)
+            .map(|(group, _, key, _)| (group.to_owned(), key.into_owned()))
+    };
+    let found = |group: &str, key: &str| Some((group.to_owned(), key.to_owned()));
     // Client route: `+` is a plus.
-    assert_eq!(t("/api/files/a%20b+c.txt").as_deref(), Some("a b+c.txt"));
+    assert_eq!(t("/api/files/a%20b+c.txt"), found("files", "a b+c.txt"));
     // Peer route: `+` is a space (form decoding, as Go groupcache sends).
     assert_eq!(
-        t("/_geecache/files/a+b%2Bc.txt").as_deref(),
-        Some("a b+c.txt")
+        t("/_geecache/files/a+b%2Bc.txt"),
+        found("files", "a b+c.txt")
     );
     // The group name is decoded too.
-    assert_eq!(t("/api/fil%65s/x").as_deref(), Some("x"));
+    assert_eq!(t("/api/fil%65s/x"), found("files", "x"));
     // Raw slashes after the first stay in the key; nothing is normalised.
-    assert_eq!(t("/api/files/x/../../y").as_deref(), Some("x/../../y"));
+    assert_eq!(t("/api/files/x/../../y"), found("files", "x/../../y"));
     assert_eq!(t("/metrics"), None);
     assert_eq!(t("/api/files"), None, "no key: the transport answers");
     assert_eq!(
