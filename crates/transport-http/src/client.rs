@@ -15,7 +15,7 @@ use prost::Message;
 use crate::auth::Token;
 use crate::conn::Connections;
 use crate::proto::GetResponse;
-use crate::{ERROR_HEADER, FANOUT_HEADER, PEER_HEADER, PROTOBUF, UNCONFIRMED_HEADER, path};
+use crate::{ERROR_HEADER, PROTOBUF, UNCONFIRMED_HEADER, names, path};
 
 /// How much of an error answer's body is read for its message. Error bodies are short plain
 /// text; a peer that sends more is not going to say anything useful in the rest.
@@ -243,9 +243,9 @@ impl HttpPeer {
             .header(HOST, self.host.clone())
             // Marks the request as coming from a peer: the receiver loads locally and never
             // forwards it again, even if its ring says someone else owns the key.
-            .header(PEER_HEADER, "1");
+            .header(names::PEER, HeaderValue::from_static("1"));
         if mode == DeleteMode::Owner {
-            builder = builder.header(FANOUT_HEADER, "1");
+            builder = builder.header(names::FANOUT, HeaderValue::from_static("1"));
         }
         if let Some(token) = &self.transport.token {
             builder = builder.header(AUTHORIZATION, token.header().clone());

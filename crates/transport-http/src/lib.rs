@@ -132,6 +132,19 @@ pub const GROUPCACHE_BASE_PATH: &str = "/_groupcache/";
 /// The content type of protobuf bodies, as groupcache sends it.
 pub(crate) const PROTOBUF: &str = "application/x-protobuf";
 
+/// The header names above as [`HeaderName`](http::HeaderName)s, for inserting. Inserting a
+/// name given as `&str` copies it into a new allocation every time; these are built once, at
+/// compile time, and point at the static text.
+pub(crate) mod names {
+    use http::HeaderName;
+
+    pub(crate) const PEER: HeaderName = HeaderName::from_static(super::PEER_HEADER);
+    pub(crate) const FANOUT: HeaderName = HeaderName::from_static(super::FANOUT_HEADER);
+    pub(crate) const ERROR: HeaderName = HeaderName::from_static(super::ERROR_HEADER);
+    pub(crate) const SOURCE: HeaderName = HeaderName::from_static(super::SOURCE_HEADER);
+    pub(crate) const UNCONFIRMED: HeaderName = HeaderName::from_static(super::UNCONFIRMED_HEADER);
+}
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

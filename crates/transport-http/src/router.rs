@@ -21,10 +21,7 @@ use crate::path::{self, Decoding, PathError};
 use crate::pool::{HttpPool, Removal};
 use crate::proto::GetResponse;
 use crate::stats::StatsBody;
-use crate::{
-    DEFAULT_BASE_PATH, ERROR_HEADER, FANOUT_HEADER, PEER_HEADER, PROTOBUF, SOURCE_HEADER,
-    UNCONFIRMED_HEADER,
-};
+use crate::{DEFAULT_BASE_PATH, FANOUT_HEADER, PEER_HEADER, PROTOBUF, names};
 
 /// The client route's prefix.
 const API_BASE: &str = "/api/";
@@ -237,7 +234,7 @@ impl IntoResponse for Failure {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        headers.insert(ERROR_HEADER, HeaderValue::from_static(self.kind));
+        headers.insert(names::ERROR, HeaderValue::from_static(self.kind));
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -390,7 +387,7 @@ fn source_name(source: Source) -> &'static str {
 fn with_source(mut response: Response, source: Source) -> Response {
     response
         .headers_mut()
-        .insert(SOURCE_HEADER, HeaderValue::from_static(source_name(source)));
+        .insert(names::SOURCE, HeaderValue::from_static(source_name(source)));
     response
 }
 
@@ -494,7 +491,7 @@ fn removal_response(removal: &Removal) -> Response {
     )
         .into_response();
     if let Ok(value) = HeaderValue::try_from(list) {
-        response.headers_mut().insert(UNCONFIRMED_HEADER, value);
+        response.headers_mut().insert(names::UNCONFIRMED, value);
     }
     response
 }
