@@ -18,8 +18,8 @@ use bytes::Bytes;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteView {
-    // `Bytes` rather than `Arc<[u8]>`: it is what hyper hands us off the wire, so a value fetched
-    // from a peer becomes a view without a copy, and static values need no allocation at all.
+    // `Bytes` rather than `Arc<[u8]>`: it is what the HTTP and protobuf crates hand over, so a
+    // value made once can be viewed without a copy, and static values need no allocation at all.
     bytes: Bytes,
 }
 
@@ -104,6 +104,11 @@ impl AsRef<[u8]> for ByteView {
     }
 }
 
+/// No copy: the view shares the `Bytes`' storage.
+///
+/// A `Bytes` cut from a larger buffer (as an HTTP body or a protobuf field usually is) keeps
+/// that whole buffer alive for as long as the view lives. For a value that will be cached,
+/// [`ByteView::copy_from_slice`] keeps only its own bytes.
 impl From<Bytes> for ByteView {
     fn from(bytes: Bytes) -> Self {
         ByteView { bytes }

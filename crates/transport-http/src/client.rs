@@ -199,11 +199,7 @@ impl HttpPeer {
                 "content type {content_type:?} is not {PROTOBUF}"
             )));
         }
-        let response =
-            GetResponse::decode(body).map_err(|e| PeerError::Malformed(e.to_string()))?;
-        let ttl = response.ttl_at(SystemTime::now());
-        let value = ByteView::from(response.value.unwrap_or_default());
-        Ok(Loaded::new(value).with_optional_ttl(ttl))
+        decode_answer(body)
     }
 
     /// Sends a DELETE; returns the peers the receiver could not reach, if it fanned out.
@@ -306,6 +302,19 @@ impl HttpPeer {
             .await
             .unwrap_or(Err(PeerError::Timeout(timeout)))
     }
+}
+
+/// The value and time to live in a peer's protobuf answer.
+///
+/// The value is copied into storage of its own. Decoding from `Bytes` does not copy: the value
+/// would be a slice of the buffer the connection read the answer into, 8 KiB or more for a
+/// value of a few bytes. A value kept in the hot cache would keep that whole buffer alive
+/// while the cache counts only the value's bytes.
+pub(crate) fn decode_answer(body: Bytes) -> Result<Loaded, PeerError> {
+    let response = GetResponse::decode(body).map_err(|e| PeerError::Malformed(e.to_string()))?;
+    let ttl = response.ttl_at(SystemTime::now());
+    let value = ByteView::copy_from_slice(response.value.as_deref().unwrap_or_default());
+    Ok(Loaded::new(value).with_optional_ttl(ttl))
 }
 
 /// The `host:port` to dial for a URL's `host[:port]`: port 80 when it names none.

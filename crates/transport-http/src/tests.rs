@@ -344,3 +344,36 @@ fn a_peer_is_dialled_at_its_port_or_at_80() {
     assert_eq!(dial_address("[::1]:8001"), "[::1]:8001");
     assert_eq!(dial_address("[::1]"), "[::1]:80");
 }
+
+/// Whether `inner` lies within `outer`'s bytes, i.e. is a slice of the same memory.
+fn lies_within(inner: &[u8], outer: &[u8]) -> bool {
+    let outer = outer.as_ptr_range();
+    let inner = inner.as_ptr_range();
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
+#[test]
+fn a_value_from_a_peer_does_not_keep_the_answer_buffer_alive() {
+    use crate::client::decode_answer;
+    let ttl = Duration::from_secs(60);
+    let message = GetResponse::with_ttl(&b"a value"[..], Some(ttl), SystemTime::now());
+    // Bytes around the answer, as in a connection's read buffer.
+    let mut buffer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+    buffer.extend(message.encode_to_vec());
+    buffer.extend([0; 4096]);
+    let buffer = bytes::Bytes::from(buffer);
+    let body = buffer.slice(19..19 + message.encoded_len());
+
+    // prost decodes `Bytes` without copying: its value is a slice of the buffer.
+    let decoded = GetResponse::decode(body.clone()).unwrap();
+    assert!(lies_within(decoded.value.as_deref().unwrap(), &buffer));
+
+    let loaded = decode_answer(body).unwrap();
+    assert_eq!(loaded.value().as_slice(), b"a value");
+    assert!(!lies_within(loaded.value().as_slice(), &buffer));
+    let left = loaded.ttl().unwrap();
+    assert!(
+        left <= ttl && left > ttl - Duration::from_secs(10),
+        "{left:?}"
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use geecache_group::{LoadError, Loaded};
+use geecache_group::{ByteView, LoadError, Loaded};
 use geecache_transport_http::path;
 use http::StatusCode;
 
@@ -64,7 +64,10 @@ impl HttpOrigin {
                 other => LoadError::failed(format!("origin {url}: {other}")),
             })?;
         match fetched.status {
-            s if s.is_success() => Ok(Loaded::from(fetched.body)),
+            // Copied: the body is most often a slice of the connection's read buffer (8 KiB
+            // or more), and a cached slice would keep all of it alive while the cache counts
+            // only the value's bytes.
+            s if s.is_success() => Ok(Loaded::from(ByteView::copy_from_slice(&fetched.body))),
             StatusCode::NOT_FOUND => Err(LoadError::NotFound),
             status => {
                 let text = String::from_utf8_lossy(&fetched.body);
