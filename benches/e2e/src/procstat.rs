@@ -51,6 +51,30 @@ pub fn parse_process_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The peak resident set size of process `pid` so far (`VmHWM` in `/proc/<pid>/status`), in
+/// bytes.
+///
+/// # Errors
+///
+/// When the process is gone or the file has no `VmHWM` line.
+pub fn peak_resident_bytes(pid: u32) -> io::Result<u64> {
+    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))?;
+    parse_peak_resident(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/status has no VmHWM line"),
+        )
+    })
+}
+
+/// The `VmHWM` line of a `/proc/<pid>/status` text (`VmHWM:\t  50096 kB`), in bytes.
+#[must_use]
+pub fn parse_peak_resident(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// The machine's CPU counters from the first line of `/proc/stat`, in clock ticks summed
 /// over every core.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

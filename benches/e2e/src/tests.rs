@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::probe::parse_response;
-use crate::procstat::{MachineTicks, parse_process_ticks};
+use crate::procstat::{MachineTicks, parse_peak_resident, parse_process_ticks};
 use crate::report::percentile;
 
 #[test]
@@ -67,4 +67,14 @@ fn responses_split_into_status_and_body() {
     assert_eq!(r.body, b"nope\n");
     assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n"), None);
     assert_eq!(parse_response(b"garbage\r\n\r\n"), None);
+}
+
+#[test]
+fn peak_resident_memory_is_read_from_the_vmhwm_line() {
+    let status =
+        "Name:\tgeecache\nVmPeak:\t  900000 kB\nVmHWM:\t   50096 kB\nVmRSS:\t   48000 kB\n";
+    assert_eq!(parse_peak_resident(status), Some(50_096 * 1024));
+    assert_eq!(parse_peak_resident("Name:\tx\nVmRSS:\t 1 kB\n"), None);
+    assert_eq!(parse_peak_resident("VmHWM:\t lots kB\n"), None);
+    assert_eq!(parse_peak_resident("VmHWM:\t 12 MB\n"), None);
 }

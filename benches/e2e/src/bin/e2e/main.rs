@@ -313,6 +313,13 @@ impl Bench {
         let counted_ticks = ticks(counted)?.saturating_sub(counted_before);
         let uncounted_ticks = ticks(uncounted)?.saturating_sub(uncounted_before);
         let stats_after = cache_figures(nodes_with_stats)?;
+        let peak_resident_bytes = counted.iter().try_fold(0, |sum, s| {
+            Ok::<_, anyhow::Error>(
+                sum + procstat::peak_resident_bytes(s.pid()).with_context(|| {
+                    format!("cannot read the memory of {}{}", s.name, s.log_tail())
+                })?,
+            )
+        })?;
         let report: LoadReport = serde_json::from_str(out.trim()).with_context(|| {
             format!("{label}: loadgen printed something else than a report: {out}")
         })?;
@@ -328,6 +335,7 @@ impl Bench {
             machine_busy_s: seconds(machine.busy),
             machine_total_s: seconds(machine.total),
             load_average,
+            peak_resident_bytes,
             cache: stats_after.map(|after| after.since(&stats_before.unwrap_or_default())),
         })
     }
@@ -553,6 +561,7 @@ fn cache_figures(nodes: &[&Server]) -> anyhow::Result<Option<CacheFigures>> {
             local_loads: n(&["local_loads"]),
             main_hits: n(&["main", "hits"]),
             hot_hits: n(&["hot", "hits"]),
+            cached_bytes: n(&["main", "bytes"]) + n(&["hot", "bytes"]),
         });
     }
     Ok(Some(sum))

@@ -32,6 +32,8 @@ pub(crate) struct CacheFigures {
     pub(crate) local_loads: u64,
     pub(crate) main_hits: u64,
     pub(crate) hot_hits: u64,
+    /// Bytes the main and hot caches count (keys and values), a level rather than a counter.
+    pub(crate) cached_bytes: u64,
 }
 
 impl CacheFigures {
@@ -41,6 +43,7 @@ impl CacheFigures {
         self.local_loads += other.local_loads;
         self.main_hits += other.main_hits;
         self.hot_hits += other.hot_hits;
+        self.cached_bytes += other.cached_bytes;
     }
 
     pub(crate) fn since(&self, earlier: &Self) -> Self {
@@ -50,6 +53,7 @@ impl CacheFigures {
             local_loads: self.local_loads.saturating_sub(earlier.local_loads),
             main_hits: self.main_hits.saturating_sub(earlier.main_hits),
             hot_hits: self.hot_hits.saturating_sub(earlier.hot_hits),
+            cached_bytes: self.cached_bytes,
         }
     }
 }
@@ -81,6 +85,8 @@ pub(crate) struct Measured {
     /// Every core's time over the run, busy or idle.
     pub(crate) machine_total_s: f64,
     pub(crate) load_average: [f64; 3],
+    /// Peak resident memory of the measured servers (`VmHWM`), summed.
+    pub(crate) peak_resident_bytes: u64,
     pub(crate) cache: Option<CacheFigures>,
 }
 
@@ -106,6 +112,11 @@ impl Measured {
         (self.machine_busy_s - self.server_cpu_s - self.uncounted_cpu_s - self.report.loadgen_cpu_s)
             .max(0.0)
     }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }
 
 fn latency(us: f64) -> String {
@@ -203,6 +214,27 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
                     per(c.hot_hits),
                 );
             }
+        }
+    }
+
+    if runs.iter().any(|m| m.cache.is_some()) {
+        out.push_str(
+            "\nMemory at the end of each run, summed over the servers: peak resident set \
+             (`VmHWM` in `/proc/<pid>/status`) and the bytes the caches count (keys and values, \
+             main + hot):\n\n\
+             | run | peak resident | cached |\n\
+             |---|---:|---:|\n",
+        );
+        for m in runs {
+            let cached = m
+                .cache
+                .map_or_else(|| "-".to_owned(), |c| mib(c.cached_bytes));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {cached} |",
+                m.label,
+                mib(m.peak_resident_bytes)
+            );
         }
     }
 
