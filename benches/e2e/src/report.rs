@@ -60,3 +60,19 @@ pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
     let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
     sorted.get(rank.min(sorted.len()) - 1).copied()
 }
+
+/// The median of `values`: the middle one, or the mean of the middle two when their number is
+/// even; `None` when empty or when a value is NaN. Sorts `values` in place.
+#[must_use]
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        f64::midpoint(values[mid - 1], values[mid])
+    })
+}

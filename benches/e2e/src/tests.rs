@@ -3,7 +3,7 @@ use std::time::Duration;
 use crate::duration;
 use crate::probe::parse_response;
 use crate::procstat::{MachineTicks, parse_peak_resident, parse_process_ticks};
-use crate::report::percentile;
+use crate::report::{median, percentile};
 
 #[test]
 fn durations_take_every_unit_and_refuse_the_rest() {
@@ -77,4 +77,13 @@ fn peak_resident_memory_is_read_from_the_vmhwm_line() {
     assert_eq!(parse_peak_resident("Name:\tx\nVmRSS:\t 1 kB\n"), None);
     assert_eq!(parse_peak_resident("VmHWM:\t lots kB\n"), None);
     assert_eq!(parse_peak_resident("VmHWM:\t 12 MB\n"), None);
+}
+
+#[test]
+fn median_takes_the_middle_value_or_the_mean_of_the_middle_two() {
+    assert_eq!(median(&mut [2.3, 1.9, 2.1]), Some(2.1));
+    assert_eq!(median(&mut [2.5, 1.5, 2.0, 1.0]), Some(1.75));
+    assert_eq!(median(&mut [7.0]), Some(7.0));
+    assert_eq!(median(&mut []), None);
+    assert_eq!(median(&mut [1.0, f64::NAN]), None);
 }

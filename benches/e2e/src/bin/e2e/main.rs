@@ -49,6 +49,12 @@ struct Args {
     #[arg(long, default_value = "2s", value_parser = duration::parse)]
     warmup: Duration,
 
+    /// Times to do the whole list of runs, one round after another, so that the runs of each
+    /// round are close in time. With more than one, the report adds each ratio's median and
+    /// range over the rounds, the figure to trust on a machine whose load moves.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    rounds: u16,
+
     /// Smoke check: 2 s runs and 500 ms warm-ups (overrides --duration and --warmup).
     #[arg(long)]
     quick: bool,
@@ -177,20 +183,26 @@ fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("e2e: server logs in {}", bench.log_dir.display());
 
     let mut results = Vec::new();
-    for run in &bench.args.runs {
-        let measured = match run {
-            Run::Bare => bench.bare()?,
-            Run::Warm => bench.warm()?,
-            Run::Miss => bench.miss()?,
-            Run::Single => bench.single()?,
-        };
-        eprintln!(
-            "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request",
-            measured.label,
-            measured.report.requests_per_s,
-            measured.server_cpu_us_per_request()
-        );
-        results.push(measured);
+    for round in 1..=bench.args.rounds {
+        if bench.args.rounds > 1 {
+            eprintln!("e2e: round {round} of {}", bench.args.rounds);
+        }
+        for run in &bench.args.runs {
+            let mut measured = match run {
+                Run::Bare => bench.bare()?,
+                Run::Warm => bench.warm()?,
+                Run::Miss => bench.miss()?,
+                Run::Single => bench.single()?,
+            };
+            measured.round = round;
+            eprintln!(
+                "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request",
+                measured.label,
+                measured.report.requests_per_s,
+                measured.server_cpu_us_per_request()
+            );
+            results.push(measured);
+        }
     }
     print!("{}", table::markdown(&bench.describe(), &results));
     Ok(())
@@ -327,6 +339,7 @@ impl Bench {
         let seconds = |t: u64| t as f64 / self.ticks_per_s as f64;
         Ok(Measured {
             label: label.to_owned(),
+            round: 1,
             role,
             servers: counted.len(),
             report,

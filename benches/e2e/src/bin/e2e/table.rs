@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use geecache_bench_e2e::LoadReport;
+use geecache_bench_e2e::report::median;
 
 /// The target of the warm run: CPU per request at most this many times the bare floor.
 const TARGET_RATIO: f64 = 2.0;
@@ -72,6 +73,8 @@ pub(crate) enum Role {
 /// One measured run.
 pub(crate) struct Measured {
     pub(crate) label: String,
+    /// Which round of `--rounds` it belongs to, from 1.
+    pub(crate) round: u16,
     pub(crate) role: Role,
     /// How many server processes `server_cpu_s` sums.
     pub(crate) servers: usize,
@@ -91,6 +94,15 @@ pub(crate) struct Measured {
 }
 
 impl Measured {
+    /// The label, with the round when there are several.
+    fn name(&self, rounds: bool) -> String {
+        if rounds {
+            format!("{} (round {})", self.label, self.round)
+        } else {
+            self.label.clone()
+        }
+    }
+
     #[allow(clippy::cast_precision_loss)]
     fn per_request(&self, value: f64) -> f64 {
         if self.report.ok == 0 {
@@ -114,6 +126,86 @@ impl Measured {
     }
 }
 
+/// CPU per request of every run against the floor of its own round; with several rounds, the
+/// median and range of each ratio over them.
+fn ratios(out: &mut String, runs: &[Measured], rounds: bool) {
+    let floor_of = |round: u16| {
+        runs.iter()
+            .find(|f| f.role == Role::Floor && f.round == round)
+    };
+    let compared: Vec<(&Measured, &Measured, f64)> = runs
+        .iter()
+        .filter(|m| m.role != Role::Floor)
+        .filter_map(|m| {
+            let floor = floor_of(m.round)?;
+            let ratio = m.server_cpu_us_per_request() / floor.server_cpu_us_per_request();
+            Some((m, floor, ratio))
+        })
+        .collect();
+    if compared.is_empty() {
+        return;
+    }
+    let verdict = |m: &Measured, ratio: f64| {
+        if m.role != Role::Target {
+            return String::new();
+        }
+        let met = if ratio <= TARGET_RATIO {
+            "met"
+        } else {
+            "not met"
+        };
+        format!(" (target ≤ {TARGET_RATIO}x: {met})")
+    };
+    out.push('\n');
+    for &(m, floor, ratio) in &compared {
+        let _ = writeln!(
+            out,
+            "- CPU per request, {} ÷ {}: **{ratio:.2}x**{}",
+            m.name(rounds),
+            floor.name(rounds),
+            if rounds {
+                String::new()
+            } else {
+                verdict(m, ratio)
+            },
+        );
+    }
+    if !rounds {
+        return;
+    }
+    let mut labels: Vec<&str> = Vec::new();
+    for (m, _, _) in &compared {
+        if !labels.contains(&m.label.as_str()) {
+            labels.push(&m.label);
+        }
+    }
+    out.push('\n');
+    for label in labels {
+        let mut values: Vec<f64> = compared
+            .iter()
+            .filter(|(m, _, _)| m.label == label)
+            .map(|&(_, _, ratio)| ratio)
+            .collect();
+        let (Some(first), Some(median)) = (
+            compared.iter().find(|(m, _, _)| m.label == label),
+            median(&mut values),
+        ) else {
+            continue;
+        };
+        let (m, floor, _) = *first;
+        let _ = writeln!(
+            out,
+            "- Over {} rounds, CPU per request, {label} ÷ {}: median **{median:.2}x** ({:.2} to \
+             {:.2}x){}",
+            values.len(),
+            floor.label,
+            values[0],
+            values[values.len() - 1],
+            verdict(m, median),
+        );
+    }
+}
+
 #[allow(clippy::cast_precision_loss)]
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
@@ -129,6 +221,7 @@ fn latency(us: f64) -> String {
 
 /// The whole report: settings, the main table, the ratio, cache behaviour, machine load.
 pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
+    let rounds = runs.iter().any(|m| m.round > 1);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -160,7 +253,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {:.0} | {} | {} | {:.1} | {:.1} | {} |",
-            m.label,
+            m.name(rounds),
             m.servers,
             m.report.requests_per_s,
             latency(m.report.p50_us),
@@ -171,27 +264,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         );
     }
 
-    if let Some(floor) = runs.iter().find(|m| m.role == Role::Floor) {
-        out.push('\n');
-        for m in runs.iter().filter(|m| m.role != Role::Floor) {
-            let ratio = m.server_cpu_us_per_request() / floor.server_cpu_us_per_request();
-            let target = if m.role == Role::Target {
-                let verdict = if ratio <= TARGET_RATIO {
-                    "met"
-                } else {
-                    "not met"
-                };
-                format!(" (target ≤ {TARGET_RATIO}x: {verdict})")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "- CPU per request, {} ÷ {}: **{ratio:.2}x**{target}",
-                m.label, floor.label
-            );
-        }
-    }
+    ratios(&mut out, runs, rounds);
 
     if runs.iter().any(|m| m.cache.is_some()) {
         out.push_str(
@@ -207,7 +280,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
                 let _ = writeln!(
                     out,
                     "| {} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                    m.label,
+                    m.name(rounds),
                     per(c.peer_loads),
                     per(c.local_loads),
                     per(c.main_hits),
@@ -232,7 +305,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {cached} |",
-                m.label,
+                m.name(rounds),
                 mib(m.peak_resident_bytes)
             );
         }
@@ -254,7 +327,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         let _ = writeln!(
             out,
             "| {} | {:.2} / {:.2} / {:.2} | {:.1} s ({busy_pct:.0}%) | {:.1} s | {:.1} s | {:.1} s | {:.1} s |",
-            m.label,
+            m.name(rounds),
             m.load_average[0],
             m.load_average[1],
             m.load_average[2],
