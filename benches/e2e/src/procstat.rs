@@ -28,11 +28,16 @@ pub fn clock_ticks_per_second() -> u64 {
 ///
 /// When the process is gone or the file does not parse.
 pub fn process_ticks(pid: u32) -> io::Result<u64> {
-    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))?;
-    parse_process_ticks(&text).ok_or_else(|| {
+    read_proc(pid, "stat", parse_process_ticks)
+}
+
+/// Parses `/proc/<pid>/<file>` with `parse`; a file that does not parse is `InvalidData`.
+fn read_proc(pid: u32, file: &str, parse: impl FnOnce(&str) -> Option<u64>) -> io::Result<u64> {
+    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join(file))?;
+    parse(&text).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("/proc/{pid}/stat does not parse"),
+            format!("/proc/{pid}/{file} does not parse"),
         )
     })
 }
@@ -58,13 +63,7 @@ pub fn parse_process_ticks(stat: &str) -> Option<u64> {
 ///
 /// When the process is gone or the file has no `VmHWM` line.
 pub fn peak_resident_bytes(pid: u32) -> io::Result<u64> {
-    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))?;
-    parse_peak_resident(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("/proc/{pid}/status has no VmHWM line"),
-        )
-    })
+    read_proc(pid, "status", parse_peak_resident)
 }
 
 /// The `VmHWM` line of a `/proc/<pid>/status` text (`VmHWM:\t  50096 kB`), in bytes.
