@@ -26,7 +26,12 @@ const ERROR_MESSAGE_CHARS: usize = 200;
 /// peer at once, so a burst does not end in a wave of reconnects.
 const MAX_IDLE_PER_PEER: usize = 64;
 /// How long an idle connection is kept before a request would rather open a new one.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+///
+/// Shorter than the time after which a geecache server closes a connection that sends nothing
+/// ([`crate::serve::HEADER_READ_TIMEOUT`], 30 s): a request is then never sent on a connection
+/// just as the server closes it, which would make a healthy peer look failed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+const _: () = assert!(IDLE_TIMEOUT.as_secs() < crate::serve::HEADER_READ_TIMEOUT.as_secs());
 
 /// What became of one request to a peer, as reported to a [`PeerObserver`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

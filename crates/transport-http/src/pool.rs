@@ -19,8 +19,8 @@ use crate::error::{Error, validate_base_path, validate_peer_url};
 const FANOUT_LIMIT: usize = 16;
 
 /// A [`PeerPicker`] over a consistent-hash [`Ring`] of peer base URLs, with a stack of idle
-/// keep-alive HTTP/1.1 connections per peer (at most 64 each; one idle for over 90 s is closed
-/// rather than reused).
+/// keep-alive HTTP/1.1 connections per peer (at most 64 each; one idle for over 20 s is closed
+/// rather than reused, ahead of the 30 s after which a geecache server closes it).
 ///
 /// The pool's own URL is always a member of the ring (so every node computes the same owners
 /// from the same list) but is never picked: when a node owns a key it loads it itself.

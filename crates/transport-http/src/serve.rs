@@ -24,7 +24,7 @@ use crate::router::Failure;
 
 /// How long a client may take to send a request's headers. Bounds what a slow or idle client
 /// can hold: a connection that sends nothing is closed after this long.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully.
 ///
