@@ -340,3 +340,97 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> Setup {
+        Setup {
+            connections: 64,
+            threads: 2,
+            server_threads: 1,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            keys: 100_000,
+            zipf: 0.99,
+            seed: 42,
+            miss_delay: Duration::from_millis(1),
+            cores: 2,
+            ticks_per_s: 100,
+        }
+    }
+
+    /// A run of `round` that answered a million requests with `cpu_s` of server CPU, so its
+    /// CPU per request is `cpu_s` µs.
+    fn run(label: &str, role: Role, round: u16, cpu_s: f64, cache: bool) -> Measured {
+        Measured {
+            label: label.to_owned(),
+            round,
+            role,
+            servers: if cache { 3 } else { 1 },
+            report: LoadReport {
+                ok: 1_000_000,
+                ..LoadReport::default()
+            },
+            server_cpu_s: cpu_s,
+            uncounted_cpu_s: 0.0,
+            machine_busy_s: 0.0,
+            machine_total_s: 0.0,
+            load_average: [0.0; 3],
+            peak_resident_bytes: 3 << 20,
+            cache: cache.then(|| CacheFigures {
+                cached_bytes: 1 << 20,
+                ..CacheFigures::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn each_round_is_compared_with_its_own_floor_and_the_median_is_reported() {
+        let runs = [
+            run("bare", Role::Floor, 1, 10.0, false),
+            run("warm", Role::Target, 1, 25.0, true),
+            run("bare", Role::Floor, 2, 8.0, false),
+            run("warm", Role::Target, 2, 16.0, true),
+            run("bare", Role::Floor, 3, 10.0, false),
+            run("warm", Role::Target, 3, 19.0, true),
+        ];
+        let text = markdown(&setup(), &runs);
+        assert!(
+            text.contains("warm (round 2) ÷ bare (round 2): **2.00x**"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warm (round 3) ÷ bare (round 3): **1.90x**"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Over 3 rounds, CPU per request, warm ÷ bare: median **2.00x** (1.90 to 2.50x) \
+                 (target ≤ 2x: met)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| warm (round 1) | 3.0 MiB | 1.0 MiB |"),
+            "{text}"
+        );
+        assert!(text.contains("| bare (round 1) | 3.0 MiB | - |"), "{text}");
+    }
+
+    #[test]
+    fn one_round_prints_its_ratio_and_verdict_without_a_median() {
+        let runs = [
+            run("bare", Role::Floor, 1, 10.0, false),
+            run("warm", Role::Target, 1, 21.0, true),
+        ];
+        let text = markdown(&setup(), &runs);
+        assert!(
+            text.contains("warm ÷ bare: **2.10x** (target ≤ 2x: not met)"),
+            "{text}"
+        );
+        assert!(!text.contains("Over "), "{text}");
+        assert!(!text.contains("(round"), "{text}");
+    }
+}
