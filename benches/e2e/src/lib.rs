@@ -12,7 +12,8 @@
 //!   `GET /objects/{key}` after a fixed delay (the slow origin the cache sits in front of).
 //!
 //! The load generator runs in its own process so that its CPU time is never counted against
-//! the servers; [`procstat`] reads each server's `utime + stime` before and after a run.
+//! the servers; [`procstat`] reads each server's `utime + stime` before and after a run, and
+//! its peak resident memory at the end.
 //!
 //! ```
 //! use geecache_bench_e2e::{duration, report::percentile};

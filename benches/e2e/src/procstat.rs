@@ -1,5 +1,6 @@
 //! CPU time from `/proc`: per process (`/proc/<pid>/stat`) and for the whole machine
-//! (`/proc/stat`), in clock ticks.
+//! (`/proc/stat`), in clock ticks; and a process's peak resident memory
+//! (`/proc/<pid>/status`).
 
 use std::io;
 use std::path::Path;
