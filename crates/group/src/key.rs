@@ -60,13 +60,6 @@ impl From<&str> for Key {
     }
 }
 
-impl From<String> for Key {
-    /// A long key keeps the string's allocation.
-    fn from(key: String) -> Key {
-        Key::inline(&key).unwrap_or_else(|| Key::Heap(key.into_bytes().into_boxed_slice()))
-    }
-}
-
 impl Borrow<[u8]> for Key {
     fn borrow(&self) -> &[u8] {
         self.as_bytes()
@@ -114,9 +107,7 @@ mod tests {
         let over = "k".repeat(INLINE + 1);
         assert!(matches!(Key::from(""), Key::Inline { len: 0, .. }));
         assert!(matches!(Key::from(at_limit.as_str()), Key::Inline { .. }));
-        assert!(matches!(Key::from(at_limit.clone()), Key::Inline { .. }));
         assert!(matches!(Key::from(over.as_str()), Key::Heap(_)));
-        assert!(matches!(Key::from(over.clone()), Key::Heap(_)));
         assert_eq!(Key::from(over.as_str()).as_bytes(), over.as_bytes());
     }
 
@@ -126,12 +117,11 @@ mod tests {
         #[test]
         fn a_key_behaves_as_its_bytes(a in "\\PC{0,40}", b in "\\PC{0,40}") {
             let hasher = RandomState::new();
-            for (text, key) in [(&a, Key::from(a.as_str())), (&a, Key::from(a.clone()))] {
-                prop_assert_eq!(key.as_bytes(), text.as_bytes());
-                prop_assert_eq!(key.len(), text.len());
-                prop_assert_eq!(hasher.hash_one(&key), hasher.hash_one(text.as_bytes()));
-                prop_assert_eq!(format!("{key:?}"), format!("{text:?}"));
-            }
+            let key = Key::from(a.as_str());
+            prop_assert_eq!(key.as_bytes(), a.as_bytes());
+            prop_assert_eq!(key.len(), a.len());
+            prop_assert_eq!(hasher.hash_one(&key), hasher.hash_one(a.as_bytes()));
+            prop_assert_eq!(format!("{key:?}"), format!("{a:?}"));
             prop_assert_eq!(Key::from(a.as_str()) == Key::from(b.as_str()), a == b);
         }
     }
