@@ -232,12 +232,17 @@ impl Bench {
     /// A `bare-axum` command with the servers' thread count.
     fn bare_axum_command(&self) -> Command {
         let mut command = Command::new(&self.bare_axum);
+        self.pass_server_threads(&mut command);
+        command
+    }
+
+    /// Gives a server process `--threads` when a count was asked for (0: its own default).
+    fn pass_server_threads(&self, command: &mut Command) {
         if self.args.server_threads > 0 {
             command
                 .arg("--threads")
                 .arg(self.args.server_threads.to_string());
         }
-        command
     }
 
     /// A `loadgen` command for `targets`.
@@ -305,15 +310,7 @@ impl Bench {
         command: Command,
     ) -> anyhow::Result<Measured> {
         let load_average = procstat::load_average()?;
-        let ticks = |servers: &[&Server]| -> anyhow::Result<u64> {
-            servers.iter().try_fold(0, |sum, s| {
-                Ok::<_, anyhow::Error>(
-                    sum + procstat::process_ticks(s.pid()).with_context(|| {
-                        format!("cannot read the CPU time of {}{}", s.name, s.log_tail())
-                    })?,
-                )
-            })
-        };
+        let ticks = |servers: &[&Server]| sum_over(servers, "CPU time", procstat::process_ticks);
         let stats_before = cache_figures(nodes_with_stats)?;
         let counted_before = ticks(counted)?;
         let uncounted_before = ticks(uncounted)?;
@@ -325,13 +322,7 @@ impl Bench {
         let counted_ticks = ticks(counted)?.saturating_sub(counted_before);
         let uncounted_ticks = ticks(uncounted)?.saturating_sub(uncounted_before);
         let stats_after = cache_figures(nodes_with_stats)?;
-        let peak_resident_bytes = counted.iter().try_fold(0, |sum, s| {
-            Ok::<_, anyhow::Error>(
-                sum + procstat::peak_resident_bytes(s.pid()).with_context(|| {
-                    format!("cannot read the memory of {}{}", s.name, s.log_tail())
-                })?,
-            )
-        })?;
+        let peak_resident_bytes = sum_over(counted, "memory", procstat::peak_resident_bytes)?;
         let report: LoadReport = serde_json::from_str(out.trim()).with_context(|| {
             format!("{label}: loadgen printed something else than a report: {out}")
         })?;
@@ -516,11 +507,7 @@ impl Bench {
                 .arg("warn")
                 .arg("--drain-timeout")
                 .arg("1s");
-            if self.args.server_threads > 0 {
-                command
-                    .arg("--threads")
-                    .arg(self.args.server_threads.to_string());
-            }
+            self.pass_server_threads(&mut command);
             let name = format!("{tag}-node{}", i + 1);
             nodes.push(Server::start(
                 &name,
@@ -553,6 +540,19 @@ fn stop_all(servers: Vec<Server>) {
 }
 
 /// The `scores` group's counters summed over `nodes` (`None` when there are no nodes).
+/// `read(pid)` summed over `servers`; an error names the server and its log's last lines.
+fn sum_over(
+    servers: &[&Server],
+    what: &str,
+    read: fn(u32) -> std::io::Result<u64>,
+) -> anyhow::Result<u64> {
+    servers.iter().try_fold(0, |sum, s| {
+        let value = read(s.pid())
+            .with_context(|| format!("cannot read the {what} of {}{}", s.name, s.log_tail()))?;
+        Ok(sum + value)
+    })
+}
+
 fn cache_figures(nodes: &[&Server]) -> anyhow::Result<Option<CacheFigures>> {
     if nodes.is_empty() {
         return Ok(None);

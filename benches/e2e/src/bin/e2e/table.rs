@@ -173,31 +173,28 @@ fn ratios(out: &mut String, runs: &[Measured], rounds: bool) {
     if !rounds {
         return;
     }
-    let mut labels: Vec<&str> = Vec::new();
-    for (m, _, _) in &compared {
-        if !labels.contains(&m.label.as_str()) {
-            labels.push(&m.label);
+    // Each label's ratios over the rounds, in the order the labels first ran.
+    let mut series: Vec<(&Measured, &Measured, Vec<f64>)> = Vec::new();
+    for &(m, floor, ratio) in &compared {
+        match series
+            .iter_mut()
+            .find(|(first, _, _)| first.label == m.label)
+        {
+            Some((_, _, ratios)) => ratios.push(ratio),
+            None => series.push((m, floor, vec![ratio])),
         }
     }
     out.push('\n');
-    for label in labels {
-        let mut values: Vec<f64> = compared
-            .iter()
-            .filter(|(m, _, _)| m.label == label)
-            .map(|&(_, _, ratio)| ratio)
-            .collect();
-        let (Some(first), Some(median)) = (
-            compared.iter().find(|(m, _, _)| m.label == label),
-            median(&mut values),
-        ) else {
+    for (m, floor, mut values) in series {
+        let Some(median) = median(&mut values) else {
             continue;
         };
-        let (m, floor, _) = *first;
         let _ = writeln!(
             out,
-            "- Over {} rounds, CPU per request, {label} ÷ {}: median **{median:.2}x** ({:.2} to \
+            "- Over {} rounds, CPU per request, {} ÷ {}: median **{median:.2}x** ({:.2} to \
              {:.2}x){}",
             values.len(),
+            m.label,
             floor.label,
             values[0],
             values[values.len() - 1],
