@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The name of the runtime's threads.
+/// The name of the runtime's threads: its workers, and its blocking pool's threads too.
 const WORKER_THREAD_NAME: &str = "geecache-worker";
 
 /// The threads a command's runtime runs its tasks on.

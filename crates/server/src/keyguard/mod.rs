@@ -63,9 +63,9 @@ impl KeyGuard {
         !self.sources.is_empty()
     }
 
-    /// The group, its guarded source, the key and the token a request path names; `None` for paths that are not
-    /// key routes, do not decode (the transport answers those itself), or name a group whose
-    /// source takes any key.
+    /// The group, its guarded source, the key and the token a request path names; `None` for
+    /// paths that are not key routes, do not decode (the transport answers those itself), or
+    /// name a group whose source takes any key.
     pub(crate) fn target<'p>(
         &self,
         path: &'p str,
