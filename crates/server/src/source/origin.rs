@@ -10,7 +10,7 @@ use geecache_transport_http::path;
 use http::StatusCode;
 
 use super::InvalidKey;
-use crate::client::{self, FetchError, HttpClient};
+use crate::client::{self, FetchError, Fetched, HttpClient};
 
 /// An `http:` source.
 #[derive(Debug)]
@@ -63,20 +63,26 @@ impl HttpOrigin {
                 )),
                 other => LoadError::failed(format!("origin {url}: {other}")),
             })?;
-        match fetched.status {
-            // Copied: the body is most often a slice of the connection's read buffer (8 KiB
-            // or more), and a cached slice would keep all of it alive while the cache counts
-            // only the value's bytes.
-            s if s.is_success() => Ok(Loaded::from(ByteView::copy_from_slice(&fetched.body))),
-            StatusCode::NOT_FOUND => Err(LoadError::NotFound),
-            status => {
-                let text = String::from_utf8_lossy(&fetched.body);
-                let snippet: String = text.chars().take(200).collect();
-                Err(LoadError::failed(format!(
-                    "origin {url} answered {status}: {}",
-                    snippet.trim()
-                )))
-            }
+        answer(&url, &fetched)
+    }
+}
+
+/// The load result an origin's answer means: a value for a success, not-found for a 404, a
+/// failure quoting the start of the body for anything else.
+pub(super) fn answer(url: &str, fetched: &Fetched) -> Result<Loaded, LoadError> {
+    match fetched.status {
+        // Copied: the body is most often a slice of the connection's read buffer (8 KiB
+        // or more), and a cached slice would keep all of it alive while the cache counts
+        // only the value's bytes.
+        s if s.is_success() => Ok(Loaded::from(ByteView::copy_from_slice(&fetched.body))),
+        StatusCode::NOT_FOUND => Err(LoadError::NotFound),
+        status => {
+            let text = String::from_utf8_lossy(&fetched.body);
+            let snippet: String = text.chars().take(200).collect();
+            Err(LoadError::failed(format!(
+                "origin {url} answered {status}: {}",
+                snippet.trim()
+            )))
         }
     }
 }

@@ -356,3 +356,27 @@ async fn origin_statuses_map_to_values_not_found_and_failures() {
     let gone = origin(&format!("http://{addr}/v/"));
     assert!(matches!(gone.load("ok").await, Err(LoadError::Failed(_))));
 }
+
+#[test]
+fn an_origin_value_does_not_keep_the_read_buffer_alive() {
+    use crate::client::Fetched;
+    // The body as hyper hands it over: a slice of a larger buffer that held the whole answer.
+    let buffer =
+        bytes::Bytes::from([b"HTTP/1.1 200 OK\r\n\r\nthe value".as_slice(), &[0; 4096]].concat());
+    let start = buffer.len() - 4096 - "the value".len();
+    let fetched = Fetched {
+        status: http::StatusCode::OK,
+        kind: None,
+        body: buffer.slice(start..start + "the value".len()),
+    };
+    let loaded = origin::answer("http://o:1/v/k", &fetched).unwrap();
+    assert_eq!(loaded.value(), "the value");
+    let (outer, inner) = (
+        buffer.as_ptr_range(),
+        loaded.value().as_slice().as_ptr_range(),
+    );
+    assert!(
+        inner.end <= outer.start || inner.start >= outer.end,
+        "the cached value must own its bytes, not point into the answer's buffer"
+    );
+}
