@@ -49,13 +49,30 @@ struct Args {
     #[arg(long, default_value = "2s", value_parser = duration::parse)]
     warmup: Duration,
 
+    /// Further unmeasured Zipf load before the three-node warm run, after --warmup. A node's
+    /// hot cache admits one peer value in ten, so the peer-fetch rate keeps falling while the
+    /// hot caches fill; this load lets them settle first, so that the run measures a warm
+    /// cluster rather than one still warming.
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    hot_warmup: Duration,
+
+    /// Cache budget of each node in the three-node warm run, e.g. `3MiB` [default: 33 bytes
+    /// per key of --keys]. The default is a little over the largest node's share of the demo
+    /// rows (about 64 bytes each; groupcache's ring gives three nodes about 42, 30 and 28% of
+    /// the keys): each node keeps nearly every key it owns, and its hot cache gets the rest. With
+    /// a budget that never binds (`64MiB`, geecache's default), every node in time holds every
+    /// key in its hot cache and the run measures three nodes that no longer talk to each other.
+    #[arg(long, value_name = "SIZE")]
+    warm_cache: Option<String>,
+
     /// Times to do the whole list of runs, one round after another, so that the runs of each
     /// round are close in time. With more than one, the report adds each ratio's median and
     /// range over the rounds, the figure to trust on a machine whose load moves.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
     rounds: u16,
 
-    /// Smoke check: 2 s runs and 500 ms warm-ups (overrides --duration and --warmup).
+    /// Smoke check: 2 s runs and 500 ms warm-ups (overrides --duration, --warmup and
+    /// --hot-warmup).
     #[arg(long)]
     quick: bool,
 
@@ -117,6 +134,17 @@ enum Run {
     Single,
 }
 
+/// The default cache budget of a node in the three-node warm run, per key of the table.
+const WARM_CACHE_BYTES_PER_KEY: u64 = 33;
+
+/// How a warm run's nodes are set up and warmed beyond the common warm-up.
+struct Settle {
+    /// Each node's cache budget (`cache=`), or `None` for geecache's default.
+    cache: Option<String>,
+    /// Unmeasured load after the common warm-up.
+    hot_warmup: Duration,
+}
+
 /// The three programs and the settings shared by every run.
 struct Bench {
     geecache: PathBuf,
@@ -125,6 +153,7 @@ struct Bench {
     args: Args,
     duration: Duration,
     warmup: Duration,
+    hot_warmup: Duration,
     log_dir: PathBuf,
     ticks_per_s: u64,
 }
@@ -165,10 +194,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
-    let (duration, warmup) = if args.quick {
-        (Duration::from_secs(2), Duration::from_millis(500))
+    let (duration, warmup, hot_warmup) = if args.quick {
+        let short = Duration::from_millis(500);
+        (Duration::from_secs(2), short, short)
     } else {
-        (args.duration, args.warmup)
+        (args.duration, args.warmup, args.hot_warmup)
     };
     let bench = Bench {
         geecache,
@@ -176,6 +206,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         bare_axum,
         duration,
         warmup,
+        hot_warmup,
         log_dir,
         ticks_per_s: procstat::clock_ticks_per_second(),
         args,
@@ -220,6 +251,8 @@ impl Bench {
             server_threads: self.args.server_threads,
             duration: self.duration,
             warmup: self.warmup,
+            hot_warmup: self.hot_warmup,
+            warm_cache: self.warm_cache(),
             keys: self.args.keys,
             zipf: self.args.zipf,
             seed: self.args.seed,
@@ -292,11 +325,29 @@ impl Bench {
 
     /// The unmeasured Zipf load before a measured run (another seed than the run's).
     fn zipf_warmup(&self, what: &str, targets: &[String]) -> anyhow::Result<LoadReport> {
+        self.zipf_load(what, targets, self.warmup)
+    }
+
+    /// Unmeasured Zipf load for `run_for`.
+    fn zipf_load(
+        &self,
+        what: &str,
+        targets: &[String],
+        run_for: Duration,
+    ) -> anyhow::Result<LoadReport> {
         self.unmeasured(
             what,
-            self.loadgen(targets, "zipf", self.warmup, self.args.seed.wrapping_add(1)),
-            self.warmup,
+            self.loadgen(targets, "zipf", run_for, self.args.seed.wrapping_add(1)),
+            run_for,
         )
+    }
+
+    /// Each node's cache budget in the three-node warm run, as `geecache` reads it.
+    fn warm_cache(&self) -> String {
+        match &self.args.warm_cache {
+            Some(size) => size.clone(),
+            None => (self.args.keys.saturating_mul(WARM_CACHE_BYTES_PER_KEY)).to_string(),
+        }
     }
 
     /// Runs `loadgen` once and measures the servers' CPU time around it.
@@ -373,7 +424,11 @@ impl Bench {
             "geecache warm, Zipf {} over {} keys",
             self.args.zipf, self.args.keys
         );
-        self.warm_on(3, "warm", &label, Role::Target)
+        let settle = Settle {
+            cache: Some(self.warm_cache()),
+            hot_warmup: self.hot_warmup,
+        };
+        self.warm_on(3, "warm", &label, Role::Target, &settle)
     }
 
     fn single(&self) -> anyhow::Result<Measured> {
@@ -382,12 +437,29 @@ impl Bench {
             "geecache warm, 1 node (no peers), Zipf {} over {} keys",
             self.args.zipf, self.args.keys
         );
-        self.warm_on(1, "single", &label, Role::Other)
+        // One node holds every key: it gets geecache's default budget, and has no hot cache
+        // to fill.
+        let settle = Settle {
+            cache: None,
+            hot_warmup: Duration::ZERO,
+        };
+        self.warm_on(1, "single", &label, Role::Other, &settle)
     }
 
     /// `n` nodes of the demo table, every key loaded once, then measured Zipf reads.
-    fn warm_on(&self, n: usize, tag: &str, label: &str, role: Role) -> anyhow::Result<Measured> {
-        let nodes = self.cluster(n, tag, "demo")?;
+    fn warm_on(
+        &self,
+        n: usize,
+        tag: &str,
+        label: &str,
+        role: Role,
+        settle: &Settle,
+    ) -> anyhow::Result<Measured> {
+        let group = match &settle.cache {
+            Some(size) => format!("scores=demo,cache={size}"),
+            None => "scores=demo".to_owned(),
+        };
+        let nodes = self.cluster(n, tag, &group)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         eprintln!("e2e: {tag}: loading all {} keys once", self.args.keys);
         let fill = self.unmeasured(
@@ -403,7 +475,11 @@ impl Bench {
                 self.args.fill_timeout
             );
         }
-        self.zipf_warmup("geecache warm-up", &targets)?;
+        self.zipf_load(
+            "geecache warm-up",
+            &targets,
+            self.warmup + settle.hot_warmup,
+        )?;
         let refs: Vec<&Server> = nodes.iter().collect();
         let measured = self.measure(
             label,
@@ -414,6 +490,12 @@ impl Bench {
             self.loadgen(&targets, "zipf", self.duration, self.args.seed),
         )?;
         stop_all(nodes);
+        if let Some(loads) = measured.cache.map(|c| c.local_loads).filter(|&l| l > 0) {
+            eprintln!(
+                "e2e: {tag}: {loads} keys were loaded from the source again while measuring: a \
+                 budget too small for a node's own keys makes the run a partly cold one"
+            );
+        }
         Ok(measured)
     }
 
@@ -431,7 +513,7 @@ impl Bench {
         )?;
         origin.wait_ready("/healthz", self.args.startup_timeout)?;
         let source = format!("http:{}/objects/", origin.url());
-        let nodes = self.cluster(3, "miss", &source)?;
+        let nodes = self.cluster(3, "miss", &format!("scores={source}"))?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         let unique = |prefix: &str, run_for: Duration| {
             let mut command = self.loadgen(&targets, "unique", run_for, self.args.seed);
@@ -465,13 +547,14 @@ impl Bench {
         Ok(measured)
     }
 
-    /// `n` `geecache serve` nodes naming each other as peers, all ready.
-    fn cluster(&self, n: usize, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
+    /// `n` `geecache serve` nodes naming each other as peers, all ready, each serving `group`
+    /// (a `--group` value).
+    fn cluster(&self, n: usize, tag: &str, group: &str) -> anyhow::Result<Vec<Server>> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_cluster(n, tag, source) {
+            match self.try_cluster(n, tag, group) {
                 Ok(nodes) => return Ok(nodes),
                 // Ports are picked before the nodes bind them (each node's peer list must
                 // name the others); if another process took one in between, pick again.
@@ -483,7 +566,7 @@ impl Bench {
         }
     }
 
-    fn try_cluster(&self, n: usize, tag: &str, source: &str) -> anyhow::Result<Vec<Server>> {
+    fn try_cluster(&self, n: usize, tag: &str, group: &str) -> anyhow::Result<Vec<Server>> {
         let ports = free_ports(n)?;
         let urls: Vec<String> = ports
             .iter()
@@ -501,7 +584,7 @@ impl Bench {
                 .arg("--peers")
                 .arg(urls.join(","))
                 .arg("--group")
-                .arg(format!("scores={source}"))
+                .arg(group)
                 // Warnings only: a log line per request would measure the logger.
                 .arg("--log-level")
                 .arg("warn")

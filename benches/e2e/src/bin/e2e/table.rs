@@ -17,6 +17,10 @@ pub(crate) struct Setup {
     pub(crate) server_threads: u16,
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
+    /// Extra warm-up of the three-node warm run.
+    pub(crate) hot_warmup: Duration,
+    /// Each node's cache budget in the three-node warm run, as passed to `geecache`.
+    pub(crate) warm_cache: String,
     pub(crate) keys: u64,
     pub(crate) zipf: f64,
     pub(crate) seed: u64,
@@ -216,6 +220,14 @@ fn latency(us: f64) -> String {
     }
 }
 
+/// A budget as given, with the bytes spelled out in MiB when it is a plain byte count.
+fn budget(size: &str) -> String {
+    match size.parse::<u64>() {
+        Ok(bytes) => format!("{:.2} MiB", bytes as f64 / f64::from(1 << 20)),
+        Err(_) => size.to_owned(),
+    }
+}
+
 /// The whole report: settings, the main table, the ratio, cache behaviour, machine load.
 pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
     let rounds = runs.iter().any(|m| m.round > 1);
@@ -224,7 +236,8 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         out,
         "\nLoad: `loadgen` in its own process, {} keep-alive connections (one request in flight \
          on each, spread over the servers), {} threads, {:.1} s measured after {:.1} s unmeasured \
-         warm-up; Zipf s={} over {} keys, seed {}; all-miss: a new key per request, origin delay \
+         warm-up; Zipf s={} over {} keys, seed {}; the three-node warm run: {:.1} s more \
+         warm-up, each node's cache budget {}; all-miss: a new key per request, origin delay \
          {} µs. Each server process runs {}. CPU is `utime + stime` from `/proc/<pid>/stat` \
          (CLK_TCK {}), summed over the server processes of the run.\n",
         setup.connections,
@@ -234,6 +247,8 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         setup.zipf,
         setup.keys,
         setup.seed,
+        setup.hot_warmup.as_secs_f64(),
+        budget(&setup.warm_cache),
         setup.miss_delay.as_micros(),
         match setup.server_threads {
             0 => "one worker thread per CPU".to_owned(),
@@ -349,6 +364,8 @@ mod tests {
             server_threads: 1,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
+            hot_warmup: Duration::from_secs(60),
+            warm_cache: "3300000".to_owned(),
             keys: 100_000,
             zipf: 0.99,
             seed: 42,
@@ -429,5 +446,22 @@ mod tests {
         );
         assert!(!text.contains("Over "), "{text}");
         assert!(!text.contains("(round"), "{text}");
+    }
+
+    #[test]
+    fn the_settings_line_gives_the_warm_runs_budget_and_extra_warm_up() {
+        let mut setup = setup();
+        let text = markdown(&setup, &[]);
+        assert!(
+            text.contains(
+                "the three-node warm run: 60.0 s more warm-up, each node's cache budget 3.15 MiB;"
+            ),
+            "{text}"
+        );
+        setup.warm_cache = "64MiB".to_owned();
+        assert!(
+            markdown(&setup, &[]).contains("cache budget 64MiB;"),
+            "a budget given with a unit is printed as given"
+        );
     }
 }
