@@ -493,8 +493,8 @@ impl Bench {
         stop_all(nodes);
         if let Some(loads) = measured.cache.map(|c| c.local_loads).filter(|&l| l > 0) {
             eprintln!(
-                "e2e: {tag}: {loads} keys were loaded from the source again while measuring: a \
-                 budget too small for a node's own keys makes the run a partly cold one"
+                "e2e: {tag}: {loads} loads from the source while measuring: a node's budget \
+                 (--warm-cache) did not hold all its own keys, so the run was partly cold"
             );
         }
         Ok(measured)
