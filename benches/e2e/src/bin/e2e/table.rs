@@ -220,12 +220,9 @@ fn latency(us: f64) -> String {
     }
 }
 
-/// A budget as given, with the bytes spelled out in MiB when it is a plain byte count.
+/// A budget as given, in MiB when it is a plain byte count.
 fn budget(size: &str) -> String {
-    match size.parse::<u64>() {
-        Ok(bytes) => format!("{:.2} MiB", bytes as f64 / f64::from(1 << 20)),
-        Err(_) => size.to_owned(),
-    }
+    size.parse().map_or_else(|_| size.to_owned(), mib)
 }
 
 /// The whole report: settings, the main table, the ratio, cache behaviour, machine load.
@@ -454,7 +451,7 @@ mod tests {
         let text = markdown(&setup, &[]);
         assert!(
             text.contains(
-                "the three-node warm run: 60.0 s more warm-up, each node's cache budget 3.15 MiB;"
+                "the three-node warm run: 60.0 s more warm-up, each node's cache budget 3.1 MiB;"
             ),
             "{text}"
         );
