@@ -58,9 +58,9 @@ struct Args {
 
     /// Cache budget of each node in the three-node warm run, e.g. `3MiB` [default: 33 bytes
     /// per key of --keys]. The default is a little over what a node needs for its own demo
-    /// rows (about 64 bytes each) when it owns 42% of them; groupcache's ring splits keys
-    /// unevenly, by how much depending on the ports. Each node keeps (nearly) every key it
-    /// owns, and its hot cache gets the rest. With a budget that never binds (`64MiB`,
+    /// rows (about 64 bytes each) when it owns 42% of them, as in one run; groupcache's ring
+    /// splits keys unevenly, by how much depending on the ports. Each node keeps (nearly)
+    /// every key it owns, and its hot cache gets the rest. With a budget that never binds (`64MiB`,
     /// geecache's default), every node in time holds every key in its hot cache and the run
     /// measures three nodes that no longer talk to each other.
     #[arg(long, value_name = "SIZE")]
@@ -623,7 +623,6 @@ fn stop_all(servers: Vec<Server>) {
     }
 }
 
-/// The `scores` group's counters summed over `nodes` (`None` when there are no nodes).
 /// `read(pid)` summed over `servers`; an error names the server and its log's last lines.
 fn sum_over(
     servers: &[&Server],
@@ -637,6 +636,7 @@ fn sum_over(
     })
 }
 
+/// The `scores` group's counters summed over `nodes` (`None` when there are no nodes).
 fn cache_figures(nodes: &[&Server]) -> anyhow::Result<Option<CacheFigures>> {
     if nodes.is_empty() {
         return Ok(None);
