@@ -12,7 +12,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = Registry::new();
 //! let scores = Group::builder("scores")
-//!     .registry(&registry)
+//!     .register(&registry)
 //!     .cache_bytes(64 << 20)
 //!     .getter(getter_fn(|key: String| async move {
 //!         // Stands for a database read.

@@ -51,7 +51,7 @@ async fn a_node_can_be_built_from_the_facade_alone() {
     let pool = HttpPool::builder(me.as_str()).build().unwrap();
     pool.set_peers([me.as_str()]).unwrap();
     Group::builder("scores")
-        .registry(&registry)
+        .register(&registry)
         .peers(pool.clone())
         .getter(getter_fn(|key: String| async move {
             match key.as_str() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use geecache_group::{ByteView, Group, LoadError, Loaded, Registry, getter_fn};
+use geecache_group::{ByteView, Group, LoadError, Loaded, getter_fn};
 use moka::future::Cache as Moka;
 
 const WARM_KEYS: usize = 10_000;
@@ -29,7 +29,6 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn group(cache_bytes: usize) -> Arc<Group> {
     Group::builder("bench")
-        .registry(&Registry::new())
         .cache_bytes(cache_bytes)
         .getter(getter_fn(|key: String| async move {
             Ok::<_, LoadError>(Loaded::new(value_of(&key)))

@@ -8,7 +8,7 @@ use crate::getter::{DynGetter, Getter};
 use crate::group::{Group, Inner};
 use crate::peers::PeerPicker;
 use crate::random::{self, RandomSource};
-use crate::registry::{Registry, groups};
+use crate::registry::Registry;
 use crate::sweeper;
 
 /// Configures and builds a [`Group`]; start with [`Group::builder`].
@@ -103,21 +103,23 @@ impl GroupBuilder {
         self
     }
 
-    /// The registry to put the group in. Default: the process-wide one ([`groups::global`]).
-    pub fn registry(mut self, registry: &Registry) -> Self {
+    /// Puts the built group in `registry` (e.g. [`groups::global`](crate::groups::global)),
+    /// where a server finds it by name. Default: in no registry; see [`Registry`].
+    pub fn register(mut self, registry: &Registry) -> Self {
         self.registry = Some(registry.clone());
         self
     }
 
-    /// Builds the group, registers it, and starts its sweeper if a tokio runtime is running.
+    /// Builds the group, registers it if [`register`](Self::register) said where, and starts
+    /// its sweeper if a tokio runtime is running.
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] names the setting at fault: no getter, an empty name or one with a
-    /// `/`, a name already registered, a zero hot-cache ratio, or a zero duration.
+    /// A [`BuildError`] names the setting at fault: no getter, an empty name, a name the
+    /// registry holds already, a zero hot-cache ratio, or a zero duration.
     pub fn build(self) -> Result<Arc<Group>, BuildError> {
-        if self.name.is_empty() || self.name.contains('/') {
-            return Err(BuildError::InvalidName(self.name));
+        if self.name.is_empty() {
+            return Err(BuildError::EmptyName);
         }
         let Some(getter) = self.getter else {
             return Err(BuildError::MissingGetter(self.name));
@@ -138,7 +140,6 @@ impl GroupBuilder {
             Some(ttl) => (ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(60)),
             None => Duration::from_secs(30),
         });
-        let registry = self.registry.unwrap_or_else(|| groups::global().clone());
         let peers = OnceLock::new();
         if let Some(picker) = self.peers {
             let _ = peers.set(picker);
@@ -156,7 +157,9 @@ impl GroupBuilder {
         };
         let group =
             Arc::new_cyclic(|weak| Group::new(inner, sweeper::spawn(weak.clone(), sweep_every)));
-        registry.insert(Arc::clone(&group))?;
+        if let Some(registry) = &self.registry {
+            registry.insert(Arc::clone(&group))?;
+        }
         Ok(group)
     }
 }

@@ -6,6 +6,15 @@ use geecache_byteview::ByteView;
 use geecache_lru::SegmentedCache;
 
 use crate::group::Source;
+
+/// Which of the two caches a value is stored into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// Values this node owns (it loaded them itself).
+    Main,
+    /// Copies of values other nodes own, kept because they were asked for here.
+    Hot,
+}
 use crate::key::Key;
 use crate::stats::CacheStats;
 
@@ -88,11 +97,11 @@ impl Caches {
             .map(|entry| (entry, Source::HotCache))
     }
 
-    pub(crate) fn insert(&self, into: Source, key: &str, entry: Entry) {
+    pub(crate) fn insert(&self, into: Tier, key: &str, entry: Entry) {
         let key = Key::from(key);
         let cache = match into {
-            Source::HotCache => &self.hot,
-            _ => &self.main,
+            Tier::Main => &self.main,
+            Tier::Hot => &self.hot,
         };
         match entry.expires {
             Some(deadline) => cache.add_with_expiry(key, entry, deadline),

@@ -4,6 +4,32 @@ use std::time::Duration;
 /// A boxed error from a loader or a peer transport.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A key the source refuses to look up at all, as opposed to one it looks up and misses.
+///
+/// It is the caller's mistake (or an attack: a path that tries to leave a directory), so no
+/// retry, peer or fallback can make it valid. A group answers it without caching anything, a
+/// peer passes it on as an answer, and the HTTP transport maps it to 400 `invalid-key`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid key: {reason}")]
+pub struct Rejected {
+    reason: String,
+}
+
+impl Rejected {
+    /// A rejection saying why, e.g. "the path has a '..' segment".
+    pub fn new(reason: impl Into<String>) -> Self {
+        Rejected {
+            reason: reason.into(),
+        }
+    }
+
+    /// Why the key was refused.
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
 /// Why a [`Getter`](crate::Getter) produced no value.
 ///
 /// "Not found" is kept apart from failures: it is an answer, and a peer passes it on as one
@@ -14,6 +40,10 @@ pub enum LoadError {
     /// The source has no value for this key.
     #[error("not found")]
     NotFound,
+    /// The source refuses to look this key up; found out while loading (a check that needs
+    /// I/O). Checks without I/O belong in [`Getter::check_key`](crate::Getter::check_key).
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
     /// The source failed; the message says how. Never cached: the next get tries again.
     #[error("{0}")]
     Failed(#[source] BoxError),
@@ -26,15 +56,19 @@ impl LoadError {
     }
 }
 
-/// Why a peer could not answer. Every kind but [`PeerError::NotFound`] makes the caller fall
-/// back to its local loader.
+/// Why a peer could not answer. Every kind but [`PeerError::NotFound`] and
+/// [`PeerError::Rejected`] (answers about the key) makes the caller fall back to its local
+/// loader.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PeerError {
     /// The peer answered that the key does not exist at its source.
     #[error("peer has no such key")]
     NotFound,
-    /// The peer did not answer within the timeout.
+    /// The peer answered that its source refuses the key: an answer, like `NotFound`.
+    #[error("peer refused the key: {0}")]
+    Rejected(Rejected),
+    /// The peer did not answer within the group's peer timeout.
     #[error("peer timed out after {0:?}")]
     Timeout(Duration),
     /// The peer could not be reached (refused, reset, unknown host).
@@ -63,6 +97,9 @@ pub enum Error {
     /// Neither the owning peer nor the local loader has a value for the key.
     #[error("not found")]
     NotFound,
+    /// The source refuses the key (its key check, its loader or the owning peer said so).
+    #[error(transparent)]
+    Rejected(Rejected),
     /// The local loader failed. Every caller that shared the flight sees the same error.
     #[error("load failed: {0}")]
     Load(Arc<LoadError>),
@@ -78,6 +115,12 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound)
     }
+
+    /// Whether this is [`Error::Rejected`].
+    #[must_use]
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Error::Rejected(_))
+    }
 }
 
 /// Why a [`GroupBuilder`](crate::GroupBuilder) could not build its group.
@@ -87,12 +130,13 @@ pub enum BuildError {
     /// No loader was given; a group cannot fill itself without one.
     #[error("group {0:?} has no getter")]
     MissingGetter(String),
-    /// The name is empty or holds a `/`, which the HTTP path `{base}{group}/{key}` cannot carry.
-    #[error("invalid group name {0:?}: it must be non-empty and contain no '/'")]
-    InvalidName(String),
-    /// The registry already holds a group with this name.
-    #[error("a group named {0:?} already exists")]
-    Duplicate(String),
+    /// The name is empty. (Any other string will do: transports escape names as they need.)
+    #[error("a group name must not be empty")]
+    EmptyName,
+    /// The registry given to [`register`](crate::GroupBuilder::register) already holds a group
+    /// with this name.
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateGroup),
     /// The hot cache ratio must be at least 1 (hot may hold up to main / ratio bytes).
     #[error("hot cache ratio must be at least 1, got {0}")]
     InvalidHotRatio(usize),
@@ -106,3 +150,8 @@ pub enum BuildError {
 #[derive(Debug, thiserror::Error)]
 #[error("group {0:?} already has a peer picker")]
 pub struct AlreadyRegistered(pub String);
+
+/// [`Registry::insert`](crate::Registry::insert) found a group of that name already there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a group named {0:?} is registered already")]
+pub struct DuplicateGroup(pub String);

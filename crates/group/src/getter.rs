@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use geecache_byteview::ByteView;
 
-use crate::error::LoadError;
+use crate::error::{LoadError, Rejected};
 
 /// A boxed, sendable future, the shape dyn-compatible traits here return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -83,19 +83,59 @@ impl<T: Into<ByteView>> From<T> for Loaded {
 /// }
 /// ```
 pub trait Getter: Send + Sync + 'static {
-    /// Loads `key`. Return [`LoadError::NotFound`] when the source has no such key.
+    /// Loads `key`. Return [`LoadError::NotFound`] when the source has no such key, and
+    /// [`LoadError::Rejected`] when it finds out only now (on disk, say) that it refuses it.
     fn get(&self, key: &str) -> impl Future<Output = Result<Loaded, LoadError>> + Send;
+
+    /// Refuses keys this source would never look up, before any cache or peer sees them.
+    ///
+    /// The group calls it on every get, cache hits included, so it must be cheap and do no
+    /// I/O: check the key's text here (a `..` segment, a NUL byte), and leave checks that need
+    /// the disk or the network to [`get`](Self::get), which runs only on a miss. Default:
+    /// every key is welcome.
+    ///
+    /// ```
+    /// use geecache_group::{Getter, Loaded, LoadError, Rejected};
+    ///
+    /// struct Numbers;
+    ///
+    /// impl Getter for Numbers {
+    ///     async fn get(&self, key: &str) -> Result<Loaded, LoadError> {
+    ///         Ok(Loaded::from(key.to_owned()))
+    ///     }
+    ///
+    ///     fn check_key(&self, key: &str) -> Result<(), Rejected> {
+    ///         match key.bytes().all(|b| b.is_ascii_digit()) {
+    ///             true => Ok(()),
+    ///             false => Err(Rejected::new("keys are decimal numbers")),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`], saying why.
+    fn check_key(&self, key: &str) -> Result<(), Rejected> {
+        let _ = key;
+        Ok(())
+    }
 }
 
 /// The dyn-compatible form of [`Getter`] the group stores; every `Getter` is one.
 pub(crate) trait DynGetter: Send + Sync + 'static {
     fn get_boxed<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Loaded, LoadError>>;
+    fn check_key(&self, key: &str) -> Result<(), Rejected>;
 }
 
 impl<G: Getter> DynGetter for G {
     fn get_boxed<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Loaded, LoadError>> {
         // One allocation per load: loads go to a database or a disk, so this never shows.
         Box::pin(self.get(key))
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), Rejected> {
+        Getter::check_key(self, key)
     }
 }
 

@@ -12,7 +12,7 @@ use geecache_singleflight as singleflight;
 use tokio::task::AbortHandle;
 
 use crate::builder::GroupBuilder;
-use crate::cache::{Caches, Entry, now};
+use crate::cache::{Caches, Entry, Tier, now};
 use crate::error::{AlreadyRegistered, Error, LoadError, PeerError};
 use crate::getter::{DynGetter, Loaded};
 use crate::peers::{PeerGetter, PeerPicker};
@@ -62,14 +62,16 @@ pub struct Fetched {
 pub struct Group {
     inner: Inner,
     /// One flight per key for local loads. Only the local loader runs in these flights, never
-    /// a network call, so a flight can never wait on another node.
-    local: singleflight::Group<String, Fetched, Error>,
+    /// a peer call, so a flight can never wait on another node's flight. (The loader itself
+    /// may go over the network, to a database or an HTTP origin: that is the source of truth,
+    /// which never calls back into the cluster.)
+    pub(crate) local: singleflight::Group<String, Fetched, Error>,
     /// One flight per key for fetches from the owning peer (which fall back to `local`).
-    remote: singleflight::Group<String, Fetched, Error>,
-    stats: Counters,
+    pub(crate) remote: singleflight::Group<String, Fetched, Error>,
+    pub(crate) stats: Counters,
     /// Bumped by every `remove`: a load that started before a removal must not cache its
     /// (possibly stale) value after it.
-    epoch: AtomicU64,
+    pub(crate) epoch: AtomicU64,
     sweeper: Option<AbortHandle>,
 }
 
@@ -135,13 +137,24 @@ impl Group {
             .map_err(|_| AlreadyRegistered(self.inner.name.clone()))
     }
 
+    /// How long the group waits for a peer, on every call (fetches and removals alike).
+    #[must_use]
+    pub fn peer_timeout(&self) -> Duration {
+        self.inner.peer_timeout
+    }
+
+    pub(crate) fn picker(&self) -> Option<&Arc<dyn PeerPicker>> {
+        self.inner.peers.get()
+    }
+
     /// The value of `key`, from the cache, the owning peer or the loader.
     ///
     /// # Errors
     ///
-    /// [`Error::EmptyKey`] for `""`, [`Error::NotFound`] when the source has no such key, and
-    /// [`Error::Load`] or [`Error::Panicked`] when the local loader fails. A failing peer is
-    /// never an error here: the group loads locally instead.
+    /// [`Error::EmptyKey`] for `""`, [`Error::NotFound`] when the source has no such key,
+    /// [`Error::Rejected`] when the source refuses it, and [`Error::Load`] or
+    /// [`Error::Panicked`] when the local loader fails. A failing peer is never an error here:
+    /// the group loads locally instead.
     pub async fn get(&self, key: &str) -> Result<ByteView, Error> {
         self.fetch(key, Origin::Client).await.map(|f| f.value)
     }
@@ -159,6 +172,11 @@ impl Group {
         self.stats.gets.incr();
         if origin == Origin::Peer {
             self.stats.server_requests.incr();
+        }
+        // Before the cache: a key the source refuses must be refused the same way whether
+        // or not a value happens to be cached under it.
+        if let Err(rejected) = self.inner.getter.check_key(key) {
+            return Err(self.rejected(key, rejected));
         }
         if let Some((entry, source)) = self.inner.caches.get(key) {
             return Ok(fetched(entry, source));
@@ -181,7 +199,9 @@ impl Group {
 
     /// Drops `key` from this node's caches (main and hot) and makes later gets start afresh,
     /// even while a load of it is in flight. Returns whether a value was cached.
-    pub fn remove(&self, key: &str) -> bool {
+    ///
+    /// Other nodes keep their copies; [`remove`](Self::remove) reaches them too.
+    pub fn remove_local(&self, key: &str) -> bool {
         // Order matters: bump the epoch before removing, so a load that stores after this
         // point sees the new epoch and takes its value back out (see `store`).
         self.epoch.fetch_add(1, Ordering::SeqCst);
@@ -211,6 +231,7 @@ impl Group {
             local_loads: s.local_loads.get(),
             local_load_errors: s.local_load_errors.get(),
             not_found: s.not_found.get(),
+            keys_rejected: s.keys_rejected.get(),
             server_requests: s.server_requests.get(),
             main,
             hot,
@@ -237,7 +258,7 @@ impl Group {
             match CatchUnwind(self.inner.getter.get_boxed(key)).await {
                 Ok(Ok(loaded)) => {
                     self.stats.local_loads.incr();
-                    let (value, ttl) = self.store(key, loaded, Some(Source::MainCache), epoch);
+                    let (value, ttl) = self.store(key, loaded, Some(Tier::Main), epoch);
                     Ok(Fetched {
                         value,
                         ttl,
@@ -245,6 +266,7 @@ impl Group {
                     })
                 }
                 Ok(Err(LoadError::NotFound)) => Err(Error::NotFound),
+                Ok(Err(LoadError::Rejected(rejected))) => Err(self.rejected(key, rejected)),
                 Ok(Err(error)) => {
                     self.stats.local_load_errors.incr();
                     tracing::debug!(group = self.name(), key, %error, "load failed");
@@ -274,7 +296,7 @@ impl Group {
         match answer {
             Ok(loaded) => {
                 self.stats.peer_loads.incr();
-                let into = self.admit_to_hot().then_some(Source::HotCache);
+                let into = self.admit_to_hot().then_some(Tier::Hot);
                 let (value, ttl) = self.store(key, loaded, into, epoch);
                 Ok(Fetched {
                     value,
@@ -283,6 +305,7 @@ impl Group {
                 })
             }
             Err(PeerError::NotFound) => Err(Error::NotFound),
+            Err(PeerError::Rejected(rejected)) => Err(self.rejected(key, rejected)),
             Err(error) => {
                 self.stats.peer_errors.incr();
                 tracing::warn!(group = self.name(), key, peer = peer.name(), %error,
@@ -297,13 +320,26 @@ impl Group {
         n != 0 && (self.inner.random)() % u64::from(n) == 0
     }
 
-    /// Caches a loaded value in `into` (`MainCache` or `HotCache`; `None`: nowhere) unless a
-    /// removal raced with the load, and returns it with its time to live.
+    /// Counts and logs a refused key, and makes it the caller's error.
+    fn rejected(&self, key: &str, rejected: crate::Rejected) -> Error {
+        self.stats.keys_rejected.incr();
+        let shown: String = key.chars().take(120).collect();
+        tracing::debug!(
+            group = self.name(),
+            key = shown,
+            reason = rejected.reason(),
+            "key rejected"
+        );
+        Error::Rejected(rejected)
+    }
+
+    /// Caches a loaded value in `into` (`None`: nowhere) unless a removal raced with the load,
+    /// and returns it with its time to live.
     fn store(
         &self,
         key: &str,
         loaded: Loaded,
-        into: Option<Source>,
+        into: Option<Tier>,
         epoch: u64,
     ) -> (ByteView, Option<Duration>) {
         let ttl = loaded.ttl().or(self.inner.ttl);

@@ -13,7 +13,6 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let scores = Group::builder("scores")
 //!     .cache_bytes(64 << 20)
-//!     .registry(&Registry::new()) // keep doc examples out of the process-wide registry
 //!     .getter(getter_fn(|key: String| async move {
 //!         match key.as_str() {
 //!             "Tom" => Ok(Loaded::from("630")),
@@ -65,6 +64,7 @@ mod key;
 mod peers;
 mod random;
 mod registry;
+mod removal;
 mod stats;
 mod sweeper;
 
@@ -72,13 +72,16 @@ mod sweeper;
 mod tests;
 
 pub use builder::GroupBuilder;
-pub use error::{AlreadyRegistered, BoxError, BuildError, Error, LoadError, PeerError};
+pub use error::{
+    AlreadyRegistered, BoxError, BuildError, DuplicateGroup, Error, LoadError, PeerError, Rejected,
+};
 pub use geecache_byteview::ByteView;
 pub use getter::{BoxFuture, Getter, GetterFn, Loaded, getter_fn};
 pub use group::{Fetched, Group, Origin, Source};
-pub use peers::{PeerGetter, PeerPicker};
+pub use peers::{PeerGetter, PeerPicker, RemoveMode};
 pub use registry::{Registry, groups};
-pub use stats::{CacheStats, Stats};
+pub use removal::Removal;
+pub use stats::{CacheStats, Field, FieldKind, Stats};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

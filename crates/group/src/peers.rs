@@ -3,7 +3,7 @@ use std::sync::Arc;
 use crate::error::PeerError;
 use crate::getter::{BoxFuture, Loaded};
 
-/// Chooses the node that owns a key.
+/// Chooses the node that owns a key, and knows every other member.
 ///
 /// The HTTP transport implements it over a consistent-hash ring of peer URLs; tests implement
 /// it over in-memory fakes. It is registered once per group
@@ -13,16 +13,49 @@ pub trait PeerPicker: Send + Sync + 'static {
     ///
     /// Called on every miss, so it should be cheap: no I/O, no allocation beyond an `Arc` clone.
     fn pick_peer(&self, key: &str) -> Option<Arc<dyn PeerGetter>>;
+
+    /// Every member but this node: whom a removal is fanned out to.
+    fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>>;
+
+    /// Whether `name` (a [`PeerGetter::name`]) is this node's own. An owner fanning out a
+    /// removal may list the asking node among those that did not confirm; the asker drops
+    /// itself from that list. Default: no name is this node's.
+    fn is_self(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
 }
 
-/// Fetches a key from one peer.
+/// What a removal asks of the peer that receives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoveMode {
+    /// "Drop your copy": the receiver removes the key from its own caches, nothing more.
+    Local,
+    /// "You own this key": the receiver removes it and tells every other member to drop its
+    /// copy, but never forwards the request to another owner, whatever its ring says.
+    Owner,
+}
+
+/// Talks to one peer: fetches keys from it, and asks it to drop them.
 ///
-/// It returns a boxed future (rather than being an `async fn`) because the picker hands peers
-/// out as trait objects, chosen per request.
+/// It returns boxed futures (rather than being `async fn`s) because the picker hands peers
+/// out as trait objects, chosen per request. The group bounds every call with its peer
+/// timeout ([`GroupBuilder::peer_timeout`](crate::GroupBuilder::peer_timeout)) and drops
+/// the future when it passes, so an implementation needs no deadline of its own.
 pub trait PeerGetter: Send + Sync + 'static {
     /// Asks the peer for `key` in `group`. The peer loads it locally if it must; it never
     /// forwards the request again.
     fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>>;
+
+    /// Asks the peer to remove `key` from `group` as `mode` says. On success, returns the
+    /// members the peer could not confirm the removal with (empty for [`RemoveMode::Local`]).
+    fn remove<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>>;
 
     /// A name for logs and errors, e.g. the peer's base URL.
     fn name(&self) -> &str;

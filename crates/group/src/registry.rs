@@ -2,15 +2,17 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use crate::error::BuildError;
+use crate::error::DuplicateGroup;
 use crate::group::Group;
 
-/// A set of groups by name.
+/// A set of groups by name: what a server looks groups up in.
 ///
-/// Most programs use the process-wide one in [`groups`], which is where
-/// [`GroupBuilder::build`](crate::GroupBuilder::build) puts a group unless told otherwise.
-/// Several nodes in one process (a demo, a test cluster) each need their own, or their groups'
-/// names would collide.
+/// A group is in a registry only when put there, by [`Registry::insert`] or by
+/// [`GroupBuilder::register`](crate::GroupBuilder::register): building one registers nothing,
+/// so an application can build, drop and rebuild a group as it likes. Programs with one node
+/// may use the process-wide registry in [`groups`], as groupcache's `GetGroup` does; several
+/// nodes in one process (a demo, a test cluster) each need their own, or their groups' names
+/// would collide.
 #[derive(Clone, Default)]
 pub struct Registry {
     groups: Arc<RwLock<HashMap<String, Arc<Group>>>>,
@@ -66,10 +68,15 @@ impl Registry {
         self.read().is_empty()
     }
 
-    pub(crate) fn insert(&self, group: Arc<Group>) -> Result<(), BuildError> {
+    /// Adds `group` under its name.
+    ///
+    /// # Errors
+    ///
+    /// [`DuplicateGroup`] if a group of that name is there already; the registry is unchanged.
+    pub fn insert(&self, group: Arc<Group>) -> Result<(), DuplicateGroup> {
         let mut groups = self.groups.write().unwrap_or_else(PoisonError::into_inner);
         if groups.contains_key(group.name()) {
-            return Err(BuildError::Duplicate(group.name().to_owned()));
+            return Err(DuplicateGroup(group.name().to_owned()));
         }
         groups.insert(group.name().to_owned(), group);
         Ok(())
@@ -114,5 +121,14 @@ pub mod groups {
     /// Takes a group out of the process-wide registry.
     pub fn remove(name: &str) -> Option<Arc<Group>> {
         global().remove(name)
+    }
+
+    /// Adds a group to the process-wide registry.
+    ///
+    /// # Errors
+    ///
+    /// [`DuplicateGroup`] if a group of that name is there already.
+    pub fn insert(group: Arc<Group>) -> Result<(), DuplicateGroup> {
+        global().insert(group)
     }
 }

@@ -1,53 +1,181 @@
+//! A group's counters: [`Stats`] and [`CacheStats`], each declared once with its field list.
+//!
+//! Servers show the same figures several ways (a JSON route, Prometheus metrics). Each struct's
+//! fields are written once, in the macro call below, which also makes the struct's
+//! `FIELDS` table: name, one-line help, kind and a reader per field. The exporters walk that
+//! table, so a counter added here shows up everywhere without a second list to keep in step.
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// A snapshot of a group's counters, as groupcache counts them plus per-cache figures.
-///
-/// Every field is a total since the group was built. The counters are read one by one without a
-/// common lock, so a snapshot taken under load may be off by the requests in flight.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Every get, from clients and from peers.
-    pub gets: u64,
-    /// Gets answered from the main or the hot cache, including hits found inside a flight.
-    pub cache_hits: u64,
-    /// Values fetched from the owning peer.
-    pub peer_loads: u64,
-    /// Peer fetches that failed (error, timeout, malformed reply) and fell back to a local load.
-    pub peer_errors: u64,
-    /// Gets that missed the cache (`gets - cache hits` outside flights).
-    pub loads: u64,
-    /// Flights actually run after singleflight collapsed concurrent loads: one per flight, remote
-    /// or local (a remote flight that falls back also runs a local flight).
-    pub loads_deduped: u64,
-    /// Successful calls of the local loader.
-    pub local_loads: u64,
-    /// Failed calls of the local loader (not-found answers excluded).
-    pub local_load_errors: u64,
-    /// Gets that ended in "not found", from the loader or from a peer.
-    pub not_found: u64,
-    /// Gets that arrived from a peer.
-    pub server_requests: u64,
-    /// The main cache: values this node loaded itself.
-    pub main: CacheStats,
-    /// The hot cache: copies of values owned by other nodes.
-    pub hot: CacheStats,
+/// One figure of a stats struct: what exporters need to show it.
+pub struct Field<S> {
+    name: &'static str,
+    help: &'static str,
+    kind: FieldKind,
+    read: fn(&S) -> u64,
 }
 
-/// Figures for one of a group's two caches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+impl<S> Field<S> {
+    /// The field's name, e.g. `gets`: a JSON key, or a metric name's last part.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The first line of the field's docs, e.g. for a metric's help text.
+    #[must_use]
+    pub fn help(&self) -> &'static str {
+        self.help.trim()
+    }
+
+    /// Whether it only goes up (a counter) or moves both ways (a gauge).
+    #[must_use]
+    pub fn kind(&self) -> FieldKind {
+        self.kind
+    }
+
+    /// The field's value in `stats`.
+    #[must_use]
+    pub fn read(&self, stats: &S) -> u64 {
+        (self.read)(stats)
+    }
+}
+
+impl<S> Clone for Field<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Field<S> {}
+
+impl<S> std::fmt::Debug for Field<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Field")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a figure moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub struct CacheStats {
-    /// Lookups that found a live value.
-    pub hits: u64,
-    /// Entries dropped to keep the group within its byte budget.
-    pub evictions: u64,
-    /// Entries dropped because their time to live ran out.
-    pub expirations: u64,
-    /// Bytes held (key bytes plus value bytes).
-    pub bytes: usize,
-    /// Entries held.
-    pub items: usize,
+pub enum FieldKind {
+    /// A total since the group was built; never goes down.
+    Counter,
+    /// A level now (bytes held, items held).
+    Gauge,
+}
+
+/// Declares a stats struct whose listed fields are all figures, and its `FIELDS` table.
+///
+/// Each field is `/// docs` then `name: type as Kind`; its help text is the first doc line.
+/// Fields after `;` are declared as written and left out of the table.
+macro_rules! stats_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                #[doc = $help:literal]
+                $(#[doc = $more:literal])*
+                $field:ident : $ty:ty as $kind:ident,
+            )*
+            ;
+            $($rest:tt)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $(
+                #[doc = $help]
+                $(#[doc = $more])*
+                pub $field: $ty,
+            )*
+            $($rest)*
+        }
+
+        impl $name {
+            /// Every figure of this struct, in declaration order.
+            pub const FIELDS: &'static [Field<$name>] = &[
+                $(
+                    Field {
+                        name: stringify!($field),
+                        help: $help,
+                        kind: FieldKind::$kind,
+                        // Widening (`usize` is at most 64 bits on every supported target).
+                        read: |s| s.$field as u64,
+                    },
+                )*
+            ];
+        }
+    };
+}
+
+stats_struct! {
+    /// A snapshot of a group's counters, as groupcache counts them plus per-cache figures.
+    ///
+    /// Every field is a total since the group was built. The counters are read one by one
+    /// without a common lock, so a snapshot taken under load may be off by the requests in
+    /// flight. [`Stats::FIELDS`] lists the counters for exporters (`main` and `hot` are not in
+    /// it: they are [`CacheStats`], with a table of their own).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct Stats {
+        /// Gets, from clients and from peers.
+        gets: u64 as Counter,
+        /// Gets answered from the main or the hot cache, including hits found inside a flight.
+        cache_hits: u64 as Counter,
+        /// Values fetched from the owning peer.
+        peer_loads: u64 as Counter,
+        /// Peer fetches that failed and fell back to a local load.
+        ///
+        /// A failure is an error, a timeout or a malformed reply.
+        peer_errors: u64 as Counter,
+        /// Gets that missed the cache (`gets - cache hits` outside flights).
+        loads: u64 as Counter,
+        /// Loads actually run after concurrent loads of a key were collapsed into one.
+        ///
+        /// One per flight, remote or local (a remote flight that falls back also runs a local
+        /// flight).
+        loads_deduped: u64 as Counter,
+        /// Successful calls of the local loader.
+        local_loads: u64 as Counter,
+        /// Failed calls of the local loader (not-found answers and rejected keys excluded).
+        local_load_errors: u64 as Counter,
+        /// Gets that ended in "not found", from the loader or from a peer.
+        not_found: u64 as Counter,
+        /// Gets refused because the source rejects the key.
+        ///
+        /// The refusal may come from the source's key check, its loader or the owning peer.
+        keys_rejected: u64 as Counter,
+        /// Gets that arrived from a peer.
+        server_requests: u64 as Counter,
+        ;
+        /// The main cache: values this node loaded itself.
+        pub main: CacheStats,
+        /// The hot cache: copies of values owned by other nodes.
+        pub hot: CacheStats,
+    }
+}
+
+stats_struct! {
+    /// Figures for one of a group's two caches. [`CacheStats::FIELDS`] lists them for exporters.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct CacheStats {
+        /// Lookups that found a live value.
+        hits: u64 as Counter,
+        /// Entries dropped to keep the group within its byte budget.
+        evictions: u64 as Counter,
+        /// Entries dropped because their time to live ran out.
+        expirations: u64 as Counter,
+        /// Bytes held (key bytes plus value bytes).
+        bytes: usize as Gauge,
+        /// Entries held.
+        items: usize as Gauge,
+        ;
+    }
 }
 
 impl CacheStats {
@@ -74,6 +202,7 @@ pub(crate) struct Counters {
     pub(crate) local_loads: Counter,
     pub(crate) local_load_errors: Counter,
     pub(crate) not_found: Counter,
+    pub(crate) keys_rejected: Counter,
     pub(crate) server_requests: Counter,
 }
 

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use geecache_transport_http::path;
+use geecache_transport_http::{ErrorKind, path};
 use http::StatusCode;
 
 use crate::cli::GetArgs;
@@ -63,10 +63,10 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
     let message = || String::from_utf8_lossy(&fetched.body).trim().to_owned();
     // A 404 is "not found" only when it is about the key; an unknown group or route is a
     // mistake in the command, and scripts should not read it as a cache miss.
-    let kind = fetched.kind.as_deref();
+    let kind = fetched.kind.as_deref().map(ErrorKind::parse);
     match fetched.status {
         StatusCode::OK => {}
-        StatusCode::NOT_FOUND if kind.is_none_or(|k| k == "not-found") => {
+        StatusCode::NOT_FOUND if kind.is_none_or(|k| k == Some(ErrorKind::NotFound)) => {
             eprintln!("geecache: not found: {}", message());
             return ExitCode::from(1);
         }

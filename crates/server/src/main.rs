@@ -6,13 +6,11 @@
 //! `geecache_transport_http`, with Prometheus metrics ([`metrics`]), health and readiness
 //! routes, and graceful shutdown. docs/operations.md is the operator's manual.
 
-mod auth;
 mod cli;
 mod client;
 mod config;
 mod demo;
 mod get;
-mod keyguard;
 mod membership;
 mod metrics;
 mod node;

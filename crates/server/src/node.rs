@@ -3,7 +3,6 @@
 //! `serve` runs one node per process; `demo` runs three in one process, which is why nothing
 //! here is global: each node has its own group registry, pool and metrics registry.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,22 +10,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::http::HeaderValue;
 use geecache_group::{Group, PeerPicker, Registry};
 use geecache_transport_http::{HttpPool, RouterConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::auth;
-use crate::keyguard::{self, KeyGuard};
 use crate::membership::{self, Membership};
 use crate::metrics::{self, Metrics};
 use crate::source::DataSource;
+
+#[cfg(test)]
+mod tests;
 
 /// A group to serve.
 #[derive(Clone, Debug)]
@@ -52,7 +48,7 @@ pub(crate) struct NodeOptions {
     pub(crate) base_path: String,
     /// The groups.
     pub(crate) groups: Vec<NodeGroup>,
-    /// Peer request timeout.
+    /// How long a group waits for a peer (the one deadline of every peer call).
     pub(crate) peer_timeout: Duration,
     /// Longest key accepted.
     pub(crate) max_key_bytes: usize,
@@ -62,7 +58,7 @@ pub(crate) struct NodeOptions {
     pub(crate) api_token: Option<String>,
 }
 
-/// What `/readyz` reports.
+/// What `/readyz` reports (the transport serves the route and asks this).
 #[derive(Debug)]
 struct Readiness {
     serving: AtomicBool,
@@ -123,16 +119,14 @@ impl Node {
 
         let pool = HttpPool::builder(url.clone())
             .base_path(options.base_path.clone())
-            .timeout(options.peer_timeout)
             .peer_token(options.peer_token.clone())
             .observer(metrics.peer_observer())
             .build()
             .context("building the peer pool")?;
 
-        let mut sources = HashMap::new();
         for group in &options.groups {
             let mut builder = Group::builder(group.name.clone())
-                .registry(&registry)
+                .register(&registry)
                 .cache_bytes(usize::try_from(group.cache_bytes).unwrap_or(usize::MAX))
                 .peer_timeout(options.peer_timeout)
                 .peers(Arc::clone(&pool) as Arc<dyn PeerPicker>)
@@ -143,7 +137,6 @@ impl Node {
             builder
                 .build()
                 .with_context(|| format!("building group {:?}", group.name))?;
-            sources.insert(group.name.clone(), group.source.clone());
         }
 
         let peer_metrics = Arc::clone(&metrics);
@@ -164,24 +157,24 @@ impl Node {
             shutting_down: AtomicBool::new(false),
         });
 
-        let app = routes(
+        let ready = Arc::clone(&readiness);
+        // `try_router`, not `router`: the config was validated already, but a transport that
+        // disagrees must stop the node with a message, not a panic.
+        let app = geecache_transport_http::try_router(
             RouterConfig::new(registry.clone())
                 .pool(Arc::clone(&pool))
                 .max_key_bytes(options.max_key_bytes)
                 .peer_token(options.peer_token.clone())
-                .api_token(options.api_token.clone()),
-            Arc::new(KeyGuard::new(
-                sources,
-                options.base_path.clone(),
-                options.peer_token.clone(),
-                options.api_token.clone(),
-            )),
-            AdminState {
-                metrics,
-                readiness: Arc::clone(&readiness),
-                token: options.peer_token.clone(),
-            },
-        )?;
+                .api_token(options.api_token.clone())
+                .readiness(move || match ready.not_ready_because() {
+                    None => Ok(()),
+                    Some(reason) => Err(reason.to_owned()),
+                })
+                .metrics(HeaderValue::from_static(metrics::CONTENT_TYPE), move || {
+                    metrics.encode()
+                }),
+        )
+        .context("building the routes")?;
 
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(geecache_transport_http::serve(listener, app, async move {
@@ -269,80 +262,5 @@ impl Drop for Node {
         if self.stop.is_some() {
             self.server.abort();
         }
-    }
-}
-
-/// State of the routes this binary adds: `/metrics` and `/readyz`.
-#[derive(Clone, Debug)]
-struct AdminState {
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
-    token: Option<String>,
-}
-
-/// The transport's routes plus `/metrics` and `/readyz`, behind the key guard when a group's
-/// source can refuse keys.
-///
-/// `try_router`, not `router`: the config was validated already, but a transport that
-/// disagrees must stop the node with a message, not a panic.
-fn routes(config: RouterConfig, guard: Arc<KeyGuard>, admin: AdminState) -> anyhow::Result<Router> {
-    let own: Router = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/readyz", get(readyz_handler))
-        .with_state(admin);
-    let routes = geecache_transport_http::try_router(config)
-        .context("building the routes")?
-        .merge(own);
-    if !guard.is_needed() {
-        return Ok(routes);
-    }
-    Ok(routes.layer(axum::middleware::from_fn_with_state(guard, keyguard::guard)))
-}
-
-/// The transport guards its admin routes (`/healthz`, `/stats`) with the peer token; ours
-/// follow suit, with the same answer.
-fn unauthorized(admin: &AdminState, headers: &HeaderMap, route: &str) -> Option<Response> {
-    if auth::admits(admin.token.as_deref(), headers) {
-        return None;
-    }
-    tracing::warn!(
-        path = route,
-        presented = headers.contains_key(header::AUTHORIZATION),
-        "rejected request: missing or wrong bearer token"
-    );
-    let mut response =
-        (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response.headers_mut().insert(
-        geecache_transport_http::ERROR_HEADER,
-        HeaderValue::from_static("unauthorized"),
-    );
-    Some(response)
-}
-
-async fn metrics_handler(State(admin): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = unauthorized(&admin, &headers, "/metrics") {
-        return refused;
-    }
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        admin.metrics.encode(),
-    )
-        .into_response()
-}
-
-async fn readyz_handler(State(admin): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = unauthorized(&admin, &headers, "/readyz") {
-        return refused;
-    }
-    match admin.readiness.not_ready_because() {
-        None => (StatusCode::OK, "ready\n").into_response(),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response(),
     }
 }

@@ -1,9 +1,102 @@
-//! Shared-secret bearer tokens.
+//! Shared-secret bearer tokens, and the tower layer that requires one.
 
-use http::HeaderMap;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use http::header::{AUTHORIZATION, HeaderValue};
+use http::{HeaderMap, Request};
+use tower::{Layer, Service};
 
 use crate::error::Error;
+use crate::failure::Failure;
+
+/// A [`Layer`] that answers 401 `unauthorized` to every request without
+/// `Authorization: Bearer <token>`, and passes the rest on.
+///
+/// The router puts one in front of each audience's routes that has a token (peer and admin
+/// routes share the peer token; the client routes have their own), with
+/// [`Router::route_layer`](axum::Router::route_layer), so a path no route matches is still
+/// answered `no-route`. An application that adds routes of its own can guard them the same
+/// way:
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use geecache_transport_http::RequireBearer;
+///
+/// let guard = RequireBearer::new("s3cret")?;
+/// let app: Router = Router::new().route("/debug", get(|| async { "ok" })).route_layer(guard);
+/// # let _ = app;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequireBearer {
+    token: Arc<Token>,
+}
+
+impl RequireBearer {
+    /// A layer requiring `token`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidToken`] for an empty token or one a header cannot carry.
+    pub fn new(token: &str) -> Result<Self, Error> {
+        Ok(RequireBearer {
+            token: Arc::new(Token::new(token)?),
+        })
+    }
+
+    pub(crate) fn from_token(token: Token) -> Self {
+        RequireBearer {
+            token: Arc::new(token),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequireBearer {
+    type Service = BearerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerService {
+            inner,
+            token: Arc::clone(&self.token),
+        }
+    }
+}
+
+/// The service [`RequireBearer`] wraps around a route.
+#[derive(Clone, Debug)]
+pub struct BearerService<S> {
+    inner: S,
+    token: Arc<Token>,
+}
+
+impl<S, B> Service<Request<B>> for BearerService<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if self.token.admits(request.headers()) {
+            return Either::Right(self.inner.call(request));
+        }
+        tracing::warn!(
+            path = request.uri().path(),
+            presented = request.headers().contains_key(AUTHORIZATION),
+            "rejected request: missing or wrong bearer token"
+        );
+        Either::Left(ready(Ok(Failure::unauthorized().into_response())))
+    }
+}
 
 /// A shared secret, checked in constant time.
 #[derive(Clone)]

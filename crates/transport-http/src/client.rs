@@ -6,14 +6,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use geecache_byteview::ByteView;
-use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter};
+use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter, Rejected, RemoveMode};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use prost::Message;
 
 use crate::auth::Token;
 use crate::conn::Connections;
+use crate::kind::ErrorKind;
 use crate::proto::GetResponse;
 use crate::{ERROR_HEADER, PROTOBUF, UNCONFIRMED_HEADER, names, path};
 
@@ -41,7 +42,11 @@ pub enum PeerOutcome {
     Ok,
     /// The peer answered that the key does not exist.
     NotFound,
-    /// The peer did not answer within the timeout.
+    /// The peer answered that its source refuses the key.
+    Rejected,
+    /// The caller stopped waiting before the peer answered: the group's peer timeout passed
+    /// (or, rarely, every caller of the fetch went away). The transport has no deadline of
+    /// its own; it sees the fetch dropped unfinished.
     Timeout,
     /// The peer could not be reached, or the connection broke.
     Unavailable,
@@ -52,13 +57,14 @@ pub enum PeerOutcome {
 }
 
 impl PeerOutcome {
-    /// A short lower-case name, e.g. for a metrics label: `"ok"`, `"not_found"`, `"timeout"`,
-    /// `"unavailable"`, `"status"`, `"malformed"`.
+    /// A short lower-case name, e.g. for a metrics label: `"ok"`, `"not_found"`,
+    /// `"rejected"`, `"timeout"`, `"unavailable"`, `"status"`, `"malformed"`.
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             PeerOutcome::Ok => "ok",
             PeerOutcome::NotFound => "not_found",
+            PeerOutcome::Rejected => "rejected",
             PeerOutcome::Timeout => "timeout",
             PeerOutcome::Unavailable => "unavailable",
             PeerOutcome::Status => "status",
@@ -70,6 +76,7 @@ impl PeerOutcome {
         match result {
             Ok(_) => PeerOutcome::Ok,
             Err(PeerError::NotFound) => PeerOutcome::NotFound,
+            Err(PeerError::Rejected(_)) => PeerOutcome::Rejected,
             Err(PeerError::Timeout(_)) => PeerOutcome::Timeout,
             Err(PeerError::Unavailable(_)) => PeerOutcome::Unavailable,
             Err(PeerError::Status { .. }) => PeerOutcome::Status,
@@ -94,8 +101,11 @@ pub trait PeerObserver: Send + Sync + 'static {
 }
 
 /// What every peer of a pool shares: the request settings.
+///
+/// No timeout: the group bounds every peer call with its own peer timeout and drops the
+/// request when it passes (which closes the connection). One owner of the deadline means the
+/// binary has no two settings to keep equal.
 pub(crate) struct Transport {
-    timeout: Duration,
     max_response_bytes: usize,
     token: Option<Token>,
     observer: Option<Arc<dyn PeerObserver>>,
@@ -103,32 +113,16 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub(crate) fn new(
-        timeout: Duration,
         max_response_bytes: usize,
         token: Option<Token>,
         observer: Option<Arc<dyn PeerObserver>>,
     ) -> Transport {
         Transport {
-            timeout,
             max_response_bytes,
             token,
             observer,
         }
     }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
-    }
-}
-
-/// Which DELETE a node sends to a peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DeleteMode {
-    /// "Drop your copy": the receiver removes the key locally and does nothing else.
-    Local,
-    /// "You own this key": the receiver removes it locally and tells every other peer to drop
-    /// its copy, but never forwards the request again.
-    Owner,
 }
 
 /// One peer, named by its base URL, and its open connections.
@@ -170,21 +164,23 @@ impl HttpPeer {
         })
     }
 
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-
     async fn fetch(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
-        let started = Instant::now();
+        let Some(observer) = &self.transport.observer else {
+            return self.fetch_unobserved(group, key).await;
+        };
+        let mut watch = Watch {
+            observer: observer.as_ref(),
+            peer: &self.url,
+            started: Instant::now(),
+            reported: false,
+        };
         let result = self.fetch_unobserved(group, key).await;
-        if let Some(observer) = &self.transport.observer {
-            observer.on_peer_request(&self.url, PeerOutcome::of(&result), started.elapsed());
-        }
+        watch.report(PeerOutcome::of(&result));
         result
     }
 
     async fn fetch_unobserved(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
-        let request = self.request(Method::GET, group, key, DeleteMode::Local)?;
+        let request = self.request(Method::GET, group, key, RemoveMode::Local)?;
         let (parts, body) = self
             .exchange(request, self.transport.max_response_bytes)
             .await?;
@@ -212,7 +208,7 @@ impl HttpPeer {
         &self,
         group: &str,
         key: &str,
-        mode: DeleteMode,
+        mode: RemoveMode,
     ) -> Result<Vec<String>, PeerError> {
         let request = self.request(Method::DELETE, group, key, mode)?;
         let (parts, _) = self.exchange(request, ERROR_BODY_LIMIT).await?;
@@ -236,7 +232,7 @@ impl HttpPeer {
         method: Method,
         group: &str,
         key: &str,
-        mode: DeleteMode,
+        mode: RemoveMode,
     ) -> Result<Request<Empty<Bytes>>, PeerError> {
         let mut builder = Request::builder()
             .method(method)
@@ -245,7 +241,7 @@ impl HttpPeer {
             // Marks the request as coming from a peer: the receiver loads locally and never
             // forwards it again, even if its ring says someone else owns the key.
             .header(names::PEER, HeaderValue::from_static("1"));
-        if mode == DeleteMode::Owner {
+        if mode == RemoveMode::Owner {
             builder = builder.header(names::FANOUT, HeaderValue::from_static("1"));
         }
         if let Some(token) = &self.transport.token {
@@ -258,54 +254,48 @@ impl HttpPeer {
             .map_err(|e| PeerError::Malformed(format!("cannot build request: {e}")))
     }
 
-    /// Sends `request` and reads the answer's body (at most `limit` bytes), all within the
-    /// timeout. A status other than 2xx is an error.
+    /// Sends `request` and reads the answer's body (at most `limit` bytes). A status other
+    /// than 2xx is an error.
     async fn exchange(
         &self,
         request: Request<Empty<Bytes>>,
         limit: usize,
     ) -> Result<(http::response::Parts, Bytes), PeerError> {
-        let timeout = self.transport.timeout;
-        let work = async {
-            let (response, connection) = self
-                .connections
-                .send(request)
-                .await
-                .map_err(|e| PeerError::Unavailable(Box::new(e)))?;
-            let (parts, body) = response.into_parts();
-            if !parts.status.is_success() {
-                let message = read_message(body).await;
-                return Err(status_error(&parts, message));
-            }
-            let announced = parts
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if let Some(length) = announced.filter(|&n| n > limit as u64) {
-                // Refuse before reading a byte: the limit protects memory, and a peer that
-                // announces a gigabyte should not get to send it.
-                return Err(too_large(length, limit));
-            }
-            let body = Limited::new(body, limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<LengthLimitError>() {
-                        PeerError::Malformed(format!("response body over the {limit}-byte limit"))
-                    } else {
-                        PeerError::Unavailable(e)
-                    }
-                })?
-                .to_bytes();
-            // Read whole, so the connection is ready for the next request. On every early
-            // return above it is dropped instead, and closes.
-            connection.release();
-            Ok((parts, body))
-        };
-        tokio::time::timeout(timeout, work)
+        let (response, connection) = self
+            .connections
+            .send(request)
             .await
-            .unwrap_or(Err(PeerError::Timeout(timeout)))
+            .map_err(|e| PeerError::Unavailable(Box::new(e)))?;
+        let (parts, body) = response.into_parts();
+        if !parts.status.is_success() {
+            let message = read_message(body).await;
+            return Err(status_error(&parts, message));
+        }
+        let announced = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(length) = announced.filter(|&n| n > limit as u64) {
+            // Refuse before reading a byte: the limit protects memory, and a peer that
+            // announces a gigabyte should not get to send it.
+            return Err(too_large(length, limit));
+        }
+        let body = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<LengthLimitError>() {
+                    PeerError::Malformed(format!("response body over the {limit}-byte limit"))
+                } else {
+                    PeerError::Unavailable(e)
+                }
+            })?
+            .to_bytes();
+        // Read whole, so the connection is ready for the next request. On every early
+        // return above it is dropped instead, and closes.
+        connection.release();
+        Ok((parts, body))
     }
 }
 
@@ -358,26 +348,67 @@ async fn read_message(body: hyper::body::Incoming) -> String {
 }
 
 fn status_error(parts: &http::response::Parts, message: String) -> PeerError {
-    // Only our own "no such key" answer is "not found". Any other 404 (an unknown group, a
-    // wrong base path, a proxy's page, a Go node without the group) says nothing about the
-    // key, and must make the caller load it itself rather than answer "not found".
-    let not_found = parts.status == StatusCode::NOT_FOUND
-        && parts
-            .headers
-            .get(ERROR_HEADER)
-            .is_some_and(|v| v.as_bytes() == b"not-found");
-    if not_found {
-        return PeerError::NotFound;
+    // Only our own answers about the key are answers: "no such key" and "the source refuses
+    // this key". Any other 404 or 400 (an unknown group, a wrong base path, a proxy's page, a
+    // Go node without the group) says nothing about the key, and must make the caller load it
+    // itself.
+    let kind = parts
+        .headers
+        .get(ERROR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ErrorKind::parse)
+        .filter(|kind| kind.status() == parts.status);
+    match kind {
+        Some(ErrorKind::NotFound) => PeerError::NotFound,
+        Some(ErrorKind::InvalidKey) => {
+            // The body is the group's own message, "invalid key: <reason>".
+            let reason = message.strip_prefix("invalid key: ").unwrap_or(&message);
+            PeerError::Rejected(Rejected::new(reason))
+        }
+        _ => PeerError::Status {
+            status: parts.status.as_u16(),
+            message,
+        },
     }
-    PeerError::Status {
-        status: parts.status.as_u16(),
-        message,
+}
+
+/// Reports one fetch to the observer: its outcome when it ends, or `Timeout` when it is
+/// dropped unfinished (the group's deadline passed).
+struct Watch<'a> {
+    observer: &'a dyn PeerObserver,
+    peer: &'a str,
+    started: Instant,
+    reported: bool,
+}
+
+impl Watch<'_> {
+    fn report(&mut self, outcome: PeerOutcome) {
+        self.reported = true;
+        let elapsed = self.started.elapsed();
+        self.observer.on_peer_request(self.peer, outcome, elapsed);
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.report(PeerOutcome::Timeout);
+        }
     }
 }
 
 impl PeerGetter for HttpPeer {
     fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
         Box::pin(self.fetch(group, key))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(self.delete(group, key, mode))
     }
 
     fn name(&self) -> &str {

@@ -1,11 +1,12 @@
 //! Nodes of a geecache cluster talk to each other over HTTP, with bodies in Go groupcache's
 //! protobuf format.
 //!
-//! This crate is the network around a [`geecache_group::Group`]: [`router`] answers peers,
-//! clients and operators; [`serve`] runs it with a graceful shutdown; [`HttpPool`] is the
-//! group's [`PeerPicker`](geecache_group::PeerPicker), which picks each key's owner on a
-//! consistent-hash ring of peer URLs and fetches from it over keep-alive connections it keeps
-//! per peer.
+//! This crate is the network around a [`geecache_group::Group`], and only moves bytes: what a
+//! request means (where a key is loaded, how a removal reaches every node) is the group's.
+//! [`router`] answers peers, clients and operators; [`serve`] runs it with a graceful
+//! shutdown; [`HttpPool`] is the group's [`PeerPicker`](geecache_group::PeerPicker), which
+//! picks each key's owner on a consistent-hash ring of peer URLs and talks to it over
+//! keep-alive connections it keeps per peer.
 //!
 //! A node in one process, serving on a loopback port:
 //!
@@ -23,7 +24,7 @@
 //! let pool = HttpPool::builder(me.as_str()).build()?;
 //! pool.set_peers([me.as_str()])?; // a cluster of one; list every node's URL here
 //! Group::builder("scores")
-//!     .registry(&registry)
+//!     .register(&registry)
 //!     .peers(pool.clone())
 //!     .getter(getter_fn(|key: String| async move {
 //!         match key.as_str() {
@@ -56,12 +57,15 @@
 //! - `GET {base}{group}/{key}`: the peer route, groupcache's. The answer is a protobuf
 //!   [`proto::GetResponse`]. `base` is `/_geecache/` by default; with `/_groupcache/` Go
 //!   groupcache nodes can fetch from this node and this node from them.
-//! - `DELETE {base}{group}/{key}`: removes the key; see [`HttpPool::remove`].
+//! - `DELETE {base}{group}/{key}`: removes the key, as the group's removal protocol asks
+//!   ([`Group::remove`](geecache_group::Group::remove)).
 //! - `GET /api/{group}/{key}`: the client route, the value's raw bytes. `DELETE` removes the key
 //!   everywhere.
-//! - `GET /healthz` and `GET /stats` (every group's counters, as JSON).
+//! - `GET /healthz`, `GET /readyz`, `GET /stats` (every group's counters, as JSON) and, when
+//!   the application renders them, `GET /metrics`.
 //!
-//! The full protocol, status codes and headers included, is in `docs/wire-protocol.md`.
+//! Every error answer names its [`ErrorKind`] in the `x-geecache-error` header. The full
+//! protocol, status codes and headers included, is in `docs/wire-protocol.md`.
 //!
 //! # Loops, and how they are avoided
 //!
@@ -74,34 +78,42 @@
 //!
 //! A peer that refuses the connection, times out, answers with an error status or sends
 //! something that is not a `GetResponse` is a peer error: the group counts it and loads the key
-//! itself; the client sees a value. Only "not found" from the peer is an answer.
+//! itself; the client sees a value. Only "not found" and "invalid key" from the peer are
+//! answers. The peer timeout is the group's
+//! ([`GroupBuilder::peer_timeout`](geecache_group::GroupBuilder::peer_timeout)): it drops a
+//! request that takes longer, so the pool has no deadline of its own.
 //!
 //! # Security
 //!
 //! With [`RouterConfig::peer_token`], the peer and admin routes require
-//! `Authorization: Bearer <token>` (compared in constant time) and the pool sends it
-//! ([`PoolBuilder::peer_token`]). The token is not encryption: put TLS in front of nodes that
-//! talk across an untrusted network.
+//! `Authorization: Bearer <token>` (compared in constant time, by a [`RequireBearer`] layer)
+//! and the pool sends it ([`PoolBuilder::peer_token`]). The token is not encryption: put TLS
+//! in front of nodes that talk across an untrusted network.
 #![deny(missing_docs)]
 
 mod auth;
 mod client;
 mod conn;
 mod error;
+mod failure;
+mod kind;
 pub mod path;
 mod pool;
 pub mod proto;
-mod router;
+mod routes;
 mod serve;
 mod stats;
+pub mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use auth::{BearerService, RequireBearer};
 pub use client::{PeerObserver, PeerOutcome};
 pub use error::Error;
-pub use pool::{HttpPool, PoolBuilder, Removal};
-pub use router::{RouterConfig, router, try_router};
+pub use kind::ErrorKind;
+pub use pool::{HttpPool, PoolBuilder};
+pub use routes::{RouterConfig, router, try_router};
 pub use serve::serve;
 
 /// Marks a request from a geecache peer (value `1`): the receiver loads the key itself and
@@ -112,9 +124,8 @@ pub const PEER_HEADER: &str = "x-geecache-peer";
 /// node to drop its copy". A receiver never forwards such a request.
 pub const FANOUT_HEADER: &str = "x-geecache-fanout";
 
-/// On an error answer: the kind of error, for programs (`not-found`, `unknown-group`,
-/// `bad-path`, `key-too-long`, `unauthorized`, `load-failed`, `shutting-down`, `no-route`,
-/// `internal`). The body says the same for people.
+/// On an error answer: the kind of error, for programs ([`ErrorKind`]). The body says the
+/// same for people.
 pub const ERROR_HEADER: &str = "x-geecache-error";
 
 /// On a value: where this node found it (`main`, `hot`, `peer` or `loader`).

@@ -3,20 +3,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
-use futures_util::StreamExt;
 use geecache_consistenthash::{DEFAULT_REPLICAS, Ring};
-use geecache_group::{Group, PeerGetter, PeerPicker};
+use geecache_group::{PeerGetter, PeerPicker};
 
 use crate::DEFAULT_BASE_PATH;
 use crate::auth::Token;
-use crate::client::{DeleteMode, HttpPeer, PeerObserver, Transport};
-use crate::error::{Error, validate_base_path, validate_peer_url};
-
-/// At most this many DELETEs of one removal are in flight at once: a removal in a large
-/// cluster must not open a connection to every node at the same instant.
-const FANOUT_LIMIT: usize = 16;
+use crate::client::{HttpPeer, PeerObserver, Transport};
+use crate::error::Error;
+use crate::validate;
 
 /// A [`PeerPicker`] over a consistent-hash [`Ring`] of peer base URLs, with a stack of idle
 /// keep-alive HTTP/1.1 connections per peer (at most 64 each; one idle for over 20 s is closed
@@ -61,7 +56,6 @@ impl HttpPool {
             self_url: self_url.into(),
             base_path: DEFAULT_BASE_PATH.to_owned(),
             replicas: DEFAULT_REPLICAS,
-            timeout: Duration::from_secs(1),
             max_response_bytes: 64 << 20,
             peer_token: None,
             observer: None,
@@ -78,7 +72,8 @@ impl HttpPool {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for the first URL that is not `http://host[:port]`.
+    /// [`Error::InvalidUrl`] for the first URL that is not `http://host[:port]` (a trailing
+    /// `/` is dropped: see [`validate::peer_url`]).
     pub fn set_peers<I, S>(&self, peers: I) -> Result<(), Error>
     where
         I: IntoIterator<Item = S>,
@@ -86,10 +81,9 @@ impl HttpPool {
     {
         let mut list: Vec<String> = Vec::new();
         for peer in peers {
-            let peer = peer.as_ref();
-            validate_peer_url(peer)?;
-            if !list.iter().any(|p| p == peer) {
-                list.push(peer.to_owned());
+            let peer = validate::peer_url(peer.as_ref())?;
+            if !list.contains(&peer) {
+                list.push(peer);
             }
         }
         if !list.contains(&self.self_url) {
@@ -145,78 +139,6 @@ impl HttpPool {
         &self.base_path
     }
 
-    /// The timeout of each peer request.
-    #[must_use]
-    pub fn timeout(&self) -> Duration {
-        self.transport.timeout()
-    }
-
-    /// Removes `key` from `group` everywhere in the cluster, as far as the cluster can be
-    /// reached.
-    ///
-    /// The key is dropped here, then, if another node owns it, that owner is asked to remove it
-    /// and to tell every other node to drop its hot copy; if this node owns it (or the owner
-    /// cannot be reached), this node tells every other node itself. At most 16 of those
-    /// requests run at once, each within the pool's timeout. Nodes that did not confirm are
-    /// listed in the result: a node that is down serves nothing, but one that answered with an
-    /// error may still hold a copy until it expires or is evicted.
-    pub async fn remove(&self, group: &Group, key: &str) -> Removal {
-        let cached_here = group.remove(key);
-        let owner = self.owned_elsewhere(key);
-        let mut unconfirmed = match owner {
-            None => self.fan_out(group.name(), key).await,
-            Some(owner) => match owner.delete(group.name(), key, DeleteMode::Owner).await {
-                Ok(unconfirmed) => unconfirmed,
-                Err(error) => {
-                    tracing::warn!(group = group.name(), key, owner = owner.url(), %error,
-                        "owner did not take the removal; telling every peer directly");
-                    self.fan_out(group.name(), key).await
-                }
-            },
-        };
-        // Again, after the others: a get here may have fetched the old value back from a peer
-        // that had not yet dropped it. (The group also refuses to cache a load that raced
-        // with a removal; this covers a hot copy fetched in between.)
-        group.remove(key);
-        unconfirmed.retain(|url| *url != self.self_url);
-        unconfirmed.sort_unstable();
-        Removal {
-            cached_here,
-            unconfirmed,
-        }
-    }
-
-    /// Removes `key` here and tells every other member to drop it; what the owner does.
-    pub(crate) async fn remove_as_owner(&self, group: &Group, key: &str) -> Removal {
-        let cached_here = group.remove(key);
-        let mut unconfirmed = self.fan_out(group.name(), key).await;
-        unconfirmed.sort_unstable();
-        Removal {
-            cached_here,
-            unconfirmed,
-        }
-    }
-
-    /// Tells every member but self to drop `key`; returns those that did not confirm.
-    async fn fan_out(&self, group: &str, key: &str) -> Vec<String> {
-        let peers: Vec<Arc<HttpPeer>> = self.current().peers.values().cloned().collect();
-        futures_util::stream::iter(peers)
-            .map(|peer| async move {
-                match peer.delete(group, key, DeleteMode::Local).await {
-                    Ok(_) => None,
-                    Err(error) => {
-                        tracing::warn!(group, key, peer = peer.url(), %error,
-                            "peer did not confirm a removal");
-                        Some(peer.url().to_owned())
-                    }
-                }
-            })
-            .buffer_unordered(FANOUT_LIMIT)
-            .filter_map(std::future::ready)
-            .collect()
-            .await
-    }
-
     fn owned_elsewhere(&self, key: &str) -> Option<Arc<HttpPeer>> {
         let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
         let owner = members.ring.get(key)?;
@@ -236,6 +158,16 @@ impl PeerPicker for HttpPool {
         self.owned_elsewhere(key)
             .map(|peer| peer as Arc<dyn PeerGetter>)
     }
+
+    fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {
+        let members = self.current();
+        let peers = members.peers.values().cloned();
+        peers.map(|peer| peer as Arc<dyn PeerGetter>).collect()
+    }
+
+    fn is_self(&self, name: &str) -> bool {
+        name == self.self_url
+    }
 }
 
 impl fmt::Debug for HttpPool {
@@ -249,32 +181,12 @@ impl fmt::Debug for HttpPool {
     }
 }
 
-/// What a cluster-wide [`HttpPool::remove`] achieved.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Removal {
-    /// Whether this node had the key cached.
-    pub cached_here: bool,
-    /// Members that did not confirm they dropped the key (unreachable, timed out, or answered
-    /// with an error), sorted.
-    pub unconfirmed: Vec<String>,
-}
-
-impl Removal {
-    /// Whether every member confirmed.
-    #[must_use]
-    pub fn is_complete(&self) -> bool {
-        self.unconfirmed.is_empty()
-    }
-}
-
 /// Configures an [`HttpPool`]; start with [`HttpPool::builder`].
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct PoolBuilder {
     self_url: String,
     base_path: String,
     replicas: usize,
-    timeout: Duration,
     max_response_bytes: usize,
     peer_token: Option<String>,
     observer: Option<Arc<dyn PeerObserver>>,
@@ -292,13 +204,6 @@ impl PoolBuilder {
     /// must use the same number.
     pub fn replicas(mut self, n: usize) -> Self {
         self.replicas = n;
-        self
-    }
-
-    /// How long a request to a peer may take, connection included. Default 1 s. After it the
-    /// caller loads the key itself.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
         self
     }
 
@@ -327,28 +232,24 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] for the node's own URL, [`Error::InvalidBasePath`],
-    /// [`Error::InvalidToken`], or [`Error::Zero`] for a zero timeout or response limit.
+    /// [`Error::InvalidToken`], or [`Error::Zero`] for a zero response limit.
     pub fn build(self) -> Result<Arc<HttpPool>, Error> {
-        validate_peer_url(&self.self_url)?;
-        validate_base_path(&self.base_path)?;
-        if self.timeout.is_zero() {
-            return Err(Error::Zero("timeout"));
-        }
+        let self_url = validate::peer_url(&self.self_url)?;
+        validate::base_path(&self.base_path)?;
         if self.max_response_bytes == 0 {
             return Err(Error::Zero("max_response_bytes"));
         }
         let token = Token::from_option(self.peer_token)?;
         let transport = Arc::new(Transport::new(
-            self.timeout,
             self.max_response_bytes,
             token,
             self.observer,
         ));
         let mut ring = Ring::new(self.replicas);
-        ring.add([self.self_url.as_str()]);
+        ring.add([self_url.as_str()]);
         let replicas = ring.replicas();
         Ok(Arc::new(HttpPool {
-            self_url: self.self_url,
+            self_url,
             base_path: self.base_path,
             replicas,
             transport,
@@ -366,7 +267,6 @@ impl fmt::Debug for PoolBuilder {
             .field("self_url", &self.self_url)
             .field("base_path", &self.base_path)
             .field("replicas", &self.replicas)
-            .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
             .field(
                 "peer_token",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{HeaderValue, Request, Response, header};
 use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -20,7 +20,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower::Service;
 
-use crate::router::Failure;
+use crate::failure::Failure;
+use crate::kind::ErrorKind;
 
 /// How long a client may take to send a request's headers. Bounds what a slow or idle client
 /// can hold: a connection that sends nothing is closed after this long.
@@ -135,12 +136,8 @@ async fn connection(
 }
 
 fn shutting_down() -> Response<Body> {
-    let mut response = Failure::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "shutting-down",
-        "server is shutting down",
-    )
-    .into_response();
+    let mut response =
+        Failure::new(ErrorKind::ShuttingDown, "server is shutting down").into_response();
     // Tells the client not to send anything more on this connection, and hyper to close it
     // after this response.
     response

@@ -1,17 +1,18 @@
 //! The JSON shape of `GET /stats`.
 //!
-//! These structs mirror `geecache_group::Stats` field by field instead of deriving `Serialize`
-//! on the group's types: the group crate knows nothing of wire formats, and the JSON here can
-//! stay stable while the group's structs grow.
+//! The group's stats types do not derive `Serialize`: the group crate knows nothing of wire
+//! formats. The JSON walks their field tables ([`Stats::FIELDS`], [`CacheStats::FIELDS`])
+//! instead, so every counter the group declares appears here under its own name, in the
+//! order it is declared, with nothing to keep in step by hand.
 
 use std::collections::BTreeMap;
 
-use geecache_group::{CacheStats, Registry, Stats};
-use serde::Serialize;
+use geecache_group::{CacheStats, Field, Registry, Stats};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::pool::HttpPool;
 
-#[derive(Serialize)]
+#[derive(serde::Serialize)]
 pub(crate) struct StatsBody {
     /// This node's URL, when it has a pool.
     #[serde(rename = "self", skip_serializing_if = "Option::is_none")]
@@ -22,62 +23,43 @@ pub(crate) struct StatsBody {
     groups: BTreeMap<String, GroupStats>,
 }
 
-#[derive(Serialize)]
+/// One group: every counter, the budget, then the two caches.
 struct GroupStats {
-    gets: u64,
-    cache_hits: u64,
-    peer_loads: u64,
-    peer_errors: u64,
-    loads: u64,
-    loads_deduped: u64,
-    local_loads: u64,
-    local_load_errors: u64,
-    not_found: u64,
-    server_requests: u64,
+    stats: Stats,
     cache_bytes: usize,
-    main: CacheFigures,
-    hot: CacheFigures,
 }
 
-#[derive(Serialize)]
-struct CacheFigures {
-    hits: u64,
-    evictions: u64,
-    expirations: u64,
-    bytes: usize,
-    items: usize,
-}
-
-impl From<CacheStats> for CacheFigures {
-    fn from(s: CacheStats) -> Self {
-        CacheFigures {
-            hits: s.hits,
-            evictions: s.evictions,
-            expirations: s.expirations,
-            bytes: s.bytes,
-            items: s.items,
-        }
+impl Serialize for GroupStats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        put_fields(&mut map, Stats::FIELDS, &self.stats)?;
+        map.serialize_entry("cache_bytes", &self.cache_bytes)?;
+        map.serialize_entry("main", &Figures(&self.stats.main))?;
+        map.serialize_entry("hot", &Figures(&self.stats.hot))?;
+        map.end()
     }
 }
 
-impl GroupStats {
-    fn new(s: Stats, cache_bytes: usize) -> Self {
-        GroupStats {
-            gets: s.gets,
-            cache_hits: s.cache_hits,
-            peer_loads: s.peer_loads,
-            peer_errors: s.peer_errors,
-            loads: s.loads,
-            loads_deduped: s.loads_deduped,
-            local_loads: s.local_loads,
-            local_load_errors: s.local_load_errors,
-            not_found: s.not_found,
-            server_requests: s.server_requests,
-            cache_bytes,
-            main: s.main.into(),
-            hot: s.hot.into(),
-        }
+/// One cache's figures.
+struct Figures<'a>(&'a CacheStats);
+
+impl Serialize for Figures<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(CacheStats::FIELDS.len()))?;
+        put_fields(&mut map, CacheStats::FIELDS, self.0)?;
+        map.end()
     }
+}
+
+fn put_fields<M: SerializeMap, S>(
+    map: &mut M,
+    fields: &[Field<S>],
+    stats: &S,
+) -> Result<(), M::Error> {
+    for field in fields {
+        map.serialize_entry(field.name(), &field.read(stats))?;
+    }
+    Ok(())
 }
 
 impl StatsBody {
@@ -86,7 +68,10 @@ impl StatsBody {
             .all()
             .into_iter()
             .map(|g| {
-                let stats = GroupStats::new(g.stats(), g.cache_bytes());
+                let stats = GroupStats {
+                    stats: g.stats(),
+                    cache_bytes: g.cache_bytes(),
+                };
                 (g.name().to_owned(), stats)
             })
             .collect();

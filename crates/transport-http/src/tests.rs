@@ -9,9 +9,11 @@ use proptest::prelude::*;
 use prost::Message;
 
 use crate::auth::{Token, constant_time_eq};
-use crate::error::{Error, validate_base_path, validate_peer_url};
+use crate::error::Error;
+use crate::kind::ErrorKind;
 use crate::path::{self, Decoding, PathError};
 use crate::proto::{GetRequest, GetResponse};
+use crate::validate;
 
 /// Go's `url.QueryEscape`, as a model of what a Go groupcache client sends.
 fn go_query_escape(s: &str) -> String {
@@ -282,21 +284,29 @@ fn tokens_admit_only_the_exact_bearer_header() {
 }
 
 #[test]
-fn peer_urls_are_validated_not_normalised() {
+fn peer_urls_have_one_spelling() {
     for ok in [
         "http://127.0.0.1:8001",
         "http://node-a:80",
         "http://[::1]:9000",
         "http://cache",
     ] {
-        assert_eq!(validate_peer_url(ok), Ok(()), "{ok}");
+        assert_eq!(validate::peer_url(ok).as_deref(), Ok(ok), "{ok}");
+        // The one rewrite: a trailing slash goes, so both spellings are one ring member.
+        assert_eq!(
+            validate::peer_url(&format!("{ok}/")).as_deref(),
+            Ok(ok),
+            "{ok}/"
+        );
     }
     for bad in [
         "127.0.0.1:8001",
         "https://a:1",
         "http://",
-        "http://a:1/",
+        "http:///",
+        "http://a:1//",
         "http://a:1/x",
+        "http://a:1/x/",
         "http://a:1?q",
         "http://u:p@a:1",
         "http://a,b:1",
@@ -305,7 +315,7 @@ fn peer_urls_are_validated_not_normalised() {
         "ftp://a",
     ] {
         assert!(
-            matches!(validate_peer_url(bad), Err(Error::InvalidUrl { .. })),
+            matches!(validate::peer_url(bad), Err(Error::InvalidUrl { .. })),
             "{bad} should be rejected"
         );
     }
@@ -314,7 +324,7 @@ fn peer_urls_are_validated_not_normalised() {
 #[test]
 fn base_paths_are_validated() {
     for ok in ["/_geecache/", "/_groupcache/", "/a/b/"] {
-        assert_eq!(validate_base_path(ok), Ok(()), "{ok}");
+        assert_eq!(validate::base_path(ok), Ok(()), "{ok}");
     }
     for bad in [
         "",
@@ -323,13 +333,17 @@ fn base_paths_are_validated() {
         "/_geecache",
         "/a//b/",
         "/api/",
+        "/metrics/",
+        "/healthz/x/",
+        "/readyz/",
+        "/stats/",
         "/{x}/",
         "/a b/",
         "/../",
         "/a/./",
     ] {
         assert!(
-            matches!(validate_base_path(bad), Err(Error::InvalidBasePath { .. })),
+            matches!(validate::base_path(bad), Err(Error::InvalidBasePath { .. })),
             "{bad:?} should be rejected"
         );
     }
@@ -374,4 +388,36 @@ fn a_value_from_a_peer_does_not_keep_the_answer_buffer_alive() {
     assert!(!lies_within(loaded.value().as_slice(), &buffer));
     let left = loaded.ttl().unwrap();
     assert!(left <= ttl && !left.is_zero(), "{left:?}");
+}
+
+// The kinds are the wire: scripts and peers read these names and statuses, so a rename here
+// would break them all. This is the one place the names are written out besides `kind.rs`.
+#[test]
+fn error_kinds_keep_their_wire_names_and_statuses() {
+    let wire: Vec<(&str, u16)> = ErrorKind::ALL
+        .iter()
+        .map(|kind| (kind.as_str(), kind.status().as_u16()))
+        .collect();
+    assert_eq!(
+        wire,
+        [
+            ("not-found", 404),
+            ("invalid-key", 400),
+            ("unknown-group", 404),
+            ("bad-path", 400),
+            ("key-too-long", 414),
+            ("unauthorized", 401),
+            ("load-failed", 500),
+            ("shutting-down", 503),
+            ("not-ready", 503),
+            ("no-route", 404),
+            ("internal", 500),
+        ]
+    );
+    for kind in ErrorKind::ALL {
+        assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+        assert_eq!(kind.to_string(), kind.as_str());
+    }
+    assert_eq!(ErrorKind::parse("Not-Found"), None, "names are exact");
+    assert_eq!(ErrorKind::parse(""), None);
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use geecache_group::{Group, Origin, Registry, Source};
+use geecache_group::{DuplicateGroup, Group, Origin, Registry, Source};
 
 use crate::support::*;
 
@@ -170,9 +170,9 @@ async fn remove_drops_main_and_hot_copies() {
     node.get("k1").await.unwrap();
     assert_eq!(node.stats().hot.items, 1);
     assert_eq!(owner.stats().main.items, 1);
-    assert!(node.remove("k1"));
-    assert!(owner.remove("k1"));
-    assert!(!node.remove("k1"), "already gone");
+    assert!(node.remove_local("k1"));
+    assert!(owner.remove_local("k1"));
+    assert!(!node.remove_local("k1"), "already gone");
     assert_eq!(node.stats().hot.items, 0);
     assert_eq!(owner.stats().main.items, 0);
 }
@@ -182,14 +182,14 @@ fn groups_register_once_per_name() {
     let registry = Registry::new();
     let build = || {
         Group::builder("once")
-            .registry(&registry)
+            .register(&registry)
             .getter(CountingLoader::default())
             .build()
     };
     let first = build().unwrap();
     assert!(matches!(
         build().unwrap_err(),
-        geecache_group::BuildError::Duplicate(name) if name == "once"
+        geecache_group::BuildError::Duplicate(DuplicateGroup(name)) if name == "once"
     ));
     assert!(Arc::ptr_eq(&registry.get("once").unwrap(), &first));
     assert_eq!(registry.names(), vec!["once".to_string()]);
@@ -211,6 +211,7 @@ fn groups_register_once_per_name() {
 #[test]
 fn the_process_wide_registry_finds_groups_by_name() {
     let group = Group::builder("process-wide-scores")
+        .register(geecache_group::groups::global())
         .getter(CountingLoader::default())
         .build()
         .unwrap();
@@ -219,4 +220,99 @@ fn the_process_wide_registry_finds_groups_by_name() {
     assert!(geecache_group::groups::names().contains(&"process-wide-scores".to_string()));
     assert!(geecache_group::groups::remove("process-wide-scores").is_some());
     assert!(geecache_group::groups::get("process-wide-scores").is_none());
+}
+
+// An application embeds the group with its own transport (here: in-memory peers, no HTTP)
+// and gets cluster-wide removal from the group's own API: the owner's value and every hot
+// copy go, and the next get loads afresh.
+#[tokio::test(start_paused = true)]
+async fn removal_reaches_the_owner_and_every_hot_copy() {
+    let nodes = cluster(3, |b| b.hot_admission(1));
+    let key = "k-removed";
+    for node in &nodes {
+        assert_eq!(node.group.get(key).await.unwrap(), value_of(key));
+    }
+    let copies = |nodes: &[Node]| -> usize {
+        let items = nodes.iter().map(|n| n.group.stats());
+        items.map(|s| s.main.items + s.hot.items).sum()
+    };
+    assert_eq!(copies(&nodes), 3, "the owner's value and two hot copies");
+    let loads_before: usize = nodes.iter().map(|n| n.loader.calls()).sum();
+
+    // Ask a node that does not own the key, so the request travels to the owner and back out.
+    let owner = nodes.iter().position(|n| n.loader.calls() == 1).unwrap();
+    let asker = &nodes[(owner + 1) % 3];
+    let removal = asker.group.remove(key).await;
+    assert!(removal.cached_here, "the asker held a hot copy");
+    assert!(removal.is_complete(), "every member confirmed: {removal:?}");
+    assert_eq!(copies(&nodes), 0, "no copy left anywhere");
+
+    assert_eq!(asker.group.get(key).await.unwrap(), value_of(key));
+    let loads_after: usize = nodes.iter().map(|n| n.loader.calls()).sum();
+    assert_eq!(loads_after, loads_before + 1, "the next get loads afresh");
+}
+
+// When the owner does not answer, the asking node tells every member itself and names the
+// owner among those that did not confirm, after the group's peer timeout.
+#[tokio::test(start_paused = true)]
+async fn removal_fans_out_itself_when_the_owner_hangs() {
+    let hanging: Arc<dyn geecache_group::PeerGetter> = Arc::new(FaultyPeer {
+        fault: Fault::Hang,
+        calls: AtomicUsize::new(0),
+    });
+    let (witness, _) = group(|b| b);
+    let witness_peer: Arc<dyn geecache_group::PeerGetter> = Arc::new(LocalPeer {
+        name: "witness".into(),
+        group: Arc::clone(&witness),
+    });
+    witness.get("k1").await.unwrap();
+    let picker = OwnerAndOthers {
+        owner: Arc::clone(&hanging),
+        all: vec![hanging, witness_peer],
+    };
+    let (node, _) = group(|b| {
+        b.peer_timeout(Duration::from_millis(50))
+            .peers(Arc::new(picker))
+    });
+    let removal = node.remove("k1").await;
+    assert_eq!(removal.unconfirmed, vec!["faulty".to_string()]);
+    assert!(!removal.is_complete());
+    assert_eq!(
+        witness.stats().main.items,
+        0,
+        "the reachable member dropped its copy"
+    );
+}
+
+/// Names `owner` for every key, and `all` as the members.
+struct OwnerAndOthers {
+    owner: Arc<dyn geecache_group::PeerGetter>,
+    all: Vec<Arc<dyn geecache_group::PeerGetter>>,
+}
+
+impl geecache_group::PeerPicker for OwnerAndOthers {
+    fn pick_peer(&self, _key: &str) -> Option<Arc<dyn geecache_group::PeerGetter>> {
+        Some(Arc::clone(&self.owner))
+    }
+
+    fn all_peers(&self) -> Vec<Arc<dyn geecache_group::PeerGetter>> {
+        self.all.clone()
+    }
+}
+
+// A peer's "rejected" is an answer, like "not found": the asking node passes it on and does
+// not load the key itself.
+#[tokio::test(start_paused = true)]
+async fn a_peers_rejection_is_an_answer() {
+    let nodes = cluster(3, |b| b.hot_admission(0));
+    let mut ring = geecache_consistenthash::Ring::new(50);
+    ring.add(nodes.iter().map(|n| n.name.clone()));
+    let key = (0..)
+        .map(|i| format!("k-deny-{i}"))
+        .find(|k| ring.get(k.as_str()) != Some(nodes[0].name.as_str()))
+        .unwrap();
+    let error = nodes[0].group.get(&key).await.unwrap_err();
+    assert!(error.is_rejected(), "{error}");
+    assert_eq!(nodes[0].loader.calls(), 0, "no local fallback");
+    assert_eq!(nodes[0].group.stats().peer_errors, 0);
 }

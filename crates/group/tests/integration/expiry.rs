@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use geecache_group::{Group, LoadError, Loaded, Origin, Registry, Source, getter_fn};
+use geecache_group::{Group, LoadError, Loaded, Origin, Source, getter_fn};
 
 use crate::support::*;
 
@@ -32,7 +32,6 @@ async fn a_value_ttl_overrides_the_group_default() {
         ..CountingLoader::default()
     };
     let group = Group::builder("scores")
-        .registry(&Registry::new())
         .ttl(Duration::from_secs(60))
         .getter(loader.clone())
         .build()
@@ -46,7 +45,6 @@ async fn a_value_ttl_overrides_the_group_default() {
 #[tokio::test(start_paused = true)]
 async fn a_zero_ttl_value_is_served_but_not_cached() {
     let group = Group::builder("scores")
-        .registry(&Registry::new())
         .getter(getter_fn(|key: String| async move {
             Ok::<_, LoadError>(Loaded::from(key).with_ttl(Duration::ZERO))
         }))

@@ -61,7 +61,6 @@ async fn a_removal_during_a_load_keeps_the_loaded_value_out_of_the_cache() {
         ..CountingLoader::default()
     };
     let group = Group::builder("scores")
-        .registry(&Registry::new())
         .getter(loader.clone())
         .build()
         .unwrap();
@@ -77,7 +76,7 @@ async fn a_removal_during_a_load_keeps_the_loaded_value_out_of_the_cache() {
         tokio::task::yield_now().await;
     }
     assert_eq!(loader.calls(), 1, "the load has started");
-    group.remove("k1");
+    group.remove_local("k1");
     assert_eq!(in_flight.await.unwrap().unwrap(), value_of("k1"));
     assert_eq!(
         group.stats().main.items,
@@ -108,20 +107,18 @@ async fn the_byte_budget_holds_for_main_and_hot_together() {
 #[test]
 fn builder_rejects_bad_settings() {
     let registry = Registry::new();
-    let base = || Group::builder("g").registry(&registry);
+    let base = || Group::builder("g").register(&registry);
     assert!(matches!(
-        Group::builder("g").registry(&registry).build(),
+        Group::builder("g").register(&registry).build(),
         Err(BuildError::MissingGetter(_))
     ));
-    for name in ["", "a/b"] {
-        assert!(matches!(
-            Group::builder(name)
-                .registry(&registry)
-                .getter(CountingLoader::default())
-                .build(),
-            Err(BuildError::InvalidName(_))
-        ));
-    }
+    assert!(matches!(
+        Group::builder("")
+            .register(&registry)
+            .getter(CountingLoader::default())
+            .build(),
+        Err(BuildError::EmptyName)
+    ));
     assert!(matches!(
         base()
             .getter(CountingLoader::default())
@@ -140,4 +137,42 @@ fn builder_rejects_bad_settings() {
         registry.is_empty(),
         "nothing was registered by a failed build"
     );
+}
+
+// Building registers nothing, so an application can build, drop and build again a group of
+// the same name (it used to meet "a group named "g" already exists").
+#[tokio::test]
+async fn a_group_can_be_built_dropped_and_built_again() {
+    for _ in 0..2 {
+        let loader = CountingLoader::default();
+        let g = Group::builder("g").getter(loader.clone()).build().unwrap();
+        assert_eq!(g.get("k1").await.unwrap(), value_of("k1"));
+        assert_eq!(loader.calls(), 1, "a new group starts with an empty cache");
+        drop(g);
+    }
+    assert!(
+        geecache_group::groups::get("g").is_none(),
+        "nothing registered"
+    );
+}
+
+// A key the source refuses is refused before the cache, every time, and never cached.
+#[tokio::test]
+async fn rejected_keys_are_refused_before_the_cache() {
+    let (group, loader) = group(|b| b);
+    for _ in 0..2 {
+        let error = group.get("k/../secret").await.unwrap_err();
+        assert!(error.is_rejected(), "{error}");
+        assert_eq!(error.to_string(), "invalid key: '..' is not allowed");
+    }
+    assert_eq!(loader.calls(), 0, "the check runs before any load");
+    // A refusal found while loading is an answer too: not a load error, and not cached.
+    for _ in 0..2 {
+        assert!(group.get("k-deny-1").await.unwrap_err().is_rejected());
+    }
+    assert_eq!(loader.calls(), 2);
+    let stats = group.stats();
+    assert_eq!(stats.keys_rejected, 4);
+    assert_eq!(stats.local_load_errors, 0);
+    assert_eq!(stats.main.items, 0);
 }

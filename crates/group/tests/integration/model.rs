@@ -54,7 +54,7 @@ proptest! {
                     }
                     Op::Remove { node, key } => {
                         let key = format!("k{key}");
-                        nodes[node].group.remove(&key);
+                        nodes[node].group.remove_local(&key);
                         // Gone from this node: a local get must load it afresh.
                         let fetched = nodes[node].group.fetch(&key, Origin::Peer).await.unwrap();
                         prop_assert_eq!(fetched.source, Source::Loader);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use geecache_consistenthash::Ring;
 use geecache_group::{
     BoxFuture, Getter, Group, GroupBuilder, LoadError, Loaded, Origin, PeerError, PeerGetter,
-    PeerPicker, Registry,
+    PeerPicker, Rejected, RemoveMode,
 };
 
 /// The value every loader in these tests returns for `key`, so any answer can be checked.
@@ -17,7 +17,8 @@ pub(crate) fn value_of(key: &str) -> String {
 }
 
 /// A loader that counts its calls, knows keys starting with `k`, fails on `fail*` and panics on
-/// `panic*`. With `delay`, it waits (on tokio's clock) before answering.
+/// `panic*`. Its key check refuses keys with `..`, and its loads refuse `k-deny*`. With
+/// `delay`, it waits (on tokio's clock) before answering.
 #[derive(Clone, Default)]
 pub(crate) struct CountingLoader {
     pub(crate) calls: Arc<AtomicUsize>,
@@ -46,7 +47,17 @@ impl Getter for CountingLoader {
         if !key.starts_with('k') {
             return Err(LoadError::NotFound);
         }
+        if key.starts_with("k-deny") {
+            return Err(Rejected::new("denied on a closer look").into());
+        }
         Ok(Loaded::from(value_of(key)).with_optional_ttl(self.ttl))
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), Rejected> {
+        match key.contains("..") {
+            true => Err(Rejected::new("'..' is not allowed")),
+            false => Ok(()),
+        }
     }
 }
 
@@ -66,12 +77,22 @@ impl PeerGetter for LocalPeer {
             match self.group.fetch(key, Origin::Peer).await {
                 Ok(f) => Ok(Loaded::new(f.value).with_optional_ttl(f.ttl)),
                 Err(e) if e.is_not_found() => Err(PeerError::NotFound),
+                Err(geecache_group::Error::Rejected(r)) => Err(PeerError::Rejected(r)),
                 Err(e) => Err(PeerError::Status {
                     status: 500,
                     message: e.to_string(),
                 }),
             }
         })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        _group: &'a str,
+        key: &'a str,
+        mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(async move { Ok(self.group.remove_for_peer(key, mode).await.unconfirmed) })
     }
 
     fn name(&self) -> &str {
@@ -115,6 +136,16 @@ impl PeerGetter for FaultyPeer {
         })
     }
 
+    fn remove<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        _mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        let get = self.get(group, key);
+        Box::pin(async move { get.await.map(|_| Vec::new()) })
+    }
+
     fn name(&self) -> &str {
         "faulty"
     }
@@ -135,6 +166,15 @@ impl PeerPicker for RingPicker {
         }
         self.peers.get(owner).cloned()
     }
+
+    fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {
+        let others = self.peers.iter().filter(|(name, _)| **name != self.me);
+        others.map(|(_, peer)| Arc::clone(peer)).collect()
+    }
+
+    fn is_self(&self, name: &str) -> bool {
+        name == self.me
+    }
 }
 
 /// Always picks the same peer.
@@ -143,6 +183,10 @@ pub(crate) struct FixedPicker(pub(crate) Arc<dyn PeerGetter>);
 impl PeerPicker for FixedPicker {
     fn pick_peer(&self, _key: &str) -> Option<Arc<dyn PeerGetter>> {
         Some(Arc::clone(&self.0))
+    }
+
+    fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {
+        vec![Arc::clone(&self.0)]
     }
 }
 
@@ -162,13 +206,9 @@ pub(crate) fn cluster(n: usize, configure: impl Fn(GroupBuilder) -> GroupBuilder
                 delay: Some(Duration::from_millis(100)),
                 ..CountingLoader::default()
             };
-            let group = configure(
-                Group::builder("scores")
-                    .registry(&Registry::new())
-                    .getter(loader.clone()),
-            )
-            .build()
-            .expect("valid group");
+            let group = configure(Group::builder("scores").getter(loader.clone()))
+                .build()
+                .expect("valid group");
             Node {
                 name: name.clone(),
                 group,
@@ -206,13 +246,9 @@ pub(crate) fn group(
     configure: impl FnOnce(GroupBuilder) -> GroupBuilder,
 ) -> (Arc<Group>, CountingLoader) {
     let loader = CountingLoader::default();
-    let group = configure(
-        Group::builder("scores")
-            .registry(&Registry::new())
-            .getter(loader.clone()),
-    )
-    .build()
-    .expect("valid group");
+    let group = configure(Group::builder("scores").getter(loader.clone()))
+        .build()
+        .expect("valid group");
     (group, loader)
 }
 

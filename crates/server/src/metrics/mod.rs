@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use geecache_group::{Getter, LoadError, Loaded, Stats};
+use geecache_group::{CacheStats, FieldKind, Getter, LoadError, Loaded, Rejected, Stats};
 use geecache_transport_http::{PeerObserver, PeerOutcome};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -109,6 +109,7 @@ impl Metrics {
             inner: getter,
             ok: for_outcome("ok"),
             not_found: for_outcome("not_found"),
+            rejected: for_outcome("rejected"),
             error: for_outcome("error"),
         }
     }
@@ -154,6 +155,7 @@ pub(crate) struct TimedGetter<G> {
     inner: G,
     ok: Histogram,
     not_found: Histogram,
+    rejected: Histogram,
     error: Histogram,
 }
 
@@ -164,10 +166,15 @@ impl<G: Getter> Getter for TimedGetter<G> {
         let histogram = match &result {
             Ok(_) => &self.ok,
             Err(LoadError::NotFound) => &self.not_found,
+            Err(LoadError::Rejected(_)) => &self.rejected,
             Err(_) => &self.error,
         };
         histogram.observe(start.elapsed().as_secs_f64());
         result
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), Rejected> {
+        self.inner.check_key(key)
     }
 }
 
@@ -177,132 +184,22 @@ struct GroupCollector {
     groups: geecache_group::Registry,
 }
 
-/// A counter or gauge read from a snapshot.
-struct Figure {
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    read: fn(&Snapshot) -> u64,
-}
-
+/// A group's figures at one scrape: its counters and its budget.
 struct Snapshot {
     stats: Stats,
     limit: u64,
-}
-
-const GROUP_FIGURES: &[Figure] = &[
-    Figure {
-        name: "geecache_group_gets",
-        help: "Gets, from clients and from peers",
-        kind: MetricType::Counter,
-        read: |s| s.stats.gets,
-    },
-    Figure {
-        name: "geecache_group_cache_hits",
-        help: "Gets answered from the main or the hot cache",
-        kind: MetricType::Counter,
-        read: |s| s.stats.cache_hits,
-    },
-    Figure {
-        name: "geecache_group_peer_loads",
-        help: "Values fetched from the owning peer",
-        kind: MetricType::Counter,
-        read: |s| s.stats.peer_loads,
-    },
-    Figure {
-        name: "geecache_group_peer_errors",
-        help: "Peer fetches that failed and fell back to a local load",
-        kind: MetricType::Counter,
-        read: |s| s.stats.peer_errors,
-    },
-    Figure {
-        name: "geecache_group_loads",
-        help: "Gets that missed the cache",
-        kind: MetricType::Counter,
-        read: |s| s.stats.loads,
-    },
-    Figure {
-        name: "geecache_group_loads_deduped",
-        help: "Loads actually run after concurrent loads of a key were collapsed into one",
-        kind: MetricType::Counter,
-        read: |s| s.stats.loads_deduped,
-    },
-    Figure {
-        name: "geecache_group_local_loads",
-        help: "Successful calls of the local source",
-        kind: MetricType::Counter,
-        read: |s| s.stats.local_loads,
-    },
-    Figure {
-        name: "geecache_group_local_load_errors",
-        help: "Failed calls of the local source (not-found answers excluded)",
-        kind: MetricType::Counter,
-        read: |s| s.stats.local_load_errors,
-    },
-    Figure {
-        name: "geecache_group_not_found",
-        help: "Gets that ended in not found",
-        kind: MetricType::Counter,
-        read: |s| s.stats.not_found,
-    },
-    Figure {
-        name: "geecache_group_server_requests",
-        help: "Gets that arrived from a peer",
-        kind: MetricType::Counter,
-        read: |s| s.stats.server_requests,
-    },
-    Figure {
-        name: "geecache_group_cache_limit_bytes",
-        help: "Byte budget of the main and hot caches together (0: unbounded)",
-        kind: MetricType::Gauge,
-        read: |s| s.limit,
-    },
-];
-
-/// A per-cache figure; `main` and `hot` are the label values.
-struct CacheFigure {
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    read: fn(&geecache_group::CacheStats) -> u64,
 }
 
 fn widen(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-const CACHE_FIGURES: &[CacheFigure] = &[
-    CacheFigure {
-        name: "geecache_cache_hits",
-        help: "Lookups that found a live value, by group and cache (main: owned keys, hot: copies of other nodes' keys)",
-        kind: MetricType::Counter,
-        read: |c| c.hits,
-    },
-    CacheFigure {
-        name: "geecache_cache_evictions",
-        help: "Entries dropped to keep the group within its byte budget",
-        kind: MetricType::Counter,
-        read: |c| c.evictions,
-    },
-    CacheFigure {
-        name: "geecache_cache_expirations",
-        help: "Entries dropped because their time to live ran out",
-        kind: MetricType::Counter,
-        read: |c| c.expirations,
-    },
-    CacheFigure {
-        name: "geecache_cache_bytes",
-        help: "Bytes held (key plus value bytes)",
-        kind: MetricType::Gauge,
-        read: |c| widen(c.bytes),
-    },
-    CacheFigure {
-        name: "geecache_cache_items",
-        help: "Entries held",
-        kind: MetricType::Gauge,
-        read: |c| widen(c.items),
-    },
-];
+fn metric_type(kind: FieldKind) -> MetricType {
+    match kind {
+        FieldKind::Counter => MetricType::Counter,
+        _ => MetricType::Gauge,
+    }
+}
 
 fn encode_value(
     encoder: &mut prometheus_client::encoding::MetricEncoder<'_>,
@@ -338,24 +235,39 @@ impl Collector for GroupCollector {
         if snapshots.is_empty() {
             return Ok(());
         }
-        for figure in GROUP_FIGURES {
-            let mut metric =
-                encoder.encode_descriptor(figure.name, figure.help, None, figure.kind)?;
-            for (name, snapshot) in &snapshots {
-                let labels = [("group", name.as_str())];
+        // Every counter the group declares, named after its field: `gets` becomes
+        // `geecache_group_gets`. The field table is the one list; nothing here repeats it.
+        for field in Stats::FIELDS {
+            let name = format!("geecache_group_{}", field.name());
+            let kind = metric_type(field.kind());
+            let mut metric = encoder.encode_descriptor(&name, field.help(), None, kind)?;
+            for (group, snapshot) in &snapshots {
+                let labels = [("group", group.as_str())];
                 let mut sample = metric.encode_family(&labels)?;
-                encode_value(&mut sample, figure.kind, (figure.read)(snapshot))?;
+                encode_value(&mut sample, kind, field.read(&snapshot.stats))?;
             }
         }
-        for figure in CACHE_FIGURES {
-            let mut metric =
-                encoder.encode_descriptor(figure.name, figure.help, None, figure.kind)?;
-            for (name, snapshot) in &snapshots {
+        let mut metric = encoder.encode_descriptor(
+            "geecache_group_cache_limit_bytes",
+            "Byte budget of the main and hot caches together (0: unbounded)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (group, snapshot) in &snapshots {
+            let labels = [("group", group.as_str())];
+            let mut sample = metric.encode_family(&labels)?;
+            encode_value(&mut sample, MetricType::Gauge, snapshot.limit)?;
+        }
+        for field in CacheStats::FIELDS {
+            let name = format!("geecache_cache_{}", field.name());
+            let kind = metric_type(field.kind());
+            let mut metric = encoder.encode_descriptor(&name, field.help(), None, kind)?;
+            for (group, snapshot) in &snapshots {
                 for (cache, stats) in [("main", &snapshot.stats.main), ("hot", &snapshot.stats.hot)]
                 {
-                    let labels = [("group", name.as_str()), ("cache", cache)];
+                    let labels = [("group", group.as_str()), ("cache", cache)];
                     let mut sample = metric.encode_family(&labels)?;
-                    encode_value(&mut sample, figure.kind, (figure.read)(stats))?;
+                    encode_value(&mut sample, kind, field.read(stats))?;
                 }
             }
         }

@@ -61,7 +61,7 @@ async fn group_counters_are_read_at_scrape_time() {
         }
     });
     let group = Group::builder("scores")
-        .registry(&registry)
+        .register(&registry)
         .cache_bytes(1 << 20)
         .getter(metrics.timed("scores", getter))
         .build()

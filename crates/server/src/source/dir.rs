@@ -5,9 +5,11 @@
 //! symlinks inside the root that point out of it. Two checks guard it:
 //!
 //! 1. [`check_key_syntax`]: the key, as text, must be a plain relative path: segments that are
-//!    not empty, `.` or `..`, no leading `/`, no NUL. This needs no disk access.
+//!    not empty, `.` or `..`, no leading `/`, no NUL. This needs no disk access, so the group
+//!    runs it on every get, before its cache.
 //! 2. [`DirSource::resolve`]: the root joined with the key is canonicalised (every symlink
-//!    followed) and must still lie under the canonical root.
+//!    followed) and must still lie under the canonical root. This needs the disk, so it runs
+//!    only when a key is loaded: a cache hit never touches the file system.
 //!
 //! After opening, the file's real path is read back from `/proc/self/fd` and checked again,
 //! which closes most of the gap between the check and the open if someone swaps a directory
@@ -19,9 +21,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use geecache_group::{LoadError, Loaded};
-
-use super::InvalidKey;
+use geecache_group::{LoadError, Loaded, Rejected};
 
 /// A `dir:` source.
 #[derive(Debug)]
@@ -29,30 +29,34 @@ pub(crate) struct DirSource {
     /// Canonical (absolute, symlink-free) root.
     root: PathBuf,
     max_bytes: u64,
+    /// Keys looked up on disk: each is a `canonicalize` and, when it exists, an open. A
+    /// counter rather than a mock file system, so tests see the real calls.
+    #[cfg(test)]
+    disk_lookups: std::sync::atomic::AtomicU64,
 }
 
 /// Checks that `key` is a plain relative path; see the module docs.
-pub(crate) fn check_key_syntax(key: &str) -> Result<(), InvalidKey> {
+pub(crate) fn check_key_syntax(key: &str) -> Result<(), Rejected> {
     if key.is_empty() {
-        return Err(InvalidKey::new("empty path"));
+        return Err(Rejected::new("empty path"));
     }
     if key.contains('\0') {
-        return Err(InvalidKey::new("the path contains a NUL byte"));
+        return Err(Rejected::new("the path contains a NUL byte"));
     }
     if key.starts_with('/') {
-        return Err(InvalidKey::new(
+        return Err(Rejected::new(
             "absolute paths are not allowed; give a path relative to the root",
         ));
     }
     for segment in key.split('/') {
         match segment {
             "" => {
-                return Err(InvalidKey::new(
+                return Err(Rejected::new(
                     "the path has an empty segment ('//' or a trailing '/')",
                 ));
             }
-            "." => return Err(InvalidKey::new("the path has a '.' segment")),
-            ".." => return Err(InvalidKey::new("the path has a '..' segment")),
+            "." => return Err(Rejected::new("the path has a '.' segment")),
+            ".." => return Err(Rejected::new("the path has a '..' segment")),
             _ => {}
         }
     }
@@ -69,7 +73,15 @@ impl DirSource {
         Ok(DirSource {
             root: root.canonicalize()?,
             max_bytes,
+            #[cfg(test)]
+            disk_lookups: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many keys were looked up on disk so far.
+    #[cfg(test)]
+    pub(crate) fn disk_lookups(&self) -> u64 {
+        self.disk_lookups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The canonical root.
@@ -80,8 +92,11 @@ impl DirSource {
 
     /// The canonical path `key` names, `Ok(None)` when nothing is there, or the reason the
     /// key is refused. Touches metadata only.
-    pub(crate) fn resolve(&self, key: &str) -> Result<Option<PathBuf>, InvalidKey> {
+    pub(crate) fn resolve(&self, key: &str) -> Result<Option<PathBuf>, Rejected> {
         check_key_syntax(key)?;
+        #[cfg(test)]
+        self.disk_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let joined = self.root.join(key);
         let real = match joined.canonicalize() {
             Ok(real) => real,
@@ -99,14 +114,9 @@ impl DirSource {
             Err(_) => return Ok(None),
         };
         if !real.starts_with(&self.root) {
-            return Err(InvalidKey::new("the path leads outside the root"));
+            return Err(Rejected::new("the path leads outside the root"));
         }
         Ok(Some(real))
-    }
-
-    /// The key check the HTTP layer runs before the cache: syntax, then symlinks on disk.
-    pub(crate) fn check_key_on_disk(&self, key: &str) -> Result<(), InvalidKey> {
-        self.resolve(key).map(|_| ())
     }
 
     /// Loads a file (on the blocking pool: file I/O would stall the async workers).
@@ -119,7 +129,7 @@ impl DirSource {
     }
 
     fn load_blocking(&self, key: &str) -> Result<Loaded, LoadError> {
-        let Some(path) = self.resolve(key).map_err(LoadError::failed)? else {
+        let Some(path) = self.resolve(key)? else {
             return Err(LoadError::NotFound);
         };
         let file = match File::open(&path) {
@@ -165,9 +175,7 @@ impl DirSource {
             let link = format!("/proc/self/fd/{}", file.as_raw_fd());
             if let Ok(real) = std::fs::read_link(link) {
                 if !real.starts_with(&self.root) {
-                    return Err(LoadError::failed(InvalidKey::new(
-                        "the path leads outside the root",
-                    )));
+                    return Err(Rejected::new("the path leads outside the root").into());
                 }
             }
         }

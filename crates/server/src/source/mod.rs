@@ -1,7 +1,10 @@
 //! Where a group's values come from: the built-in demo table, a directory, an HTTP origin.
 //!
 //! Each source is a [`geecache_group::Getter`]; [`DataSource`] puts the three behind one type
-//! so a group is built the same way whatever its source.
+//! so a group is built the same way whatever its source. A key a source will never look up
+//! (a path that leaves a `dir:` root) is a [`Rejected`] key: the group refuses it before its
+//! cache when the key's text shows it (`Getter::check_key`), or when loading when only the
+//! disk can tell, and the transport answers 400 `invalid-key`.
 
 pub(crate) mod demo;
 pub(crate) mod dir;
@@ -12,27 +15,13 @@ mod tests;
 
 use std::sync::Arc;
 
-use geecache_group::{Getter, LoadError, Loaded};
+use geecache_group::{Getter, LoadError, Loaded, Rejected};
 
 use crate::client::HttpClient;
 use crate::config::{GroupConfig, SourceSpec};
 pub(crate) use demo::DemoTable;
 pub(crate) use dir::DirSource;
 pub(crate) use origin::HttpOrigin;
-
-/// A key the source refuses to look up at all, as opposed to one it looks up and misses.
-///
-/// The HTTP layer answers it with 400: it is the client's mistake (or an attack), and no
-/// retry, peer or fallback can make it valid.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid key: {0}")]
-pub(crate) struct InvalidKey(pub(crate) String);
-
-impl InvalidKey {
-    pub(crate) fn new(why: impl Into<String>) -> Self {
-        InvalidKey(why.into())
-    }
-}
 
 /// One group's source.
 #[derive(Clone, Debug)]
@@ -66,32 +55,6 @@ impl DataSource {
             ))),
         })
     }
-
-    /// Whether [`check_key`](Self::check_key) can refuse a key: the demo table takes any.
-    pub(crate) fn refuses_keys(&self) -> bool {
-        match self {
-            DataSource::Demo(_) => false,
-            DataSource::Http(_) | DataSource::Dir(_) => true,
-        }
-    }
-
-    /// Refuses keys this source would never look up, before any cache or peer sees them.
-    ///
-    /// For `dir:` this resolves symlinks on disk (metadata only, never the file's contents),
-    /// so it runs on the blocking pool.
-    pub(crate) async fn check_key(&self, key: &str) -> Result<(), InvalidKey> {
-        match self {
-            DataSource::Demo(_) => Ok(()),
-            DataSource::Http(origin) => origin.check_key(key),
-            DataSource::Dir(dir) => {
-                let dir = Arc::clone(dir);
-                let key = key.to_owned();
-                tokio::task::spawn_blocking(move || dir.check_key_on_disk(&key))
-                    .await
-                    .unwrap_or_else(|_| Err(InvalidKey::new("key check was interrupted")))
-            }
-        }
-    }
 }
 
 impl Getter for DataSource {
@@ -100,6 +63,16 @@ impl Getter for DataSource {
             DataSource::Demo(table) => table.get(key).await,
             DataSource::Dir(dir) => dir.load(key).await,
             DataSource::Http(origin) => origin.load(key).await,
+        }
+    }
+
+    /// The checks that need no I/O: the group runs them on every get, cache hits included.
+    /// `dir:`'s symlink check needs the disk, so it runs in `get`, on a miss only.
+    fn check_key(&self, key: &str) -> Result<(), Rejected> {
+        match self {
+            DataSource::Demo(_) => Ok(()),
+            DataSource::Dir(_) => dir::check_key_syntax(key),
+            DataSource::Http(_) => origin::check_key(key),
         }
     }
 }

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use geecache_group::{ByteView, LoadError, Loaded};
+use geecache_group::{ByteView, LoadError, Loaded, Rejected};
 use geecache_transport_http::path;
 use http::StatusCode;
 
-use super::InvalidKey;
 use crate::client::{self, FetchError, Fetched, HttpClient};
 
 /// An `http:` source.
@@ -41,19 +40,9 @@ impl HttpOrigin {
         format!("{}{}", self.base, path::encode(key))
     }
 
-    /// Refuses the two keys that encoding cannot make safe: `.` and `..` stay dot segments
-    /// after encoding, and an origin would resolve them against the base path.
-    pub(crate) fn check_key(&self, key: &str) -> Result<(), InvalidKey> {
-        match key {
-            "." | ".." => Err(InvalidKey::new(
-                "'.' and '..' cannot be fetched from an origin",
-            )),
-            _ => Ok(()),
-        }
-    }
-
     pub(crate) async fn load(&self, key: &str) -> Result<Loaded, LoadError> {
-        self.check_key(key).map_err(LoadError::failed)?;
+        // Again here, for a caller that loads without the group's check.
+        check_key(key)?;
         let url = self.url_for(key);
         let fetched = client::get(&self.client, &url, None, self.timeout, self.max_bytes)
             .await
@@ -64,6 +53,17 @@ impl HttpOrigin {
                 other => LoadError::failed(format!("origin {url}: {other}")),
             })?;
         answer(&url, &fetched)
+    }
+}
+
+/// Refuses the two keys that encoding cannot make safe: `.` and `..` stay dot segments after
+/// encoding, and an origin would resolve them against the base path.
+pub(crate) fn check_key(key: &str) -> Result<(), Rejected> {
+    match key {
+        "." | ".." => Err(Rejected::new(
+            "'.' and '..' cannot be fetched from an origin",
+        )),
+        _ => Ok(()),
     }
 }
 

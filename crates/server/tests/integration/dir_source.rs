@@ -1,5 +1,7 @@
 //! `serve` with a `dir:` source: files come back byte for byte, and no key leaves the root.
 
+use geecache_transport_http::ErrorKind;
+
 use crate::support::{Server, metric, parse_metrics, write_file};
 
 /// A root holding files, a secret beside it, and (on Unix) a symlink pointing out.
@@ -68,6 +70,7 @@ fn path_escapes_are_refused_with_400_and_never_read() {
         attempts.push("/api/files/escape/secret.txt");
         attempts.push("/api/files/escape%2Fsecret.txt");
     }
+    let tried = attempts.len() as f64;
     for path in attempts {
         let r = node.get(path);
         assert_eq!(r.status, 400, "{path}: {} {}", r.status, r.text());
@@ -79,10 +82,10 @@ fn path_escapes_are_refused_with_400_and_never_read() {
         assert!(!r.text().contains("TOP SECRET"));
         assert_eq!(
             r.headers.get("x-geecache-error").map(String::as_str),
-            Some("invalid-key")
+            Some(ErrorKind::InvalidKey.as_str())
         );
     }
-    // Nothing was loaded for any of them.
+    // Nothing was loaded for any of them: each get was refused as a rejected key.
     let scrape = parse_metrics(&node.get("/metrics").text());
     let files = [("group", "files")];
     assert_eq!(
@@ -90,7 +93,11 @@ fn path_escapes_are_refused_with_400_and_never_read() {
         Some(0.0)
     );
     assert_eq!(
+        metric(&scrape, "geecache_group_keys_rejected_total", &files),
+        Some(tried)
+    );
+    assert_eq!(
         metric(&scrape, "geecache_group_gets_total", &files),
-        Some(0.0)
+        Some(tried)
     );
 }

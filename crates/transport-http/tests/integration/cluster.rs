@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
-use geecache_transport_http::PEER_HEADER;
+use geecache_transport_http::{ErrorKind, PEER_HEADER};
 use http::{Method, StatusCode};
 
 use crate::support::{Cluster, Options, get, send, value_of};
@@ -134,10 +134,7 @@ async fn remove_clears_the_owner_and_every_hot_copy() {
 
     // The same through the library call, made on the owner.
     let generation = cluster.world.bump();
-    let removal = cluster.nodes[owner]
-        .pool
-        .remove(&cluster.nodes[owner].group, &key)
-        .await;
+    let removal = cluster.nodes[owner].group.remove(&key).await;
     assert!(removal.is_complete(), "{removal:?}");
     assert!(removal.cached_here);
     assert_eq!(cached_items(&cluster), vec![(0, 0); 3]);
@@ -303,4 +300,27 @@ async fn set_peers_while_requests_are_in_flight() {
             .contains(&cluster.nodes[1].url)
     );
     assert_eq!(node0.group.stats().peer_errors, 0);
+}
+
+// A peer's `invalid-key` is an answer, passed on as it is: the asking node neither counts a
+// peer error nor loads the key itself.
+#[tokio::test]
+async fn a_peers_invalid_key_is_an_answer_not_a_failure() {
+    let cluster = Cluster::start(Options::default()).await;
+    let key = cluster.key_owned_by(1, "deny");
+    let answer = get(&cluster.nodes[0].api(&key)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    assert_eq!(
+        answer.header("x-geecache-error"),
+        Some(ErrorKind::InvalidKey.as_str())
+    );
+    assert_eq!(
+        answer.text(),
+        format!("invalid key: the source refuses {key}\n")
+    );
+    let loads = cluster.world.loads_of(&key);
+    assert_eq!(loads.len(), 1, "loaded by the owner only: {loads:?}");
+    assert_eq!(loads[0], cluster.nodes[1].url);
+    let stats = cluster.nodes[0].group.stats();
+    assert_eq!((stats.peer_errors, stats.keys_rejected), (0, 1));
 }

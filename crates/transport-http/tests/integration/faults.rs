@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use geecache_transport_http::proto::GetResponse;
-use geecache_transport_http::{PeerOutcome, serve};
+use geecache_transport_http::{ErrorKind, PeerOutcome, serve};
 use http::StatusCode;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -264,7 +264,10 @@ async fn a_peers_not_found_is_an_answer() {
     let key = cluster.key_owned_by(1, "missing");
     let answer = get(&cluster.nodes[0].api(&key)).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
-    assert_eq!(answer.header("x-geecache-error"), Some("not-found"));
+    assert_eq!(
+        answer.header("x-geecache-error"),
+        Some(ErrorKind::NotFound.as_str())
+    );
     // Asked of the owner only; the asking node did not load it again.
     assert_eq!(
         cluster.world.loads_of(&key),
@@ -283,7 +286,10 @@ async fn a_peers_load_failure_falls_back_and_fails_here_too() {
     let key = cluster.key_owned_by(1, "fail");
     let answer = get(&cluster.nodes[0].api(&key)).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(answer.header("x-geecache-error"), Some("load-failed"));
+    assert_eq!(
+        answer.header("x-geecache-error"),
+        Some(ErrorKind::LoadFailed.as_str())
+    );
     assert!(
         answer.text().contains("the source is down for fail"),
         "{}",

@@ -361,14 +361,13 @@ impl RustNode {
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let pool = HttpPool::builder(url.clone())
             .base_path(BASE_PATH)
-            .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("building the pool");
         let loads = LoadCounts::default();
         let counted = Arc::clone(&loads);
         let registry = Registry::new();
         let group = Group::builder(GROUP)
-            .registry(&registry)
+            .register(&registry)
             .peers(pool.clone())
             .peer_timeout(REQUEST_TIMEOUT)
             .getter(getter_fn(move |key: String| {

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::body::Body;
 use geecache_group::{Group, Registry};
 use geecache_transport_http::proto::GetResponse;
-use geecache_transport_http::{PEER_HEADER, RouterConfig, router, try_router};
+use geecache_transport_http::{ErrorKind, PEER_HEADER, RouterConfig, router, try_router};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use prost::Message;
@@ -30,7 +30,7 @@ fn app_with(config: impl FnOnce(RouterConfig) -> RouterConfig) -> (Router, World
     let registry = Registry::new();
     let world = World::default();
     Group::builder(GROUP)
-        .registry(&registry)
+        .register(&registry)
         .getter(Loader {
             node: "local".into(),
             world: world.clone(),
@@ -141,49 +141,81 @@ async fn the_client_route_answers_raw_bytes() {
 #[tokio::test]
 async fn bad_paths_get_precise_statuses() {
     let app = app();
-    let cases: &[(&str, StatusCode, &str)] = &[
-        ("/_geecache/g/%zz", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache/g/a%", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache/g/%FF%FE", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache/%FF/k", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache/g", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache/g/", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache/", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache//k", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/api/g", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/api/g/%C3", StatusCode::BAD_REQUEST, "bad-path"),
-        ("/_geecache/nope/k", StatusCode::NOT_FOUND, "unknown-group"),
-        ("/api/nope/k", StatusCode::NOT_FOUND, "unknown-group"),
-        ("/_geecache/g/missing1", StatusCode::NOT_FOUND, "not-found"),
-        ("/api/g/missing1", StatusCode::NOT_FOUND, "not-found"),
+    let cases: &[(&str, StatusCode, ErrorKind)] = &[
+        (
+            "/_geecache/g/%zz",
+            StatusCode::BAD_REQUEST,
+            ErrorKind::BadPath,
+        ),
+        (
+            "/_geecache/g/a%",
+            StatusCode::BAD_REQUEST,
+            ErrorKind::BadPath,
+        ),
+        (
+            "/_geecache/g/%FF%FE",
+            StatusCode::BAD_REQUEST,
+            ErrorKind::BadPath,
+        ),
+        (
+            "/_geecache/%FF/k",
+            StatusCode::BAD_REQUEST,
+            ErrorKind::BadPath,
+        ),
+        ("/_geecache/g", StatusCode::BAD_REQUEST, ErrorKind::BadPath),
+        ("/_geecache/g/", StatusCode::BAD_REQUEST, ErrorKind::BadPath),
+        ("/_geecache/", StatusCode::BAD_REQUEST, ErrorKind::BadPath),
+        ("/_geecache//k", StatusCode::BAD_REQUEST, ErrorKind::BadPath),
+        ("/api/g", StatusCode::BAD_REQUEST, ErrorKind::BadPath),
+        ("/api/g/%C3", StatusCode::BAD_REQUEST, ErrorKind::BadPath),
+        (
+            "/_geecache/nope/k",
+            StatusCode::NOT_FOUND,
+            ErrorKind::UnknownGroup,
+        ),
+        (
+            "/api/nope/k",
+            StatusCode::NOT_FOUND,
+            ErrorKind::UnknownGroup,
+        ),
+        (
+            "/_geecache/g/missing1",
+            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
+        ),
+        (
+            "/api/g/missing1",
+            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
+        ),
         (
             "/_geecache/g/fail1",
             StatusCode::INTERNAL_SERVER_ERROR,
-            "load-failed",
+            ErrorKind::LoadFailed,
         ),
-        ("/nowhere", StatusCode::NOT_FOUND, "no-route"),
+        ("/nowhere", StatusCode::NOT_FOUND, ErrorKind::NoRoute),
         // max_key_bytes is 16 here.
         (
             "/_geecache/g/kkkkkkkkkkkkkkkkk",
             StatusCode::URI_TOO_LONG,
-            "key-too-long",
+            ErrorKind::KeyTooLong,
         ),
         (
             "/api/g/kkkkkkkkkkkkkkkkk",
             StatusCode::URI_TOO_LONG,
-            "key-too-long",
+            ErrorKind::KeyTooLong,
         ),
         // 17 bytes once decoded, 51 raw.
         (
             "/_geecache/g/%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B%6B",
             StatusCode::URI_TOO_LONG,
-            "key-too-long",
+            ErrorKind::KeyTooLong,
         ),
     ];
     for &(uri, status, kind) in cases {
         assert_eq!(
             status_and_kind(&app, uri).await,
-            (status, Some(kind.to_owned())),
+            (status, Some(kind.as_str().to_owned())),
             "{uri}"
         );
     }
@@ -238,7 +270,7 @@ async fn tokens_guard_peer_and_admin_routes() {
     for uri in ["/_geecache/g/k1", "/healthz", "/stats"] {
         let none = call(&app, Method::GET, uri, &[]).await;
         assert_eq!(none.status, StatusCode::UNAUTHORIZED, "{uri}");
-        assert_eq!(none.kind.as_deref(), Some("unauthorized"));
+        assert_eq!(none.kind.as_deref(), Some(ErrorKind::Unauthorized.as_str()));
         let wrong = call(
             &app,
             Method::GET,
@@ -367,7 +399,141 @@ fn invalid_configurations_are_errors() {
     let registry = Registry::new;
     assert!(try_router(RouterConfig::new(registry()).base_path("no-slash")).is_err());
     assert!(try_router(RouterConfig::new(registry()).base_path("/api/")).is_err());
+    assert!(try_router(RouterConfig::new(registry()).base_path("/metrics/")).is_err());
     assert!(try_router(RouterConfig::new(registry()).max_key_bytes(0)).is_err());
     assert!(try_router(RouterConfig::new(registry()).peer_token(Some(String::new()))).is_err());
     assert!(try_router(RouterConfig::new(registry()).base_path("/_groupcache/")).is_ok());
+}
+
+// A key the group's source refuses is 400 `invalid-key` on both routes, whether its text gives
+// it away (the key check, before the cache) or only the load does.
+#[tokio::test]
+async fn refused_keys_are_invalid_key() {
+    let (app, world) = app_with(|c| c);
+    for uri in [
+        "/api/g/bad1",
+        "/_geecache/g/bad1",
+        "/api/g/deny1",
+        "/_geecache/g/deny1",
+    ] {
+        let reply = call(&app, Method::GET, uri, &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(
+            reply.kind.as_deref(),
+            Some(ErrorKind::InvalidKey.as_str()),
+            "{uri}"
+        );
+        assert!(
+            reply.text().starts_with("invalid key: "),
+            "{uri}: {}",
+            reply.text()
+        );
+    }
+    assert!(world.loads_of("bad1").is_empty(), "refused before any load");
+    assert_eq!(
+        world.loads_of("deny1").len(),
+        2,
+        "never cached: each get loads again"
+    );
+}
+
+#[tokio::test]
+async fn readiness_and_metrics_come_from_the_application() {
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&ready);
+    let (app, _) = app_with(|c| {
+        c.readiness(
+            move || match flag.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Ok(()),
+                false => Err("warming up".to_owned()),
+            },
+        )
+        .metrics(
+            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            || "hits 1\n".to_owned(),
+        )
+    });
+    let not_ready = call(&app, Method::GET, "/readyz", &[]).await;
+    assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        not_ready.kind.as_deref(),
+        Some(ErrorKind::NotReady.as_str())
+    );
+    assert_eq!(not_ready.text(), "not ready: warming up\n");
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let now_ready = call(&app, Method::GET, "/readyz", &[]).await;
+    assert_eq!(
+        (now_ready.status, now_ready.text().as_str()),
+        (StatusCode::OK, "ready\n")
+    );
+
+    let metrics = call(&app, Method::GET, "/metrics", &[]).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert_eq!(
+        metrics.content_type.as_deref(),
+        Some("text/plain; version=0.0.4")
+    );
+    assert_eq!(metrics.text(), "hits 1\n");
+
+    // Without a renderer there is no such route.
+    let (bare, _) = app_with(|c| c);
+    let none = call(&bare, Method::GET, "/metrics", &[]).await;
+    assert_eq!(none.kind.as_deref(), Some(ErrorKind::NoRoute.as_str()));
+    let always = call(&bare, Method::GET, "/readyz", &[]).await;
+    assert_eq!(always.status, StatusCode::OK, "ready unless told otherwise");
+}
+
+// Every admin route sits behind the peer token, the application's included: one guard, one
+// answer.
+#[tokio::test]
+async fn the_peer_token_guards_readyz_and_metrics_too() {
+    let (app, _) = app_with(|c| {
+        c.peer_token(Some("s3cret".into()))
+            .metrics(http::HeaderValue::from_static("text/plain"), String::new)
+    });
+    for uri in ["/readyz", "/metrics"] {
+        let refused = call(&app, Method::GET, uri, &[]).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(
+            refused.kind.as_deref(),
+            Some(ErrorKind::Unauthorized.as_str())
+        );
+        let admitted = call(
+            &app,
+            Method::GET,
+            uri,
+            &[("authorization", "Bearer s3cret")],
+        )
+        .await;
+        assert_eq!(admitted.status, StatusCode::OK, "{uri}");
+    }
+    // A path no route matches is `no-route`, token or not.
+    let stray = call(&app, Method::GET, "/nowhere", &[]).await;
+    assert_eq!(stray.kind.as_deref(), Some(ErrorKind::NoRoute.as_str()));
+}
+
+// A group's name is any string: the path escapes it, so `/` in a name needs no rule.
+#[tokio::test]
+async fn a_group_name_with_a_slash_is_served_escaped() {
+    let registry = Registry::new();
+    let world = World::default();
+    Group::builder("team/scores")
+        .register(&registry)
+        .getter(Loader {
+            node: "local".into(),
+            world: world.clone(),
+            gate: None,
+        })
+        .build()
+        .expect("any non-empty name");
+    let app = router(RouterConfig::new(registry));
+    let reply = call(&app, Method::GET, "/api/team%2Fscores/k1", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.text(), value_of("k1", 0));
+    let raw = call(&app, Method::GET, "/api/team/scores/k1", &[]).await;
+    assert_eq!(
+        raw.kind.as_deref(),
+        Some(ErrorKind::UnknownGroup.as_str()),
+        "group is `team`"
+    );
 }

@@ -65,7 +65,7 @@ async fn shutdown_drains_in_flight_requests_and_answers_503_on_open_connections(
     let (gate, mut control) = gate();
     let world = World::default();
     let _group: Arc<Group> = Group::builder(GROUP)
-        .registry(&registry)
+        .register(&registry)
         .getter(Loader {
             node: "solo".into(),
             world,

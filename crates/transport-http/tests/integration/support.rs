@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use geecache_group::{Group, LoadError, Loaded, Registry};
+use geecache_group::{Group, LoadError, Loaded, Registry, Rejected};
 use geecache_transport_http::{HttpPool, PeerObserver, PeerOutcome, RouterConfig, router, serve};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -141,11 +141,22 @@ impl geecache_group::Getter for Loader {
         if key.starts_with("fail") {
             return Err(LoadError::failed(format!("the source is down for {key}")));
         }
+        if key.starts_with("deny") {
+            return Err(Rejected::new(format!("the source refuses {key}")).into());
+        }
         let value = Loaded::from(value_of(key, self.world.generation()));
         if key.starts_with("ttl") {
             return Ok(value.with_ttl(Duration::from_secs(60)));
         }
         Ok(value)
+    }
+
+    /// Keys starting with `bad` are refused by their text alone, before any cache.
+    fn check_key(&self, key: &str) -> Result<(), Rejected> {
+        match key.starts_with("bad") {
+            true => Err(Rejected::new("keys may not start with 'bad'")),
+            false => Ok(()),
+        }
     }
 }
 
@@ -179,6 +190,7 @@ pub(crate) struct Options {
     pub(crate) server_token: Option<String>,
     /// What the pools send.
     pub(crate) pool_token: Option<String>,
+    /// The groups' peer timeout.
     pub(crate) timeout: Duration,
     pub(crate) max_response_bytes: usize,
     /// Nodes (by index) whose loaders hold `slow*` keys at a gate.
@@ -276,7 +288,6 @@ impl Cluster {
             let url = urls[i].clone();
             let outcomes = Arc::new(Outcomes::default());
             let pool = HttpPool::builder(url.as_str())
-                .timeout(options.timeout)
                 .max_response_bytes(options.max_response_bytes)
                 .peer_token(options.pool_token.clone())
                 .observer(outcomes.clone())
@@ -292,9 +303,9 @@ impl Cluster {
             gates.push(control);
             let registry = Registry::new();
             let group = Group::builder(GROUP)
-                .registry(&registry)
+                .register(&registry)
                 .hot_admission(options.hot_admission)
-                .peer_timeout(PATIENT)
+                .peer_timeout(options.timeout)
                 .peers(pool.clone())
                 .getter(Loader {
                     node: url.clone(),

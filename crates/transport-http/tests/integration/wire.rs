@@ -13,7 +13,6 @@ use crate::support::{Cluster, GROUP, Options, PATIENT, value_of};
 /// A pool that sees only `node` as a peer (its own URL is never contacted).
 fn client_pool(node: &str) -> std::sync::Arc<HttpPool> {
     let pool = HttpPool::builder("http://127.0.0.1:9")
-        .timeout(PATIENT)
         .build()
         .expect("valid pool");
     pool.set_peers([node]).expect("valid peers");

@@ -1,0 +1,113 @@
+//! The error vocabulary of the wire: one kind per way a request can fail.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// What went wrong with a request, as the `x-geecache-error` header names it.
+///
+/// Every error answer carries its kind, so programs never parse the human-readable body. The
+/// router answers with these, and the peer client and the `geecache get` command read them
+/// back with [`ErrorKind::parse`]; no other code matches the strings.
+///
+/// ```
+/// use geecache_transport_http::ErrorKind;
+///
+/// assert_eq!(ErrorKind::parse("not-found"), Some(ErrorKind::NotFound));
+/// assert_eq!(ErrorKind::InvalidKey.as_str(), "invalid-key");
+/// assert_eq!(ErrorKind::InvalidKey.status(), http::StatusCode::BAD_REQUEST);
+/// assert_eq!(ErrorKind::parse("no-such-kind"), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// 404 `not-found`: the group's source has no value for the key. An answer, not a failure.
+    NotFound,
+    /// 400 `invalid-key`: the group's source refuses the key. An answer, not a failure.
+    InvalidKey,
+    /// 404 `unknown-group`: this node serves no group of that name.
+    UnknownGroup,
+    /// 400 `bad-path`: the path is not `{base}{group}/{key}`, an escape is malformed, or the
+    /// key is empty.
+    BadPath,
+    /// 414 `key-too-long`: the key is over the node's limit.
+    KeyTooLong,
+    /// 401 `unauthorized`: the route needs a bearer token and the request had none, or
+    /// another.
+    Unauthorized,
+    /// 500 `load-failed`: the source failed (or its loader panicked).
+    LoadFailed,
+    /// 503 `shutting-down`: the node is draining; try another.
+    ShuttingDown,
+    /// 503 `not-ready` (on `/readyz`): the node should not get traffic yet.
+    NotReady,
+    /// 404 `no-route`: no route has this path.
+    NoRoute,
+    /// 500 `internal`: anything else.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, e.g. for documentation or exhaustive tests.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::NotFound,
+        ErrorKind::InvalidKey,
+        ErrorKind::UnknownGroup,
+        ErrorKind::BadPath,
+        ErrorKind::KeyTooLong,
+        ErrorKind::Unauthorized,
+        ErrorKind::LoadFailed,
+        ErrorKind::ShuttingDown,
+        ErrorKind::NotReady,
+        ErrorKind::NoRoute,
+        ErrorKind::Internal,
+    ];
+
+    /// The kind's name on the wire, e.g. `"not-found"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::InvalidKey => "invalid-key",
+            ErrorKind::UnknownGroup => "unknown-group",
+            ErrorKind::BadPath => "bad-path",
+            ErrorKind::KeyTooLong => "key-too-long",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::LoadFailed => "load-failed",
+            ErrorKind::ShuttingDown => "shutting-down",
+            ErrorKind::NotReady => "not-ready",
+            ErrorKind::NoRoute => "no-route",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The kind a header value names, or `None` for a name this version does not know (a
+    /// newer node's, or not geecache's at all).
+    #[must_use]
+    pub fn parse(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
+    /// The status code answers of this kind carry.
+    #[must_use]
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::NotFound | ErrorKind::UnknownGroup | ErrorKind::NoRoute => {
+                StatusCode::NOT_FOUND
+            }
+            ErrorKind::InvalidKey | ErrorKind::BadPath => StatusCode::BAD_REQUEST,
+            ErrorKind::KeyTooLong => StatusCode::URI_TOO_LONG,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::LoadFailed | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::ShuttingDown | ErrorKind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,331 @@
+//! The HTTP routes, one module per audience: peers, clients and operators.
+//!
+//! Each audience's routes are a small router of their own, behind their own token
+//! ([`RequireBearer`], applied with `route_layer`); [`try_router`] merges them and adds the
+//! fallback. Handlers return `Result<Response, Failure>`, so an error is answered the same way
+//! wherever it comes from.
+
+mod admin;
+mod api;
+mod peer;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use geecache_group::{Group, Registry, Removal, Source};
+
+use crate::DEFAULT_BASE_PATH;
+use crate::auth::{RequireBearer, Token};
+use crate::error::Error;
+use crate::failure::{Failure, quoted};
+use crate::kind::ErrorKind;
+use crate::names;
+use crate::path::{self, Decoding, PathError};
+use crate::pool::HttpPool;
+use crate::validate;
+
+/// The client route's prefix.
+const API_BASE: &str = "/api/";
+
+/// Whether the node is ready for traffic; `Err` says why not.
+type Readiness = dyn Fn() -> Result<(), String> + Send + Sync;
+/// The metrics exposition, rendered on each scrape.
+type Metrics = dyn Fn() -> String + Send + Sync;
+
+/// Everything the HTTP routes need: the groups, the pool, limits, secrets, and the hooks
+/// behind `/readyz` and `/metrics`.
+///
+/// ```
+/// use geecache_group::Registry;
+/// use geecache_transport_http::{RouterConfig, router};
+///
+/// let app = router(
+///     RouterConfig::new(Registry::new())
+///         .max_key_bytes(1024)
+///         .readiness(|| Ok(()))
+///         .metrics(http::HeaderValue::from_static("text/plain"), || "# EOF\n".into()),
+/// );
+/// # let _ = app;
+/// ```
+#[must_use]
+pub struct RouterConfig {
+    registry: Registry,
+    pool: Option<Arc<HttpPool>>,
+    base_path: Option<String>,
+    max_key_bytes: usize,
+    peer_token: Option<String>,
+    api_token: Option<String>,
+    readiness: Option<Arc<Readiness>>,
+    metrics: Option<(HeaderValue, Arc<Metrics>)>,
+}
+
+impl RouterConfig {
+    /// Routes serving the groups of `registry`, with no pool, the default base path, a 64 KiB
+    /// key limit, no tokens, a `/readyz` that is always ready and no `/metrics`.
+    pub fn new(registry: Registry) -> Self {
+        RouterConfig {
+            registry,
+            pool: None,
+            base_path: None,
+            max_key_bytes: 64 << 10,
+            peer_token: None,
+            api_token: None,
+            readiness: None,
+            metrics: None,
+        }
+    }
+
+    /// The node's pool: `/stats` lists its peers, and the peer route's base path is the
+    /// pool's. (Removals reach the other nodes through each group's own peers.)
+    pub fn pool(mut self, pool: Arc<HttpPool>) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The peer route's base path when there is no pool. Default `/_geecache/`.
+    pub fn base_path(mut self, base: impl Into<String>) -> Self {
+        self.base_path = Some(base.into());
+        self
+    }
+
+    /// The longest key accepted, in bytes after decoding. Default 64 KiB. A longer key is
+    /// answered with 414 before any group sees it.
+    pub fn max_key_bytes(mut self, n: usize) -> Self {
+        self.max_key_bytes = n;
+        self
+    }
+
+    /// A shared secret that peer and admin routes require as `Authorization: Bearer <token>`.
+    /// Default none: those routes are open, as in groupcache.
+    pub fn peer_token(mut self, token: Option<String>) -> Self {
+        self.peer_token = token;
+        self
+    }
+
+    /// A secret the client routes (`/api/...`) require as `Authorization: Bearer <token>`.
+    /// Default none: the client routes are open.
+    pub fn api_token(mut self, token: Option<String>) -> Self {
+        self.api_token = token;
+        self
+    }
+
+    /// What `GET /readyz` asks: `Ok(())` answers 200 `ready`, `Err(why)` answers 503
+    /// `not-ready` with the reason. Called on every probe; keep it cheap. Default: ready.
+    pub fn readiness(
+        mut self,
+        check: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.readiness = Some(Arc::new(check));
+        self
+    }
+
+    /// Serves `GET /metrics`: `render` makes the body on each scrape, sent with
+    /// `content_type` (e.g. the OpenMetrics text format's). Default: no `/metrics` route.
+    pub fn metrics(
+        mut self,
+        content_type: HeaderValue,
+        render: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.metrics = Some((content_type, Arc::new(render)));
+        self
+    }
+}
+
+impl fmt::Debug for RouterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RouterConfig")
+            .field("registry", &self.registry)
+            .field("pool", &self.pool)
+            .field("base_path", &self.base_path)
+            .field("max_key_bytes", &self.max_key_bytes)
+            .field("peer_token", &redacted(&self.peer_token))
+            .field("api_token", &redacted(&self.api_token))
+            .field("readiness", &self.readiness.is_some())
+            .field("metrics", &self.metrics.as_ref().map(|(ct, _)| ct))
+            .finish()
+    }
+}
+
+/// The routes of a node, as a plain axum [`Router`] that can be extended with more routes and
+/// layers.
+///
+/// | route | answer |
+/// |---|---|
+/// | `GET {base}{group}/{key}` | 200 `application/x-protobuf` [`GetResponse`](crate::proto::GetResponse) |
+/// | `DELETE {base}{group}/{key}` | 204 once removed (see [`Group::remove_for_peer`]) |
+/// | `GET /api/{group}/{key}` | 200 `application/octet-stream`, the value's bytes |
+/// | `DELETE /api/{group}/{key}` | 204 once removed everywhere ([`Group::remove`]) |
+/// | `GET /healthz` | 200 `ok` |
+/// | `GET /readyz` | 200 `ready`, or 503 `not-ready` (see [`RouterConfig::readiness`]) |
+/// | `GET /stats` | 200 JSON: every group's counters, and the peers |
+/// | `GET /metrics` | 200, the exposition (only with [`RouterConfig::metrics`]) |
+///
+/// Errors are plain text with an `x-geecache-error` kind ([`ErrorKind`]); see
+/// `docs/wire-protocol.md` for the full protocol. The path is read raw from the request URI,
+/// so mount the router at the root (not under [`Router::nest`], which strips a prefix).
+///
+/// # Panics
+///
+/// If the configuration is invalid: a bad base path (see [`Error::InvalidBasePath`]), a zero
+/// key limit, or a bad token. [`try_router`] returns the error instead.
+pub fn router(config: RouterConfig) -> Router {
+    match try_router(config) {
+        Ok(router) => router,
+        Err(error) => panic!("invalid router configuration: {error}"),
+    }
+}
+
+/// Like [`router`], returning an invalid configuration as an error.
+///
+/// # Errors
+///
+/// [`Error::InvalidBasePath`] (also when it differs from the pool's), [`Error::Zero`] for a
+/// zero key limit, [`Error::InvalidToken`].
+pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
+    let base = match (&config.pool, config.base_path) {
+        (Some(pool), Some(base)) if base != pool.base_path() => {
+            return Err(Error::InvalidBasePath {
+                base,
+                reason: "differs from the pool's base path",
+            });
+        }
+        (Some(pool), _) => pool.base_path().to_owned(),
+        (None, Some(base)) => base,
+        (None, None) => DEFAULT_BASE_PATH.to_owned(),
+    };
+    validate::base_path(&base)?;
+    if config.max_key_bytes == 0 {
+        return Err(Error::Zero("max_key_bytes"));
+    }
+    let peer_token = Token::from_option(config.peer_token)?;
+    let api_token = Token::from_option(config.api_token)?;
+    let app = App(Arc::new(AppInner {
+        registry: config.registry,
+        pool: config.pool,
+        base: base.clone(),
+        max_key_bytes: config.max_key_bytes,
+        readiness: config.readiness,
+        metrics: config.metrics,
+    }));
+    let peer = guarded(peer::routes(&base), peer_token.clone());
+    let api = guarded(api::routes(API_BASE), api_token);
+    let admin = guarded(admin::routes(app.0.metrics.is_some()), peer_token);
+    Ok(Router::new()
+        .merge(peer)
+        .merge(api)
+        .merge(admin)
+        .fallback(no_route)
+        .with_state(app))
+}
+
+/// `routes` behind `token`, if there is one. Without a token no layer is added, so an open
+/// route costs nothing for the check it does not make.
+fn guarded(routes: Router<App>, token: Option<Token>) -> Router<App> {
+    match token {
+        Some(token) => routes.route_layer(RequireBearer::from_token(token)),
+        None => routes,
+    }
+}
+
+#[derive(Clone)]
+struct App(Arc<AppInner>);
+
+struct AppInner {
+    registry: Registry,
+    pool: Option<Arc<HttpPool>>,
+    base: String,
+    max_key_bytes: usize,
+    readiness: Option<Arc<Readiness>>,
+    metrics: Option<(HeaderValue, Arc<Metrics>)>,
+}
+
+impl App {
+    /// Reads `{prefix}{group}/{key}` from the raw path and finds the group.
+    fn locate<'u>(
+        &self,
+        uri: &'u Uri,
+        prefix: &str,
+        decoding: Decoding,
+    ) -> Result<(Arc<Group>, Cow<'u, str>), Failure> {
+        let (raw_group, raw_key) = path::split(uri.path(), prefix).map_err(|e| bad_path(&e))?;
+        let max = self.0.max_key_bytes;
+        // An escape is three bytes for one, so a raw key over three times the limit is too
+        // long whatever it decodes to; refuse it before spending time on decoding.
+        if raw_key.len() > max.saturating_mul(3) {
+            return Err(key_too_long(raw_key.len(), max, "at least "));
+        }
+        let group = path::decode(raw_group.as_bytes(), decoding).map_err(|e| bad_path(&e))?;
+        let key = path::decode(raw_key.as_bytes(), decoding).map_err(|e| bad_path(&e))?;
+        if key.len() > max {
+            return Err(key_too_long(key.len(), max, ""));
+        }
+        if key.is_empty() {
+            return Err(Failure::new(ErrorKind::BadPath, "empty key"));
+        }
+        let Some(group) = self.0.registry.get(&group) else {
+            return Err(Failure::new(
+                ErrorKind::UnknownGroup,
+                format!("no such group: {:?}", quoted(&group)),
+            ));
+        };
+        Ok((group, key))
+    }
+}
+
+fn bad_path(error: &PathError) -> Failure {
+    Failure::new(ErrorKind::BadPath, format!("malformed path: {error}"))
+}
+
+fn key_too_long(len: usize, max: usize, qualifier: &str) -> Failure {
+    Failure::new(
+        ErrorKind::KeyTooLong,
+        format!("key is {qualifier}{len} bytes, over the limit of {max}"),
+    )
+}
+
+fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::MainCache => "main",
+        Source::HotCache => "hot",
+        Source::Peer => "peer",
+        Source::Loader => "loader",
+        _ => "other",
+    }
+}
+
+fn with_source(mut response: Response, source: Source) -> Response {
+    response
+        .headers_mut()
+        .insert(names::SOURCE, HeaderValue::from_static(source_name(source)));
+    response
+}
+
+async fn no_route(uri: Uri) -> Response {
+    Failure::new(
+        ErrorKind::NoRoute,
+        format!("no route for {:?}", quoted(uri.path())),
+    )
+    .into_response()
+}
+
+/// 204 when every member confirmed; 200 naming the members that did not otherwise.
+fn removal_response(removal: &Removal) -> Response {
+    if removal.is_complete() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let list = removal.unconfirmed.join(",");
+    let mut response = (
+        StatusCode::OK,
+        format!("removed; these peers did not confirm: {list}\n"),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::try_from(list) {
+        response.headers_mut().insert(names::UNCONFIRMED, value);
+    }
+    response
+}

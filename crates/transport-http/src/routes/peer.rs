@@ -1,0 +1,81 @@
+//! The peer routes: groupcache's `GET {base}{group}/{key}`, and removals between nodes.
+
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use geecache_group::{Fetched, Origin, RemoveMode};
+use prost::Message;
+
+use super::{App, bad_path, removal_response, with_source};
+use crate::failure::Failure;
+use crate::path::{Decoding, PathError};
+use crate::proto::GetResponse;
+use crate::{FANOUT_HEADER, PEER_HEADER, PROTOBUF};
+
+pub(super) fn routes(base: &str) -> Router<App> {
+    // The catch-all `{*rest}` only decides which handler runs; handlers read the raw path
+    // from the URI themselves, because the router's own captures are percent-decoded (with
+    // `+` left alone) and would lose the difference between `/` and `%2F`.
+    Router::new()
+        .route(&format!("{base}{{*rest}}"), get(fetch).delete(remove))
+        .route(base, any(missing_group))
+}
+
+fn is_marked(headers: &HeaderMap, name: &str) -> bool {
+    headers.get(name).is_some_and(|v| v.as_bytes() == b"1")
+}
+
+async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Failure> {
+    // Read in place: the `HeaderMap` and `Uri` extractors would copy them.
+    let (headers, uri) = (request.headers(), request.uri());
+    let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
+    // Only our own nodes mark their requests. A Go groupcache node sends none: it is then
+    // served as groupcache serves it, and may be forwarded to the owner this node knows.
+    let origin = match is_marked(headers, PEER_HEADER) {
+        true => Origin::Peer,
+        false => Origin::Client,
+    };
+    let fetched = group
+        .fetch(&key, origin)
+        .await
+        .map_err(|e| Failure::of_get(group.name(), &key, &e))?;
+    Ok(protobuf_response(fetched))
+}
+
+fn protobuf_response(fetched: Fetched) -> Response {
+    let source = fetched.source;
+    let message = GetResponse::with_ttl(fetched.value, fetched.ttl, SystemTime::now());
+    let body = Bytes::from(message.encode_to_vec());
+    let response = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))],
+        body,
+    );
+    with_source(response.into_response(), source)
+}
+
+async fn remove(State(app): State<App>, request: Request) -> Result<Response, Failure> {
+    let (headers, uri) = (request.headers(), request.uri());
+    let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
+    let removal = match (
+        is_marked(headers, PEER_HEADER),
+        is_marked(headers, FANOUT_HEADER),
+    ) {
+        // Another node decided this one owns the key: drop it and tell the rest, but never
+        // forward, whatever this node's ring says.
+        (true, true) => group.remove_for_peer(&key, RemoveMode::Owner).await,
+        // "Drop your copy": nothing more.
+        (true, false) => group.remove_for_peer(&key, RemoveMode::Local).await,
+        // From a client or an operator: remove everywhere.
+        (false, _) => group.remove(&key).await,
+    };
+    Ok(removal_response(&removal))
+}
+
+async fn missing_group() -> Failure {
+    bad_path(&PathError::EmptyGroup)
+}
