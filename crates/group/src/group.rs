@@ -169,14 +169,15 @@ impl Group {
         if key.is_empty() {
             return Err(Error::EmptyKey);
         }
+        // Before the cache: a key the source refuses must be refused the same way whether
+        // or not a value happens to be cached under it. It is not counted as a get, so every
+        // get is still a hit or a load.
+        if let Err(rejected) = self.inner.getter.check_key(key) {
+            return Err(self.rejected(key, rejected));
+        }
         self.stats.gets.incr();
         if origin == Origin::Peer {
             self.stats.server_requests.incr();
-        }
-        // Before the cache: a key the source refuses must be refused the same way whether
-        // or not a value happens to be cached under it.
-        if let Err(rejected) = self.inner.getter.check_key(key) {
-            return Err(self.rejected(key, rejected));
         }
         if let Some((entry, source)) = self.inner.caches.get(key) {
             return Ok(fetched(entry, source));

@@ -7,7 +7,7 @@
 //! owner fails. Values are immutable [`ByteView`]s, so a hit is a reference-count bump.
 //!
 //! ```
-//! use geecache_group::{Group, Loaded, LoadError, Registry, getter_fn};
+//! use geecache_group::{Group, Loaded, LoadError, getter_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,19 +33,35 @@
 //!
 //! # The request path
 //!
+//! 0. The source's key check ([`Getter::check_key`]): cheap, no I/O. A key the source refuses
+//!    is [`Error::Rejected`], before the cache, whether or not something is cached under it.
 //! 1. The main cache (values this node owns), then the hot cache (copies of other nodes' hot
 //!    values). A hit ends here.
 //! 2. One flight per key: concurrent misses wait for the first, and the flight checks the
 //!    cache once more before doing any work.
 //! 3. If a [`PeerPicker`] names another node as the key's owner, ask it. A value from a peer is
 //!    kept in the hot cache one time in ten ([`GroupBuilder::hot_admission`]). A peer's "not
-//!    found" is the answer; a peer's failure (error, timeout, bad reply) is counted in
-//!    [`Stats::peer_errors`] and falls through.
+//!    found" and "rejected" are answers; a peer's failure (error, bad reply, or no answer
+//!    within [`GroupBuilder::peer_timeout`]) is counted in [`Stats::peer_errors`] and falls
+//!    through.
 //! 4. The local [`Getter`]. Its value goes into the main cache; its errors are never cached.
 //!
 //! A request that arrived *from* a peer ([`Origin::Peer`]) skips step 3: the sender already
 //! decided this node owns the key, and forwarding again could bounce a key between two nodes
 //! whose peer lists disagree.
+//!
+//! # Removal
+//!
+//! [`Group::remove`] drops a key everywhere it can reach: here, at the owner, and every hot
+//! copy on the other members, through the same peer traits ([`PeerGetter::remove`]). The
+//! protocol is the group's, so every transport gets it; a transport only carries the two
+//! requests ([`RemoveMode`]) and hands a peer's request to [`Group::remove_for_peer`].
+//!
+//! # Registering
+//!
+//! Building a group registers nothing. A server that looks groups up by name gets them from a
+//! [`Registry`]: put a group there with [`GroupBuilder::register`] or [`Registry::insert`]
+//! (the process-wide one is [`groups::global`]).
 //!
 //! # Expiry
 //!

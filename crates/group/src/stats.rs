@@ -123,6 +123,9 @@ stats_struct! {
     #[non_exhaustive]
     pub struct Stats {
         /// Gets, from clients and from peers.
+        ///
+        /// A key refused by the source's key check is not a get (it is counted in
+        /// `keys_rejected`), so every get is a cache hit or a load.
         gets: u64 as Counter,
         /// Gets answered from the main or the hot cache, including hits found inside a flight.
         cache_hits: u64 as Counter,
@@ -147,7 +150,8 @@ stats_struct! {
         not_found: u64 as Counter,
         /// Gets refused because the source rejects the key.
         ///
-        /// The refusal may come from the source's key check, its loader or the owning peer.
+        /// The refusal may come from the source's key check (before the cache, not counted in
+        /// `gets`), its loader or the owning peer (after a miss, counted in `gets` and `loads`).
         keys_rejected: u64 as Counter,
         /// Gets that arrived from a peer.
         server_requests: u64 as Counter,

@@ -173,6 +173,8 @@ async fn rejected_keys_are_refused_before_the_cache() {
     assert_eq!(loader.calls(), 2);
     let stats = group.stats();
     assert_eq!(stats.keys_rejected, 4);
+    assert_eq!(stats.gets, 2, "the key check's refusals are not gets");
     assert_eq!(stats.local_load_errors, 0);
     assert_eq!(stats.main.items, 0);
+    assert_stats_add_up(&group);
 }
