@@ -9,16 +9,16 @@ use axum::routing::get;
 use bytes::Bytes;
 use geecache_group::Origin;
 
-use super::{App, removal_response, with_source};
+use super::{API_BASE, App, removal_response, with_source};
 use crate::failure::Failure;
 use crate::path::Decoding;
 
-pub(super) fn routes(prefix: &'static str) -> Router<App> {
-    Router::new().route(&format!("{prefix}{{*rest}}"), get(fetch).delete(remove))
+pub(super) fn routes() -> Router<App> {
+    Router::new().route(&format!("{API_BASE}{{*rest}}"), get(fetch).delete(remove))
 }
 
 async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Failure> {
-    let (group, key) = app.locate(request.uri(), super::API_BASE, Decoding::Percent)?;
+    let (group, key) = app.locate(request.uri(), API_BASE, Decoding::Percent)?;
     let fetched = group
         .fetch(&key, Origin::Client)
         .await
@@ -35,6 +35,6 @@ async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Fai
 }
 
 async fn remove(State(app): State<App>, request: Request) -> Result<Response, Failure> {
-    let (group, key) = app.locate(request.uri(), super::API_BASE, Decoding::Percent)?;
+    let (group, key) = app.locate(request.uri(), API_BASE, Decoding::Percent)?;
     Ok(removal_response(&group.remove(&key).await))
 }

@@ -213,7 +213,7 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
         metrics: config.metrics,
     }));
     let peer = guarded(peer::routes(&base), peer_token.clone());
-    let api = guarded(api::routes(API_BASE), api_token);
+    let api = guarded(api::routes(), api_token);
     let admin = guarded(admin::routes(app.0.metrics.is_some()), peer_token);
     Ok(Router::new()
         .merge(peer)
