@@ -5,7 +5,7 @@ use std::fmt;
 /// Where a setting's value came from, so an error names the thing the operator typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Field {
-    /// A command-line flag, e.g. `--listen`.
+    /// A command-line flag by its long name, e.g. `listen` for `--listen`.
     Flag(&'static str),
     /// An environment variable, e.g. `GEECACHE_LISTEN`.
     Env(&'static str),
@@ -16,7 +16,7 @@ pub(crate) enum Field {
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Field::Flag(flag) => f.write_str(flag),
+            Field::Flag(flag) => write!(f, "--{flag}"),
             Field::Env(var) => write!(f, "${var}"),
             Field::File { key, path } => write!(f, "{key} (in {path})"),
         }

@@ -2,6 +2,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+use super::error::Field;
+use super::groups::parse_group_spec;
+use super::values::node_url;
 use super::*;
 use crate::cli::ServeArgs;
 
@@ -198,7 +201,7 @@ fn unknown_file_fields_are_refused_by_name() {
 
 #[test]
 fn group_specs_peel_known_options_off_the_end_only() {
-    let field = Field::Flag("--group");
+    let field = Field::Flag("group");
     let g = parse_group_spec("objects=http:http://o/a,b?x=1,ttl=5s,cache=1MiB", &field).unwrap();
     assert_eq!(g.name, "objects");
     assert_eq!(g.source.as_deref(), Some("http:http://o/a,b?x=1"));
@@ -269,12 +272,12 @@ fn bad_values_are_refused_with_what_is_allowed() {
         (
             &["s=demo"],
             |a| a.self_url = Some("https://n:1".into()),
-            "https is not supported between nodes",
+            "https is not supported",
         ),
         (
             &["s=demo"],
             |a| a.self_url = Some("http://n:1/x".into()),
-            "it has a path or query",
+            "with no path, query or fragment",
         ),
         (
             &["s=demo"],
@@ -284,17 +287,17 @@ fn bad_values_are_refused_with_what_is_allowed() {
         (
             &["s=demo"],
             |a| a.base_path = Some("_geecache".into()),
-            "it must start and end with '/'",
+            "must start and end with '/'",
         ),
         (
             &["s=demo"],
             |a| a.base_path = Some("/api/".into()),
-            "/api/ is taken",
+            "starts with the segment of another route",
         ),
         (
             &["s=demo"],
             |a| a.base_path = Some("/a b/".into()),
-            "would need escaping",
+            "may hold only A-Za-z0-9-_.~ and '/'",
         ),
         (
             &["s=demo"],
@@ -366,12 +369,34 @@ fn tokens_are_checked_but_never_echoed() {
 
 #[test]
 fn node_urls_are_normalised_to_one_spelling() {
-    let f = Field::Flag("--peers");
+    let f = Field::Flag("peers");
     assert_eq!(node_url("http://a:1/", &f).unwrap(), "http://a:1");
     assert_eq!(node_url(" http://a:1 ", &f).unwrap(), "http://a:1");
     assert!(node_url("a:1", &f).is_err());
     assert!(node_url("http://u@a:1", &f).is_err());
     assert!(node_url("http://a:1?x", &f).is_err());
+    // The transport's rule, so the library's pool takes what the binary passes it.
+    for text in ["http://a:1/", "http://[::1]:80", "http://node-3"] {
+        let url = node_url(text, &f).unwrap();
+        assert_eq!(geecache_transport_http::validate::peer_url(&url), Ok(url));
+    }
+}
+
+// Flags and variables are read off clap's definition of `serve`'s arguments, so every id the
+// config uses must be one clap knows, with a long flag and a variable.
+#[test]
+fn every_setting_names_its_flag_and_variable() {
+    for id in super::layers::ids::ALL {
+        let (flag, env) =
+            super::layers::names(id).unwrap_or_else(|| panic!("{id} is not an argument"));
+        // `--group` is repeated once per group, so its field is plural and its flag is not.
+        let expected = match id {
+            "groups" => "group".to_owned(),
+            _ => id.replace('_', "-"),
+        };
+        assert_eq!(flag, expected);
+        assert_eq!(env, format!("GEECACHE_{}", id.to_ascii_uppercase()));
+    }
 }
 
 #[test]

@@ -56,8 +56,8 @@ fn bad_flags_are_named_with_what_is_allowed() {
     refused(
         &["--group", "scores=demo", "--base-path", "/stats/"],
         &[],
-        "invalid --base-path \"/stats/\": /stats/ is taken by the client, metrics or health \
-         routes; expected a path that starts and ends with '/' and whose segments use A-Z a-z \
+        "invalid --base-path \"/stats/\": starts with the segment of another route (api, \
+         healthz, readyz, stats or metrics); expected a path that starts and ends with '/' and whose segments use A-Z a-z \
          0-9 . _ ~ -, e.g. /_geecache/ or /_groupcache/ (Go groupcache)",
     );
     refused(
@@ -76,7 +76,7 @@ fn bad_flags_are_named_with_what_is_allowed() {
             "http://10.0.0.1:8001,ftp://10.0.0.2:8001",
         ],
         &[],
-        "invalid --peers \"ftp://10.0.0.2:8001\": the scheme must be http; expected \
+        "invalid --peers \"ftp://10.0.0.2:8001\": must start with http://; expected \
          http://HOST:PORT with nothing after it, e.g. http://10.0.0.1:8001",
     );
 }

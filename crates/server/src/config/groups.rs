@@ -1,0 +1,361 @@
+//! The group-spec language: `--group NAME=SOURCE[,option=value]...` and `[groups.NAME]` tables.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::error::{ConfigError, Field};
+use super::file::FileGroup;
+use super::layers::{Layers, ids};
+use super::units::{DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size};
+use super::values::{is_unreserved, positive_size};
+use super::{GroupConfig, SourceSpec, defaults};
+
+/// A group as given on the command line or in the file, before its fields are checked.
+pub(super) struct RawGroup {
+    pub(super) name: String,
+    pub(super) source: Option<String>,
+    pub(super) cache_bytes: Option<String>,
+    pub(super) ttl: Option<String>,
+    pub(super) origin_timeout: Option<String>,
+    pub(super) max_value_bytes: Option<String>,
+    /// How to name this group's fields in an error: `(field, value shown)` per option.
+    origin: GroupOrigin,
+}
+
+enum GroupOrigin {
+    /// From `--group`/`GEECACHE_GROUPS`: the whole spec is what the operator typed.
+    Cli { field: Field, spec: String },
+    /// From `[groups.NAME]` in the file.
+    File { path: String },
+}
+
+impl RawGroup {
+    /// The field and value to show when option `key` (with value `value`) is wrong.
+    fn field(&self, key: &str, value: &str) -> (Field, String) {
+        match &self.origin {
+            GroupOrigin::Cli { field, spec } => (field.clone(), spec.clone()),
+            GroupOrigin::File { path } => (
+                Field::File {
+                    key: format!("groups.{}.{key}", self.name),
+                    path: path.clone(),
+                },
+                value.to_owned(),
+            ),
+        }
+    }
+}
+
+/// Options a `--group` spec may carry after `NAME=SOURCE`.
+const GROUP_OPTIONS: [&str; 4] = ["cache", "ttl", "origin_timeout", "max_value_bytes"];
+
+/// Splits `NAME=SOURCE[,cache=SIZE][,ttl=DURATION]...`.
+///
+/// Options are peeled off the end only while they look like `,known_option=...`, so a comma
+/// inside a source (a path or a URL with a comma) stays part of the source.
+pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, ConfigError> {
+    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE] \
+                           where SOURCE is demo, dir:PATH or http:URL, e.g. scores=demo,cache=64MiB";
+    let Some((name, rest)) = spec.split_once('=') else {
+        return Err(ConfigError::invalid(
+            field,
+            spec,
+            "there is no '='",
+            ALLOWED,
+        ));
+    };
+    let mut rest = rest;
+    let mut options: BTreeMap<&str, &str> = BTreeMap::new();
+    while let Some((head, tail)) = rest.rsplit_once(',') {
+        let Some((key, value)) = tail.split_once('=') else {
+            break;
+        };
+        if !GROUP_OPTIONS.contains(&key) {
+            break;
+        }
+        if options.insert(key, value).is_some() {
+            return Err(ConfigError::invalid(
+                field,
+                spec,
+                format!("option {key} is given twice"),
+                ALLOWED,
+            ));
+        }
+        rest = head;
+    }
+    let get = |k: &str| options.get(k).map(|v| (*v).to_owned());
+    Ok(RawGroup {
+        name: name.trim().to_owned(),
+        source: Some(rest.to_owned()),
+        cache_bytes: get("cache"),
+        ttl: get("ttl"),
+        origin_timeout: get("origin_timeout"),
+        max_value_bytes: get("max_value_bytes"),
+        origin: GroupOrigin::Cli {
+            field: field.clone(),
+            spec: spec.to_owned(),
+        },
+    })
+}
+
+pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, ConfigError> {
+    let mut raw: BTreeMap<String, RawGroup> = BTreeMap::new();
+    for (name, g) in &layers.file.groups {
+        let FileGroup {
+            source,
+            cache_bytes,
+            ttl,
+            origin_timeout,
+            max_value_bytes,
+        } = g;
+        raw.insert(
+            name.clone(),
+            RawGroup {
+                name: name.clone(),
+                source: source.clone(),
+                cache_bytes: cache_bytes.as_ref().map(|s| s.0.clone()),
+                ttl: ttl.clone(),
+                origin_timeout: origin_timeout.clone(),
+                max_value_bytes: max_value_bytes.as_ref().map(|s| s.0.clone()),
+                origin: GroupOrigin::File {
+                    path: layers.file_path.clone(),
+                },
+            },
+        );
+    }
+    // Command-line groups replace file groups of the same name whole: merging a flag's
+    // source with the file's TTL would make a group nobody wrote down.
+    let cli_field = layers.cli_field(ids::GROUPS);
+    let mut seen_on_cli: Vec<String> = Vec::new();
+    for spec in layers.args.groups.iter().filter(|s| !s.trim().is_empty()) {
+        let group = parse_group_spec(spec, &cli_field)?;
+        if seen_on_cli.contains(&group.name) {
+            return Err(ConfigError::invalid(
+                &cli_field,
+                spec,
+                format!("group {:?} is given twice", group.name),
+                "give each group once",
+            ));
+        }
+        seen_on_cli.push(group.name.clone());
+        raw.insert(group.name.clone(), group);
+    }
+    if raw.is_empty() {
+        return Err(ConfigError::Missing(
+            "no groups configured: add --group NAME=SOURCE (e.g. --group scores=demo) or a \
+             [groups.NAME] table with a source to the config file"
+                .to_owned(),
+        ));
+    }
+    raw.into_values().map(|g| checked_group(&g)).collect()
+}
+
+fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
+    let (name_field, name_value) = g.field("name", &g.name);
+    if g.name.is_empty() || g.name.len() > 64 || !g.name.bytes().all(is_unreserved) {
+        return Err(ConfigError::invalid(
+            &name_field,
+            &name_value,
+            format!(
+                "group name {:?} is empty, too long or has a character that would need escaping in a URL",
+                g.name
+            ),
+            "expected 1 to 64 characters from A-Z a-z 0-9 . _ ~ -, e.g. scores",
+        ));
+    }
+    let Some(source_text) = &g.source else {
+        let (field, _) = g.field("source", "");
+        return Err(ConfigError::Missing(format!(
+            "{field} is missing: every group needs a source: demo, dir:PATH or http:URL"
+        )));
+    };
+    let (field, value) = g.field("source", source_text);
+    let source = checked_source(source_text, &field, &value)?;
+
+    let cache_bytes = match &g.cache_bytes {
+        None => defaults::CACHE_BYTES,
+        Some(text) => {
+            let (field, value) = g.field("cache_bytes", text);
+            parse_size(text).ok_or_else(|| {
+                ConfigError::invalid(
+                    &field,
+                    &value,
+                    format!("cache size {text:?} is not a size"),
+                    format!("expected {SIZE_FORMS}; 0 means unbounded"),
+                )
+            })?
+        }
+    };
+    let ttl = match &g.ttl {
+        None => None,
+        Some(text) => {
+            let (field, value) = g.field("ttl", text);
+            Some(group_duration(text, &field, &value, "ttl")?)
+        }
+    };
+    let origin_timeout = match &g.origin_timeout {
+        None => defaults::ORIGIN_TIMEOUT,
+        Some(text) => {
+            let (field, value) = g.field("origin_timeout", text);
+            if !matches!(source, SourceSpec::Http(_)) {
+                return Err(ConfigError::invalid(
+                    &field,
+                    &value,
+                    "origin_timeout applies to http: sources only",
+                    "remove it, or use an http:URL source",
+                ));
+            }
+            group_duration(text, &field, &value, "origin_timeout")?
+        }
+    };
+    let max_value_bytes = match &g.max_value_bytes {
+        None => defaults::MAX_VALUE_BYTES,
+        Some(text) => {
+            let (field, value) = g.field("max_value_bytes", text);
+            if source == SourceSpec::Demo {
+                return Err(ConfigError::invalid(
+                    &field,
+                    &value,
+                    "max_value_bytes applies to dir: and http: sources only",
+                    "remove it, or use a dir:PATH or http:URL source",
+                ));
+            }
+            match &g.origin {
+                // On the command line the whole spec is the value; say which option.
+                GroupOrigin::Cli { .. } => positive_size(text, &field).map_err(|_| {
+                    ConfigError::invalid(
+                        &field,
+                        &value,
+                        format!("max_value_bytes {text:?} is not a size above zero"),
+                        format!("expected {SIZE_FORMS}"),
+                    )
+                })?,
+                GroupOrigin::File { .. } => positive_size(text, &field)?,
+            }
+        }
+    };
+    Ok(GroupConfig {
+        name: g.name.clone(),
+        source,
+        cache_bytes,
+        ttl,
+        origin_timeout,
+        max_value_bytes,
+    })
+}
+
+fn group_duration(
+    text: &str,
+    field: &Field,
+    value: &str,
+    option: &str,
+) -> Result<Duration, ConfigError> {
+    match parse_duration(text) {
+        Some(d) if !d.is_zero() => Ok(d),
+        Some(_) => Err(ConfigError::invalid(
+            field,
+            value,
+            format!("{option} must be greater than zero"),
+            format!("expected {DURATION_FORMS}; leave ttl out for no expiry"),
+        )),
+        None => Err(ConfigError::invalid(
+            field,
+            value,
+            format!("{option} {text:?} is not a duration"),
+            format!("expected {DURATION_FORMS}"),
+        )),
+    }
+}
+
+fn checked_source(text: &str, field: &Field, value: &str) -> Result<SourceSpec, ConfigError> {
+    const ALLOWED: &str = "expected demo, dir:PATH (a directory) or http:URL (an http:// origin), \
+                           e.g. dir:/srv/files or http:http://127.0.0.1:9000/objects/";
+    let text = text.trim();
+    if text == "demo" {
+        return Ok(SourceSpec::Demo);
+    }
+    if let Some(path) = text.strip_prefix("dir:") {
+        if path.is_empty() {
+            return Err(ConfigError::invalid(
+                field,
+                value,
+                "dir: needs a path",
+                ALLOWED,
+            ));
+        }
+        let path = Path::new(path);
+        return match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => Ok(SourceSpec::Dir(path.to_path_buf())),
+            Ok(_) => Err(ConfigError::invalid(
+                field,
+                value,
+                format!("{} is not a directory", path.display()),
+                ALLOWED,
+            )),
+            Err(e) => Err(ConfigError::invalid(
+                field,
+                value,
+                format!("cannot use directory {}: {e}", path.display()),
+                ALLOWED,
+            )),
+        };
+    }
+    // `http:URL` is the documented form; the bare URL is accepted too, since that is what
+    // people paste.
+    let url = text
+        .strip_prefix("http:")
+        .filter(|rest| rest.starts_with("http"))
+        .unwrap_or(text);
+    if url.starts_with("https://") {
+        return Err(ConfigError::invalid(
+            field,
+            value,
+            "https origins are not supported (this build has no TLS client)",
+            "expected an http:// origin, e.g. a local TLS-terminating proxy in front of the store",
+        ));
+    }
+    if url.starts_with("http://") {
+        return checked_origin_url(url, field, value).map(SourceSpec::Http);
+    }
+    Err(ConfigError::invalid(
+        field,
+        value,
+        "unknown source",
+        ALLOWED,
+    ))
+}
+
+/// Checks an origin URL and makes it ready for keys to be appended.
+fn checked_origin_url(url: &str, field: &Field, value: &str) -> Result<String, ConfigError> {
+    const ALLOWED: &str = "expected http://HOST[:PORT][/PREFIX] (the key is appended, \
+                           percent-encoded), e.g. http://127.0.0.1:9000/objects/";
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| ConfigError::invalid(field, value, "the origin is not a URL", ALLOWED))?;
+    match uri.authority() {
+        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => {}
+        _ => {
+            return Err(ConfigError::invalid(
+                field,
+                value,
+                "the origin URL needs a host and no user information",
+                ALLOWED,
+            ));
+        }
+    }
+    if url.contains('#') {
+        return Err(ConfigError::invalid(
+            field,
+            value,
+            "the origin URL has a fragment",
+            ALLOWED,
+        ));
+    }
+    // "http://host:9000" has no path: the key must not be glued to the port.
+    let after_scheme = &url["http://".len()..];
+    let mut url = url.to_owned();
+    if !after_scheme.contains('/') && !after_scheme.contains('?') {
+        url.push('/');
+    }
+    Ok(url)
+}
