@@ -57,6 +57,7 @@
 
 mod builder;
 mod hash;
+mod preset;
 mod ring;
 
 #[cfg(test)]
@@ -64,7 +65,8 @@ mod tests;
 
 pub use builder::{Assignment, RingBuilder};
 pub use hash::{Crc32, Murmur3, RingHash};
-pub use ring::{BALANCED_REPLICAS, DEFAULT_REPLICAS, MAX_REPLICAS, Ring};
+pub use preset::{HashFn, Preset, UnknownPreset};
+pub use ring::{BALANCED_REPLICAS, DEFAULT_REPLICAS, MAX_REPLICAS, Ring, Successors};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -24,6 +24,9 @@ pub const BALANCED_REPLICAS: usize = 2048;
 /// `u32` point indices would take 65 536 members and 32 GiB of points.
 pub const MAX_REPLICAS: usize = 1 << 16;
 
+/// Words of the inline bitset in which [`Successors`] remembers the members it yielded.
+const SEEN_WORDS: usize = 4;
+
 /// Upper bound on the number of index buckets (4 MiB of index). Rings with more points than this
 /// get a few points per bucket and a short binary search inside it.
 const MAX_INDEX_BUCKETS: usize = 1 << 20;
@@ -252,6 +255,13 @@ impl<H: RingHash> Ring<H> {
     /// The index in `members` of the owner of the ring position `hash`.
     #[inline]
     fn owner_of_hash(&self, hash: u32) -> Option<u32> {
+        self.locate(hash).map(|(owner, _)| owner)
+    }
+
+    /// The owner of the ring position `hash`, and the index of the first point at or after it
+    /// (wrapping): where a clockwise walk from the position starts.
+    #[inline]
+    pub(crate) fn locate(&self, hash: u32) -> Option<(u32, usize)> {
         // `get` rather than `[]` where a check can fail: an empty ring has an empty index. Past
         // that, the ring is non-empty and every index below is in bounds by construction.
         let bucket = (hash >> self.shift) as usize;
@@ -268,7 +278,7 @@ impl<H: RingHash> Ring<H> {
         };
         let next = self.points[next_index];
         if self.assignment == Assignment::Successor {
-            return Some(next.member);
+            return Some((next.member, next_index));
         }
         // The predecessor is the point before, wrapping to the last; but the winner of a run of
         // equal hashes is its first point, so step back to the start of that run. Runs need a
@@ -281,11 +291,44 @@ impl<H: RingHash> Ring<H> {
         // Distances along the circle: wrapping subtraction is exactly modular arithmetic.
         let ahead = next.hash.wrapping_sub(hash);
         let behind = hash.wrapping_sub(previous.hash);
-        Some(if behind < ahead {
+        let owner = if behind < ahead {
             previous.member
         } else {
             next.member
-        })
+        };
+        Some((owner, next_index))
+    }
+
+    /// The members `key` falls back to, in order: its owner ([`get`](Ring::get)) first, then
+    /// every other member once, in the order of its first point clockwise from the key's
+    /// position.
+    ///
+    /// Every node computes the same sequence from the same ring, so when the owner is skipped
+    /// (it is down, say) they all agree on the next one, and the key is still loaded once in the
+    /// cluster. Taking the first few costs a few point reads; the iterator never allocates. (It
+    /// remembers the members it has yielded in an inline bitset for the first 256 members; past
+    /// those it rescans the points it walked, which only rings of hundreds of members pay.)
+    ///
+    /// ```
+    /// use geecache_consistenthash::Ring;
+    ///
+    /// let mut ring = Ring::default();
+    /// ring.add(["a", "b", "c"]);
+    /// let order: Vec<&str> = ring.successors("k1").collect();
+    /// assert_eq!(order.len(), 3);
+    /// assert_eq!(Some(order[0]), ring.get("k1"));
+    /// ```
+    pub fn successors(&self, key: impl AsRef<[u8]>) -> Successors<'_, H> {
+        let located = self.locate(self.hasher.hash(key.as_ref()));
+        Successors {
+            ring: self,
+            owner: located.map(|(owner, _)| owner),
+            started: false,
+            start: located.map_or(0, |(_, next)| next),
+            walked: 0,
+            yielded: 0,
+            seen: [0; SEEN_WORDS],
+        }
     }
 
     /// `owner_of_hash` by member name, for tests that probe exact ring positions.
@@ -502,3 +545,80 @@ pub(crate) fn push_decimal(buf: &mut Vec<u8>, mut n: usize) {
     }
     buf[start..].reverse();
 }
+
+/// The members a key falls back to; see [`Ring::successors`].
+#[derive(Clone, Debug)]
+pub struct Successors<'a, H = Crc32> {
+    ring: &'a Ring<H>,
+    /// The key's owner; `None` for an empty ring.
+    owner: Option<u32>,
+    /// Whether the owner was yielded.
+    started: bool,
+    /// The first point at or after the key's position: where the walk starts.
+    start: usize,
+    /// Points looked at so far, from `start` on.
+    walked: usize,
+    /// Members yielded so far.
+    yielded: usize,
+    /// Bit `m` set: member `m` was yielded (for `m` below `64 * SEEN_WORDS`).
+    seen: [u64; SEEN_WORDS],
+}
+
+impl<H> Successors<'_, H> {
+    fn mark(&mut self, member: u32) {
+        if let Some(word) = self.seen.get_mut(member as usize / 64) {
+            *word |= 1 << (member % 64);
+        }
+    }
+
+    /// Whether `member`, met at the point just walked, was yielded already. A member past the
+    /// bitset was yielded if it is the owner or owns a point walked before this one (each
+    /// member is yielded at its first point on the walk).
+    fn was_yielded(&self, member: u32, owner: u32) -> bool {
+        if let Some(word) = self.seen.get(member as usize / 64) {
+            return word & (1 << (member % 64)) != 0;
+        }
+        let points = &self.ring.points;
+        member == owner
+            || (0..self.walked - 1)
+                .any(|i| points[(self.start + i) % points.len()].member == member)
+    }
+}
+
+impl<'a, H> Iterator for Successors<'a, H> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let ring = self.ring;
+        let owner = self.owner?;
+        if !self.started {
+            self.started = true;
+            self.mark(owner);
+            self.yielded = 1;
+            return Some(&ring.members[owner as usize]);
+        }
+        while self.yielded < ring.members.len() && self.walked < ring.points.len() {
+            let point = ring.points[(self.start + self.walked) % ring.points.len()];
+            self.walked += 1;
+            if !self.was_yielded(point.member, owner) {
+                self.mark(point.member);
+                self.yielded += 1;
+                return Some(&ring.members[point.member as usize]);
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Every member has at least one point, so the walk meets every member.
+        let left = match self.owner {
+            None => 0,
+            Some(_) => self.ring.members.len() - self.yielded,
+        };
+        (left, Some(left))
+    }
+}
+
+impl<H> ExactSizeIterator for Successors<'_, H> {}
+
+impl<H> std::iter::FusedIterator for Successors<'_, H> {}

@@ -85,3 +85,20 @@ fn get_does_not_allocate() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn walking_successors_does_not_allocate() {
+    let keys: Vec<String> = (0..200).map(|i| format!("user:{i}")).collect();
+    let mut balanced = Ring::balanced();
+    balanced.add((1..=10).map(|i| format!("http://10.0.0.{i}:8000")));
+    // Past the inline bitset: members beyond 256 are found by rescanning, still in place.
+    let mut large = Ring::new(2);
+    large.add((0..300).map(|i| format!("node-{i}")));
+    let n = allocations_during(|| {
+        for key in &keys {
+            std::hint::black_box(balanced.successors(key).nth(2));
+            std::hint::black_box(large.successors(key).take(300).count());
+        }
+    });
+    assert_eq!(n, 0);
+}

@@ -182,3 +182,75 @@ proptest! {
         prop_assert_eq!(unique.len(), ring.len());
     }
 }
+
+/// What `successors` must yield, written the plain way: the owner, then the members of the
+/// points clockwise from the key's position (the first point at or after its hash), each once.
+fn successors_model(ring: &Ring<HashFn>, hash: HashFn, key: &[u8]) -> Vec<String> {
+    let Some(owner) = ring.get(key) else {
+        return Vec::new();
+    };
+    let points: Vec<(u32, &str)> = ring.points().collect();
+    let h = hash(key);
+    let start = points.iter().position(|&(p, _)| p >= h).unwrap_or(0);
+    let mut order = vec![owner.to_owned()];
+    for i in 0..points.len() {
+        let member = points[(start + i) % points.len()].1;
+        if !order.iter().any(|m| m == member) {
+            order.push(member.to_owned());
+        }
+    }
+    order
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    // Successor routing relies on this: every node derives the same fallback order, the owner
+    // comes first, and every member appears exactly once.
+    #[test]
+    fn successors_are_the_owner_then_each_member_once_clockwise(
+        config in config(),
+        replicas in 1..40usize,
+        members in members(0..12),
+        keys in keys(),
+    ) {
+        let ring = ring(config, replicas, &members);
+        for key in &keys {
+            let order: Vec<String> = ring.successors(key).map(str::to_owned).collect();
+            prop_assert_eq!(&order, &successors_model(&ring, config.0, key));
+            prop_assert_eq!(order.len(), members.len());
+            prop_assert_eq!(ring.successors(key).len(), members.len());
+            prop_assert_eq!(order.first().map(String::as_str), ring.get(key));
+            let distinct: HashSet<&String> = order.iter().collect();
+            prop_assert_eq!(distinct.len(), order.len());
+        }
+    }
+}
+
+// Past 256 members the iterator stops using its inline bitset; the order must not change.
+#[test]
+fn successors_of_a_ring_of_hundreds_match_the_model() {
+    let members: Vec<String> = (0..300).map(|i| format!("node-{i:03}")).collect();
+    for config in [
+        Config(crc as HashFn, Assignment::Successor),
+        Config(coarse as HashFn, Assignment::Nearest),
+    ] {
+        let ring = ring(config, 3, &members);
+        for key in ["a", "user:1", "k-300", ""] {
+            let order: Vec<String> = ring.successors(key).map(str::to_owned).collect();
+            assert_eq!(
+                order,
+                successors_model(&ring, config.0, key.as_bytes()),
+                "{key:?}"
+            );
+            assert_eq!(order.len(), 300);
+        }
+    }
+}
+
+#[test]
+fn an_empty_ring_has_no_successors() {
+    let ring = Ring::default();
+    assert_eq!(ring.successors("k").next(), None);
+    assert_eq!(ring.successors("k").len(), 0);
+}
