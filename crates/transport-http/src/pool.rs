@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use geecache_consistenthash::{DEFAULT_REPLICAS, Ring};
+use geecache_consistenthash::{HashFn, Preset, Ring};
 use geecache_group::{PeerGetter, PeerPicker};
 
 use crate::DEFAULT_BASE_PATH;
@@ -33,6 +33,7 @@ use crate::validate;
 pub struct HttpPool {
     self_url: String,
     base_path: String,
+    preset: Preset,
     replicas: usize,
     transport: Arc<Transport>,
     /// The current members. Readers clone the `Arc` (or look up under the read lock, which is
@@ -42,7 +43,7 @@ pub struct HttpPool {
 }
 
 struct Members {
-    ring: Ring,
+    ring: Ring<HashFn>,
     /// Every member but self, by URL.
     peers: HashMap<String, Arc<HttpPeer>>,
 }
@@ -55,7 +56,8 @@ impl HttpPool {
         PoolBuilder {
             self_url: self_url.into(),
             base_path: DEFAULT_BASE_PATH.to_owned(),
-            replicas: DEFAULT_REPLICAS,
+            preset: Preset::Groupcache,
+            replicas: 0,
             max_response_bytes: 64 << 20,
             peer_token: None,
             observer: None,
@@ -92,7 +94,7 @@ impl HttpPool {
 
         // Built outside the lock: hashing 50 virtual nodes per member is the slow part.
         let current = self.current();
-        let mut ring = Ring::new(self.replicas);
+        let mut ring = self.preset.ring(self.replicas);
         ring.add(list.iter().map(String::as_str));
         let mut peers = HashMap::with_capacity(list.len());
         for url in list.into_iter().filter(|url| *url != self.self_url) {
@@ -109,7 +111,13 @@ impl HttpPool {
         }
         let next = Arc::new(Members { ring, peers });
         *self.members.write().unwrap_or_else(PoisonError::into_inner) = next;
-        tracing::info!(peers = ?self.peers(), "peer list replaced");
+        // Each member's share of the keys, in percent: a skewed ring shows at once.
+        let shares: Vec<String> = self
+            .shares()
+            .iter()
+            .map(|(member, share)| format!("{member}={:.1}%", share * 100.0))
+            .collect();
+        tracing::info!(peers = ?self.peers(), ring = %self.preset, ?shares, "peer list replaced");
         Ok(())
     }
 
@@ -125,6 +133,26 @@ impl HttpPool {
     #[must_use]
     pub fn self_url(&self) -> &str {
         &self.self_url
+    }
+
+    /// The ring this pool places keys with.
+    #[must_use]
+    pub fn ring(&self) -> Preset {
+        self.preset
+    }
+
+    /// Each member's share of the keys, sorted by member: how evenly the ring spreads them.
+    #[must_use]
+    pub fn shares(&self) -> Vec<(String, f64)> {
+        let members = self.current();
+        let mut shares: Vec<(String, f64)> = members
+            .ring
+            .shares()
+            .into_iter()
+            .map(|(m, s)| (m.to_owned(), s))
+            .collect();
+        shares.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        shares
     }
 
     /// The member that owns `key` on the ring; may be this node.
@@ -175,6 +203,7 @@ impl fmt::Debug for HttpPool {
         f.debug_struct("HttpPool")
             .field("self_url", &self.self_url)
             .field("base_path", &self.base_path)
+            .field("ring", &self.preset)
             .field("replicas", &self.replicas)
             .field("peers", &self.peers())
             .finish_non_exhaustive()
@@ -186,6 +215,7 @@ impl fmt::Debug for HttpPool {
 pub struct PoolBuilder {
     self_url: String,
     base_path: String,
+    preset: Preset,
     replicas: usize,
     max_response_bytes: usize,
     peer_token: Option<String>,
@@ -200,8 +230,17 @@ impl PoolBuilder {
         self
     }
 
-    /// Virtual nodes per member on the ring. Default 50, as groupcache; every node of a cluster
-    /// must use the same number.
+    /// Which ring places keys on members. Default [`Preset::Groupcache`], Go groupcache's ring,
+    /// so a pool speaks to Go nodes unless told otherwise; [`Preset::Balanced`] spreads keys
+    /// evenly when every node is geecache. Every node of a cluster must use the same ring.
+    pub fn ring(mut self, preset: Preset) -> Self {
+        self.preset = preset;
+        self
+    }
+
+    /// Virtual nodes per member on the ring. Default (or `0`): the ring's own
+    /// ([`Preset::default_replicas`]: 50 for groupcache's, as groupcache). Every node of a
+    /// cluster must use the same number.
     pub fn replicas(mut self, n: usize) -> Self {
         self.replicas = n;
         self
@@ -245,12 +284,13 @@ impl PoolBuilder {
             token,
             self.observer,
         ));
-        let mut ring = Ring::new(self.replicas);
+        let mut ring = self.preset.ring(self.replicas);
         ring.add([self_url.as_str()]);
         let replicas = ring.replicas();
         Ok(Arc::new(HttpPool {
             self_url,
             base_path: self.base_path,
+            preset: self.preset,
             replicas,
             transport,
             members: RwLock::new(Arc::new(Members {
