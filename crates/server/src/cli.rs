@@ -88,14 +88,32 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) etcd_ttl: Option<String>,
 
-    /// Path prefix of the peer routes: /_geecache/, or /_groupcache/ to talk to Go groupcache.
+    /// Path prefix of the peer routes: /_geecache/, or /_groupcache/ (with --ring groupcache) to talk to Go groupcache.
     #[arg(
         long,
         env = "GEECACHE_BASE_PATH",
         value_name = "PATH",
-        help = "Path prefix of the peer routes: /_geecache/, or /_groupcache/ to talk to Go groupcache [default: /_geecache/]"
+        help = "Path prefix of the peer routes: /_geecache/, or /_groupcache/ (with --ring groupcache) to talk to Go groupcache [default: /_geecache/]"
     )]
     pub(crate) base_path: Option<String>,
+
+    /// Which ring places keys on nodes: balanced (even shares), or groupcache (Go groupcache's ring, needed beside Go nodes). Every node of a cluster must use the same.
+    #[arg(
+        long,
+        env = "GEECACHE_RING",
+        value_name = "RING",
+        help = "Which ring places keys on nodes: balanced (even shares), or groupcache (Go groupcache's ring, needed beside Go nodes); every node must use the same [default: balanced]"
+    )]
+    pub(crate) ring: Option<String>,
+
+    /// Virtual nodes per node on the ring.
+    #[arg(
+        long,
+        env = "GEECACHE_REPLICAS",
+        value_name = "N",
+        help = "Virtual nodes per node on the ring, 1 to 65536; every node must use the same [default: 2048 for balanced, 50 for groupcache]"
+    )]
+    pub(crate) replicas: Option<String>,
 
     /// A group to serve: NAME=SOURCE with options. SOURCE is `demo`, `dir:PATH` or `http:URL`. Repeat the flag for more groups; in the variable, separate groups with `;`.
     #[arg(

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::HeaderValue;
+use geecache_consistenthash::Preset;
 use geecache_group::{Group, PeerPicker, Registry};
 use geecache_transport_http::{HttpPool, RouterConfig};
 use tokio::net::TcpListener;
@@ -46,6 +47,10 @@ pub(crate) struct NodeOptions {
     pub(crate) membership: Membership,
     /// Peer route prefix.
     pub(crate) base_path: String,
+    /// The ring placing keys on nodes.
+    pub(crate) ring: Preset,
+    /// Virtual nodes per node; 0: the ring's default.
+    pub(crate) replicas: usize,
     /// The groups.
     pub(crate) groups: Vec<NodeGroup>,
     /// How long a group waits for a peer (the one deadline of every peer call).
@@ -119,6 +124,8 @@ impl Node {
 
         let pool = HttpPool::builder(url.clone())
             .base_path(options.base_path.clone())
+            .ring(options.ring)
+            .replicas(options.replicas)
             .peer_token(options.peer_token.clone())
             .observer(metrics.peer_observer())
             .build()

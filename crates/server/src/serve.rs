@@ -73,6 +73,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         self_url: config.self_url.clone(),
         membership: membership(&config),
         base_path: config.base_path.clone(),
+        ring: config.ring,
+        replicas: config.replicas,
         groups,
         peer_timeout: config.peer_timeout,
         max_key_bytes: config.max_key_bytes,

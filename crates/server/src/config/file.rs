@@ -17,6 +17,8 @@ pub(crate) struct FileConfig {
     pub(crate) cluster: Option<String>,
     pub(crate) etcd_ttl: Option<String>,
     pub(crate) base_path: Option<String>,
+    pub(crate) ring: Option<String>,
+    pub(crate) replicas: Option<Scalar>,
     pub(crate) peer_timeout: Option<String>,
     pub(crate) max_key_bytes: Option<Scalar>,
     pub(crate) log_level: Option<String>,

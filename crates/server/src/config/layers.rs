@@ -22,6 +22,8 @@ pub(super) mod ids {
     pub(crate) const CLUSTER: &str = "cluster";
     pub(crate) const ETCD_TTL: &str = "etcd_ttl";
     pub(crate) const BASE_PATH: &str = "base_path";
+    pub(crate) const RING: &str = "ring";
+    pub(crate) const REPLICAS: &str = "replicas";
     pub(crate) const GROUPS: &str = "groups";
     pub(crate) const PEER_TIMEOUT: &str = "peer_timeout";
     pub(crate) const MAX_KEY_BYTES: &str = "max_key_bytes";
@@ -33,7 +35,7 @@ pub(super) mod ids {
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 15] = [
+    pub(crate) const ALL: [&str; 17] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -41,6 +43,8 @@ pub(super) mod ids {
         CLUSTER,
         ETCD_TTL,
         BASE_PATH,
+        RING,
+        REPLICAS,
         GROUPS,
         PEER_TIMEOUT,
         MAX_KEY_BYTES,

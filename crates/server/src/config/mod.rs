@@ -30,11 +30,12 @@ use std::time::Duration;
 
 pub(crate) use error::ConfigError;
 use file::FileConfig;
+use geecache_consistenthash::Preset;
 use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
-    checked_base_path, checked_log_level, checked_peers, checked_threads, duration_setting,
-    node_url, token_setting,
+    checked_base_path, checked_log_level, checked_peers, checked_replicas, checked_ring,
+    checked_threads, duration_setting, node_url, token_setting,
 };
 
 use crate::cli::ServeArgs;
@@ -47,6 +48,9 @@ pub(crate) mod defaults {
     pub(crate) const LISTEN: &str = "127.0.0.1:8001";
     /// groupcache's base path, with our name.
     pub(crate) const BASE_PATH: &str = "/_geecache/";
+    /// The ring: even shares. Go groupcache's is for mixed clusters only.
+    pub(crate) const RING: geecache_consistenthash::Preset =
+        geecache_consistenthash::Preset::Balanced;
     /// Per-group cache budget.
     pub(crate) const CACHE_BYTES: u64 = 64 << 20;
     /// How long to wait for a peer before loading locally.
@@ -76,6 +80,10 @@ pub(crate) struct Config {
     pub(crate) etcd: Option<EtcdConfig>,
     /// Peer route prefix, starting and ending with `/`.
     pub(crate) base_path: String,
+    /// The ring that places keys on nodes.
+    pub(crate) ring: Preset,
+    /// Virtual nodes per node on the ring; 0: the ring's default.
+    pub(crate) replicas: usize,
     /// The groups, sorted by name.
     pub(crate) groups: Vec<GroupConfig>,
     /// Peer request timeout.
@@ -173,13 +181,18 @@ impl Config {
             ),
         };
         format!(
-            "listen={} self_url={} {} base_path={} groups=[{}] peer_timeout={} \
-             max_key_bytes={} log_level={} peer_token={} api_token={} drain_timeout={} \
-             threads={}",
+            "listen={} self_url={} {} base_path={} ring={} replicas={} groups=[{}] \
+             peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
+             drain_timeout={} threads={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
             self.base_path,
+            self.ring,
+            match self.replicas {
+                0 => self.ring.default_replicas(),
+                n => n,
+            },
             groups.join("; "),
             format_duration(self.peer_timeout),
             self.max_key_bytes,
@@ -297,6 +310,29 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         None => defaults::BASE_PATH.to_owned(),
         Some((text, field)) => checked_base_path(&text, &field)?,
     };
+    let ring = match layers.pick(ids::RING, args.ring.as_ref(), file.ring.as_ref()) {
+        None => defaults::RING,
+        Some((text, field)) => checked_ring(&text, &field)?,
+    };
+    // Go groupcache nodes pick owners with groupcache's ring. A node that speaks their
+    // protocol with another ring would disagree with them on nearly every key's owner, and
+    // both would load and cache it: refuse the mix rather than let it run half-working.
+    if base_path == geecache_transport_http::GROUPCACHE_BASE_PATH && ring != Preset::Groupcache {
+        return Err(ConfigError::Missing(format!(
+            "the base path {base_path} is Go groupcache's protocol, and Go compatibility needs \
+             --ring groupcache (GEECACHE_RING=groupcache, or ring = \"groupcache\" in the config \
+             file): with the {ring} ring, Go and geecache nodes would pick different owners for \
+             almost every key"
+        )));
+    }
+    let replicas = match layers.pick(
+        ids::REPLICAS,
+        args.replicas.as_ref(),
+        file.replicas.as_ref().map(|s| &s.0),
+    ) {
+        None => 0,
+        Some((text, field)) => checked_replicas(&text, &field)?,
+    };
 
     let peer_timeout = duration_setting(
         layers.pick(
@@ -379,6 +415,8 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         peers,
         etcd,
         base_path,
+        ring,
+        replicas,
         groups,
         peer_timeout,
         max_key_bytes: usize::try_from(max_key_bytes).unwrap_or(usize::MAX),

@@ -32,6 +32,8 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
     assert_eq!(config.self_url, None);
     assert!(config.peers.is_empty());
     assert_eq!(config.base_path, "/_geecache/");
+    assert_eq!(config.ring, geecache_consistenthash::Preset::Balanced);
+    assert_eq!(config.replicas, 0, "the ring's own default");
     assert_eq!(config.peer_timeout, Duration::from_secs(1));
     assert_eq!(config.max_key_bytes, 64 << 10);
     assert_eq!(config.log_level, "info");
@@ -63,6 +65,8 @@ listen = "0.0.0.0:9000"
 self_url = "http://10.0.0.1:9000/"
 peers = ["http://10.0.0.1:9000", "http://10.0.0.2:9000"]
 base_path = "/_groupcache/"
+ring = "groupcache"
+replicas = 50
 peer_timeout = "250ms"
 max_key_bytes = "1KiB"
 log_level = "info,geecache_group=debug"
@@ -555,4 +559,39 @@ fn etcd_settings_in_a_build_without_etcd_say_how_to_rebuild() {
             && m.contains("--features etcd"),
         "{m}"
     );
+}
+
+#[test]
+fn the_ring_is_balanced_unless_go_nodes_need_groupcaches() {
+    use geecache_consistenthash::Preset;
+    let mut a = args(&["s=demo"]);
+    a.ring = Some("groupcache".into());
+    a.replicas = Some("160".into());
+    let config = load_args(&a).unwrap();
+    assert_eq!((config.ring, config.replicas), (Preset::Groupcache, 160));
+    assert!(config.summary().contains("ring=groupcache replicas=160"));
+
+    // Go groupcache's protocol with a ring Go nodes do not use is refused, and says why.
+    let mut a = args(&["s=demo"]);
+    a.base_path = Some("/_groupcache/".into());
+    let refused = message(load_args(&a));
+    assert!(
+        refused.contains("Go compatibility needs --ring groupcache"),
+        "{refused}"
+    );
+    a.ring = Some("groupcache".into());
+    assert_eq!(load_args(&a).unwrap().ring, Preset::Groupcache);
+
+    for (ring, replicas, problem) in [
+        (Some("ketama"), None, "unknown ring"),
+        (None, Some("0"), "out of range"),
+        (None, Some("65537"), "out of range"),
+        (None, Some("many"), "not a whole number"),
+    ] {
+        let mut a = args(&["s=demo"]);
+        a.ring = ring.map(str::to_owned);
+        a.replicas = replicas.map(str::to_owned);
+        let refused = message(load_args(&a));
+        assert!(refused.contains(problem), "{refused}");
+    }
 }

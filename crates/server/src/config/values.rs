@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use geecache_consistenthash::{MAX_REPLICAS, Preset};
 use geecache_transport_http::validate;
 
 use super::error::{ConfigError, Field};
@@ -190,4 +191,34 @@ pub(super) fn token_setting(
         ));
     }
     Ok(Some(token))
+}
+
+/// Checks `--ring`: `balanced` or `groupcache`.
+pub(super) fn checked_ring(text: &str, field: &Field) -> Result<Preset, ConfigError> {
+    text.trim().parse::<Preset>().map_err(|_| {
+        ConfigError::invalid(
+            field,
+            text,
+            "unknown ring",
+            "expected balanced (even shares; every node geecache) or groupcache (Go groupcache's \
+             ring, needed beside Go nodes)",
+        )
+    })
+}
+
+/// Checks `--replicas`: a whole number of virtual nodes per member the ring will take.
+pub(super) fn checked_replicas(text: &str, field: &Field) -> Result<usize, ConfigError> {
+    let allowed = format!(
+        "expected a whole number from 1 to {MAX_REPLICAS}; leave it unset for the ring's default"
+    );
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_REPLICAS).contains(&n) => Ok(n),
+        Ok(_) => Err(ConfigError::invalid(field, text, "out of range", allowed)),
+        Err(_) => Err(ConfigError::invalid(
+            field,
+            text,
+            "not a whole number",
+            allowed,
+        )),
+    }
 }

@@ -218,6 +218,8 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
             self_url: Some(url.clone()),
             membership: Membership::Static(urls.clone()),
             base_path: defaults::BASE_PATH.to_owned(),
+            ring: defaults::RING,
+            replicas: 0,
             groups: vec![NodeGroup {
                 name: GROUP.to_owned(),
                 cache_bytes,

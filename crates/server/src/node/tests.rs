@@ -16,6 +16,8 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         self_url: None,
         membership: Membership::Static(Vec::new()),
         base_path: "/_geecache/".to_owned(),
+        ring: Preset::Balanced,
+        replicas: 0,
         groups: vec![NodeGroup {
             name: "files".to_owned(),
             cache_bytes: 1 << 20,

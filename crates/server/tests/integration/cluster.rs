@@ -21,7 +21,8 @@ fn two_nodes_share_the_work_and_load_each_key_once() {
                 geecache()
                     .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                     .args(["--peers", &peers, "--peer-token", token])
-                    .args(["--base-path", "/_groupcache/", "--group", "scores=demo"]),
+                    .args(["--base-path", "/_groupcache/", "--ring", "groupcache"])
+                    .args(["--group", "scores=demo"]),
                 &auth,
             )
         })

@@ -58,9 +58,8 @@ struct Args {
 
     /// Cache budget of each node in the three-node warm run, e.g. `3MiB` [default: 33 bytes
     /// per key of --keys]. The default is a little over what a node needs for its own demo
-    /// rows (about 64 bytes each) when it owns 42% of them, as in one run; groupcache's ring
-    /// splits keys unevenly, by how much depending on the ports. Each node keeps (nearly)
-    /// every key it owns, and its hot cache gets the rest. With a budget that never binds (`64MiB`,
+    /// rows (about 64 bytes each) if it owned 42% of them; the nodes' default ring gives each
+    /// about a third. Each node keeps every key it owns, and its hot cache gets the rest. With a budget that never binds (`64MiB`,
     /// geecache's default), every node in time holds every key in its hot cache and the run
     /// measures three nodes that no longer talk to each other.
     #[arg(long, value_name = "SIZE")]
