@@ -37,7 +37,12 @@ const RULES: &[Rule] = &[
     },
     Rule {
         package: "geecache-group",
-        allowed: &["geecache-lru", "geecache-byteview", "geecache-singleflight"],
+        allowed: &[
+            "geecache-lru",
+            "geecache-byteview",
+            "geecache-singleflight",
+            "geecache-consistenthash",
+        ],
         no_runtime: false,
     },
     Rule {

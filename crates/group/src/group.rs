@@ -259,7 +259,7 @@ impl Group {
             match CatchUnwind(self.inner.getter.get_boxed(key)).await {
                 Ok(Ok(loaded)) => {
                     self.stats.local_loads.incr();
-                    let (value, ttl) = self.store(key, loaded, Some(Tier::Main), epoch);
+                    let (value, ttl) = self.store(key, loaded, Some(self.local_tier(key)), epoch);
                     Ok(Fetched {
                         value,
                         ttl,
@@ -313,6 +313,16 @@ impl Group {
                     "peer fetch failed; loading locally");
                 self.load_locally(key).await
             }
+        }
+    }
+
+    /// Where a value this node loaded goes: the main cache when the node owns the key, the hot
+    /// cache when it stood in for an owner that was skipped or failed, so that the copy is
+    /// the first to go once the owner is back.
+    fn local_tier(&self, key: &str) -> Tier {
+        match self.inner.peers.get() {
+            Some(picker) if !picker.owns(key) => Tier::Hot,
+            _ => Tier::Main,
         }
     }
 

@@ -73,6 +73,7 @@
 
 mod builder;
 mod cache;
+mod cluster;
 mod error;
 mod getter;
 mod group;
@@ -88,6 +89,7 @@ mod sweeper;
 mod tests;
 
 pub use builder::GroupBuilder;
+pub use cluster::{Cluster, ClusterBuilder, HealthPolicy, PeerHealth, PeerState};
 pub use error::{
     AlreadyRegistered, BoxError, BuildError, DuplicateGroup, Error, LoadError, PeerError, Rejected,
 };

@@ -17,6 +17,15 @@ pub trait PeerPicker: Send + Sync + 'static {
     /// Every member but this node: whom a removal is fanned out to.
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>>;
 
+    /// Whether this node owns `key` on the ring, rather than standing in for an owner that is
+    /// skipped or failed. A value this node loads for a key it does not own goes to its hot
+    /// cache, which gives up bytes first, so the stand-in copy does not outlive the owner's
+    /// return. Default: every key is this node's.
+    fn owns(&self, key: &str) -> bool {
+        let _ = key;
+        true
+    }
+
     /// Whether `name` (a [`PeerGetter::name`]) is this node's own. An owner fanning out a
     /// removal may list the asking node among those that did not confirm; the asker drops
     /// itself from that list. Default: no name is this node's.

@@ -130,6 +130,7 @@ impl Node {
             .observer(metrics.peer_observer())
             .build()
             .context("building the peer pool")?;
+        metrics.watch_peers(Arc::clone(&pool));
 
         for group in &options.groups {
             let mut builder = Group::builder(group.name.clone())

@@ -1,11 +1,10 @@
-//! `HttpPool`: the peer picker over a consistent-hash ring of peer URLs.
+//! `HttpPool`: the group's cluster view, with HTTP peers for its members.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
-use geecache_consistenthash::{HashFn, Preset, Ring};
-use geecache_group::{PeerGetter, PeerPicker};
+use geecache_consistenthash::Preset;
+use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker};
 
 use crate::DEFAULT_BASE_PATH;
 use crate::auth::Token;
@@ -13,9 +12,11 @@ use crate::client::{HttpPeer, PeerObserver, Transport};
 use crate::error::Error;
 use crate::validate;
 
-/// A [`PeerPicker`] over a consistent-hash [`Ring`] of peer base URLs, with a stack of idle
-/// keep-alive HTTP/1.1 connections per peer (at most 64 each; one idle for over 20 s is closed
-/// rather than reused, ahead of the 30 s after which a geecache server closes it).
+/// A [`PeerPicker`] over peer base URLs: the group's [`Cluster`] (a consistent-hash ring, each
+/// member's health, a dead owner's keys going to the next member), with an HTTP client per
+/// member that keeps a stack of idle keep-alive HTTP/1.1 connections (at most 64 each; one
+/// idle for over 20 s is closed rather than reused, ahead of the 30 s after which a geecache
+/// server closes it).
 ///
 /// The pool's own URL is always a member of the ring (so every node computes the same owners
 /// from the same list) but is never picked: when a node owns a key it loads it itself.
@@ -31,21 +32,10 @@ use crate::validate;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct HttpPool {
-    self_url: String,
     base_path: String,
-    preset: Preset,
-    replicas: usize,
     transport: Arc<Transport>,
-    /// The current members. Readers clone the `Arc` (or look up under the read lock, which is
-    /// never held across an await); `set_peers` builds a whole new `Members` and swaps it in,
-    /// so a request sees either the old ring and clients or the new ones, never a mix.
-    members: RwLock<Arc<Members>>,
-}
-
-struct Members {
-    ring: Ring<HashFn>,
-    /// Every member but self, by URL.
-    peers: HashMap<String, Arc<HttpPeer>>,
+    /// Who the members are, who owns a key, and who is healthy: none of it is HTTP's.
+    cluster: Cluster,
 }
 
 impl HttpPool {
@@ -58,6 +48,7 @@ impl HttpPool {
             base_path: DEFAULT_BASE_PATH.to_owned(),
             preset: Preset::Groupcache,
             replicas: 0,
+            health: HealthPolicy::default(),
             max_response_bytes: 64 << 20,
             peer_token: None,
             observer: None,
@@ -70,7 +61,8 @@ impl HttpPool {
     /// listed later wins, as in groupcache), so give every node the same list.
     ///
     /// Every URL is checked first; on an error nothing changes. Then the new ring and clients
-    /// are swapped in at once: requests already in flight finish with the peer they picked.
+    /// are swapped in at once: requests already in flight finish with the peer they picked. A
+    /// member that stays keeps its connections and its health.
     ///
     /// # Errors
     ///
@@ -81,84 +73,56 @@ impl HttpPool {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut list: Vec<String> = Vec::new();
-        for peer in peers {
-            let peer = validate::peer_url(peer.as_ref())?;
-            if !list.contains(&peer) {
-                list.push(peer);
-            }
-        }
-        if !list.contains(&self.self_url) {
-            list.push(self.self_url.clone());
-        }
-
-        // Built outside the lock: hashing 50 virtual nodes per member is the slow part.
-        let current = self.current();
-        let mut ring = self.preset.ring(self.replicas);
-        ring.add(list.iter().map(String::as_str));
-        let mut peers = HashMap::with_capacity(list.len());
-        for url in list.into_iter().filter(|url| *url != self.self_url) {
-            // A member that stays keeps its peer, and with it its open connections.
-            let peer = match current.peers.get(&url) {
-                Some(peer) => Arc::clone(peer),
-                None => Arc::new(HttpPeer::new(
-                    url.clone(),
-                    &self.base_path,
-                    Arc::clone(&self.transport),
-                )?),
-            };
-            peers.insert(url, peer);
-        }
-        let next = Arc::new(Members { ring, peers });
-        *self.members.write().unwrap_or_else(PoisonError::into_inner) = next;
+        let list = peers
+            .into_iter()
+            .map(|peer| validate::peer_url(peer.as_ref()))
+            .collect::<Result<Vec<String>, Error>>()?;
+        self.cluster.set_members(list, |url| {
+            let peer = HttpPeer::new(url.to_owned(), &self.base_path, Arc::clone(&self.transport))?;
+            Ok::<_, Error>(Arc::new(peer) as Arc<dyn PeerGetter>)
+        })?;
         // Each member's share of the keys, in percent: a skewed ring shows at once.
-        let shares: Vec<String> = self
-            .shares()
-            .iter()
+        let shares: Vec<String> = (self.shares().iter())
             .map(|(member, share)| format!("{member}={:.1}%", share * 100.0))
             .collect();
-        tracing::info!(peers = ?self.peers(), ring = %self.preset, ?shares, "peer list replaced");
+        tracing::info!(peers = ?self.peers(), ring = %self.ring(), ?shares, "peer list replaced");
         Ok(())
     }
 
     /// The current members, sorted, self included.
     #[must_use]
     pub fn peers(&self) -> Vec<String> {
-        let mut members: Vec<String> = self.current().ring.members().map(str::to_owned).collect();
-        members.sort_unstable();
-        members
+        self.cluster.members()
     }
 
     /// This node's URL.
     #[must_use]
     pub fn self_url(&self) -> &str {
-        &self.self_url
+        self.cluster.self_name()
     }
 
     /// The ring this pool places keys with.
     #[must_use]
     pub fn ring(&self) -> Preset {
-        self.preset
+        self.cluster.ring()
     }
 
     /// Each member's share of the keys, sorted by member: how evenly the ring spreads them.
     #[must_use]
     pub fn shares(&self) -> Vec<(String, f64)> {
-        let members = self.current();
-        let mut shares: Vec<(String, f64)> = members
-            .ring
-            .shares()
-            .into_iter()
-            .map(|(m, s)| (m.to_owned(), s))
-            .collect();
-        shares.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        shares
+        self.cluster.shares()
     }
 
-    /// The member that owns `key` on the ring; may be this node.
+    /// Every other member's health, sorted by URL.
+    #[must_use]
+    pub fn health(&self) -> Vec<PeerHealth> {
+        self.cluster.health()
+    }
+
+    /// The member that owns `key` on the ring, healthy or not; may be this node.
     #[must_use]
     pub fn owner_of(&self, key: &str) -> Option<String> {
-        self.current().ring.get(key).map(str::to_owned)
+        self.cluster.owner_of(key)
     }
 
     /// The base path of the peer route, e.g. `/_geecache/`.
@@ -166,46 +130,31 @@ impl HttpPool {
     pub fn base_path(&self) -> &str {
         &self.base_path
     }
-
-    fn owned_elsewhere(&self, key: &str) -> Option<Arc<HttpPeer>> {
-        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
-        let owner = members.ring.get(key)?;
-        if owner == self.self_url {
-            return None;
-        }
-        members.peers.get(owner).cloned()
-    }
-
-    fn current(&self) -> Arc<Members> {
-        Arc::clone(&self.members.read().unwrap_or_else(PoisonError::into_inner))
-    }
 }
 
 impl PeerPicker for HttpPool {
     fn pick_peer(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
-        self.owned_elsewhere(key)
-            .map(|peer| peer as Arc<dyn PeerGetter>)
+        self.cluster.pick_peer(key)
     }
 
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {
-        let members = self.current();
-        let peers = members.peers.values().cloned();
-        peers.map(|peer| peer as Arc<dyn PeerGetter>).collect()
+        self.cluster.all_peers()
+    }
+
+    fn owns(&self, key: &str) -> bool {
+        self.cluster.owns(key)
     }
 
     fn is_self(&self, name: &str) -> bool {
-        name == self.self_url
+        self.cluster.is_self(name)
     }
 }
 
 impl fmt::Debug for HttpPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpPool")
-            .field("self_url", &self.self_url)
             .field("base_path", &self.base_path)
-            .field("ring", &self.preset)
-            .field("replicas", &self.replicas)
-            .field("peers", &self.peers())
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
@@ -217,6 +166,7 @@ pub struct PoolBuilder {
     base_path: String,
     preset: Preset,
     replicas: usize,
+    health: HealthPolicy,
     max_response_bytes: usize,
     peer_token: Option<String>,
     observer: Option<Arc<dyn PeerObserver>>,
@@ -243,6 +193,13 @@ impl PoolBuilder {
     /// cluster must use the same number.
     pub fn replicas(mut self, n: usize) -> Self {
         self.replicas = n;
+        self
+    }
+
+    /// When a peer's circuit opens (it is skipped, and its keys go to the next member) and how
+    /// long until it is probed again. Default [`HealthPolicy::default`].
+    pub fn health(mut self, policy: HealthPolicy) -> Self {
+        self.health = policy;
         self
     }
 
@@ -284,19 +241,15 @@ impl PoolBuilder {
             token,
             self.observer,
         ));
-        let mut ring = self.preset.ring(self.replicas);
-        ring.add([self_url.as_str()]);
-        let replicas = ring.replicas();
+        let cluster = Cluster::builder(self_url)
+            .ring(self.preset)
+            .replicas(self.replicas)
+            .health(self.health)
+            .build();
         Ok(Arc::new(HttpPool {
-            self_url,
             base_path: self.base_path,
-            preset: self.preset,
-            replicas,
             transport,
-            members: RwLock::new(Arc::new(Members {
-                ring,
-                peers: HashMap::new(),
-            })),
+            cluster,
         }))
     }
 }

@@ -19,8 +19,20 @@ pub(crate) struct StatsBody {
     self_url: Option<String>,
     /// The ring's members, sorted, self included; empty without a pool.
     peers: Vec<String>,
+    /// Every other member's circuit, by URL; absent without a pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<BTreeMap<String, PeerHealthBody>>,
     /// Every group by name.
     groups: BTreeMap<String, GroupStats>,
+}
+
+/// One peer's circuit.
+#[derive(serde::Serialize)]
+struct PeerHealthBody {
+    /// `closed`, `open` or `half-open`.
+    state: &'static str,
+    /// Times the circuit opened since the peer joined.
+    openings: u64,
 }
 
 /// One group: every counter, the budget, then the two caches.
@@ -78,6 +90,17 @@ impl StatsBody {
         StatsBody {
             self_url: pool.map(|p| p.self_url().to_owned()),
             peers: pool.map(HttpPool::peers).unwrap_or_default(),
+            health: pool.map(|pool| {
+                (pool.health().into_iter())
+                    .map(|peer| {
+                        let body = PeerHealthBody {
+                            state: peer.state.as_str(),
+                            openings: peer.openings,
+                        };
+                        (peer.name, body)
+                    })
+                    .collect()
+            }),
             groups,
         }
     }

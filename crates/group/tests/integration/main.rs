@@ -4,5 +4,6 @@ mod support;
 
 mod cluster;
 mod expiry;
+mod health;
 mod local;
 mod model;

@@ -17,11 +17,12 @@
 mod tests;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use geecache_group::PeerState;
 use geecache_group::{CacheStats, FieldKind, Getter, LoadError, Loaded, Rejected, Stats};
-use geecache_transport_http::{PeerObserver, PeerOutcome};
+use geecache_transport_http::{HttpPool, PeerObserver, PeerOutcome};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -50,6 +51,8 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
+    /// The peers whose health is reported, once the node has its pool.
+    peers_health: Arc<OnceLock<Arc<HttpPool>>>,
     peer_requests: HistogramFamily<PeerLabels>,
     loads: HistogramFamily<LoadLabels>,
     peers: Gauge,
@@ -82,8 +85,13 @@ impl Metrics {
         );
         registry.register_collector(Box::new(GroupCollector { groups }));
         registry.register_collector(Box::new(BuildInfo));
+        let peers_health = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(HealthCollector {
+            pool: Arc::clone(&peers_health),
+        }));
         Metrics {
             registry,
+            peers_health,
             peer_requests,
             loads,
             peers,
@@ -112,6 +120,12 @@ impl Metrics {
             rejected: for_outcome("rejected"),
             error: for_outcome("error"),
         }
+    }
+
+    /// Reports the health of `pool`'s peers from now on (the pool is built after the metrics,
+    /// since it takes their peer observer).
+    pub(crate) fn watch_peers(&self, pool: Arc<HttpPool>) {
+        let _ = self.peers_health.set(pool);
     }
 
     /// Records how many ring members there are (called by the membership source).
@@ -270,6 +284,54 @@ impl Collector for GroupCollector {
                     encode_value(&mut sample, kind, field.read(stats))?;
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// Each peer's circuit, read at scrape time: a peer that left the cluster leaves the series.
+#[derive(Debug)]
+struct HealthCollector {
+    pool: Arc<OnceLock<Arc<HttpPool>>>,
+}
+
+impl Collector for HealthCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(pool) = self.pool.get() else {
+            return Ok(());
+        };
+        let health = pool.health();
+        if health.is_empty() {
+            return Ok(());
+        }
+        let mut metric = encoder.encode_descriptor(
+            "geecache_peer_state",
+            "1 for the state each peer's circuit is in (closed: used; open: skipped, its keys go \
+             to the next member; half-open: being probed), 0 for the others",
+            None,
+            MetricType::Gauge,
+        )?;
+        for peer in &health {
+            for state in [PeerState::Closed, PeerState::Open, PeerState::HalfOpen] {
+                let labels = [("peer", peer.name.as_str()), ("state", state.as_str())];
+                let mut sample = metric.encode_family(&labels)?;
+                encode_value(
+                    &mut sample,
+                    MetricType::Gauge,
+                    u64::from(peer.state == state),
+                )?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "geecache_peer_circuit_openings",
+            "Times each peer's circuit opened since the peer joined",
+            None,
+            MetricType::Counter,
+        )?;
+        for peer in &health {
+            let labels = [("peer", peer.name.as_str())];
+            let mut sample = metric.encode_family(&labels)?;
+            encode_value(&mut sample, MetricType::Counter, peer.openings)?;
         }
         Ok(())
     }

@@ -160,3 +160,56 @@ fn metric_names_follow_prometheus_conventions() {
         }
     }
 }
+
+#[test]
+fn each_peers_circuit_is_a_gauge_per_state_and_a_count_of_openings() {
+    let metrics = Metrics::new(Registry::new());
+    assert!(
+        !metrics.encode().contains("geecache_peer_state"),
+        "no pool, no series"
+    );
+    let pool = geecache_transport_http::HttpPool::builder("http://a:1")
+        .build()
+        .unwrap();
+    pool.set_peers(["http://a:1", "http://b:1", "http://c:1"])
+        .unwrap();
+    metrics.watch_peers(Arc::clone(&pool));
+    let s = parse(&metrics.encode());
+    for peer in ["http://b:1", "http://c:1"] {
+        let state = |state: &str| {
+            value(
+                &s,
+                "geecache_peer_state",
+                &[("peer", peer), ("state", state)],
+            )
+        };
+        assert_eq!(
+            (state("closed"), state("open"), state("half-open")),
+            (Some(1.0), Some(0.0), Some(0.0))
+        );
+        let openings = value(
+            &s,
+            "geecache_peer_circuit_openings_total",
+            &[("peer", peer)],
+        );
+        assert_eq!(openings, Some(0.0));
+    }
+    assert_eq!(
+        value(
+            &s,
+            "geecache_peer_state",
+            &[("peer", "http://a:1"), ("state", "closed")]
+        ),
+        None,
+        "this node is not its own peer"
+    );
+    // A peer that leaves the cluster leaves the exposition.
+    pool.set_peers(["http://a:1", "http://b:1"]).unwrap();
+    let s = parse(&metrics.encode());
+    let gone = value(
+        &s,
+        "geecache_peer_state",
+        &[("peer", "http://c:1"), ("state", "closed")],
+    );
+    assert_eq!(gone, None);
+}

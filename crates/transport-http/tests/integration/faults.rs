@@ -135,6 +135,29 @@ async fn survives(peer_url: &str, options: Options, expected: PeerOutcome) {
     assert_eq!(stats.peer_errors, 1);
     assert_eq!(stats.peer_loads, 0);
     assert_eq!(node.outcomes.all(), vec![(peer_url.to_owned(), expected)]);
+
+    // One timeout or refusal opens the peer's circuit at once; other failures must repeat.
+    let unreachable = matches!(expected, PeerOutcome::Timeout | PeerOutcome::Unavailable);
+    let state = if unreachable { "open" } else { "closed" };
+    let stats = get(&format!("{}/stats", node.url)).await;
+    let json: serde_json::Value = serde_json::from_slice(&stats.body).expect("JSON");
+    assert_eq!(json["health"][peer_url]["state"], state, "{json}");
+    assert_eq!(json["health"][peer_url]["openings"], u64::from(unreachable));
+    if unreachable {
+        // While it is open the peer is skipped: another of its keys is loaded here at once,
+        // without a request to it.
+        let other = (0..10_000)
+            .map(|i| format!("other{i}"))
+            .find(|k| node.pool.owner_of(k).as_deref() == Some(peer_url))
+            .expect("the peer owns some key");
+        assert_eq!(get(&node.api(&other)).await.text(), value_of(&other, 0));
+        assert_eq!(
+            node.outcomes.all().len(),
+            1,
+            "no second request to the peer"
+        );
+        assert_eq!(node.group.stats().peer_errors, 1);
+    }
 }
 
 async fn survives_fake(fake: Fake, options: Options, expected: PeerOutcome) {

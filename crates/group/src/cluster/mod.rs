@@ -1,0 +1,414 @@
+//! The cluster view: who the members are, who owns a key, and which members are healthy.
+
+mod health;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use geecache_consistenthash::{HashFn, Preset, Ring};
+
+pub use health::{HealthPolicy, PeerState};
+
+use crate::cache::now;
+use crate::error::PeerError;
+use crate::getter::{BoxFuture, Loaded};
+use crate::peers::{PeerGetter, PeerPicker, RemoveMode};
+use crate::random::{self, RandomSource};
+use health::{Change, Health, Outcome};
+
+/// The members of a cluster and their health; a [`PeerPicker`] for any transport.
+///
+/// It holds the consistent-hash ring of member names, one [`PeerGetter`] per member (made by the transport, e.g. an HTTP client
+/// for a URL) and each member's health. A key goes to the first member of its
+/// [successors](geecache_consistenthash::Ring::successors) whose circuit is not open: its owner
+/// while the owner answers, the next member on the ring while the owner is skipped. Every node
+/// derives the same order from the same ring, so a dead owner's keys are still loaded once in
+/// the cluster, by its successor, instead of once per node.
+///
+/// ```
+/// use std::sync::Arc;
+/// use geecache_group::{BoxFuture, Cluster, Loaded, PeerError, PeerGetter, PeerPicker, RemoveMode};
+///
+/// /// A stand-in transport: every peer answers "not found".
+/// struct Nowhere(String);
+///
+/// impl PeerGetter for Nowhere {
+///     fn get<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+///         Box::pin(async { Err(PeerError::NotFound) })
+///     }
+///     fn remove<'a>(&'a self, _: &'a str, _: &'a str, _: RemoveMode)
+///         -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+///         Box::pin(async { Ok(Vec::new()) })
+///     }
+///     fn name(&self) -> &str {
+///         &self.0
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cluster = Cluster::builder("node-a").build();
+/// cluster.set_members(["node-a", "node-b", "node-c"], |name| {
+///     Ok::<_, std::convert::Infallible>(Arc::new(Nowhere(name.to_owned())) as Arc<dyn PeerGetter>)
+/// })?;
+/// let owner = cluster.owner_of("k1").ok_or("empty ring")?;
+/// match cluster.pick_peer("k1") {
+///     Some(peer) => assert_eq!(peer.name(), owner), // another node owns it: ask it
+///     None => assert_eq!(owner, "node-a"),          // this node owns it: load it here
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+///
+/// Build one with [`Cluster::builder`], give it members with [`Cluster::set_members`], and
+/// register it with the group ([`GroupBuilder::peers`](crate::GroupBuilder::peers)).
+pub struct Cluster {
+    self_name: String,
+    preset: Preset,
+    replicas: usize,
+    policy: HealthPolicy,
+    random: RandomSource,
+    /// Readers clone the `Arc` (or look up under the read lock, never held across an await);
+    /// `set_members` builds a whole new `Members` and swaps it in, so a request sees either
+    /// the old ring and peers or the new ones, never a mix.
+    members: RwLock<Arc<Members>>,
+}
+
+struct Members {
+    ring: Ring<HashFn>,
+    /// Every member but this node, by name.
+    peers: HashMap<String, Arc<Member>>,
+}
+
+/// One member's health, as [`Cluster::health`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerHealth {
+    /// The member's name (a transport's peer name, e.g. its URL).
+    pub name: String,
+    /// Where its circuit is.
+    pub state: PeerState,
+    /// How many times its circuit has opened since it joined.
+    pub openings: u64,
+}
+
+impl Cluster {
+    /// Starts building the cluster view of the node called `self_name`. Every node must name
+    /// every member, itself included, by the same string: the ring hashes it.
+    pub fn builder(self_name: impl Into<String>) -> ClusterBuilder {
+        ClusterBuilder {
+            self_name: self_name.into(),
+            preset: Preset::Groupcache,
+            replicas: 0,
+            policy: HealthPolicy::default(),
+            random: None,
+        }
+    }
+
+    /// Replaces the members with `names` (this node is added if missing), in that order.
+    ///
+    /// `connect` makes the peer of a new member; a member that stays keeps its peer, and with
+    /// it its connections and its health. The order matters only when two members' points
+    /// collide on the ring (the member listed later wins), so give every node the same list.
+    ///
+    /// # Errors
+    ///
+    /// The first error `connect` returns; then nothing changes.
+    pub fn set_members<I, S, E>(
+        &self,
+        names: I,
+        mut connect: impl FnMut(&str) -> Result<Arc<dyn PeerGetter>, E>,
+    ) -> Result<(), E>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut list: Vec<String> = Vec::new();
+        for name in names {
+            let name = name.into();
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        }
+        if !list.contains(&self.self_name) {
+            list.push(self.self_name.clone());
+        }
+        // Built outside the lock: hashing the virtual nodes is the slow part.
+        let current = self.current();
+        let mut ring = self.preset.ring(self.replicas);
+        ring.add(list.iter().map(String::as_str));
+        let mut peers = HashMap::with_capacity(list.len());
+        for name in list.into_iter().filter(|name| *name != self.self_name) {
+            let member = match current.peers.get(&name) {
+                Some(member) => Arc::clone(member),
+                None => Arc::new(Member {
+                    getter: connect(&name)?,
+                    health: Health::new(self.policy),
+                    random: Arc::clone(&self.random),
+                }),
+            };
+            peers.insert(name, member);
+        }
+        let next = Arc::new(Members { ring, peers });
+        *self.members.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    /// This node's name.
+    #[must_use]
+    pub fn self_name(&self) -> &str {
+        &self.self_name
+    }
+
+    /// The members, sorted, this node included.
+    #[must_use]
+    pub fn members(&self) -> Vec<String> {
+        let mut members: Vec<String> = self.current().ring.members().map(str::to_owned).collect();
+        members.sort_unstable();
+        members
+    }
+
+    /// The member that owns `key` on the ring, healthy or not; may be this node.
+    #[must_use]
+    pub fn owner_of(&self, key: &str) -> Option<String> {
+        self.current().ring.get(key).map(str::to_owned)
+    }
+
+    /// The ring this cluster places keys with.
+    #[must_use]
+    pub fn ring(&self) -> Preset {
+        self.preset
+    }
+
+    /// Each member's share of the keys, sorted by member: how evenly the ring spreads them.
+    #[must_use]
+    pub fn shares(&self) -> Vec<(String, f64)> {
+        let members = self.current();
+        let mut shares: Vec<(String, f64)> = (members.ring.shares().into_iter())
+            .map(|(member, share)| (member.to_owned(), share))
+            .collect();
+        shares.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        shares
+    }
+
+    /// Every other member's health, sorted by name.
+    #[must_use]
+    pub fn health(&self) -> Vec<PeerHealth> {
+        let members = self.current();
+        let mut health: Vec<PeerHealth> = (members.peers.iter())
+            .map(|(name, member)| PeerHealth {
+                name: name.clone(),
+                state: member.health.state(),
+                openings: member.health.openings(),
+            })
+            .collect();
+        health.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        health
+    }
+
+    fn current(&self) -> Arc<Members> {
+        Arc::clone(&self.members.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl PeerPicker for Cluster {
+    fn pick_peer(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        let now = now();
+        for name in members.ring.successors(key) {
+            if name == self.self_name {
+                // This node comes first among the members not skipped: it loads the key.
+                return None;
+            }
+            let member = members.peers.get(name)?;
+            if member.health.admit(now) {
+                return Some(Arc::clone(member) as Arc<dyn PeerGetter>);
+            }
+        }
+        None
+    }
+
+    fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {
+        let members = self.current();
+        let peers = members.peers.values().cloned();
+        peers.map(|member| member as Arc<dyn PeerGetter>).collect()
+    }
+
+    fn owns(&self, key: &str) -> bool {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        members
+            .ring
+            .get(key)
+            .is_none_or(|owner| owner == self.self_name)
+    }
+
+    fn is_self(&self, name: &str) -> bool {
+        name == self.self_name
+    }
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("self", &self.self_name)
+            .field("ring", &self.preset)
+            .field("replicas", &self.replicas)
+            .field("members", &self.members())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Cluster`]; start with [`Cluster::builder`].
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct ClusterBuilder {
+    self_name: String,
+    preset: Preset,
+    replicas: usize,
+    policy: HealthPolicy,
+    random: Option<RandomSource>,
+}
+
+impl ClusterBuilder {
+    /// Which ring places keys on members. Default [`Preset::Groupcache`], Go groupcache's, so
+    /// a cluster agrees with Go nodes unless told otherwise. Every node must use the same.
+    pub fn ring(mut self, preset: Preset) -> Self {
+        self.preset = preset;
+        self
+    }
+
+    /// Virtual nodes per member; `0` (the default) means the ring's own
+    /// ([`Preset::default_replicas`]). Every node must use the same.
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
+        self
+    }
+
+    /// When a member's circuit opens and how long it stays open. Default
+    /// [`HealthPolicy::default`].
+    pub fn health(mut self, policy: HealthPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The randomness that jitters probe times. Default: a fast per-thread generator.
+    pub fn random(mut self, random: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.random = Some(Arc::new(random));
+        self
+    }
+
+    /// The cluster, with this node as its only member until [`Cluster::set_members`].
+    pub fn build(self) -> Cluster {
+        let mut ring = self.preset.ring(self.replicas);
+        ring.add([self.self_name.as_str()]);
+        let replicas = ring.replicas();
+        Cluster {
+            self_name: self.self_name,
+            preset: self.preset,
+            replicas,
+            policy: self.policy.normalized(),
+            random: self.random.unwrap_or_else(random::default_source),
+            members: RwLock::new(Arc::new(Members {
+                ring,
+                peers: HashMap::new(),
+            })),
+        }
+    }
+}
+
+impl fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("self_name", &self.self_name)
+            .field("ring", &self.preset)
+            .field("replicas", &self.replicas)
+            .field("health", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A member: the transport's peer, and the breaker every call to it reports to.
+struct Member {
+    getter: Arc<dyn PeerGetter>,
+    health: Health,
+    random: RandomSource,
+}
+
+impl Member {
+    fn record(&self, outcome: Outcome) {
+        let change = self.health.record(outcome, now(), (self.random)());
+        match change {
+            Some(Change::Opened { backoff }) => tracing::warn!(
+                peer = self.getter.name(),
+                ?outcome,
+                ?backoff,
+                "peer circuit opened: skipping the peer, its keys go to the next member"
+            ),
+            Some(Change::Closed) => {
+                tracing::info!(
+                    peer = self.getter.name(),
+                    "peer circuit closed: peer is back"
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+/// One call to a member: reports its outcome when it ends, or `Unreachable` when it is dropped
+/// unfinished (the group's peer timeout passed).
+struct Attempt<'a> {
+    member: &'a Member,
+    reported: bool,
+}
+
+impl Attempt<'_> {
+    fn report<T>(mut self, result: &Result<T, PeerError>) {
+        self.reported = true;
+        self.member.record(Outcome::of(result));
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.member.record(Outcome::Unreachable);
+        }
+    }
+}
+
+impl PeerGetter for Member {
+    fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        Box::pin(async move {
+            let attempt = Attempt {
+                member: self,
+                reported: false,
+            };
+            let result = self.getter.get(group, key).await;
+            attempt.report(&result);
+            result
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(async move {
+            let attempt = Attempt {
+                member: self,
+                reported: false,
+            };
+            let result = self.getter.remove(group, key, mode).await;
+            attempt.report(&result);
+            result
+        })
+    }
+
+    fn name(&self) -> &str {
+        self.getter.name()
+    }
+}

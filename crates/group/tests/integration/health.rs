@@ -1,0 +1,229 @@
+//! Three in-memory nodes behind `Cluster` pickers: a hung peer is skipped once its circuit
+//! opens, its keys are loaded once by the next member on the ring, and it is used again after
+//! it answers a probe. Time is tokio's paused clock, so timeouts and backoffs take no real time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use geecache_consistenthash::Preset;
+use geecache_group::{
+    BoxFuture, Cluster, Group, HealthPolicy, Loaded, Origin, PeerError, PeerGetter, PeerState,
+    RemoveMode,
+};
+
+use crate::support::{CountingLoader, value_of};
+
+/// Another in-process group, reached as a peer request would reach it, that can be made to
+/// hang (as a SIGSTOPped node does: the connection is open, no answer comes).
+struct HangablePeer {
+    name: String,
+    group: Arc<Group>,
+    hung: Arc<AtomicBool>,
+}
+
+impl PeerGetter for HangablePeer {
+    fn get<'a>(&'a self, _: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        Box::pin(async move {
+            if self.hung.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            match self.group.fetch(key, Origin::Peer).await {
+                Ok(f) => Ok(Loaded::new(f.value).with_optional_ttl(f.ttl)),
+                Err(e) if e.is_not_found() => Err(PeerError::NotFound),
+                Err(e) => Err(PeerError::Status {
+                    status: 500,
+                    message: e.to_string(),
+                }),
+            }
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        _: &'a str,
+        key: &'a str,
+        mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(async move { Ok(self.group.remove_for_peer(key, mode).await.unconfirmed) })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+struct Node {
+    name: String,
+    group: Arc<Group>,
+    loader: CountingLoader,
+    cluster: Arc<Cluster>,
+}
+
+const PEER_TIMEOUT: Duration = Duration::from_millis(100);
+const BACKOFF: Duration = Duration::from_millis(500);
+
+/// Three nodes; `hung[i]` makes node `i` hang when any other node asks it.
+fn nodes(hung: &[Arc<AtomicBool>]) -> Vec<Node> {
+    let names: Vec<String> = (1..=3).map(|i| format!("node-{i}")).collect();
+    let built: Vec<Node> = names
+        .iter()
+        .map(|name| {
+            let loader = CountingLoader::default();
+            let cluster = Arc::new(
+                Cluster::builder(name.clone())
+                    .health(HealthPolicy::default().with_backoff(BACKOFF, BACKOFF * 4))
+                    .random(|| 0)
+                    .build(),
+            );
+            let group = Group::builder("scores")
+                .hot_admission(0)
+                .peer_timeout(PEER_TIMEOUT)
+                .peers(cluster.clone())
+                .getter(loader.clone())
+                .build()
+                .unwrap();
+            Node {
+                name: name.clone(),
+                group,
+                loader,
+                cluster,
+            }
+        })
+        .collect();
+    let by_name: HashMap<String, (Arc<Group>, Arc<AtomicBool>)> = built
+        .iter()
+        .zip(hung)
+        .map(|(n, hung)| (n.name.clone(), (Arc::clone(&n.group), Arc::clone(hung))))
+        .collect();
+    for node in &built {
+        node.cluster
+            .set_members(names.iter().cloned(), |name| {
+                let (group, hung) = &by_name[name];
+                Ok::<_, std::convert::Infallible>(Arc::new(HangablePeer {
+                    name: name.to_owned(),
+                    group: Arc::clone(group),
+                    hung: Arc::clone(hung),
+                }) as Arc<dyn PeerGetter>)
+            })
+            .unwrap();
+    }
+    built
+}
+
+/// Keys owned by `owner`, paired with their successor on the same ring the clusters use.
+fn keys_owned_by(owner: &str, names: &[&str], n: usize) -> Vec<(String, String)> {
+    let mut ring = Preset::Groupcache.ring(0);
+    ring.add(names.iter().copied());
+    (0..)
+        .map(|i| format!("k{i}"))
+        .filter_map(|key| {
+            let mut order = ring.successors(&key);
+            (order.next() == Some(owner)).then(|| {
+                let next = order.next().unwrap().to_owned();
+                (key, next)
+            })
+        })
+        .take(n)
+        .collect()
+}
+
+fn loads(nodes: &[Node]) -> Vec<usize> {
+    nodes.iter().map(|n| n.loader.calls()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_owners_keys_go_once_to_its_successor_until_it_answers_a_probe() {
+    let hung: Vec<Arc<AtomicBool>> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+    let nodes = Arc::new(nodes(&hung));
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let keys = keys_owned_by("node-3", &names, 40);
+    hung[2].store(true, Ordering::SeqCst);
+
+    // The first request from each asking node pays the timeout and opens that node's circuit.
+    for asker in &nodes[..2] {
+        assert_eq!(
+            asker.group.get(&keys[0].0).await.unwrap(),
+            value_of(&keys[0].0)
+        );
+        let health = asker.cluster.health();
+        let node3 = health.iter().find(|h| h.name == "node-3").unwrap();
+        assert_eq!((node3.state, node3.openings), (PeerState::Open, 1));
+    }
+    let errors_after_opening: u64 = nodes.iter().map(|n| n.group.stats().peer_errors).sum();
+    assert_eq!(errors_after_opening, 2, "one timeout per asking node");
+    let before = loads(&nodes);
+
+    // While the circuit is open, every other key of node 3 goes to its successor and is loaded
+    // once in the cluster, with requests for it arriving at both surviving nodes at once.
+    let mut tasks = Vec::new();
+    for (key, _) in &keys[1..] {
+        for asker in 0..2 {
+            for _ in 0..3 {
+                let (nodes, key) = (Arc::clone(&nodes), key.clone());
+                tasks.push(tokio::spawn(
+                    async move { nodes[asker].group.get(&key).await },
+                ));
+            }
+        }
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().is_ok());
+    }
+    let after = loads(&nodes);
+    for (i, node) in nodes.iter().enumerate() {
+        let stood_in_for = keys[1..]
+            .iter()
+            .filter(|(_, next)| *next == node.name)
+            .count();
+        assert_eq!(
+            after[i] - before[i],
+            stood_in_for,
+            "{} loaded each key it stands in for once, and nothing else",
+            node.name
+        );
+    }
+    // A stand-in's copies live in its hot cache, which gives up bytes first, so they do not
+    // outlive the owner's return; its main cache holds nothing it does not own.
+    for (i, node) in nodes[..2].iter().enumerate() {
+        let stats = node.group.stats();
+        assert_eq!(stats.main.items, 0, "{} owns none of these keys", node.name);
+        assert_eq!(
+            stats.hot.items, after[i],
+            "{}: every load it made, as a stand-in",
+            node.name
+        );
+    }
+    let errors: u64 = nodes.iter().map(|n| n.group.stats().peer_errors).sum();
+    assert_eq!(
+        errors, errors_after_opening,
+        "no request paid the timeout while open"
+    );
+    assert_eq!(
+        nodes[2].loader.calls(),
+        0,
+        "the hung node was never reached"
+    );
+
+    // Node 3 comes back. After the backoff the next request probes it; the answer closes the
+    // circuit and its keys go to it again.
+    hung[2].store(false, Ordering::SeqCst);
+    tokio::time::sleep(BACKOFF).await; // paused clock: advances time, takes none
+    let fresh = keys_owned_by("node-3", &names, 45);
+    for (key, _) in &fresh[40..] {
+        assert_eq!(nodes[0].group.get(key).await.unwrap(), value_of(key));
+    }
+    let node3 = nodes[0]
+        .cluster
+        .health()
+        .into_iter()
+        .find(|h| h.name == "node-3")
+        .unwrap();
+    assert_eq!(node3.state, PeerState::Closed);
+    assert_eq!(
+        nodes[2].loader.calls(),
+        5,
+        "node 3 loads its own keys again"
+    );
+}
