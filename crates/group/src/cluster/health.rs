@@ -38,6 +38,16 @@ pub struct HealthPolicy {
     pub backoff_min: Duration,
     /// The longest backoff; each failed probe doubles it up to this. Default 10 s.
     pub backoff_max: Duration,
+    /// A peer whose answers take on average (an exponentially weighted moving average) more
+    /// than this many times the median of the other peers' averages is ejected as slow.
+    /// Default 5. `0` turns slow-peer ejection off.
+    pub slow_factor: u32,
+    /// ... but only when its average is also above this. Default 100 ms: a peer a few
+    /// milliseconds slower than very fast ones is not a problem worth routing around.
+    pub slow_floor: Duration,
+    /// Answers a peer's average needs before it is judged, and that another peer's needs
+    /// before it counts towards the median. Default 8.
+    pub slow_min_samples: u32,
 }
 
 impl Default for HealthPolicy {
@@ -47,6 +57,9 @@ impl Default for HealthPolicy {
             unreachable_to_open: 1,
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
+            slow_factor: 5,
+            slow_floor: Duration::from_millis(100),
+            slow_min_samples: 8,
         }
     }
 }
@@ -69,11 +82,21 @@ impl HealthPolicy {
         self
     }
 
+    /// This policy with another slow-peer rule: eject a peer whose average answer time is over
+    /// `factor` times the other peers' median and over `floor` (`factor` 0: never).
+    #[must_use]
+    pub fn with_slow(mut self, factor: u32, floor: Duration) -> Self {
+        self.slow_factor = factor;
+        self.slow_floor = floor;
+        self
+    }
+
     /// The policy with its counts at least 1 and `backoff_max` at least `backoff_min`, so
     /// that any value makes a working breaker.
     #[must_use]
     pub fn normalized(mut self) -> Self {
         self.failures_to_open = self.failures_to_open.max(1);
+        self.slow_min_samples = self.slow_min_samples.max(1);
         self.unreachable_to_open = self.unreachable_to_open.max(1);
         self.backoff_max = self.backoff_max.max(self.backoff_min);
         self
@@ -119,6 +142,9 @@ pub(crate) enum Outcome {
     Unreachable,
     /// A failed request to a peer that is there: an error status, a malformed answer.
     Failed,
+    /// An answer, but so much slower than the other peers' that the peer is an outlier (see
+    /// [`HealthPolicy::slow_factor`]): it is ejected like an unreachable peer.
+    Slow,
 }
 
 impl Outcome {
@@ -236,7 +262,10 @@ impl Health {
                     Outcome::Unreachable => (failures, unreachable + 1),
                     _ => (failures + 1, unreachable),
                 };
-                if failures >= policy.failures_to_open || unreachable >= policy.unreachable_to_open
+                // A slow verdict is already an average over many answers: it ejects at once.
+                if outcome == Outcome::Slow
+                    || failures >= policy.failures_to_open
+                    || unreachable >= policy.unreachable_to_open
                 {
                     let backoff = policy.backoff_min;
                     (open(backoff), Some(Change::Opened { backoff }))

@@ -1,10 +1,12 @@
 //! The cluster view: who the members are, who owns a key, and which members are healthy.
 
 mod health;
+mod latency;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use geecache_consistenthash::{HashFn, Preset, Ring};
 
@@ -16,6 +18,7 @@ use crate::getter::{BoxFuture, Loaded};
 use crate::peers::{PeerGetter, PeerPicker, RemoveMode};
 use crate::random::{self, RandomSource};
 use health::{Change, Health, Outcome};
+use latency::{Board, Latency};
 
 /// The members of a cluster and their health; a [`PeerPicker`] for any transport.
 ///
@@ -70,6 +73,8 @@ pub struct Cluster {
     replicas: usize,
     policy: HealthPolicy,
     random: RandomSource,
+    /// Every member's answer times, to tell a slow member from the rest.
+    board: Arc<Board>,
     /// Readers clone the `Arc` (or look up under the read lock, never held across an await);
     /// `set_members` builds a whole new `Members` and swaps it in, so a request sees either
     /// the old ring and peers or the new ones, never a mix.
@@ -146,12 +151,17 @@ impl Cluster {
                 None => Arc::new(Member {
                     getter: connect(&name)?,
                     health: Health::new(self.policy),
+                    policy: self.policy,
+                    latency: Arc::default(),
+                    board: Arc::clone(&self.board),
                     random: Arc::clone(&self.random),
                 }),
             };
             peers.insert(name, member);
         }
+        let latencies = peers.values().map(|m| Arc::clone(&m.latency)).collect();
         let next = Arc::new(Members { ring, peers });
+        self.board.replace(latencies);
         *self.members.write().unwrap_or_else(PoisonError::into_inner) = next;
         Ok(())
     }
@@ -309,6 +319,7 @@ impl ClusterBuilder {
             replicas,
             policy: self.policy.normalized(),
             random: self.random.unwrap_or_else(random::default_source),
+            board: Arc::default(),
             members: RwLock::new(Arc::new(Members {
                 ring,
                 peers: HashMap::new(),
@@ -332,10 +343,32 @@ impl fmt::Debug for ClusterBuilder {
 struct Member {
     getter: Arc<dyn PeerGetter>,
     health: Health,
+    policy: HealthPolicy,
+    latency: Arc<Latency>,
+    board: Arc<Board>,
     random: RandomSource,
 }
 
 impl Member {
+    /// Whether an answer that took `elapsed` makes this member a slow outlier. A probe is
+    /// judged by its own time, and one that passes starts a fresh average.
+    fn judge(&self, elapsed: Duration) -> Outcome {
+        if self.health.state() == PeerState::HalfOpen {
+            return match self.board.threshold(&self.latency, &self.policy) {
+                Some(limit) if elapsed > limit => Outcome::Slow,
+                _ => {
+                    self.latency.restart(elapsed);
+                    Outcome::Answered
+                }
+            };
+        }
+        self.latency.observe(elapsed);
+        match self.board.is_slow(&self.latency, &self.policy) {
+            true => Outcome::Slow,
+            false => Outcome::Answered,
+        }
+    }
+
     fn record(&self, outcome: Outcome) {
         let change = self.health.record(outcome, now(), (self.random)());
         match change {
@@ -360,13 +393,29 @@ impl Member {
 /// unfinished (the group's peer timeout passed).
 struct Attempt<'a> {
     member: &'a Member,
+    started: Instant,
     reported: bool,
 }
 
-impl Attempt<'_> {
+impl<'a> Attempt<'a> {
+    fn new(member: &'a Member) -> Self {
+        Attempt {
+            member,
+            started: now(),
+            reported: false,
+        }
+    }
+
     fn report<T>(mut self, result: &Result<T, PeerError>) {
         self.reported = true;
-        self.member.record(Outcome::of(result));
+        let outcome = match Outcome::of(result) {
+            Outcome::Answered => {
+                let elapsed = now().saturating_duration_since(self.started);
+                self.member.judge(elapsed)
+            }
+            other => other,
+        };
+        self.member.record(outcome);
     }
 }
 
@@ -381,10 +430,7 @@ impl Drop for Attempt<'_> {
 impl PeerGetter for Member {
     fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt {
-                member: self,
-                reported: false,
-            };
+            let attempt = Attempt::new(self);
             let result = self.getter.get(group, key).await;
             attempt.report(&result);
             result
@@ -398,10 +444,7 @@ impl PeerGetter for Member {
         mode: RemoveMode,
     ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt {
-                member: self,
-                reported: false,
-            };
+            let attempt = Attempt::new(self);
             let result = self.getter.remove(group, key, mode).await;
             attempt.report(&result);
             result

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use geecache_consistenthash::Preset;
@@ -21,6 +21,8 @@ struct HangablePeer {
     name: String,
     group: Arc<Group>,
     hung: Arc<AtomicBool>,
+    /// Milliseconds (of tokio's clock) each answer takes; 0: at once.
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl PeerGetter for HangablePeer {
@@ -28,6 +30,10 @@ impl PeerGetter for HangablePeer {
         Box::pin(async move {
             if self.hung.load(Ordering::SeqCst) {
                 std::future::pending::<()>().await;
+            }
+            let delay = self.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
             }
             match self.group.fetch(key, Origin::Peer).await {
                 Ok(f) => Ok(Loaded::new(f.value).with_optional_ttl(f.ttl)),
@@ -64,8 +70,15 @@ struct Node {
 const PEER_TIMEOUT: Duration = Duration::from_millis(100);
 const BACKOFF: Duration = Duration::from_millis(500);
 
-/// Three nodes; `hung[i]` makes node `i` hang when any other node asks it.
-fn nodes(hung: &[Arc<AtomicBool>]) -> Vec<Node> {
+/// How the test can make each node misbehave when the others ask it.
+#[derive(Clone, Default)]
+struct Faults {
+    hung: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
+}
+
+/// Three nodes; `faults[i]` makes node `i` hang or answer slowly when another node asks it.
+fn nodes(faults: &[Faults], peer_timeout: Duration) -> Vec<Node> {
     let names: Vec<String> = (1..=3).map(|i| format!("node-{i}")).collect();
     let built: Vec<Node> = names
         .iter()
@@ -79,7 +92,7 @@ fn nodes(hung: &[Arc<AtomicBool>]) -> Vec<Node> {
             );
             let group = Group::builder("scores")
                 .hot_admission(0)
-                .peer_timeout(PEER_TIMEOUT)
+                .peer_timeout(peer_timeout)
                 .peers(cluster.clone())
                 .getter(loader.clone())
                 .build()
@@ -92,19 +105,20 @@ fn nodes(hung: &[Arc<AtomicBool>]) -> Vec<Node> {
             }
         })
         .collect();
-    let by_name: HashMap<String, (Arc<Group>, Arc<AtomicBool>)> = built
+    let by_name: HashMap<String, (Arc<Group>, Faults)> = built
         .iter()
-        .zip(hung)
-        .map(|(n, hung)| (n.name.clone(), (Arc::clone(&n.group), Arc::clone(hung))))
+        .zip(faults)
+        .map(|(n, faults)| (n.name.clone(), (Arc::clone(&n.group), faults.clone())))
         .collect();
     for node in &built {
         node.cluster
             .set_members(names.iter().cloned(), |name| {
-                let (group, hung) = &by_name[name];
+                let (group, faults) = &by_name[name];
                 Ok::<_, std::convert::Infallible>(Arc::new(HangablePeer {
                     name: name.to_owned(),
                     group: Arc::clone(group),
-                    hung: Arc::clone(hung),
+                    hung: Arc::clone(&faults.hung),
+                    delay_ms: Arc::clone(&faults.delay_ms),
                 }) as Arc<dyn PeerGetter>)
             })
             .unwrap();
@@ -135,11 +149,11 @@ fn loads(nodes: &[Node]) -> Vec<usize> {
 
 #[tokio::test(start_paused = true)]
 async fn a_hung_owners_keys_go_once_to_its_successor_until_it_answers_a_probe() {
-    let hung: Vec<Arc<AtomicBool>> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
-    let nodes = Arc::new(nodes(&hung));
+    let faults: Vec<Faults> = (0..3).map(|_| Faults::default()).collect();
+    let nodes = Arc::new(nodes(&faults, PEER_TIMEOUT));
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let keys = keys_owned_by("node-3", &names, 40);
-    hung[2].store(true, Ordering::SeqCst);
+    faults[2].hung.store(true, Ordering::SeqCst);
 
     // The first request from each asking node pays the timeout and opens that node's circuit.
     for asker in &nodes[..2] {
@@ -208,7 +222,7 @@ async fn a_hung_owners_keys_go_once_to_its_successor_until_it_answers_a_probe() 
 
     // Node 3 comes back. After the backoff the next request probes it; the answer closes the
     // circuit and its keys go to it again.
-    hung[2].store(false, Ordering::SeqCst);
+    faults[2].hung.store(false, Ordering::SeqCst);
     tokio::time::sleep(BACKOFF).await; // paused clock: advances time, takes none
     let fresh = keys_owned_by("node-3", &names, 45);
     for (key, _) in &fresh[40..] {
@@ -225,5 +239,60 @@ async fn a_hung_owners_keys_go_once_to_its_successor_until_it_answers_a_probe() 
         nodes[2].loader.calls(),
         5,
         "node 3 loads its own keys again"
+    );
+}
+
+fn state_of(node: &Node, peer: &str) -> (PeerState, u64) {
+    let health = node.cluster.health();
+    let peer = health.iter().find(|h| h.name == peer).unwrap();
+    (peer.state, peer.openings)
+}
+
+// A peer that answers, but 300 ms late while the others answer at once, is ejected once its
+// average is judged (8 answers), and its keys go to the successor without waiting. Probes while
+// it is still slow keep it out; once it is fast again a probe brings it back.
+#[tokio::test(start_paused = true)]
+async fn a_slow_peer_is_ejected_and_probed_back() {
+    let faults: Vec<Faults> = (0..3).map(|_| Faults::default()).collect();
+    let nodes = nodes(&faults, Duration::from_secs(1));
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    // Node 1 first learns how fast node 2 answers: the median it compares with.
+    for (key, _) in keys_owned_by("node-2", &names, 10) {
+        nodes[0].group.get(&key).await.unwrap();
+    }
+    faults[2].delay_ms.store(300, Ordering::SeqCst);
+    let keys = keys_owned_by("node-3", &names, 30);
+    let mut slow_answers = 0;
+    for (key, _) in &keys {
+        let started = tokio::time::Instant::now();
+        assert_eq!(nodes[0].group.get(key).await.unwrap(), value_of(key));
+        if started.elapsed() >= Duration::from_millis(300) {
+            slow_answers += 1;
+        }
+    }
+    assert_eq!(slow_answers, 8, "judged after 8 answers, then skipped");
+    assert_eq!(state_of(&nodes[0], "node-3"), (PeerState::Open, 1));
+    assert_eq!(
+        nodes[0].group.stats().peer_errors,
+        0,
+        "slow answers are still answers"
+    );
+
+    // Still slow when probed: out again, for twice as long.
+    tokio::time::sleep(BACKOFF).await;
+    let more = keys_owned_by("node-3", &names, 32);
+    nodes[0].group.get(&more[30].0).await.unwrap();
+    assert_eq!(state_of(&nodes[0], "node-3"), (PeerState::Open, 2));
+
+    // Fast again: the next probe brings it back.
+    faults[2].delay_ms.store(0, Ordering::SeqCst);
+    tokio::time::sleep(BACKOFF * 2).await;
+    let loads_before = nodes[2].loader.calls();
+    nodes[0].group.get(&more[31].0).await.unwrap();
+    assert_eq!(state_of(&nodes[0], "node-3").0, PeerState::Closed);
+    assert_eq!(
+        nodes[2].loader.calls(),
+        loads_before + 1,
+        "node 3 served it"
     );
 }

@@ -10,6 +10,7 @@ fn policy() -> HealthPolicy {
         unreachable_to_open: 1,
         backoff_min: Duration::from_millis(200),
         backoff_max: Duration::from_millis(1600),
+        ..HealthPolicy::default()
     }
 }
 
@@ -121,7 +122,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0..400u64).prop_map(|after_ms| Op::Admit { after_ms }),
-        (0..3u8, 0..400u64, any::<u64>()).prop_map(|(outcome, after_ms, jitter)| Op::Record {
+        (0..4u8, 0..400u64, any::<u64>()).prop_map(|(outcome, after_ms, jitter)| Op::Record {
             outcome,
             after_ms,
             jitter
@@ -174,7 +175,8 @@ impl Model {
                 } else {
                     self.failures += 1;
                 }
-                if self.failures >= self.policy.failures_to_open
+                if outcome == Outcome::Slow
+                    || self.failures >= self.policy.failures_to_open
                     || self.unreachable >= self.policy.unreachable_to_open
                 {
                     self.failures = 0;
@@ -232,8 +234,12 @@ proptest! {
                 }
                 Op::Record { outcome, after_ms, jitter } => {
                     now += Duration::from_millis(after_ms);
-                    let outcome = [Outcome::Answered, Outcome::Unreachable, Outcome::Failed]
-                        [usize::from(outcome)];
+                    let outcome = [
+                        Outcome::Answered,
+                        Outcome::Unreachable,
+                        Outcome::Failed,
+                        Outcome::Slow,
+                    ][usize::from(outcome)];
                     health.record(outcome, now, jitter);
                     model.record(outcome, now, jitter);
                 }
