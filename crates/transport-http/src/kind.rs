@@ -37,7 +37,9 @@ pub enum ErrorKind {
     Unauthorized,
     /// 500 `load-failed`: the source failed (or its loader panicked).
     LoadFailed,
-    /// 503 `shutting-down`: the node is draining; try another.
+    /// 503 `shutting-down`: sent by earlier versions to requests that arrived while they
+    /// drained (a node now answers them and closes the connection); still read from older
+    /// nodes.
     ShuttingDown,
     /// 503 `not-ready` (on `/readyz`): the node should not get traffic yet.
     NotReady,

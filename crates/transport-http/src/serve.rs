@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, Request, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -20,18 +18,17 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower::Service;
 
-use crate::failure::Failure;
-use crate::kind::ErrorKind;
-
 /// How long a client may take to send a request's headers. Bounds what a slow or idle client
 /// can hold: a connection that sends nothing is closed after this long.
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully.
 ///
-/// On shutdown it stops accepting connections, answers `503 Service Unavailable` (with
-/// `Connection: close`) to every request that still arrives on an open connection, waits for
-/// the requests already being handled to finish, then closes the connections and returns.
+/// On shutdown it stops accepting connections, still serves a request that arrives on a
+/// connection already open (answering with `Connection: close`, so the client takes its next
+/// request elsewhere), waits for every request being handled to finish, then closes the
+/// connections and returns. A client of a draining node sees answers and closed connections,
+/// never an error: what a rolling restart needs.
 /// There is no deadline of its own: to bound the drain, wrap the call in
 /// [`tokio::time::timeout`]; dropping the future closes every connection at once.
 ///
@@ -105,12 +102,17 @@ async fn connection(
         let mut app = app.clone();
         let drain = Arc::clone(&drain);
         async move {
-            let Some(_guard) = drain.enter() else {
-                return Ok::<_, Infallible>(shutting_down());
-            };
+            let (_guard, draining) = drain.enter();
             // The router is always ready (axum documents it), so `call` without `poll_ready`
             // is sound; its error type is `Infallible`.
-            app.call(request).await
+            let mut response = app.call(request).await?;
+            if draining {
+                // Answered, but the client must not send anything more here: hyper closes
+                // the connection after this response.
+                (response.headers_mut())
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
         }
     });
     let conn = http1::Builder::new()
@@ -135,17 +137,6 @@ async fn connection(
     }
 }
 
-fn shutting_down() -> Response<Body> {
-    let mut response =
-        Failure::new(ErrorKind::ShuttingDown, "server is shutting down").into_response();
-    // Tells the client not to send anything more on this connection, and hyper to close it
-    // after this response.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
 /// Counts requests in flight, and refuses new ones once shutdown has begun.
 #[derive(Default)]
 struct Drain {
@@ -155,18 +146,18 @@ struct Drain {
 }
 
 impl Drain {
-    /// Admits a request, or `None` when shutting down.
+    /// Counts a request in, and says whether shutdown has begun (its connection must close).
     ///
     /// The count goes up *before* the flag is read, and `begin` sets the flag before it reads
-    /// the count (both `SeqCst`): so either the request sees the flag and is refused, or the
-    /// drain sees the request and waits for it. No request slips between the two.
-    fn enter(self: &Arc<Self>) -> Option<InFlight> {
+    /// the count (both `SeqCst`): so either the request sees the flag and closes its
+    /// connection, or the drain sees the request and waits for it. Both happen to a request
+    /// that arrives during the drain, which is counted too: the drain waits for it. No request
+    /// slips between the two, and none can prolong the drain much, since each closes its
+    /// connection and the listener is closed.
+    fn enter(self: &Arc<Self>) -> (InFlight, bool) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let guard = InFlight(Arc::clone(self));
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return None; // dropping the guard takes the count back down
-        }
-        Some(guard)
+        (guard, self.shutting_down.load(Ordering::SeqCst))
     }
 
     fn begin(&self) {
