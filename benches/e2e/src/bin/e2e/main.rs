@@ -59,9 +59,9 @@ struct Args {
     /// Cache budget of each node in the three-node warm run, e.g. `3MiB` [default: 33 bytes
     /// per key of --keys]. The default is a little over what a node needs for its own demo
     /// rows (about 64 bytes each) if it owned 42% of them; the nodes' default ring gives each
-    /// about a third. Each node keeps every key it owns, and its hot cache gets the rest. With a budget that never binds (`64MiB`,
-    /// geecache's default), every node in time holds every key in its hot cache and the run
-    /// measures three nodes that no longer talk to each other.
+    /// about a third. Each node keeps every key it owns, and its hot cache gets the rest. With
+    /// a budget that never binds (`64MiB`, geecache's default), every node in time holds every
+    /// key in its hot cache and the run measures three nodes that no longer talk to each other.
     #[arg(long, value_name = "SIZE")]
     warm_cache: Option<String>,
 
@@ -115,6 +115,12 @@ struct Args {
     #[arg(long, default_value = "20s", value_parser = duration::parse)]
     startup_timeout: Duration,
 
+    /// Another `geecache` binary to run the hung and dead runs with as well, each right after
+    /// the same run with --geecache, so the two are compared side by side (an older build,
+    /// say).
+    #[arg(long, value_name = "PATH")]
+    compare: Option<PathBuf>,
+
     /// Where the servers' logs go [default: a new directory under the system temp dir].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
@@ -132,6 +138,11 @@ enum Run {
     /// One geecache node with no peers, warm, Zipf reads: the request path without peer
     /// fetches, to split the warm run's cost (not run unless asked for).
     Single,
+    /// Three nodes, warm; one is stopped with SIGSTOP (hung: connections open, no answers)
+    /// and Zipf reads go through the other two (not run unless asked for).
+    Hung,
+    /// As `hung`, with the node killed (SIGKILL: connections refused).
+    Dead,
 }
 
 /// The default cache budget of a node in the three-node warm run, per key of the table.
@@ -219,20 +230,34 @@ fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("e2e: round {round} of {}", bench.args.rounds);
         }
         for run in &bench.args.runs {
-            let mut measured = match run {
-                Run::Bare => bench.bare()?,
-                Run::Warm => bench.warm()?,
-                Run::Miss => bench.miss()?,
-                Run::Single => bench.single()?,
+            let measured = match run {
+                Run::Bare => vec![bench.bare()?],
+                Run::Warm => vec![bench.warm()?],
+                Run::Miss => vec![bench.miss()?],
+                Run::Single => vec![bench.single()?],
+                Run::Hung | Run::Dead => {
+                    let fault = if *run == Run::Hung {
+                        Fault::Hung
+                    } else {
+                        Fault::Dead
+                    };
+                    let mut pair = vec![bench.failure(fault, &bench.geecache)?];
+                    if let Some(other) = &bench.args.compare {
+                        pair.push(bench.failure(fault, other)?);
+                    }
+                    pair
+                }
             };
-            measured.round = round;
-            eprintln!(
-                "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request",
-                measured.label,
-                measured.report.requests_per_s,
-                measured.server_cpu_us_per_request()
-            );
-            results.push(measured);
+            for mut measured in measured {
+                measured.round = round;
+                eprintln!(
+                    "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request",
+                    measured.label,
+                    measured.report.requests_per_s,
+                    measured.server_cpu_us_per_request()
+                );
+                results.push(measured);
+            }
         }
     }
     print!("{}", table::markdown(&bench.describe(), &results));
@@ -459,22 +484,9 @@ impl Bench {
             Some(size) => format!("scores=demo,cache={size}"),
             None => "scores=demo".to_owned(),
         };
-        let nodes = self.cluster(n, tag, &group)?;
+        let nodes = self.cluster(&self.geecache, n, tag, &group)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
-        eprintln!("e2e: {tag}: loading all {} keys once", self.args.keys);
-        let fill = self.unmeasured(
-            "loading every key",
-            self.loadgen(&targets, "sequential", self.args.fill_timeout, 0),
-            self.args.fill_timeout,
-        )?;
-        if fill.ok != self.args.keys {
-            bail!(
-                "loading every key: {} of {} keys loaded within {:?}",
-                fill.ok,
-                self.args.keys,
-                self.args.fill_timeout
-            );
-        }
+        self.fill(tag, &targets)?;
         self.zipf_load(
             "geecache warm-up",
             &targets,
@@ -499,6 +511,56 @@ impl Bench {
         Ok(measured)
     }
 
+    /// Every key of the demo table loaded once, through `targets`.
+    fn fill(&self, tag: &str, targets: &[String]) -> anyhow::Result<()> {
+        eprintln!("e2e: {tag}: loading all {} keys once", self.args.keys);
+        let fill = self.unmeasured(
+            "loading every key",
+            self.loadgen(targets, "sequential", self.args.fill_timeout, 0),
+            self.args.fill_timeout,
+        )?;
+        if fill.ok != self.args.keys {
+            bail!(
+                "loading every key: {} of {} keys loaded within {:?}",
+                fill.ok,
+                self.args.keys,
+                self.args.fill_timeout
+            );
+        }
+        Ok(())
+    }
+
+    /// Three nodes of `geecache`, warm; the third fails as `fault` says just before the
+    /// measured window, and the Zipf load goes through the other two.
+    fn failure(&self, fault: Fault, geecache: &Path) -> anyhow::Result<Measured> {
+        let binary = geecache.display();
+        eprintln!("e2e: {fault} node ({binary}): starting three nodes");
+        let tag = fault.as_str();
+        let mut nodes = self.cluster(geecache, 3, tag, "scores=demo")?;
+        let targets: Vec<String> = nodes.iter().map(Server::url).collect();
+        self.fill(tag, &targets)?;
+        self.zipf_warmup("failure warm-up", &targets)?;
+        let victim = nodes.pop().context("three nodes")?;
+        signal(&victim, fault.signal())?;
+        let survivors: Vec<&Server> = nodes.iter().collect();
+        let label = format!("one node {fault}, Zipf {} ({binary})", self.args.zipf);
+        let measured = self.measure(
+            &label,
+            Role::Failure,
+            &survivors,
+            &[],
+            &survivors,
+            self.loadgen(&targets[..2], "zipf", self.duration, self.args.seed),
+        );
+        if fault == Fault::Hung {
+            // Resumed, so that it can take its SIGTERM and stop like the others.
+            signal(&victim, "CONT")?;
+        }
+        nodes.push(victim);
+        stop_all(nodes);
+        measured
+    }
+
     fn miss(&self) -> anyhow::Result<Measured> {
         eprintln!("e2e: geecache all-miss: starting the origin and three nodes");
         let mut origin_cmd = self.bare_axum_command();
@@ -513,7 +575,7 @@ impl Bench {
         )?;
         origin.wait_ready("/healthz", self.args.startup_timeout)?;
         let source = format!("http:{}/objects/", origin.url());
-        let nodes = self.cluster(3, "miss", &format!("scores={source}"))?;
+        let nodes = self.cluster(&self.geecache, 3, "miss", &format!("scores={source}"))?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         let unique = |prefix: &str, run_for: Duration| {
             let mut command = self.loadgen(&targets, "unique", run_for, self.args.seed);
@@ -549,12 +611,18 @@ impl Bench {
 
     /// `n` `geecache serve` nodes naming each other as peers, all ready, each serving `group`
     /// (a `--group` value).
-    fn cluster(&self, n: usize, tag: &str, group: &str) -> anyhow::Result<Vec<Server>> {
+    fn cluster(
+        &self,
+        geecache: &Path,
+        n: usize,
+        tag: &str,
+        group: &str,
+    ) -> anyhow::Result<Vec<Server>> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_cluster(n, tag, group) {
+            match self.try_cluster(geecache, n, tag, group) {
                 Ok(nodes) => return Ok(nodes),
                 // Ports are picked before the nodes bind them (each node's peer list must
                 // name the others); if another process took one in between, pick again.
@@ -566,7 +634,13 @@ impl Bench {
         }
     }
 
-    fn try_cluster(&self, n: usize, tag: &str, group: &str) -> anyhow::Result<Vec<Server>> {
+    fn try_cluster(
+        &self,
+        geecache: &Path,
+        n: usize,
+        tag: &str,
+        group: &str,
+    ) -> anyhow::Result<Vec<Server>> {
         let ports = free_ports(n)?;
         let urls: Vec<String> = ports
             .iter()
@@ -574,7 +648,7 @@ impl Bench {
             .collect();
         let mut nodes = Vec::with_capacity(n);
         for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
-            let mut command = Command::new(&self.geecache);
+            let mut command = Command::new(geecache);
             command
                 .arg("serve")
                 .arg("--listen")
@@ -604,6 +678,52 @@ impl Bench {
         }
         Ok(nodes)
     }
+}
+
+/// How the failure runs make a node fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// SIGSTOP: the process is alive, its connections open, and nothing answers.
+    Hung,
+    /// SIGKILL: the process is gone, and connections are refused.
+    Dead,
+}
+
+impl Fault {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fault::Hung => "hung",
+            Fault::Dead => "dead",
+        }
+    }
+
+    fn signal(self) -> &'static str {
+        match self {
+            Fault::Hung => "STOP",
+            Fault::Dead => "KILL",
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Sends `SIG{name}` to `server` with `kill`.
+fn signal(server: &Server, name: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(server.pid().to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run kill -{name}"))?;
+    if !status.success() {
+        bail!("kill -{name} {} failed ({status})", server.name);
+    }
+    Ok(())
 }
 
 fn stop_all(servers: Vec<Server>) {
@@ -653,6 +773,7 @@ fn cache_figures(nodes: &[&Server]) -> anyhow::Result<Option<CacheFigures>> {
         let n = |path: &[&str]| path.iter().fold(group, |v, k| &v[*k]).as_u64().unwrap_or(0);
         sum.add(&CacheFigures {
             gets: n(&["gets"]),
+            peer_errors: n(&["peer_errors"]),
             peer_loads: n(&["peer_loads"]),
             local_loads: n(&["local_loads"]),
             main_hits: n(&["main", "hits"]),

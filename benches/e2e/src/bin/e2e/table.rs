@@ -37,6 +37,8 @@ pub(crate) struct CacheFigures {
     pub(crate) local_loads: u64,
     pub(crate) main_hits: u64,
     pub(crate) hot_hits: u64,
+    /// Peer requests that failed and fell back to a local load.
+    pub(crate) peer_errors: u64,
     /// Bytes the main and hot caches count (keys and values), a level rather than a counter.
     pub(crate) cached_bytes: u64,
 }
@@ -48,6 +50,7 @@ impl CacheFigures {
         self.local_loads += other.local_loads;
         self.main_hits += other.main_hits;
         self.hot_hits += other.hot_hits;
+        self.peer_errors += other.peer_errors;
         self.cached_bytes += other.cached_bytes;
     }
 
@@ -58,6 +61,7 @@ impl CacheFigures {
             local_loads: self.local_loads.saturating_sub(earlier.local_loads),
             main_hits: self.main_hits.saturating_sub(earlier.main_hits),
             hot_hits: self.hot_hits.saturating_sub(earlier.hot_hits),
+            peer_errors: self.peer_errors.saturating_sub(earlier.peer_errors),
             cached_bytes: self.cached_bytes,
         }
     }
@@ -72,6 +76,8 @@ pub(crate) enum Role {
     Target,
     /// Reported, not compared.
     Other,
+    /// A node of three failed during the run: reported in the failure table too.
+    Failure,
 }
 
 /// One measured run.
@@ -127,6 +133,35 @@ impl Measured {
     fn other_cpu_s(&self) -> f64 {
         (self.machine_busy_s - self.server_cpu_s - self.uncounted_cpu_s - self.report.loadgen_cpu_s)
             .max(0.0)
+    }
+}
+
+/// The runs in which a node failed: what the clients saw, and what the survivors paid.
+fn failures(out: &mut String, runs: &[Measured], rounds: bool) {
+    let failed: Vec<&Measured> = runs.iter().filter(|m| m.role == Role::Failure).collect();
+    if failed.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\nA node of three failed (hung: SIGSTOP; dead: SIGKILL) just before the measured window; \
+         the load went through the other two, whose `/stats` give the last two columns:\n\n\
+         | run | requests/s | p50 | p99 | max | errors | peer errors | source loads |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for m in failed {
+        let (peer_errors, loads) = m.cache.map_or((0, 0), |c| (c.peer_errors, c.local_loads));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            m.name(rounds),
+            m.report.requests_per_s,
+            latency(m.report.p50_us),
+            latency(m.report.p99_us),
+            latency(m.report.max_us),
+            m.report.errors() + m.report.connect_failures,
+            peer_errors,
+            loads,
+        );
     }
 }
 
@@ -274,6 +309,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
     }
 
     ratios(&mut out, runs, rounds);
+    failures(&mut out, runs, rounds);
 
     if runs.iter().any(|m| m.cache.is_some()) {
         out.push_str(
