@@ -61,10 +61,11 @@ pub struct Fetched {
 /// Build one with [`Group::builder`]; see the [crate docs](crate) for the request path.
 pub struct Group {
     inner: Inner,
-    /// One flight per key for local loads. Only the local loader runs in these flights, never
-    /// a peer call, so a flight can never wait on another node's flight. (The loader itself
-    /// may go over the network, to a database or an HTTP origin: that is the source of truth,
-    /// which never calls back into the cluster.)
+    /// One flight per key for local loads. These flights run the local loader and make no
+    /// peer call that could wait on another node's flight: the one peer call, a peek at a
+    /// key's previous owner after a change of membership, is answered from that node's cache
+    /// without any flight. (The loader itself may go over the network, to a database or an
+    /// HTTP origin: that is the source of truth, which never calls back into the cluster.)
     pub(crate) local: singleflight::Group<String, Fetched, Error>,
     /// One flight per key for fetches from the owning peer (which fall back to `local`).
     pub(crate) remote: singleflight::Group<String, Fetched, Error>,
@@ -198,6 +199,26 @@ impl Group {
         result
     }
 
+    /// The value of `key` if this node has it cached (main or hot cache), without loading it,
+    /// asking a peer or touching the caches' recency: what a server answers a peer's
+    /// [`PeerGetter::peek`](crate::PeerGetter::peek) with.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get) for a key no get could take: [`Error::EmptyKey`] and
+    /// [`Error::Rejected`].
+    pub fn peek(&self, key: &str) -> Result<Option<Fetched>, Error> {
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        self.inner.getter.check_key(key).map_err(Error::Rejected)?;
+        let Some((entry, source)) = self.inner.caches.peek(key) else {
+            return Ok(None);
+        };
+        self.stats.peeks_served.incr();
+        Ok(Some(fetched(entry, source)))
+    }
+
     /// Drops `key` from this node's caches (main and hot) and makes later gets start afresh,
     /// even while a load of it is in flight. Returns whether a value was cached.
     ///
@@ -233,6 +254,8 @@ impl Group {
             local_load_errors: s.local_load_errors.get(),
             not_found: s.not_found.get(),
             keys_rejected: s.keys_rejected.get(),
+            handoffs: s.handoffs.get(),
+            peeks_served: s.peeks_served.get(),
             server_requests: s.server_requests.get(),
             main,
             hot,
@@ -254,6 +277,9 @@ impl Group {
             }
             self.stats.loads_deduped.incr();
             let epoch = self.epoch.load(Ordering::SeqCst);
+            if let Some(handed) = self.take_over(key, epoch).await {
+                return Ok(handed);
+            }
             // A loader is user code: its panic becomes an error for every caller of the
             // flight, the leader included, instead of unwinding through a server's handler.
             match CatchUnwind(self.inner.getter.get_boxed(key)).await {
@@ -314,6 +340,32 @@ impl Group {
                 self.load_locally(key).await
             }
         }
+    }
+
+    /// After a change of membership, a key this node now owns may still be cached at its
+    /// previous owner: ask it (cache only, within the peer timeout) before going to the source.
+    /// Any failure or "not cached" just means loading as usual.
+    async fn take_over(&self, key: &str, epoch: u64) -> Option<Fetched> {
+        let previous = self.inner.peers.get()?.previous_owner(key)?;
+        let timeout = self.inner.peer_timeout;
+        let peek = tokio::time::timeout(timeout, previous.peek(&self.inner.name, key));
+        let loaded = match peek.await {
+            Ok(Ok(Some(loaded))) => loaded,
+            Ok(Ok(None)) => return None,
+            Ok(Err(error)) => {
+                tracing::debug!(group = self.name(), key, peer = previous.name(), %error,
+                    "previous owner could not hand the key over; loading it");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        self.stats.handoffs.incr();
+        let (value, ttl) = self.store(key, loaded, Some(self.local_tier(key)), epoch);
+        Some(Fetched {
+            value,
+            ttl,
+            source: Source::Peer,
+        })
     }
 
     /// Where a value this node loaded goes: the main cache when the node owns the key, the hot

@@ -17,6 +17,15 @@ pub trait PeerPicker: Send + Sync + 'static {
     /// Every member but this node: whom a removal is fanned out to.
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>>;
 
+    /// The member that owned `key` before the last change of membership, while that change is
+    /// recent (the hand-off period): a new owner asks it with [`PeerGetter::peek`] before
+    /// loading the key from the source. `None` when the owner did not change, the period is
+    /// over, or the previous owner is gone or failing. Default: never.
+    fn previous_owner(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        let _ = key;
+        None
+    }
+
     /// Whether this node owns `key` on the ring, rather than standing in for an owner that is
     /// skipped or failed. A value this node loads for a key it does not own goes to its hot
     /// cache, which gives up bytes first, so the stand-in copy does not outlive the owner's
@@ -65,6 +74,20 @@ pub trait PeerGetter: Send + Sync + 'static {
         key: &'a str,
         mode: RemoveMode,
     ) -> BoxFuture<'a, Result<Vec<String>, PeerError>>;
+
+    /// Asks the peer for `key` from its caches only: `Ok(None)` when it holds no copy. The peer
+    /// never loads the key for a peek, and never waits on a load of it, so a peek can be made
+    /// from inside a flight without any risk of two nodes waiting on each other. Used to hand
+    /// keys over after a change of membership. Default: the transport cannot peek, and every
+    /// peek finds nothing.
+    fn peek<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
+        let _ = (group, key);
+        Box::pin(std::future::ready(Ok(None)))
+    }
 
     /// A name for logs and errors, e.g. the peer's base URL.
     fn name(&self) -> &str;

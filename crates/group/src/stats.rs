@@ -155,6 +155,13 @@ stats_struct! {
         keys_rejected: u64 as Counter,
         /// Gets that arrived from a peer.
         server_requests: u64 as Counter,
+        /// Keys taken from their previous owner's cache after a change of membership.
+        ///
+        /// Each is a load that did not go to the source (counted in `loads_deduped`, not in
+        /// `local_loads`).
+        handoffs: u64 as Counter,
+        /// Peeks this node answered from its cache for a new owner of a key.
+        peeks_served: u64 as Counter,
         ;
         /// The main cache: values this node loaded itself.
         pub main: CacheStats,
@@ -207,6 +214,8 @@ pub(crate) struct Counters {
     pub(crate) local_load_errors: Counter,
     pub(crate) not_found: Counter,
     pub(crate) keys_rejected: Counter,
+    pub(crate) handoffs: Counter,
+    pub(crate) peeks_served: Counter,
     pub(crate) server_requests: Counter,
 }
 

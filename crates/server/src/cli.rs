@@ -106,6 +106,15 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) ring: Option<String>,
 
+    /// For how long after a change of membership a node asks a key's previous owner for it before loading it from the source.
+    #[arg(
+        long,
+        env = "GEECACHE_HANDOFF",
+        value_name = "DURATION",
+        help = "For how long after a change of membership a node asks a key's previous owner for it (cache only) before loading it from the source; 0s turns it off [default: 60s]"
+    )]
+    pub(crate) handoff: Option<String>,
+
     /// Virtual nodes per node on the ring.
     #[arg(
         long,

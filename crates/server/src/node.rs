@@ -51,6 +51,8 @@ pub(crate) struct NodeOptions {
     pub(crate) ring: Preset,
     /// Virtual nodes per node; 0: the ring's default.
     pub(crate) replicas: usize,
+    /// How long after a change of membership keys are taken from their previous owner.
+    pub(crate) handoff: Duration,
     /// The groups.
     pub(crate) groups: Vec<NodeGroup>,
     /// How long a group waits for a peer (the one deadline of every peer call).
@@ -126,6 +128,7 @@ impl Node {
             .base_path(options.base_path.clone())
             .ring(options.ring)
             .replicas(options.replicas)
+            .handoff(options.handoff)
             .peer_token(options.peer_token.clone())
             .observer(metrics.peer_observer())
             .build()

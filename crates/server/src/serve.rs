@@ -75,6 +75,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         base_path: config.base_path.clone(),
         ring: config.ring,
         replicas: config.replicas,
+        handoff: config.handoff,
         groups,
         peer_timeout: config.peer_timeout,
         max_key_bytes: config.max_key_bytes,

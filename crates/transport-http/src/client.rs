@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -16,7 +17,7 @@ use crate::auth::Token;
 use crate::conn::Connections;
 use crate::kind::ErrorKind;
 use crate::proto::GetResponse;
-use crate::{ERROR_HEADER, PROTOBUF, UNCONFIRMED_HEADER, names, path};
+use crate::{ERROR_HEADER, PEEK_HEADER, PROTOBUF, UNCONFIRMED_HEADER, names, path};
 
 /// How much of an error answer's body is read for its message. Error bodies are short plain
 /// text; a peer that sends more is not going to say anything useful in the rest.
@@ -131,6 +132,9 @@ impl Transport {
 /// replaced, so its connections outlive the change.
 pub(crate) struct HttpPeer {
     url: String,
+    /// Whether to peek at all: cleared when the peer answers a peek without saying it was one
+    /// (a Go node or an older geecache serves it as a full get), so it is asked at most once.
+    peeks: AtomicBool,
     /// The base path; a request's path is it, then the encoded group and key.
     base_path: String,
     /// The `Host` header: the URL's `host[:port]`.
@@ -156,6 +160,7 @@ impl HttpPeer {
         let host = HeaderValue::from_str(authority)
             .map_err(|_| invalid("host holds a character that is not allowed"))?;
         Ok(HttpPeer {
+            peeks: AtomicBool::new(true),
             connections: Connections::new(dial_address(authority), MAX_IDLE_PER_PEER, IDLE_TIMEOUT),
             url,
             base_path: base_path.to_owned(),
@@ -180,29 +185,61 @@ impl HttpPeer {
     }
 
     async fn fetch_unobserved(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
-        let request = self.request(Method::GET, group, key, RemoveMode::Local)?;
+        let request = self.request(Method::GET, group, key, Mark::Get)?;
         let (parts, body) = self
             .exchange(request, self.transport.max_response_bytes)
             .await?;
-        let content_type = parts
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        // A 200 that is not protobuf is a proxy's page or a confused server, not a value.
-        // Checking the type matters because protobuf decoding accepts many byte strings: most
-        // garbage decodes as a message of unknown fields.
-        if !content_type
-            .get(..PROTOBUF.len())
-            .is_some_and(|t| t.eq_ignore_ascii_case(PROTOBUF))
-        {
-            return Err(PeerError::Malformed(format!(
-                "content type {content_type:?} is not {PROTOBUF}"
-            )));
-        }
-        decode_answer(body)
+        value_of(&parts, body)
     }
 
+    /// Asks for `key` from the peer's cache only; `None` when it holds no copy.
+    async fn peek(&self, group: &str, key: &str) -> Result<Option<Loaded>, PeerError> {
+        if !self.peeks.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let request = self.request(Method::GET, group, key, Mark::Peek)?;
+        let reply = self
+            .exchange_any(request, self.transport.max_response_bytes)
+            .await?;
+        let (parts, body) = match reply {
+            Reply::Answered(parts, body) => (parts, body),
+            Reply::Refused(parts, _) if kind_of(&parts) == Some(ErrorKind::NotCached) => {
+                return Ok(None);
+            }
+            Reply::Refused(parts, message) => return Err(status_error(&parts, message)),
+        };
+        if parts.headers.get(PEEK_HEADER).is_none() {
+            // A full get, answered by a node that does not know the peek: the value is good,
+            // but the node may have loaded it, so it is not asked to peek again.
+            self.peeks.store(false, Ordering::Relaxed);
+            tracing::info!(peer = %self.url, "peer does not answer peeks; not peeking it again");
+        }
+        value_of(&parts, body).map(Some)
+    }
+}
+
+/// The value in a peer's 200 answer.
+fn value_of(parts: &http::response::Parts, body: Bytes) -> Result<Loaded, PeerError> {
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // A 200 that is not protobuf is a proxy's page or a confused server, not a value. Checking
+    // the type matters because protobuf decoding accepts many byte strings: most garbage
+    // decodes as a message of unknown fields.
+    if !content_type
+        .get(..PROTOBUF.len())
+        .is_some_and(|t| t.eq_ignore_ascii_case(PROTOBUF))
+    {
+        return Err(PeerError::Malformed(format!(
+            "content type {content_type:?} is not {PROTOBUF}"
+        )));
+    }
+    decode_answer(body)
+}
+
+impl HttpPeer {
     /// Sends a DELETE; returns the peers the receiver could not reach, if it fanned out.
     pub(crate) async fn delete(
         &self,
@@ -210,7 +247,7 @@ impl HttpPeer {
         key: &str,
         mode: RemoveMode,
     ) -> Result<Vec<String>, PeerError> {
-        let request = self.request(Method::DELETE, group, key, mode)?;
+        let request = self.request(Method::DELETE, group, key, Mark::Remove(mode))?;
         let (parts, _) = self.exchange(request, ERROR_BODY_LIMIT).await?;
         let unconfirmed = parts
             .headers
@@ -232,7 +269,7 @@ impl HttpPeer {
         method: Method,
         group: &str,
         key: &str,
-        mode: RemoveMode,
+        mark: Mark,
     ) -> Result<Request<Empty<Bytes>>, PeerError> {
         let mut builder = Request::builder()
             .method(method)
@@ -241,8 +278,12 @@ impl HttpPeer {
             // Marks the request as coming from a peer: the receiver loads locally and never
             // forwards it again, even if its ring says someone else owns the key.
             .header(names::PEER, HeaderValue::from_static("1"));
-        if mode == RemoveMode::Owner {
-            builder = builder.header(names::FANOUT, HeaderValue::from_static("1"));
+        match mark {
+            Mark::Peek => builder = builder.header(names::PEEK, HeaderValue::from_static("1")),
+            Mark::Remove(RemoveMode::Owner) => {
+                builder = builder.header(names::FANOUT, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         if let Some(token) = &self.transport.token {
             builder = builder.header(AUTHORIZATION, token.header().clone());
@@ -261,6 +302,19 @@ impl HttpPeer {
         request: Request<Empty<Bytes>>,
         limit: usize,
     ) -> Result<(http::response::Parts, Bytes), PeerError> {
+        match self.exchange_any(request, limit).await? {
+            Reply::Answered(parts, body) => Ok((parts, body)),
+            Reply::Refused(parts, message) => Err(status_error(&parts, message)),
+        }
+    }
+
+    /// Sends `request` and reads the answer: its body (at most `limit` bytes) for a 2xx
+    /// status, the start of its message otherwise.
+    async fn exchange_any(
+        &self,
+        request: Request<Empty<Bytes>>,
+        limit: usize,
+    ) -> Result<Reply, PeerError> {
         let (response, connection) = self
             .connections
             .send(request)
@@ -269,7 +323,7 @@ impl HttpPeer {
         let (parts, body) = response.into_parts();
         if !parts.status.is_success() {
             let message = read_message(body).await;
-            return Err(status_error(&parts, message));
+            return Ok(Reply::Refused(parts, message));
         }
         let announced = parts
             .headers
@@ -295,7 +349,7 @@ impl HttpPeer {
         // Read whole, so the connection is ready for the next request. On every early
         // return above it is dropped instead, and closes.
         connection.release();
-        Ok((parts, body))
+        Ok(Reply::Answered(parts, body))
     }
 }
 
@@ -347,18 +401,36 @@ async fn read_message(body: hyper::body::Incoming) -> String {
     }
 }
 
+/// Which mark a request to a peer carries beside the peer mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    Get,
+    Peek,
+    Remove(RemoveMode),
+}
+
+/// A peer's answer: a 2xx with its body, or another status with the start of its message.
+enum Reply {
+    Answered(http::response::Parts, Bytes),
+    Refused(http::response::Parts, String),
+}
+
+/// The error kind a geecache answer names, when its status is the kind's own.
+fn kind_of(parts: &http::response::Parts) -> Option<ErrorKind> {
+    parts
+        .headers
+        .get(ERROR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ErrorKind::parse)
+        .filter(|kind| kind.status() == parts.status)
+}
+
 fn status_error(parts: &http::response::Parts, message: String) -> PeerError {
     // Only our own answers about the key are answers: "no such key" and "the source refuses
     // this key". Any other 404 or 400 (an unknown group, a wrong base path, a proxy's page, a
     // Go node without the group) says nothing about the key, and must make the caller load it
     // itself.
-    let kind = parts
-        .headers
-        .get(ERROR_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(ErrorKind::parse)
-        .filter(|kind| kind.status() == parts.status);
-    match kind {
+    match kind_of(parts) {
         Some(ErrorKind::NotFound) => PeerError::NotFound,
         Some(ErrorKind::InvalidKey) => {
             // The body is the group's own message, "invalid key: <reason>".
@@ -409,6 +481,14 @@ impl PeerGetter for HttpPeer {
         mode: RemoveMode,
     ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
         Box::pin(self.delete(group, key, mode))
+    }
+
+    fn peek<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
+        Box::pin(self.peek(group, key))
     }
 
     fn name(&self) -> &str {

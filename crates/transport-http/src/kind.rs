@@ -25,6 +25,8 @@ pub enum ErrorKind {
     NotFound,
     /// 400 `invalid-key`: the group's source refuses the key. An answer, not a failure.
     InvalidKey,
+    /// 404 `not-cached`: the answer to a peek for a key the node holds no copy of.
+    NotCached,
     /// 404 `unknown-group`: this node serves no group of that name.
     UnknownGroup,
     /// 400 `bad-path`: the path is not `{base}{group}/{key}`, an escape is malformed, or the
@@ -51,9 +53,10 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, e.g. for documentation or exhaustive tests.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::NotFound,
         ErrorKind::InvalidKey,
+        ErrorKind::NotCached,
         ErrorKind::UnknownGroup,
         ErrorKind::BadPath,
         ErrorKind::KeyTooLong,
@@ -71,6 +74,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NotFound => "not-found",
             ErrorKind::InvalidKey => "invalid-key",
+            ErrorKind::NotCached => "not-cached",
             ErrorKind::UnknownGroup => "unknown-group",
             ErrorKind::BadPath => "bad-path",
             ErrorKind::KeyTooLong => "key-too-long",
@@ -96,9 +100,10 @@ impl ErrorKind {
     #[must_use]
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::NotFound | ErrorKind::UnknownGroup | ErrorKind::NoRoute => {
-                StatusCode::NOT_FOUND
-            }
+            ErrorKind::NotFound
+            | ErrorKind::NotCached
+            | ErrorKind::UnknownGroup
+            | ErrorKind::NoRoute => StatusCode::NOT_FOUND,
             ErrorKind::InvalidKey | ErrorKind::BadPath => StatusCode::BAD_REQUEST,
             ErrorKind::KeyTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -120,6 +120,11 @@ pub use serve::serve;
 /// never forwards the request again.
 pub const PEER_HEADER: &str = "x-geecache-peer";
 
+/// On a peer-marked `GET` (value `1`): "answer from your cache only". The answer is the value
+/// with this header set to `hit`, or 404 `not-cached`; the receiver never loads the key for it.
+/// A new owner sends it to a key's previous owner after a change of membership.
+pub const PEEK_HEADER: &str = "x-geecache-peek";
+
 /// On a peer-marked `DELETE` (value `1`): "you own this key; remove it and tell every other
 /// node to drop its copy". A receiver never forwards such a request.
 pub const FANOUT_HEADER: &str = "x-geecache-fanout";
@@ -151,6 +156,7 @@ pub(crate) mod names {
 
     pub(crate) const PEER: HeaderName = HeaderName::from_static(super::PEER_HEADER);
     pub(crate) const FANOUT: HeaderName = HeaderName::from_static(super::FANOUT_HEADER);
+    pub(crate) const PEEK: HeaderName = HeaderName::from_static(super::PEEK_HEADER);
     pub(crate) const ERROR: HeaderName = HeaderName::from_static(super::ERROR_HEADER);
     pub(crate) const SOURCE: HeaderName = HeaderName::from_static(super::SOURCE_HEADER);
     pub(crate) const UNCONFIRMED: HeaderName = HeaderName::from_static(super::UNCONFIRMED_HEADER);

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use geecache_consistenthash::Preset;
 use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker};
@@ -49,6 +50,7 @@ impl HttpPool {
             preset: Preset::Groupcache,
             replicas: 0,
             health: HealthPolicy::default(),
+            handoff: Duration::from_secs(60),
             max_response_bytes: 64 << 20,
             peer_token: None,
             observer: None,
@@ -141,6 +143,10 @@ impl PeerPicker for HttpPool {
         self.cluster.all_peers()
     }
 
+    fn previous_owner(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        self.cluster.previous_owner(key)
+    }
+
     fn owns(&self, key: &str) -> bool {
         self.cluster.owns(key)
     }
@@ -167,6 +173,7 @@ pub struct PoolBuilder {
     preset: Preset,
     replicas: usize,
     health: HealthPolicy,
+    handoff: Duration,
     max_response_bytes: usize,
     peer_token: Option<String>,
     observer: Option<Arc<dyn PeerObserver>>,
@@ -200,6 +207,14 @@ impl PoolBuilder {
     /// long until it is probed again. Default [`HealthPolicy::default`].
     pub fn health(mut self, policy: HealthPolicy) -> Self {
         self.health = policy;
+        self
+    }
+
+    /// For how long after a change of membership a key's new owner asks its previous owner for
+    /// it (a peek: cache only) before loading it from the source. Default 60 s; zero turns it
+    /// off. Always off with Go groupcache's base path, since Go nodes do not know the peek.
+    pub fn handoff(mut self, period: Duration) -> Self {
+        self.handoff = period;
         self
     }
 
@@ -241,10 +256,16 @@ impl PoolBuilder {
             token,
             self.observer,
         ));
+        // Go nodes would answer a peek with a full get, loading the key: never peek them.
+        let handoff = match self.base_path == crate::GROUPCACHE_BASE_PATH {
+            true => Duration::ZERO,
+            false => self.handoff,
+        };
         let cluster = Cluster::builder(self_url)
             .ring(self.preset)
             .replicas(self.replicas)
             .health(self.health)
+            .handoff(handoff)
             .build();
         Ok(Arc::new(HttpPool {
             base_path: self.base_path,

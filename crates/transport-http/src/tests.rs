@@ -403,6 +403,7 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
         [
             ("not-found", 404),
             ("invalid-key", 400),
+            ("not-cached", 404),
             ("unknown-group", 404),
             ("bad-path", 400),
             ("key-too-long", 414),

@@ -73,6 +73,8 @@ pub struct Cluster {
     replicas: usize,
     policy: HealthPolicy,
     random: RandomSource,
+    /// How long after a change of membership a new owner peeks at a key's previous owner.
+    handoff: Duration,
     /// Every member's answer times, to tell a slow member from the rest.
     board: Arc<Board>,
     /// Readers clone the `Arc` (or look up under the read lock, never held across an await);
@@ -85,6 +87,8 @@ struct Members {
     ring: Ring<HashFn>,
     /// Every member but this node, by name.
     peers: HashMap<String, Arc<Member>>,
+    /// The ring before the last change of membership, and when that change came.
+    previous: Option<(Ring<HashFn>, Instant)>,
 }
 
 /// One member's health, as [`Cluster::health`] reports it.
@@ -109,6 +113,7 @@ impl Cluster {
             replicas: 0,
             policy: HealthPolicy::default(),
             random: None,
+            handoff: Duration::from_secs(60),
         }
     }
 
@@ -160,7 +165,30 @@ impl Cluster {
             peers.insert(name, member);
         }
         let latencies = peers.values().map(|m| Arc::clone(&m.latency)).collect();
-        let next = Arc::new(Members { ring, peers });
+        // A new owner of a key asks the old one first, for a while after a real change. A
+        // node's first list is a change too: it joins (or comes back to) a cluster whose other
+        // members held its keys without it, so its previous ring is theirs.
+        let changed = {
+            let mut old: Vec<&str> = current.ring.members().collect();
+            let mut new: Vec<&str> = ring.members().collect();
+            old.sort_unstable();
+            new.sort_unstable();
+            old != new
+        };
+        let previous = match changed {
+            false => current.previous.clone(),
+            true if current.ring.len() > 1 => Some((current.ring.clone(), now())),
+            true => {
+                let mut others = self.preset.ring(self.replicas);
+                others.add(ring.members().filter(|m| *m != self.self_name));
+                (!others.is_empty()).then(|| (others, now()))
+            }
+        };
+        let next = Arc::new(Members {
+            ring,
+            peers,
+            previous,
+        });
         self.board.replace(latencies);
         *self.members.write().unwrap_or_else(PoisonError::into_inner) = next;
         Ok(())
@@ -246,6 +274,23 @@ impl PeerPicker for Cluster {
         peers.map(|member| member as Arc<dyn PeerGetter>).collect()
     }
 
+    fn previous_owner(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        let (previous, changed_at) = members.previous.as_ref()?;
+        if now().saturating_duration_since(*changed_at) >= self.handoff {
+            return None;
+        }
+        let before = previous.get(key)?;
+        if before == self.self_name || members.ring.get(key) == Some(before) {
+            return None;
+        }
+        // Still a member, and answering: a peek to a gone or failing node would only add its
+        // timeout to a load that has to happen anyway.
+        let member = members.peers.get(before)?;
+        (member.health.state() == PeerState::Closed)
+            .then(|| Arc::clone(member) as Arc<dyn PeerGetter>)
+    }
+
     fn owns(&self, key: &str) -> bool {
         let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
         members
@@ -278,9 +323,18 @@ pub struct ClusterBuilder {
     replicas: usize,
     policy: HealthPolicy,
     random: Option<RandomSource>,
+    handoff: Duration,
 }
 
 impl ClusterBuilder {
+    /// For how long after a change of membership a key's new owner asks its previous owner
+    /// for the key ([`PeerGetter::peek`]) before loading it from the source. Default 60 s;
+    /// zero turns the hand-off off.
+    pub fn handoff(mut self, period: Duration) -> Self {
+        self.handoff = period;
+        self
+    }
+
     /// Which ring places keys on members. Default [`Preset::Groupcache`], Go groupcache's, so
     /// a cluster agrees with Go nodes unless told otherwise. Every node must use the same.
     pub fn ring(mut self, preset: Preset) -> Self {
@@ -319,10 +373,12 @@ impl ClusterBuilder {
             replicas,
             policy: self.policy.normalized(),
             random: self.random.unwrap_or_else(random::default_source),
+            handoff: self.handoff,
             board: Arc::default(),
             members: RwLock::new(Arc::new(Members {
                 ring,
                 peers: HashMap::new(),
+                previous: None,
             })),
         }
     }
@@ -446,6 +502,19 @@ impl PeerGetter for Member {
         Box::pin(async move {
             let attempt = Attempt::new(self);
             let result = self.getter.remove(group, key, mode).await;
+            attempt.report(&result);
+            result
+        })
+    }
+
+    fn peek<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
+        Box::pin(async move {
+            let attempt = Attempt::new(self);
+            let result = self.getter.peek(group, key).await;
             attempt.report(&result);
             result
         })

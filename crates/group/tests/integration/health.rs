@@ -2,7 +2,6 @@
 //! opens, its keys are loaded once by the next member on the ring, and it is used again after
 //! it answers a probe. Time is tokio's paused clock, so timeouts and backoffs take no real time.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -55,6 +54,18 @@ impl PeerGetter for HangablePeer {
         Box::pin(async move { Ok(self.group.remove_for_peer(key, mode).await.unconfirmed) })
     }
 
+    fn peek<'a>(
+        &'a self,
+        _: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
+        let found = self
+            .group
+            .peek(key)
+            .map_err(|e| PeerError::Malformed(e.to_string()));
+        Box::pin(async move { Ok(found?.map(|f| Loaded::new(f.value).with_optional_ttl(f.ttl))) })
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -69,6 +80,7 @@ struct Node {
 
 const PEER_TIMEOUT: Duration = Duration::from_millis(100);
 const BACKOFF: Duration = Duration::from_millis(500);
+const HANDOFF: Duration = Duration::from_secs(60);
 
 /// How the test can make each node misbehave when the others ask it.
 #[derive(Clone, Default)]
@@ -79,15 +91,22 @@ struct Faults {
 
 /// Three nodes; `faults[i]` makes node `i` hang or answer slowly when another node asks it.
 fn nodes(faults: &[Faults], peer_timeout: Duration) -> Vec<Node> {
-    let names: Vec<String> = (1..=3).map(|i| format!("node-{i}")).collect();
-    let built: Vec<Node> = names
-        .iter()
-        .map(|name| {
+    let built = unconnected(faults.len(), peer_timeout);
+    connect(&built, &[0, 1, 2], faults);
+    built
+}
+
+/// `n` nodes that know no peers yet.
+fn unconnected(n: usize, peer_timeout: Duration) -> Vec<Node> {
+    (1..=n)
+        .map(|i| {
+            let name = format!("node-{i}");
             let loader = CountingLoader::default();
             let cluster = Arc::new(
                 Cluster::builder(name.clone())
                     .health(HealthPolicy::default().with_backoff(BACKOFF, BACKOFF * 4))
                     .random(|| 0)
+                    .handoff(HANDOFF)
                     .build(),
             );
             let group = Group::builder("scores")
@@ -98,32 +117,32 @@ fn nodes(faults: &[Faults], peer_timeout: Duration) -> Vec<Node> {
                 .build()
                 .unwrap();
             Node {
-                name: name.clone(),
+                name,
                 group,
                 loader,
                 cluster,
             }
         })
-        .collect();
-    let by_name: HashMap<String, (Arc<Group>, Faults)> = built
-        .iter()
-        .zip(faults)
-        .map(|(n, faults)| (n.name.clone(), (Arc::clone(&n.group), faults.clone())))
-        .collect();
-    for node in &built {
-        node.cluster
+        .collect()
+}
+
+/// Makes the nodes at `members` (indexes into `nodes`) a cluster of exactly those.
+fn connect(nodes: &[Node], members: &[usize], faults: &[Faults]) {
+    let names: Vec<String> = members.iter().map(|&i| nodes[i].name.clone()).collect();
+    for &i in members {
+        nodes[i]
+            .cluster
             .set_members(names.iter().cloned(), |name| {
-                let (group, faults) = &by_name[name];
+                let j = nodes.iter().position(|n| n.name == name).unwrap();
                 Ok::<_, std::convert::Infallible>(Arc::new(HangablePeer {
                     name: name.to_owned(),
-                    group: Arc::clone(group),
-                    hung: Arc::clone(&faults.hung),
-                    delay_ms: Arc::clone(&faults.delay_ms),
+                    group: Arc::clone(&nodes[j].group),
+                    hung: Arc::clone(&faults[j].hung),
+                    delay_ms: Arc::clone(&faults[j].delay_ms),
                 }) as Arc<dyn PeerGetter>)
             })
             .unwrap();
     }
-    built
 }
 
 /// Keys owned by `owner`, paired with their successor on the same ring the clusters use.
@@ -295,4 +314,75 @@ async fn a_slow_peer_is_ejected_and_probed_back() {
         loads_before + 1,
         "node 3 served it"
     );
+}
+
+// A fourth node joins. For a while, a key it now owns is taken from the cache of the node
+// that owned it before (a peek), not loaded from the source again; a key nobody had cached is
+// loaded as usual; after the hand-off period, it no longer asks.
+#[tokio::test(start_paused = true)]
+async fn a_joining_node_takes_its_keys_from_their_previous_owners() {
+    let faults: Vec<Faults> = (0..4).map(|_| Faults::default()).collect();
+    let nodes = unconnected(4, PEER_TIMEOUT);
+    connect(&nodes, &[0, 1, 2], &faults);
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    assert_eq!(
+        loads(&nodes).iter().sum::<usize>(),
+        keys.len(),
+        "each key loaded once"
+    );
+
+    connect(&nodes, &[0, 1, 2, 3], &faults);
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut ring = Preset::Groupcache.ring(0);
+    ring.add(names.iter().copied());
+    let moved = keys
+        .iter()
+        .filter(|k| ring.get(k.as_str()) == Some("node-4"))
+        .count();
+    assert!(moved > 0, "the new node owns some of the keys");
+
+    // Every key through the new node: those it now owns it takes from their previous owner,
+    // the rest it fetches from their owner as usual.
+    for key in &keys {
+        assert_eq!(nodes[3].group.get(key).await.unwrap(), value_of(key));
+    }
+    assert_eq!(
+        loads(&nodes).iter().sum::<usize>(),
+        keys.len(),
+        "no key loaded twice"
+    );
+    let joined = nodes[3].group.stats();
+    assert_eq!(
+        joined.handoffs, moved as u64,
+        "every moved key came from its old owner"
+    );
+    assert_eq!(joined.main.items, moved, "and is the new owner's own");
+
+    // A key no one had cached: peeked, not found, loaded once.
+    let fresh = keys_owned_by("node-4", &names, 400)
+        .into_iter()
+        .find(|(k, _)| !keys.contains(k))
+        .unwrap()
+        .0;
+    nodes[3].group.get(&fresh).await.unwrap();
+    assert_eq!(nodes[3].loader.calls(), 1);
+
+    // After the hand-off period the new owner loads at once, without asking.
+    tokio::time::sleep(HANDOFF).await; // paused clock: time moves, none passes
+    let served_before: u64 = nodes.iter().map(|n| n.group.stats().peeks_served).sum();
+    let later = keys_owned_by("node-4", &names, 400)
+        .into_iter()
+        .find(|(k, _)| !keys.contains(k) && *k != fresh)
+        .unwrap()
+        .0;
+    nodes[3].group.get(&later).await.unwrap();
+    let served_after: u64 = nodes.iter().map(|n| n.group.stats().peeks_served).sum();
+    assert_eq!(
+        served_after, served_before,
+        "no peek after the hand-off period"
+    );
+    assert_eq!(nodes[3].loader.calls(), 2);
 }

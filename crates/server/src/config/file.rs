@@ -19,6 +19,7 @@ pub(crate) struct FileConfig {
     pub(crate) base_path: Option<String>,
     pub(crate) ring: Option<String>,
     pub(crate) replicas: Option<Scalar>,
+    pub(crate) handoff: Option<String>,
     pub(crate) peer_timeout: Option<String>,
     pub(crate) max_key_bytes: Option<Scalar>,
     pub(crate) log_level: Option<String>,

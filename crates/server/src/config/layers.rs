@@ -24,6 +24,7 @@ pub(super) mod ids {
     pub(crate) const BASE_PATH: &str = "base_path";
     pub(crate) const RING: &str = "ring";
     pub(crate) const REPLICAS: &str = "replicas";
+    pub(crate) const HANDOFF: &str = "handoff";
     pub(crate) const GROUPS: &str = "groups";
     pub(crate) const PEER_TIMEOUT: &str = "peer_timeout";
     pub(crate) const MAX_KEY_BYTES: &str = "max_key_bytes";
@@ -35,7 +36,7 @@ pub(super) mod ids {
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 17] = [
+    pub(crate) const ALL: [&str; 18] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -45,6 +46,7 @@ pub(super) mod ids {
         BASE_PATH,
         RING,
         REPLICAS,
+        HANDOFF,
         GROUPS,
         PEER_TIMEOUT,
         MAX_KEY_BYTES,

@@ -35,7 +35,7 @@ use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
     checked_base_path, checked_log_level, checked_peers, checked_replicas, checked_ring,
-    checked_threads, duration_setting, node_url, token_setting,
+    checked_threads, duration_or_zero, duration_setting, node_url, token_setting,
 };
 
 use crate::cli::ServeArgs;
@@ -48,6 +48,8 @@ pub(crate) mod defaults {
     pub(crate) const LISTEN: &str = "127.0.0.1:8001";
     /// groupcache's base path, with our name.
     pub(crate) const BASE_PATH: &str = "/_geecache/";
+    /// How long after a change of membership keys are taken from their previous owner.
+    pub(crate) const HANDOFF: Duration = Duration::from_secs(60);
     /// The ring: even shares. Go groupcache's is for mixed clusters only.
     pub(crate) const RING: geecache_consistenthash::Preset =
         geecache_consistenthash::Preset::Balanced;
@@ -84,6 +86,8 @@ pub(crate) struct Config {
     pub(crate) ring: Preset,
     /// Virtual nodes per node on the ring; 0: the ring's default.
     pub(crate) replicas: usize,
+    /// How long after a change of membership keys are taken from their previous owner.
+    pub(crate) handoff: Duration,
     /// The groups, sorted by name.
     pub(crate) groups: Vec<GroupConfig>,
     /// Peer request timeout.
@@ -181,7 +185,7 @@ impl Config {
             ),
         };
         format!(
-            "listen={} self_url={} {} base_path={} ring={} replicas={} groups=[{}] \
+            "listen={} self_url={} {} base_path={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
              drain_timeout={} threads={}",
             self.listen,
@@ -193,6 +197,7 @@ impl Config {
                 0 => self.ring.default_replicas(),
                 n => n,
             },
+            format_duration(self.handoff),
             groups.join("; "),
             format_duration(self.peer_timeout),
             self.max_key_bytes,
@@ -333,6 +338,10 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         None => 0,
         Some((text, field)) => checked_replicas(&text, &field)?,
     };
+    let handoff = match layers.pick(ids::HANDOFF, args.handoff.as_ref(), file.handoff.as_ref()) {
+        None => defaults::HANDOFF,
+        Some((text, field)) => duration_or_zero(&text, &field)?,
+    };
 
     let peer_timeout = duration_setting(
         layers.pick(
@@ -417,6 +426,7 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         base_path,
         ring,
         replicas,
+        handoff,
         groups,
         peer_timeout,
         max_key_bytes: usize::try_from(max_key_bytes).unwrap_or(usize::MAX),

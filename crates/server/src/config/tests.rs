@@ -34,6 +34,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
     assert_eq!(config.base_path, "/_geecache/");
     assert_eq!(config.ring, geecache_consistenthash::Preset::Balanced);
     assert_eq!(config.replicas, 0, "the ring's own default");
+    assert_eq!(config.handoff, Duration::from_secs(60));
     assert_eq!(config.peer_timeout, Duration::from_secs(1));
     assert_eq!(config.max_key_bytes, 64 << 10);
     assert_eq!(config.log_level, "info");
@@ -567,7 +568,9 @@ fn the_ring_is_balanced_unless_go_nodes_need_groupcaches() {
     let mut a = args(&["s=demo"]);
     a.ring = Some("groupcache".into());
     a.replicas = Some("160".into());
+    a.handoff = Some("0s".into());
     let config = load_args(&a).unwrap();
+    assert_eq!(config.handoff, Duration::ZERO, "0 turns the hand-off off");
     assert_eq!((config.ring, config.replicas), (Preset::Groupcache, 160));
     assert!(config.summary().contains("ring=groupcache replicas=160"));
 

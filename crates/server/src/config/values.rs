@@ -102,6 +102,18 @@ pub(super) fn duration_setting(
     }
 }
 
+/// A duration of zero or more: zero turns the setting's feature off.
+pub(super) fn duration_or_zero(text: &str, field: &Field) -> Result<Duration, ConfigError> {
+    parse_duration(text).ok_or_else(|| {
+        ConfigError::invalid(
+            field,
+            text,
+            "not a duration",
+            format!("expected {DURATION_FORMS}"),
+        )
+    })
+}
+
 pub(super) fn positive_duration(text: &str, field: &Field) -> Result<Duration, ConfigError> {
     match parse_duration(text) {
         Some(d) if d.is_zero() => Err(ConfigError::invalid(

@@ -220,6 +220,7 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
             base_path: defaults::BASE_PATH.to_owned(),
             ring: defaults::RING,
             replicas: 0,
+            handoff: defaults::HANDOFF,
             groups: vec![NodeGroup {
                 name: GROUP.to_owned(),
                 cache_bytes,

@@ -18,6 +18,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         base_path: "/_geecache/".to_owned(),
         ring: Preset::Balanced,
         replicas: 0,
+        handoff: Duration::from_secs(60),
         groups: vec![NodeGroup {
             name: "files".to_owned(),
             cache_bytes: 1 << 20,

@@ -8,14 +8,15 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
-use geecache_group::{Fetched, Origin, RemoveMode};
+use geecache_group::{Fetched, Group, Origin, RemoveMode};
 use prost::Message;
 
 use super::{App, bad_path, removal_response, with_source};
-use crate::failure::Failure;
+use crate::failure::{Failure, quoted};
+use crate::kind::ErrorKind;
 use crate::path::{Decoding, PathError};
 use crate::proto::GetResponse;
-use crate::{FANOUT_HEADER, PEER_HEADER, PROTOBUF};
+use crate::{FANOUT_HEADER, PEEK_HEADER, PEER_HEADER, PROTOBUF, names};
 
 pub(super) fn routes(base: &str) -> Router<App> {
     // The catch-all `{*rest}` only decides which handler runs; handlers read the raw path
@@ -34,6 +35,9 @@ async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Fai
     // Read in place: the `HeaderMap` and `Uri` extractors would copy them.
     let (headers, uri) = (request.headers(), request.uri());
     let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
+    if is_marked(headers, PEEK_HEADER) {
+        return peek(&group, &key);
+    }
     // Only our own nodes mark their requests. A Go groupcache node sends none: it is then
     // served as groupcache serves it, and may be forwarded to the owner this node knows.
     let origin = match is_marked(headers, PEER_HEADER) {
@@ -45,6 +49,27 @@ async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Fai
         .await
         .map_err(|e| Failure::of_get(group.name(), &key, &e))?;
     Ok(protobuf_response(fetched))
+}
+
+/// A peek: the value if this node holds a copy, else 404 `not-cached`; never a load.
+fn peek(group: &Group, key: &str) -> Result<Response, Failure> {
+    let cached = group
+        .peek(key)
+        .map_err(|e| Failure::of_get(group.name(), key, &e))?;
+    let Some(fetched) = cached else {
+        return Err(Failure::new(
+            ErrorKind::NotCached,
+            format!(
+                "not cached: key {:?} in group {:?}",
+                quoted(key),
+                group.name()
+            ),
+        ));
+    };
+    let mut response = protobuf_response(fetched);
+    // Says "this was a peek": a node that ignored the mark and served a full get sends none.
+    (response.headers_mut()).insert(names::PEEK, HeaderValue::from_static("hit"));
+    Ok(response)
 }
 
 fn protobuf_response(fetched: Fetched) -> Response {

@@ -324,3 +324,47 @@ async fn a_peers_invalid_key_is_an_answer_not_a_failure() {
     let stats = cluster.nodes[0].group.stats();
     assert_eq!((stats.peer_errors, stats.keys_rejected), (0, 1));
 }
+
+// A node joins a cluster of two. The keys it now owns it takes from the caches of their
+// previous owners (a peek, cache only), so no key is loaded from the source twice.
+#[tokio::test]
+async fn a_joining_node_takes_its_keys_from_their_previous_owners() {
+    let cluster = Cluster::start(Options::default()).await;
+    let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    // Start as a cluster of the first two; the third knows only itself.
+    for node in &cluster.nodes[..2] {
+        node.pool.set_peers(&urls[..2]).expect("valid peers");
+    }
+    cluster.nodes[2]
+        .pool
+        .set_peers(&urls[2..])
+        .expect("valid peers");
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        assert_eq!(
+            get(&cluster.nodes[0].api(key)).await.text(),
+            value_of(key, 0)
+        );
+    }
+
+    for node in &cluster.nodes {
+        node.pool.set_peers(&urls).expect("valid peers");
+    }
+    let joined = &cluster.nodes[2];
+    let moved: Vec<&String> = keys
+        .iter()
+        .filter(|k| joined.pool.owner_of(k).as_deref() == Some(joined.url.as_str()))
+        .collect();
+    assert!(!moved.is_empty());
+    for key in &moved {
+        assert_eq!(get(&joined.api(key)).await.text(), value_of(key, 0));
+    }
+    for key in &keys {
+        assert_eq!(
+            cluster.world.loads_of(key).len(),
+            1,
+            "{key} loaded once in all"
+        );
+    }
+    assert_eq!(joined.group.stats().handoffs, moved.len() as u64);
+}

@@ -537,3 +537,65 @@ async fn a_group_name_with_a_slash_is_served_escaped() {
         "group is `team`"
     );
 }
+
+// A peek answers from the cache only: the value when it is cached (marked as a peek's), 404
+// `not-cached` when it is not, and the errors of a get for a key no get could take.
+#[tokio::test]
+async fn a_peek_never_loads() {
+    let (app, world) = app_with(|c| c);
+    let peek = [
+        (PEER_HEADER, "1"),
+        (geecache_transport_http::PEEK_HEADER, "1"),
+    ];
+    let miss = call(&app, Method::GET, "/_geecache/g/k1", &peek).await;
+    assert_eq!(miss.status, StatusCode::NOT_FOUND);
+    assert_eq!(miss.kind.as_deref(), Some(ErrorKind::NotCached.as_str()));
+    assert!(world.loads_of("k1").is_empty(), "a peek never loads");
+
+    call(&app, Method::GET, "/api/g/k1", &[]).await;
+    let hit = call_with_headers(&app, "/_geecache/g/k1", &peek).await;
+    assert_eq!(hit.0, StatusCode::OK);
+    assert_eq!(hit.1.as_deref(), Some("hit"));
+    let value = GetResponse::decode(hit.2).expect("protobuf");
+    assert_eq!(value.value.as_deref(), Some(value_of("k1", 0).as_bytes()));
+    assert_eq!(world.loads_of("k1").len(), 1);
+
+    let refused = call(&app, Method::GET, "/_geecache/g/bad1", &peek).await;
+    assert_eq!(
+        refused.kind.as_deref(),
+        Some(ErrorKind::InvalidKey.as_str())
+    );
+    let unknown = call(&app, Method::GET, "/_geecache/nope/k1", &peek).await;
+    assert_eq!(
+        unknown.kind.as_deref(),
+        Some(ErrorKind::UnknownGroup.as_str())
+    );
+}
+
+/// Status, `x-geecache-peek` and body of a GET.
+async fn call_with_headers(
+    app: &Router,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>, bytes::Bytes) {
+    let mut request = Request::builder().method(Method::GET).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).expect("valid request"))
+        .await
+        .expect("infallible");
+    let peek = (response.headers().get(geecache_transport_http::PEEK_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, peek, body)
+}
