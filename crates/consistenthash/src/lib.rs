@@ -59,6 +59,7 @@ mod builder;
 mod hash;
 mod preset;
 mod ring;
+mod successors;
 
 #[cfg(test)]
 mod tests;
@@ -66,7 +67,8 @@ mod tests;
 pub use builder::{Assignment, RingBuilder};
 pub use hash::{Crc32, Murmur3, RingHash};
 pub use preset::{HashFn, Preset, UnknownPreset};
-pub use ring::{BALANCED_REPLICAS, DEFAULT_REPLICAS, MAX_REPLICAS, Ring, Successors};
+pub use ring::{BALANCED_REPLICAS, DEFAULT_REPLICAS, MAX_REPLICAS, Ring};
+pub use successors::Successors;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::builder::{Assignment, RingBuilder};
 use crate::hash::{Crc32, Murmur3, RingHash};
+use crate::successors::Successors;
 
 /// Virtual nodes per member when none (or zero) are asked for: Go groupcache's `HTTPPool` default.
 pub const DEFAULT_REPLICAS: usize = 50;
@@ -24,18 +25,15 @@ pub const BALANCED_REPLICAS: usize = 2048;
 /// `u32` point indices would take 65 536 members and 32 GiB of points.
 pub const MAX_REPLICAS: usize = 1 << 16;
 
-/// Words of the inline bitset in which [`Successors`] remembers the members it yielded.
-const SEEN_WORDS: usize = 4;
-
 /// Upper bound on the number of index buckets (4 MiB of index). Rings with more points than this
 /// get a few points per bucket and a short binary search inside it.
 const MAX_INDEX_BUCKETS: usize = 1 << 20;
 
 /// One virtual node: a position on the ring and the member (index into `members`) it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Point {
-    hash: u32,
-    member: u32,
+pub(crate) struct Point {
+    pub(crate) hash: u32,
+    pub(crate) member: u32,
 }
 
 /// A consistent-hash ring: maps keys to members through `replicas` virtual nodes per member.
@@ -66,11 +64,11 @@ pub struct Ring<H = Crc32> {
     /// Members in insertion order. The position is also the tie-break precedence: on equal point
     /// hashes the higher index (added later) wins, as in groupcache, where the later `Add`
     /// overwrites the earlier entry of its `hashMap`.
-    members: Vec<Box<str>>,
+    pub(crate) members: Vec<Box<str>>,
     /// Every virtual node, sorted by `(hash, Reverse(member))`. The reversed member makes the
     /// winner of a tie come first, so "first point with hash >= h" is the owner without a
     /// separate de-duplicated copy; and removing a member needs no re-hashing of the others.
-    points: Vec<Point>,
+    pub(crate) points: Vec<Point>,
     /// `index[b]` is the first point whose hash is `>= b << shift`; `index[buckets] ==
     /// points.len()`. With about one point per bucket a lookup reads two adjacent index entries
     /// and at most a couple of points, instead of a binary search over all of them (13 to 17
@@ -301,13 +299,7 @@ impl<H: RingHash> Ring<H> {
 
     /// The members `key` falls back to, in order: its owner ([`get`](Ring::get)) first, then
     /// every other member once, in the order of its first point clockwise from the key's
-    /// position.
-    ///
-    /// Every node computes the same sequence from the same ring, so when the owner is skipped
-    /// (it is down, say) they all agree on the next one, and the key is still loaded once in the
-    /// cluster. Taking the first few costs a few point reads; the iterator never allocates. (It
-    /// remembers the members it has yielded in an inline bitset for the first 256 members; past
-    /// those it rescans the points it walked, which only rings of hundreds of members pay.)
+    /// position. See [`Successors`].
     ///
     /// ```
     /// use geecache_consistenthash::Ring;
@@ -319,16 +311,7 @@ impl<H: RingHash> Ring<H> {
     /// assert_eq!(Some(order[0]), ring.get("k1"));
     /// ```
     pub fn successors(&self, key: impl AsRef<[u8]>) -> Successors<'_, H> {
-        let located = self.locate(self.hasher.hash(key.as_ref()));
-        Successors {
-            ring: self,
-            owner: located.map(|(owner, _)| owner),
-            started: false,
-            start: located.map_or(0, |(_, next)| next),
-            walked: 0,
-            yielded: 0,
-            seen: [0; SEEN_WORDS],
-        }
+        Successors::new(self, self.locate(self.hasher.hash(key.as_ref())))
     }
 
     /// `owner_of_hash` by member name, for tests that probe exact ring positions.
@@ -545,80 +528,3 @@ pub(crate) fn push_decimal(buf: &mut Vec<u8>, mut n: usize) {
     }
     buf[start..].reverse();
 }
-
-/// The members a key falls back to; see [`Ring::successors`].
-#[derive(Clone, Debug)]
-pub struct Successors<'a, H = Crc32> {
-    ring: &'a Ring<H>,
-    /// The key's owner; `None` for an empty ring.
-    owner: Option<u32>,
-    /// Whether the owner was yielded.
-    started: bool,
-    /// The first point at or after the key's position: where the walk starts.
-    start: usize,
-    /// Points looked at so far, from `start` on.
-    walked: usize,
-    /// Members yielded so far.
-    yielded: usize,
-    /// Bit `m` set: member `m` was yielded (for `m` below `64 * SEEN_WORDS`).
-    seen: [u64; SEEN_WORDS],
-}
-
-impl<H> Successors<'_, H> {
-    fn mark(&mut self, member: u32) {
-        if let Some(word) = self.seen.get_mut(member as usize / 64) {
-            *word |= 1 << (member % 64);
-        }
-    }
-
-    /// Whether `member`, met at the point just walked, was yielded already. A member past the
-    /// bitset was yielded if it is the owner or owns a point walked before this one (each
-    /// member is yielded at its first point on the walk).
-    fn was_yielded(&self, member: u32, owner: u32) -> bool {
-        if let Some(word) = self.seen.get(member as usize / 64) {
-            return word & (1 << (member % 64)) != 0;
-        }
-        let points = &self.ring.points;
-        member == owner
-            || (0..self.walked - 1)
-                .any(|i| points[(self.start + i) % points.len()].member == member)
-    }
-}
-
-impl<'a, H> Iterator for Successors<'a, H> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let ring = self.ring;
-        let owner = self.owner?;
-        if !self.started {
-            self.started = true;
-            self.mark(owner);
-            self.yielded = 1;
-            return Some(&ring.members[owner as usize]);
-        }
-        while self.yielded < ring.members.len() && self.walked < ring.points.len() {
-            let point = ring.points[(self.start + self.walked) % ring.points.len()];
-            self.walked += 1;
-            if !self.was_yielded(point.member, owner) {
-                self.mark(point.member);
-                self.yielded += 1;
-                return Some(&ring.members[point.member as usize]);
-            }
-        }
-        None
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        // Every member has at least one point, so the walk meets every member.
-        let left = match self.owner {
-            None => 0,
-            Some(_) => self.ring.members.len() - self.yielded,
-        };
-        (left, Some(left))
-    }
-}
-
-impl<H> ExactSizeIterator for Successors<'_, H> {}
-
-impl<H> std::iter::FusedIterator for Successors<'_, H> {}
