@@ -66,13 +66,13 @@ pub struct Group {
     /// key's previous owner after a change of membership, is answered from that node's cache
     /// without any flight. (The loader itself may go over the network, to a database or an
     /// HTTP origin: that is the source of truth, which never calls back into the cluster.)
-    pub(crate) local: singleflight::Group<String, Fetched, Error>,
+    local: singleflight::Group<String, Fetched, Error>,
     /// One flight per key for fetches from the owning peer (which fall back to `local`).
-    pub(crate) remote: singleflight::Group<String, Fetched, Error>,
-    pub(crate) stats: Counters,
+    remote: singleflight::Group<String, Fetched, Error>,
+    stats: Counters,
     /// Bumped by every `remove`: a load that started before a removal must not cache its
     /// (possibly stale) value after it.
-    pub(crate) epoch: AtomicU64,
+    epoch: AtomicU64,
     sweeper: Option<AbortHandle>,
 }
 
