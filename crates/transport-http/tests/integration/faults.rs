@@ -384,3 +384,44 @@ async fn removal_through_a_dead_owner_still_reaches_the_others() {
         assert_eq!((stats.main.items, stats.hot.items), (0, 0), "{}", node.url);
     }
 }
+
+// A node that does not know the peek (Go groupcache, an older geecache) serves it as a full
+// get, which may load the key. Its answer still counts, but it is never peeked again.
+#[tokio::test]
+async fn a_peer_that_answers_a_peek_as_a_get_is_not_peeked_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use geecache_group::PeerPicker;
+
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let app = Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let body = GetResponse {
+            value: Some(bytes::Bytes::from_static(b"from a full get")),
+            ..GetResponse::default()
+        }
+        .encode_to_vec();
+        async move {
+            (
+                [(http::header::CONTENT_TYPE, "application/x-protobuf")],
+                body,
+            )
+        }
+    });
+    let listener = loopback().await;
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let server = tokio::spawn(serve(listener, app, std::future::pending()));
+
+    let pool = geecache_transport_http::HttpPool::builder("http://127.0.0.1:9")
+        .build()
+        .expect("valid pool");
+    pool.set_peers([url.as_str()]).expect("valid peers");
+    let peer = pool.all_peers().pop().expect("one peer");
+    let first = peer.peek("scores", "k").await.expect("an answer");
+    assert_eq!(first.expect("a value").value(), "from a full get");
+    assert_eq!(peer.peek("scores", "k").await.expect("no request"), None);
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "asked once");
+    server.abort();
+}
