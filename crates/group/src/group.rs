@@ -296,12 +296,12 @@ impl Group {
                 Ok(Err(LoadError::Rejected(rejected))) => Err(self.rejected(key, rejected)),
                 Ok(Err(error)) => {
                     self.stats.local_load_errors.incr();
-                    tracing::debug!(group = self.name(), key, %error, "load failed");
+                    tracing::debug!(group = self.name(), key = %shown(key), %error, "load failed");
                     Err(Error::Load(Arc::new(error)))
                 }
                 Err(()) => {
                     self.stats.local_load_errors.incr();
-                    tracing::error!(group = self.name(), key, "loader panicked");
+                    tracing::error!(group = self.name(), key = %shown(key), "loader panicked");
                     Err(Error::Panicked)
                 }
             }
@@ -335,7 +335,7 @@ impl Group {
             Err(PeerError::Rejected(rejected)) => Err(self.rejected(key, rejected)),
             Err(error) => {
                 self.stats.peer_errors.incr();
-                tracing::warn!(group = self.name(), key, peer = peer.name(), %error,
+                tracing::warn!(group = self.name(), key = %shown(key), peer = peer.name(), %error,
                     "peer fetch failed; loading locally");
                 self.load_locally(key).await
             }
@@ -353,7 +353,7 @@ impl Group {
             Ok(Ok(Some(loaded))) => loaded,
             Ok(Ok(None)) => return None,
             Ok(Err(error)) => {
-                tracing::debug!(group = self.name(), key, peer = previous.name(), %error,
+                tracing::debug!(group = self.name(), key = %shown(key), peer = previous.name(), %error,
                     "previous owner could not hand the key over; loading it");
                 return None;
             }
@@ -386,10 +386,9 @@ impl Group {
     /// Counts and logs a refused key, and makes it the caller's error.
     fn rejected(&self, key: &str, rejected: crate::Rejected) -> Error {
         self.stats.keys_rejected.incr();
-        let shown: String = key.chars().take(120).collect();
         tracing::debug!(
             group = self.name(),
-            key = shown,
+            key = %shown(key),
             reason = rejected.reason(),
             "key rejected"
         );
@@ -423,6 +422,18 @@ impl Group {
             }
         }
         (value, ttl)
+    }
+}
+
+/// Logged keys are cut to this many characters: a key may be 64 KiB, and a line per failed
+/// request that long would make the log the biggest thing a node writes.
+const SHOWN_KEY_CHARS: usize = 120;
+
+/// `key` as logs show it: whole when short, else its start and how long it was.
+pub(crate) fn shown(key: &str) -> std::borrow::Cow<'_, str> {
+    match key.char_indices().nth(SHOWN_KEY_CHARS) {
+        None => std::borrow::Cow::Borrowed(key),
+        Some((cut, _)) => format!("{}... ({} bytes)", &key[..cut], key.len()).into(),
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::group::Group;
+use crate::group::{Group, shown};
 use crate::peers::{PeerGetter, PeerPicker, RemoveMode};
 
 /// At most this many removals of one fan-out are in flight at once: a removal in a large
@@ -61,7 +61,7 @@ impl Group {
             Some(owner) => match self.ask(owner.as_ref(), key, RemoveMode::Owner).await {
                 Ok(unconfirmed) => unconfirmed,
                 Err(error) => {
-                    tracing::warn!(group = self.name(), key, owner = owner.name(), %error,
+                    tracing::warn!(group = self.name(), key = %shown(key), owner = owner.name(), %error,
                         "owner did not take the removal; telling every peer directly");
                     self.fan_out(picker.as_ref(), key).await
                 }
@@ -123,7 +123,7 @@ impl Group {
             .ask(peer.as_ref(), key, RemoveMode::Local)
             .await
             .err()?;
-        tracing::warn!(group = self.name(), key, peer = peer.name(), %error,
+        tracing::warn!(group = self.name(), key = %shown(key), peer = peer.name(), %error,
             "peer did not confirm a removal");
         Some(peer.name().to_owned())
     }

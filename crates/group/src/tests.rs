@@ -51,3 +51,12 @@ fn errors_say_what_went_wrong() {
     assert_eq!(failed.to_string(), "load failed: disk on fire");
     assert!(!failed.is_not_found());
 }
+
+#[test]
+fn logged_keys_are_cut_short() {
+    assert_eq!(crate::group::shown("k1"), "k1");
+    let long = "é".repeat(200);
+    let cut = crate::group::shown(&long);
+    assert!(cut.starts_with(&"é".repeat(120)));
+    assert!(cut.ends_with("... (400 bytes)"), "{cut}");
+}

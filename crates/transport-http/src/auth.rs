@@ -11,7 +11,7 @@ use http::{HeaderMap, Request};
 use tower::{Layer, Service};
 
 use crate::error::Error;
-use crate::failure::Failure;
+use crate::failure::{Failure, quoted};
 
 /// A [`Layer`] that answers 401 `unauthorized` to every request without
 /// `Authorization: Bearer <token>`, and passes the rest on.
@@ -90,7 +90,7 @@ where
             return Either::Right(self.inner.call(request));
         }
         tracing::warn!(
-            path = request.uri().path(),
+            path = %quoted(request.uri().path()),
             presented = request.headers().contains_key(AUTHORIZATION),
             "rejected request: missing or wrong bearer token"
         );
@@ -140,9 +140,13 @@ impl Token {
         let Some(value) = headers.get(AUTHORIZATION) else {
             return false;
         };
-        let Some(presented) = value.as_bytes().strip_prefix(b"Bearer ") else {
+        // The scheme is case-insensitive (RFC 9110, section 11.1): `bearer T` is `Bearer T`.
+        let Some((scheme, presented)) = value.as_bytes().split_at_checked(7) else {
             return false;
         };
+        if !scheme.eq_ignore_ascii_case(b"Bearer ") {
+            return false;
+        }
         constant_time_eq(presented, &self.secret)
     }
 }

@@ -17,7 +17,7 @@ use crate::auth::Token;
 use crate::conn::Connections;
 use crate::kind::ErrorKind;
 use crate::proto::GetResponse;
-use crate::{ERROR_HEADER, PEEK_HEADER, PROTOBUF, UNCONFIRMED_HEADER, names, path};
+use crate::{ERROR_HEADER, PEEK_HEADER, PROTOBUF, REMOVED_HEADER, UNCONFIRMED_HEADER, names, path};
 
 /// How much of an error answer's body is read for its message. Error bodies are short plain
 /// text; a peer that sends more is not going to say anything useful in the rest.
@@ -249,6 +249,18 @@ impl HttpPeer {
     ) -> Result<Vec<String>, PeerError> {
         let request = self.request(Method::DELETE, group, key, Mark::Remove(mode))?;
         let (parts, _) = self.exchange(request, ERROR_BODY_LIMIT).await?;
+        // Only a geecache node's own confirmation counts: a Go groupcache node serves the
+        // DELETE as a GET and answers 200, having removed nothing (and the asking node must
+        // then tell the others itself).
+        if parts
+            .headers
+            .get(REMOVED_HEADER)
+            .is_none_or(|v| v.as_bytes() != b"1")
+        {
+            return Err(PeerError::Malformed(
+                "the answer to a DELETE does not confirm a removal (not a geecache node?)".into(),
+            ));
+        }
         let unconfirmed = parts
             .headers
             .get(UNCONFIRMED_HEADER)

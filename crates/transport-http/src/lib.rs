@@ -136,6 +136,11 @@ pub const ERROR_HEADER: &str = "x-geecache-error";
 /// On a value: where this node found it (`main`, `hot`, `peer` or `loader`).
 pub const SOURCE_HEADER: &str = "x-geecache-source";
 
+/// On a removal's answer (value `1`): "this node removed the key", the confirmation a peer's
+/// `DELETE` needs. A Go groupcache node serves a `DELETE` as a `GET` and answers 200 without
+/// it, which must not count as a removal.
+pub const REMOVED_HEADER: &str = "x-geecache-removed";
+
 /// On a removal's answer: the peers that did not confirm they dropped the key, comma-separated.
 pub const UNCONFIRMED_HEADER: &str = "x-geecache-unconfirmed";
 
@@ -160,6 +165,7 @@ pub(crate) mod names {
     pub(crate) const ERROR: HeaderName = HeaderName::from_static(super::ERROR_HEADER);
     pub(crate) const SOURCE: HeaderName = HeaderName::from_static(super::SOURCE_HEADER);
     pub(crate) const UNCONFIRMED: HeaderName = HeaderName::from_static(super::UNCONFIRMED_HEADER);
+    pub(crate) const REMOVED: HeaderName = HeaderName::from_static(super::REMOVED_HEADER);
 }
 
 #[cfg(doctest)]

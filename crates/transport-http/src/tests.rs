@@ -270,6 +270,12 @@ fn tokens_admit_only_the_exact_bearer_header() {
         headers
     };
     assert!(token.admits(&with("Bearer s3cr3t")));
+    // The scheme is case-insensitive (RFC 9110, section 11.1); the token is not.
+    assert!(token.admits(&with("bearer s3cr3t")));
+    assert!(token.admits(&with("BEARER s3cr3t")));
+    assert!(!token.admits(&with("Bearer S3CR3T")));
+    assert!(!token.admits(&with("Bearer")));
+    assert!(!token.admits(&with("Bearers3cr3t")));
     assert!(!token.admits(&with("Bearer s3cr3")));
     assert!(!token.admits(&with("Bearer s3cr3t ")));
     assert!(!token.admits(&with("Basic s3cr3t")));

@@ -315,6 +315,12 @@ async fn no_route(uri: Uri) -> Response {
 
 /// 204 when every member confirmed; 200 naming the members that did not otherwise.
 fn removal_response(removal: &Removal) -> Response {
+    let mut response = removal_answer(removal);
+    (response.headers_mut()).insert(names::REMOVED, HeaderValue::from_static("1"));
+    response
+}
+
+fn removal_answer(removal: &Removal) -> Response {
     if removal.is_complete() {
         return StatusCode::NO_CONTENT.into_response();
     }

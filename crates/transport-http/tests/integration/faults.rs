@@ -425,3 +425,59 @@ async fn a_peer_that_answers_a_peek_as_a_get_is_not_peeked_again() {
     assert_eq!(requests.load(Ordering::SeqCst), 1, "asked once");
     server.abort();
 }
+
+// Go groupcache serves a DELETE as a GET and answers 200. That used to count as "the owner
+// removed the key and told everyone", so hot copies elsewhere survived a removal the caller
+// was told had succeeded. Only a geecache node's explicit confirmation counts now: the asking
+// node tells every member itself and reports the Go node as unconfirmed.
+#[tokio::test]
+async fn a_removal_owned_by_a_node_that_does_not_confirm_is_fanned_out_and_reported() {
+    let app = Router::new().fallback(|| async {
+        let body = GetResponse::default().encode_to_vec();
+        (
+            [(http::header::CONTENT_TYPE, "application/x-protobuf")],
+            body,
+        )
+    });
+    let listener = loopback().await;
+    let go_like = format!("http://{}", listener.local_addr().expect("bound"));
+    let server = tokio::spawn(serve(listener, app, std::future::pending()));
+
+    let cluster = Cluster::start(Options {
+        hot_admission: 1,
+        ..Options::default()
+    })
+    .await;
+    let mut urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    urls.push(go_like.clone());
+    for node in &cluster.nodes {
+        node.pool.set_peers(&urls).expect("valid peers");
+    }
+    let asker = &cluster.nodes[0];
+    let key = (0..10_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| asker.pool.owner_of(k).as_deref() == Some(go_like.as_str()))
+        .expect("the Go-like node owns some key");
+    // A hot copy on another geecache node, which the removal must reach.
+    let holder = &cluster.nodes[1];
+    assert!(get(&holder.api(&key)).await.status.is_success());
+    assert_eq!(holder.group.stats().hot.items, 1);
+    let removal = asker.group.remove(&key).await;
+    assert_eq!(removal.unconfirmed, vec![go_like.clone()], "{removal:?}");
+    assert_eq!(
+        holder.group.stats().hot.items,
+        0,
+        "the asker told the holder itself"
+    );
+    let removed = send(http::Method::DELETE, &asker.api(&key), &[]).await;
+    assert_eq!(
+        removed.status,
+        StatusCode::OK,
+        "not 204: one member did not confirm"
+    );
+    assert_eq!(
+        removed.header("x-geecache-unconfirmed"),
+        Some(go_like.as_str())
+    );
+    server.abort();
+}
