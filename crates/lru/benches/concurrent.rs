@@ -1,5 +1,6 @@
 //! Throughput of the concurrent caches on 1 and 2 threads, beside `Mutex<lru::LruCache>`,
-//! `moka::sync::Cache` and `quick_cache::sync::Cache`.
+//! `moka::sync::Cache` and `quick_cache::sync::Cache`. Our segmented cache runs twice, with the
+//! LRU policy (`geecache_lru_segmented`) and with S3-FIFO (`geecache_s3fifo_segmented`).
 //!
 //! Workload: Zipf(0.99) over 1 000 000 keys, capacity 100 000 entries (10% of the keys); 90% of
 //! operations are reads and 10% writes. A read is what a read-through cache does: `get`, and on a
@@ -18,7 +19,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use geecache_lru::SegmentedCache;
+use geecache_lru::{Policy, SegmentedCache};
 use support::Op;
 
 const KEYS: u64 = 1_000_000;
@@ -37,22 +38,43 @@ trait Concurrent: Sync {
 
 type Weighed = SegmentedCache<u64, u64, fn(&u64, &u64) -> usize>;
 
+fn weighed(capacity: usize, policy: Policy) -> Weighed {
+    fn one(_: &u64, _: &u64) -> usize {
+        1
+    }
+    SegmentedCache::builder(capacity)
+        .weigher(one as fn(&u64, &u64) -> usize)
+        .policy(policy)
+        .build()
+        .expect("valid settings")
+}
+
 impl Concurrent for Weighed {
     const NAME: &'static str = "geecache_lru_segmented";
     fn new(capacity: usize) -> Self {
-        fn one(_: &u64, _: &u64) -> usize {
-            1
-        }
-        SegmentedCache::builder(capacity)
-            .weigher(one as fn(&u64, &u64) -> usize)
-            .build()
-            .expect("valid settings")
+        weighed(capacity, Policy::Lru)
     }
     fn get(&self, key: u64) -> bool {
         SegmentedCache::get(self, &key).is_some()
     }
     fn insert(&self, key: u64, value: u64) {
         self.add(key, value);
+    }
+}
+
+/// The same cache with the S3-FIFO policy in every segment.
+struct WeighedS3(Weighed);
+
+impl Concurrent for WeighedS3 {
+    const NAME: &'static str = "geecache_s3fifo_segmented";
+    fn new(capacity: usize) -> Self {
+        WeighedS3(weighed(capacity, Policy::S3Fifo))
+    }
+    fn get(&self, key: u64) -> bool {
+        self.0.get(&key).is_some()
+    }
+    fn insert(&self, key: u64, value: u64) {
+        self.0.add(key, value);
     }
 }
 
@@ -178,6 +200,7 @@ fn benches(c: &mut Criterion) {
         .collect();
     let mut hit_ratios = Vec::new();
     throughput::<Weighed>(c, &streams, &mut hit_ratios);
+    throughput::<WeighedS3>(c, &streams, &mut hit_ratios);
     throughput::<Mutex<lru::LruCache<u64, u64>>>(c, &streams, &mut hit_ratios);
     throughput::<quick_cache::sync::Cache<u64, u64>>(c, &streams, &mut hit_ratios);
     throughput::<moka::sync::Cache<u64, u64>>(c, &streams, &mut hit_ratios);

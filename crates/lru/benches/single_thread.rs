@@ -1,5 +1,7 @@
 //! One thread: a hit on a full cache, and an insert that evicts, beside the `lru` crate,
-//! `hashlink::LruCache`, and (as a non-LRU reference point) `quick_cache::unsync::Cache`.
+//! `hashlink::LruCache`, and (as a non-LRU reference point) `quick_cache::unsync::Cache`. Our
+//! cache runs twice: with the default LRU policy (`geecache_lru`) and with S3-FIFO
+//! (`geecache_s3fifo`), so the ratio of those two rows is what the policy costs or saves.
 //!
 //! 100 000 entries, keys of 16–32 bytes, 64-byte values. Every implementation holds the same
 //! entries: ours gets a byte budget equal to the weight of the first 100 000 entries, the
@@ -12,7 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use geecache_lru::{Cache, Weigh};
+use geecache_lru::{Cache, Policy, Weigh};
 use std::sync::{Arc, LazyLock};
 
 const ENTRIES: usize = 100_000;
@@ -44,6 +46,21 @@ impl Lru for Ours {
     fn with_room_for(keys: &[String]) -> Self {
         let budget = keys.iter().map(|k| k.weight() + value().weight()).sum();
         Ours(Cache::new(budget))
+    }
+    fn add(&mut self, key: String, value: Bytes) {
+        self.0.add(key, value);
+    }
+    fn hit(&mut self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+}
+
+struct OursS3(Cache<String, Bytes>);
+impl Lru for OursS3 {
+    const NAME: &'static str = "geecache_s3fifo";
+    fn with_room_for(keys: &[String]) -> Self {
+        let budget = keys.iter().map(|k| k.weight() + value().weight()).sum();
+        OursS3(Cache::with_policy(budget, Policy::S3Fifo))
     }
     fn add(&mut self, key: String, value: Bytes) {
         self.0.add(key, value);
@@ -181,11 +198,13 @@ fn benches(c: &mut Criterion) {
     let keys = support::string_keys(POOL, support::SEED);
     let order = support::uniform_indices(1 << 20, ENTRIES, support::SEED + 1);
     get_hit::<Ours>(c, &keys, &order);
+    get_hit::<OursS3>(c, &keys, &order);
     get_hit::<LruCrate>(c, &keys, &order);
     get_hit::<Hashlink>(c, &keys, &order);
     get_hit::<QuickUnsync>(c, &keys, &order);
     add_evict::<Discard>(c, &keys);
     add_evict::<Ours>(c, &keys);
+    add_evict::<OursS3>(c, &keys);
     add_evict::<LruCrate>(c, &keys);
     add_evict::<Hashlink>(c, &keys);
     add_evict::<QuickUnsync>(c, &keys);

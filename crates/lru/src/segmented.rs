@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::cache::HashState;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard};
-use crate::{BuildError, ByWeight, Cache, CacheStats, Clock, Weigher};
+use crate::{BuildError, ByWeight, Cache, CacheStats, Clock, Policy, Weigher};
 
 /// The segment count a [`SegmentedBuilder`] uses unless told otherwise.
 pub const DEFAULT_SEGMENTS: usize = 16;
@@ -33,8 +33,9 @@ pub(crate) fn segment_index(hash: u64, mask: usize) -> usize {
     (hash >> SEGMENT_SHIFT) as usize & mask
 }
 
-/// A byte-bounded LRU cache for many threads: `N` [`Cache`] segments, each behind its own
-/// [`Mutex`] with `max_bytes / N` of the budget, and a key's hash choosing its segment.
+/// A byte-bounded cache for many threads: `N` [`Cache`] segments, each behind its own
+/// [`Mutex`] with `max_bytes / N` of the budget, and a key's hash choosing its segment. Each
+/// segment evicts by the [`Policy`] given to [`SegmentedBuilder::policy`] (LRU by default).
 ///
 /// ```
 /// use geecache_lru::SegmentedCache;
@@ -63,8 +64,9 @@ pub(crate) fn segment_index(hash: u64, mask: usize) -> usize {
 /// The user code that runs under a segment's lock is the key's `Eq`, the weigher, the clock,
 /// `V::clone`, and the `Drop` of entries the budget evicts; the key's `Hash` runs before.
 ///
-/// No operation holds two locks: `purge_expired`, `clear` and `evict_one` visit segments one at a
-/// time, so they never stall the whole cache, and what they see is not one atomic snapshot.
+/// No operation holds two locks: `purge_expired`, `clear`, `retain`, `keys`, `snapshot`,
+/// `set_max_bytes` and `evict_one` visit segments one at a time, so they never stall the whole
+/// cache, and what they see is not one atomic snapshot.
 ///
 /// # What segmenting costs
 ///
@@ -91,7 +93,9 @@ pub struct SegmentedCache<K, V, W = ByWeight> {
     /// segment choice and the table probe.
     hasher: HashState,
     mask: usize,
-    max_bytes: usize,
+    /// Atomic so that `set_max_bytes` can take `&self` like every other method.
+    max_bytes: AtomicUsize,
+    policy: Policy,
 }
 
 /// One lock and the counters it publishes, aligned so that two segments never share a cache
@@ -193,6 +197,7 @@ impl<K, V> SegmentedCache<K, V> {
             segments: DEFAULT_SEGMENTS,
             weigher: ByWeight,
             clock: None,
+            policy: Policy::Lru,
             _types: PhantomData,
         }
     }
@@ -206,6 +211,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V> + Clone + Default> Default for SegmentedC
             segments: DEFAULT_SEGMENTS,
             weigher: W::default(),
             clock: None,
+            policy: Policy::Lru,
             _types: PhantomData,
         }
         .assemble()
@@ -233,6 +239,68 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
         } else {
             segment.publish(&cache);
         }
+        value
+    }
+
+    /// Whether a live entry is stored under `key`, leaving recency and counters alone.
+    #[must_use]
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        self.segment(hash).lock().peek_hashed(hash, key).is_some()
+    }
+
+    /// Runs `f` on the value under `key` in place and returns what it returns; `None` (a miss)
+    /// when there is no live entry.
+    ///
+    /// This is [`Cache::get_mut`] for a shared cache: a guard cannot outlive the segment's
+    /// lock without making the lock the caller's problem, so the change is a closure instead.
+    /// Counts as a use of the entry; the entry is weighed again afterwards, and the segment
+    /// evicts down to its budget (the entry itself too, if it no longer fits at all). `f` runs
+    /// with the segment locked: keep it short, and do not touch this cache from inside it (the
+    /// lock is not reentrant, so that would deadlock).
+    ///
+    /// ```
+    /// use geecache_lru::SegmentedCache;
+    ///
+    /// let cache = SegmentedCache::<String, Vec<u8>>::builder(1 << 10).build()?;
+    /// cache.add("k".into(), vec![1]);
+    /// assert_eq!(cache.update("k", |v| { v.push(2); v.len() }), Some(2));
+    /// assert_eq!(cache.bytes(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update<Q, R>(&self, key: &Q, f: impl FnOnce(&mut V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let segment = self.segment(hash);
+        let mut cache = segment.lock();
+        let result = cache.update_hashed(hash, key, f);
+        segment.publish(&cache);
+        result
+    }
+
+    /// A clone of the value under `key`, or of `f()` stored there first; see
+    /// [`Cache::get_or_insert_with`]. `None` only when that value is too heavy to store.
+    ///
+    /// `f` runs with the segment locked, so two threads missing the same key never both call
+    /// it, but every other key of the segment waits meanwhile: use it for values that are cheap
+    /// to make. For a slow load, look up with [`get`](SegmentedCache::get) and load outside the
+    /// lock (with a single-flight guard if duplicate loads matter).
+    pub fn get_or_insert_with(&self, key: K, f: impl FnOnce() -> V) -> Option<V>
+    where
+        V: Clone,
+    {
+        let hash = self.hasher.hash_one(&key);
+        let segment = self.segment(hash);
+        let mut cache = segment.lock();
+        let value = cache.get_or_insert_hashed(hash, key, f);
+        segment.publish(&cache);
         value
     }
 
@@ -271,8 +339,9 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
         removed
     }
 
-    /// Evicts the least recently used entry of the segment holding the most bytes, expired or
-    /// not, and returns it; counts as an eviction. `None` when the cache is empty.
+    /// Evicts the entry its policy would evict next (for LRU, the least recently used) from the
+    /// segment holding the most bytes, expired or not, and returns it; counts as an eviction.
+    /// `None` when the cache is empty.
     ///
     /// This is how a byte budget shared by several caches is enforced from outside: build them
     /// unbounded (`max_bytes` 0) and call `evict_one` on whichever is over its share. The
@@ -287,6 +356,87 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
             return Some(evicted);
         }
         self.segments.iter().find_map(Self::evict_from)
+    }
+
+    /// Keeps only the entries for which `f` returns `true`, one segment at a time; see
+    /// [`Cache::retain`]. `f` runs with that segment locked.
+    pub fn retain(&self, mut f: impl FnMut(&K, &V) -> bool) {
+        for segment in &self.segments[..] {
+            let mut cache = segment.lock();
+            cache.retain(&mut f);
+            segment.publish(&cache);
+        }
+    }
+
+    /// The keys stored, expired ones included: each segment's keys in its policy's order,
+    /// segment after segment.
+    ///
+    /// A `Vec` rather than an iterator, because an iterator would have to hold a segment's lock
+    /// from one `next` to the next: every thread using that segment would wait on the caller's
+    /// loop, and a loop body that touched the cache would deadlock. Copying a segment at a
+    /// time bounds each lock to one copy and never holds two, at the price of the clones and of
+    /// a view that is per segment, not one instant of the whole cache.
+    pub fn keys(&self) -> Vec<K>
+    where
+        K: Clone,
+    {
+        let mut keys = Vec::with_capacity(self.len());
+        for segment in &self.segments[..] {
+            keys.extend(segment.lock().keys().cloned());
+        }
+        keys
+    }
+
+    /// Clones of the entries stored, expired ones included, taken one segment lock at a time;
+    /// see [`keys`](SegmentedCache::keys) for why a `Vec`.
+    ///
+    /// ```
+    /// use geecache_lru::SegmentedCache;
+    ///
+    /// let cache = SegmentedCache::<u64, u64>::builder(0).segments(4).build()?;
+    /// for k in 0..8 {
+    ///     cache.add(k, k * k);
+    /// }
+    /// let mut entries = cache.snapshot();
+    /// entries.sort();
+    /// assert_eq!(entries[3], (3, 9));
+    /// assert_eq!(entries.len(), cache.len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn snapshot(&self) -> Vec<(K, V)>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let mut entries = Vec::with_capacity(self.len());
+        for segment in &self.segments[..] {
+            let cache = segment.lock();
+            entries.extend(cache.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        entries
+    }
+
+    /// Changes the byte budget (0: unbounded), split over the segments as the builder splits
+    /// it, and evicts each segment down to its new share, one segment at a time.
+    ///
+    /// Fails, changing nothing, on a non-zero budget smaller than the segment count, as
+    /// [`SegmentedBuilder::build`] does. Two calls racing each other may leave segments with
+    /// shares of different totals; the last call to reach a segment sets its share.
+    pub fn set_max_bytes(&self, max_bytes: usize) -> Result<(), BuildError> {
+        let n = self.segments.len();
+        if max_bytes != 0 && max_bytes < n {
+            return Err(BuildError::BudgetTooSmall {
+                max_bytes,
+                segments: n,
+            });
+        }
+        self.max_bytes.store(max_bytes, Relaxed);
+        for (i, segment) in self.segments.iter().enumerate() {
+            let mut cache = segment.lock();
+            cache.set_max_bytes(share(max_bytes, n, i));
+            segment.publish(&cache);
+        }
+        Ok(())
     }
 
     /// Drops every entry whose deadline is at or before `now`, one segment at a time, and
@@ -333,7 +483,13 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
     /// The byte budget over all segments; 0 means unbounded.
     #[must_use]
     pub fn max_bytes(&self) -> usize {
-        self.max_bytes
+        self.max_bytes.load(Relaxed)
+    }
+
+    /// The eviction policy every segment uses.
+    #[must_use]
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     /// The number of segments.
@@ -371,7 +527,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
 
     fn evict_from(segment: &Segment<K, V, W>) -> Option<(K, V)> {
         let mut cache = segment.lock();
-        let evicted = cache.evict_lru();
+        let evicted = cache.evict_next();
         segment.publish(&cache);
         evicted
     }
@@ -412,11 +568,16 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
             }
         }
         let budgets: usize = self.segments.iter().map(|s| s.lock().max_bytes()).sum();
-        if budgets != self.max_bytes {
+        if budgets != self.max_bytes() {
             return Err(format!(
                 "segment budgets sum to {budgets}, not {}",
-                self.max_bytes
+                self.max_bytes()
             ));
+        }
+        for (i, segment) in self.segments.iter().enumerate() {
+            if segment.lock().policy() != self.policy {
+                return Err(format!("segment {i} has another policy"));
+            }
         }
         Ok(())
     }
@@ -426,7 +587,8 @@ impl<K, V, W> fmt::Debug for SegmentedCache<K, V, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SegmentedCache")
             .field("segments", &self.segments.len())
-            .field("max_bytes", &self.max_bytes)
+            .field("max_bytes", &self.max_bytes.load(Relaxed))
+            .field("policy", &self.policy)
             .field(
                 "bytes",
                 &self
@@ -461,6 +623,7 @@ pub struct SegmentedBuilder<K, V, W = ByWeight> {
     segments: usize,
     weigher: W,
     clock: Option<Arc<dyn Clock>>,
+    policy: Policy,
     // `fn(K, V)`: the builder holds no K or V, so it is Send + Sync whatever they are.
     _types: PhantomData<fn(K, V)>,
 }
@@ -480,8 +643,25 @@ impl<K, V, W> SegmentedBuilder<K, V, W> {
             segments: self.segments,
             weigher,
             clock: self.clock,
+            policy: self.policy,
             _types: PhantomData,
         }
+    }
+
+    /// The eviction policy of every segment; [`Policy::Lru`] unless told otherwise.
+    ///
+    /// ```
+    /// use geecache_lru::{Policy, SegmentedCache};
+    ///
+    /// let cache = SegmentedCache::<String, String>::builder(1 << 20)
+    ///     .policy(Policy::S3Fifo)
+    ///     .build()?;
+    /// assert_eq!(cache.policy(), Policy::S3Fifo);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Reads the time from `clock` (shared by all segments) instead of [`Instant::now`].
@@ -523,12 +703,11 @@ impl<K, V, W> SegmentedBuilder<K, V, W> {
     {
         let n = self.segments;
         let hasher = HashState::default();
-        let (share, remainder) = (self.max_bytes / n, self.max_bytes % n);
         let segments = (0..n)
             .map(|i| {
-                // Spread the remainder so the budgets add up to exactly `max_bytes`.
-                let budget = share + usize::from(i < remainder);
-                let mut cache = Cache::with_hasher(budget, self.weigher.clone(), hasher.clone());
+                let budget = share(self.max_bytes, n, i);
+                let mut cache =
+                    Cache::with_hasher(budget, self.weigher.clone(), hasher.clone(), self.policy);
                 if let Some(clock) = &self.clock {
                     cache.set_shared_clock(Arc::clone(clock));
                 }
@@ -539,9 +718,16 @@ impl<K, V, W> SegmentedBuilder<K, V, W> {
             segments,
             hasher,
             mask: n - 1,
-            max_bytes: self.max_bytes,
+            max_bytes: AtomicUsize::new(self.max_bytes),
+            policy: self.policy,
         }
     }
+}
+
+/// Segment `i`'s share of `max_bytes` over `n` segments: the remainder is spread over the first
+/// segments, so the shares add up to exactly `max_bytes`.
+fn share(max_bytes: usize, n: usize, i: usize) -> usize {
+    max_bytes / n + usize::from(i < max_bytes % n)
 }
 
 impl<K, V, W: fmt::Debug> fmt::Debug for SegmentedBuilder<K, V, W> {
@@ -551,6 +737,7 @@ impl<K, V, W: fmt::Debug> fmt::Debug for SegmentedBuilder<K, V, W> {
             .field("segments", &self.segments)
             .field("weigher", &self.weigher)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .field("policy", &self.policy)
             .finish()
     }
 }

@@ -13,15 +13,29 @@
 //! Index 0 is a sentinel: `links[0].next` is the most recently used slot and `links[0].prev` the
 //! least recently used one, so linking and unlinking never branch on "is this the head?".
 //!
+//! S3-FIFO needs two queues. Rather than a second arena, index 1 is a second sentinel, linked
+//! into the same ring only when two queues are asked for: the ring then runs
+//! `0 → main queue (head to tail) → 1 → small queue (head to tail) → 0`, so each queue is the
+//! stretch after its sentinel, and linking after a sentinel or unlinking works as before. An LRU
+//! cache leaves index 1 out of the ring and never sees it. `tags[i]` is one byte per slot for
+//! the policy (S3-FIFO keeps its counter and queue there); a dense byte array, so a hit that
+//! only bumps a counter writes one byte and no link.
+//!
 //! Freed slots form a free list threaded through `links[i].next` (their `prev` is unused), so a
 //! cache in steady state (insert one, evict one) reuses the slot it just freed: no allocation, no
 //! growth, and the `Vec` never has to shift anything. Indices are `u32`, which halves the links
 //! and the hash table's buckets against `usize` and still allows four billion entries.
 
-/// A slot index. 0 is the sentinel and never holds an item.
+/// A slot index. 0 and 1 are sentinels and never hold an item.
 pub(crate) type Index = u32;
 
 const SENTINEL: Index = 0;
+/// The head of the main queue (and of the only list, for LRU).
+pub(crate) const MAIN: Index = SENTINEL;
+/// The head of the small queue, when there are two.
+pub(crate) const SMALL: Index = 1;
+/// The first index that can hold an item.
+pub(crate) const FIRST: Index = 2;
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -34,19 +48,47 @@ struct Link {
 pub(crate) struct Slots<T> {
     links: Vec<Link>,
     items: Vec<Option<T>>,
+    /// One byte per slot for the eviction policy; never read by the list itself.
+    tags: Vec<u8>,
+    /// Whether the `SMALL` sentinel is in the ring (two queues) or not (one list).
+    two_queues: bool,
     /// Head of the free list, or `SENTINEL` when no slot is free.
     free: Index,
     len: usize,
 }
 
 impl<T> Slots<T> {
-    pub(crate) fn new() -> Self {
+    /// An empty arena with one list, or with two queues (`main` after `MAIN`, `small` after
+    /// `SMALL`).
+    pub(crate) fn new(two_queues: bool) -> Self {
+        let (main, small) = if two_queues {
+            (
+                Link {
+                    prev: SMALL,
+                    next: SMALL,
+                },
+                Link {
+                    prev: MAIN,
+                    next: MAIN,
+                },
+            )
+        } else {
+            (
+                Link {
+                    prev: MAIN,
+                    next: MAIN,
+                },
+                Link {
+                    prev: SMALL,
+                    next: SMALL,
+                },
+            )
+        };
         Slots {
-            links: vec![Link {
-                prev: SENTINEL,
-                next: SENTINEL,
-            }],
-            items: vec![None],
+            links: vec![main, small],
+            items: vec![None, None],
+            tags: vec![0, 0],
+            two_queues,
             free: SENTINEL,
             len: 0,
         }
@@ -57,7 +99,8 @@ impl<T> Slots<T> {
         self.len
     }
 
-    /// One past the highest slot index in use; `1..end()` covers every slot that can be occupied.
+    /// One past the highest slot index in use; `FIRST..end()` covers every slot that can be
+    /// occupied.
     pub(crate) fn end(&self) -> Index {
         // `push_front` never grows `items` past `Index::MAX` entries.
         Index::try_from(self.items.len()).unwrap_or(Index::MAX)
@@ -75,10 +118,36 @@ impl<T> Slots<T> {
         self.items.get_mut(i as usize)?.as_mut()
     }
 
-    /// The least recently used slot.
+    /// The policy's byte for slot `i` (0 for a slot that does not exist).
+    #[inline]
+    pub(crate) fn tag(&self, i: Index) -> u8 {
+        self.tags.get(i as usize).copied().unwrap_or(0)
+    }
+
+    /// Sets the policy's byte for slot `i`.
+    #[inline]
+    pub(crate) fn set_tag(&mut self, i: Index, tag: u8) {
+        if let Some(t) = self.tags.get_mut(i as usize) {
+            *t = tag;
+        }
+    }
+
+    /// The least recently used slot (one list); the small queue's tail (two queues).
     pub(crate) fn back(&self) -> Option<Index> {
         let back = self.links[SENTINEL as usize].prev;
-        (back != SENTINEL).then_some(back)
+        (back != SENTINEL && back != SMALL).then_some(back)
+    }
+
+    /// The main queue's tail (two queues only).
+    pub(crate) fn main_tail(&self) -> Option<Index> {
+        let tail = self.links[SMALL as usize].prev;
+        (self.two_queues && tail != MAIN).then_some(tail)
+    }
+
+    /// Moves slot `i` to the head of the queue that starts after `anchor` (`MAIN` or `SMALL`).
+    pub(crate) fn move_after(&mut self, anchor: Index, i: Index) {
+        self.unlink(i);
+        self.link_after(anchor, i);
     }
 
     /// Whether every index is taken, so that `push_front` would fail.
@@ -89,8 +158,27 @@ impl<T> Slots<T> {
     /// Stores `item` in a free slot at the front of the recency order and returns the slot.
     ///
     /// Gives the item back when every index is taken (four billion entries; the caller evicts
-    /// and retries) rather than panicking.
+    /// and retries) rather than panicking. Leaves the slot's tag alone: with one list, tags are
+    /// never set and stay 0, and the LRU insert path writes no byte it does not need.
+    #[inline]
     pub(crate) fn push_front(&mut self, item: T) -> Result<Index, T> {
+        let i = self.alloc(item)?;
+        self.link_front(i);
+        Ok(i)
+    }
+
+    /// Stores `item`, tagged `tag`, at the head of the queue after `anchor` (`MAIN` or
+    /// `SMALL`); see [`push_front`](Slots::push_front).
+    pub(crate) fn push_after(&mut self, anchor: Index, item: T, tag: u8) -> Result<Index, T> {
+        let i = self.alloc(item)?;
+        self.tags[i as usize] = tag;
+        self.link_after(anchor, i);
+        Ok(i)
+    }
+
+    /// Puts `item` in a free slot, or a new one, not yet linked.
+    #[inline]
+    fn alloc(&mut self, item: T) -> Result<Index, T> {
         let i = if self.free != SENTINEL {
             let i = self.free;
             self.free = self.links[i as usize].next;
@@ -104,13 +192,13 @@ impl<T> Slots<T> {
                 return Err(item);
             }
             self.items.push(Some(item));
+            self.tags.push(0);
             self.links.push(Link {
                 prev: SENTINEL,
                 next: SENTINEL,
             });
             i
         };
-        self.link_front(i);
         self.len += 1;
         Ok(i)
     }
@@ -137,10 +225,11 @@ impl<T> Slots<T> {
 
     /// Drops every item and gives the memory back.
     pub(crate) fn clear(&mut self) {
-        *self = Slots::new();
+        *self = Slots::new(self.two_queues);
     }
 
-    /// Slot indices and items from the most to the least recently used.
+    /// Slot indices and items from the most to the least recently used (one list), or the main
+    /// queue then the small queue, each from head to tail (two queues).
     pub(crate) fn iter(&self) -> Iter<'_, T> {
         Iter {
             slots: self,
@@ -150,10 +239,24 @@ impl<T> Slots<T> {
         }
     }
 
+    /// The small queue's slots from head to tail (empty with one list).
+    #[cfg(test)]
+    pub(crate) fn small_queue(&self) -> Vec<Index> {
+        let mut queue = Vec::new();
+        if self.two_queues {
+            let mut i = self.links[SMALL as usize].next;
+            while i != SENTINEL && queue.len() <= self.len {
+                queue.push(i);
+                i = self.links[i as usize].next;
+            }
+        }
+        queue
+    }
+
     /// Every occupied slot, in storage order (not recency order).
     #[cfg(test)]
     pub(crate) fn occupied(&self) -> impl Iterator<Item = (Index, &T)> + '_ {
-        (1..self.end()).filter_map(|i| self.get(i).map(|item| (i, item)))
+        (FIRST..self.end()).filter_map(|i| self.get(i).map(|item| (i, item)))
     }
 
     #[inline]
@@ -174,19 +277,47 @@ impl<T> Slots<T> {
         self.links[SENTINEL as usize].next = i;
     }
 
+    /// `link_front` after any sentinel; kept apart so the LRU hit path stays as it was.
+    #[inline]
+    fn link_after(&mut self, anchor: Index, i: Index) {
+        let first = self.links[anchor as usize].next;
+        self.links[i as usize] = Link {
+            prev: anchor,
+            next: first,
+        };
+        self.links[first as usize].prev = i;
+        self.links[anchor as usize].next = i;
+    }
+
     /// Checks the list's invariants; the first broken one is the error.
     #[cfg(test)]
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.links.len() != self.items.len() {
             return Err("links and items differ in length".into());
         }
-        if self.items[SENTINEL as usize].is_some() {
-            return Err("the sentinel holds an item".into());
+        if self.tags.len() != self.items.len() {
+            return Err("tags and items differ in length".into());
+        }
+        if self.items[SENTINEL as usize].is_some() || self.items[SMALL as usize].is_some() {
+            return Err("a sentinel holds an item".into());
         }
         // Walk forwards, checking that each step's back link points where we came from.
         let mut seen = vec![false; self.items.len()];
+        seen[SMALL as usize] = true;
+        let mut met_small = false;
         let (mut prev, mut i, mut count) = (SENTINEL, self.links[SENTINEL as usize].next, 0);
         while i != SENTINEL {
+            if i == SMALL {
+                if met_small || !self.two_queues {
+                    return Err("the small sentinel is linked where it should not be".into());
+                }
+                met_small = true;
+                if self.links[i as usize].prev != prev {
+                    return Err("the small sentinel has a wrong prev link".into());
+                }
+                (prev, i) = (i, self.links[i as usize].next);
+                continue;
+            }
             if seen[i as usize] {
                 return Err(format!("slot {i} is linked twice"));
             }
@@ -202,6 +333,9 @@ impl<T> Slots<T> {
         }
         if self.links[SENTINEL as usize].prev != prev {
             return Err("the sentinel's prev is not the last slot".into());
+        }
+        if self.two_queues != met_small {
+            return Err("the small sentinel is missing from the ring".into());
         }
         if count != self.len {
             return Err(format!("{count} slots linked, len says {}", self.len));
@@ -240,7 +374,10 @@ impl<'a, T> Iterator for Iter<'a, T> {
         if self.remaining == 0 {
             return None;
         }
-        let i = self.front;
+        let mut i = self.front;
+        if i == SMALL {
+            i = self.slots.links[i as usize].next;
+        }
         self.front = self.slots.links[i as usize].next;
         self.remaining -= 1;
         Some((i, self.slots.get(i)?))
@@ -256,7 +393,10 @@ impl<T> DoubleEndedIterator for Iter<'_, T> {
         if self.remaining == 0 {
             return None;
         }
-        let i = self.back;
+        let mut i = self.back;
+        if i == SMALL {
+            i = self.slots.links[i as usize].prev;
+        }
         self.back = self.slots.links[i as usize].prev;
         self.remaining -= 1;
         Some((i, self.slots.get(i)?))

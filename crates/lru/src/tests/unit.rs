@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::props::ManualClock;
 
-use crate::{BuildError, Cache, CacheStats, SegmentedCache, Weigh};
+use crate::{BuildError, Cache, CacheStats, Policy, SegmentedCache, Weigh};
 
 type Log = Arc<Mutex<Vec<(String, String)>>>;
 
@@ -315,5 +315,382 @@ fn segmented_expiry_uses_the_shared_clock() {
     assert_eq!(cache.purge_expired(clock.at(5)), 63);
     assert!(cache.is_empty());
     assert_eq!(cache.stats().expirations, 64);
+    cache.validate().unwrap();
+}
+
+// ----- the API added for programs written from the docs -----
+
+#[test]
+fn get_mut_reweighs_when_written_and_evicts_down_to_the_budget() {
+    let (mut cache, log) = logged(10);
+    cache.add("a".into(), "1".into()); // 2
+    cache.add("b".into(), "1".into()); // 2
+    if let Some(mut v) = cache.get_mut("b") {
+        v.push_str("1234567"); // "b" now weighs 9
+    }
+    assert_eq!(cache.bytes(), 9);
+    assert_eq!(keys(&cache), ["b"]);
+    assert_eq!(*log.lock().unwrap(), [("a".to_owned(), "1".to_owned())]);
+    // Grown past the whole budget: evicted itself, as `add` would reject it.
+    if let Some(mut v) = cache.get_mut("b") {
+        v.push_str("xx");
+    }
+    assert!(cache.is_empty());
+    assert_eq!(log.lock().unwrap().len(), 2);
+    assert_eq!(cache.stats().hits, 2);
+    cache.validate().unwrap();
+}
+
+#[test]
+fn a_guard_only_read_does_not_weigh_again() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let mut cache = Cache::with_weigher(0, move |_: &u32, _: &u32| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        4
+    });
+    cache.add(1, 1);
+    let read = cache.get_mut(&1).map(|v| *v);
+    assert_eq!(read, Some(1));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    if let Some(mut v) = cache.get_mut(&1) {
+        *v = 2;
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert!(cache.get_mut(&7).is_none());
+    assert_eq!(cache.stats().misses, 1);
+}
+
+#[test]
+fn a_leaked_guard_leaves_a_stale_weight_and_nothing_worse() {
+    // Documented: leaking the guard skips the re-weigh. The books are off, memory is fine.
+    let mut cache = Cache::<String, String>::new(0);
+    cache.add("k".into(), "v".into());
+    let mut guard = cache.get_mut("k").unwrap();
+    guard.push_str("longer");
+    std::mem::forget(guard);
+    assert_eq!(cache.bytes(), 2);
+    assert!(cache.validate().unwrap_err().contains("stale weight"));
+}
+
+#[test]
+fn a_panic_while_holding_a_written_guard_removes_the_entry() {
+    let mut cache = Cache::<String, String>::new(0);
+    cache.add("k".into(), "v".into());
+    cache.add("other".into(), "v".into());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut guard = cache.get_mut("k").unwrap();
+        guard.push_str("half-written");
+        panic!("the caller's update failed");
+    }));
+    assert!(result.is_err());
+    assert!(!cache.contains_key("k"));
+    assert_eq!(cache.bytes(), 6);
+    cache.validate().unwrap();
+}
+
+#[test]
+fn get_or_insert_with_loads_once_and_reports_what_cannot_be_stored() {
+    let (mut cache, log) = logged(8);
+    let mut loads = 0;
+    for _ in 0..3 {
+        let v = cache.get_or_insert_with("k".into(), || {
+            loads += 1;
+            "v".into()
+        });
+        assert_eq!(v.map(String::as_str), Some("v"));
+    }
+    assert_eq!(loads, 1);
+    assert_eq!(
+        cache.get_or_insert_with("big".into(), || "123456".into()),
+        None
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        [("big".to_owned(), "123456".to_owned())]
+    );
+    assert_eq!((cache.stats().hits, cache.stats().misses), (2, 2));
+    cache.validate().unwrap();
+}
+
+#[test]
+fn contains_key_is_a_peek() {
+    let clock = ManualClock::new();
+    let mut cache = Cache::<String, String>::new(0);
+    cache.set_clock(clock.clone());
+    cache.add("a".into(), "1".into());
+    cache.add_with_expiry("b".into(), "2".into(), clock.at(1));
+    assert!(cache.contains_key("a"));
+    assert!(cache.contains_key("b"));
+    clock.advance(1);
+    assert!(!cache.contains_key("b"));
+    assert_eq!(keys(&cache), ["b", "a"], "neither reordered nor dropped");
+    assert_eq!(cache.stats().hits + cache.stats().misses, 0);
+}
+
+#[test]
+fn set_max_bytes_evicts_to_fit_and_zero_unbounds() {
+    let (mut cache, log) = logged(0);
+    for k in ["a", "b", "c", "d"] {
+        cache.add(k.into(), "1".into());
+    }
+    cache.set_max_bytes(4);
+    assert_eq!(keys(&cache), ["d", "c"]);
+    assert_eq!(log.lock().unwrap().len(), 2);
+    cache.set_max_bytes(0);
+    cache.add("e".into(), "1".into());
+    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.max_bytes(), 0);
+    cache.validate().unwrap();
+}
+
+#[test]
+fn retain_drops_without_the_callback_and_expired_as_expirations() {
+    let clock = ManualClock::new();
+    let (mut cache, log) = logged(0);
+    cache.set_clock(clock.clone());
+    for k in ["a", "b", "c", "d"] {
+        cache.add(k.into(), "1".into());
+    }
+    cache.add_with_expiry("e".into(), "1".into(), clock.at(1));
+    clock.advance(1);
+    let mut offered = Vec::new();
+    cache.retain(|k, _| {
+        offered.push(k.clone());
+        k != "b"
+    });
+    offered.sort();
+    assert_eq!(offered, ["a", "b", "c", "d"]);
+    assert_eq!(keys(&cache), ["d", "c", "a"]);
+    assert!(log.lock().unwrap().is_empty());
+    assert_eq!(cache.stats().expirations, 1);
+    assert_eq!(cache.stats().evictions, 0);
+    cache.validate().unwrap();
+}
+
+#[test]
+fn keys_and_values_follow_iter() {
+    let mut cache = Cache::<u64, u64>::new(0);
+    for i in 0..4 {
+        cache.add(i, i * 10);
+    }
+    cache.get(&1);
+    assert_eq!(cache.keys().copied().collect::<Vec<_>>(), [1, 3, 2, 0]);
+    assert_eq!(cache.values().copied().collect::<Vec<_>>(), [10, 30, 20, 0]);
+    assert_eq!(cache.keys().next_back(), Some(&0));
+    assert_eq!(cache.values().len(), 4);
+}
+
+// ----- S3-FIFO -----
+
+fn s3(max_bytes: usize) -> (Cache<String, String>, Log) {
+    let mut cache = Cache::with_policy(max_bytes, Policy::S3Fifo);
+    let log = Log::default();
+    let sink = Arc::clone(&log);
+    cache.set_on_evicted(move |k, v| sink.lock().unwrap().push((k, v)));
+    (cache, log)
+}
+
+/// (key, counter, in the small queue) in `iter` order.
+fn queues(cache: &Cache<String, String>) -> Vec<(String, u8, bool)> {
+    cache
+        .iter()
+        .zip(cache.entry_meta())
+        .map(|((k, _), (_, freq, small))| (k.clone(), freq, small))
+        .collect()
+}
+
+#[test]
+fn s3fifo_a_scan_does_not_flush_what_was_reused() {
+    let mut cache = Cache::with_weigher_and_policy(10, |_: &u32, _: &u32| 1, Policy::S3Fifo);
+    for k in 0..10 {
+        cache.add(k, k);
+    }
+    for k in 0..5 {
+        cache.get(&k);
+    }
+    for k in 100..1000 {
+        cache.add(k, k);
+    }
+    for k in 0..5 {
+        assert_eq!(
+            cache.peek(&k),
+            Some(&k),
+            "key {k} was reused and must survive the scan"
+        );
+    }
+    // The same scan flushes LRU.
+    let mut lru = Cache::with_weigher(10, |_: &u32, _: &u32| 1);
+    for k in 0..10 {
+        lru.add(k, k);
+    }
+    for k in 0..5 {
+        lru.get(&k);
+    }
+    for k in 100..1000 {
+        lru.add(k, k);
+    }
+    assert!((0..5).all(|k| lru.peek(&k).is_none()));
+    cache.validate().unwrap();
+}
+
+#[test]
+fn s3fifo_one_hit_keys_become_ghosts_and_come_back_to_main() {
+    // 10 two-byte entries' worth of budget: the small queue's share is 2 bytes, main's 18.
+    let (mut cache, log) = s3(20);
+    for k in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
+        cache.add(k.into(), "1".into());
+    }
+    cache.get("b");
+    cache.add("k".into(), "1".into()); // evicts "a" (never hit) to the ghosts
+    assert_eq!(*log.lock().unwrap(), [("a".to_owned(), "1".to_owned())]);
+    assert_eq!(cache.ghost_hashes().len(), 1);
+    let q = queues(&cache);
+    assert_eq!(q.last(), Some(&("b".to_owned(), 1, true)), "{q:?}");
+    cache.add("l".into(), "1".into()); // "b" was hit: promoted, counter reset; "c" goes
+    let q = queues(&cache);
+    assert_eq!(q.first(), Some(&("b".to_owned(), 0, false)), "{q:?}");
+    assert_eq!(
+        log.lock().unwrap().last().map(|(k, _)| k.as_str()),
+        Some("c")
+    );
+    // "a" again: a ghost, so straight to the main queue.
+    cache.add("a".into(), "1".into());
+    assert_eq!(cache.ghost_hashes().len(), 2, "c and d remain");
+    let q = queues(&cache);
+    assert_eq!(q.first(), Some(&("a".to_owned(), 0, false)), "{q:?}");
+    cache.validate().unwrap();
+}
+
+#[test]
+fn s3fifo_counters_saturate_and_buy_laps_in_main() {
+    let (mut cache, _log) = s3(0);
+    cache.add("a".into(), "1".into());
+    for _ in 0..10 {
+        cache.get("a");
+    }
+    assert_eq!(queues(&cache), [("a".to_owned(), 3, true)]);
+    // Unbounded, so `remove_oldest` runs the victim search: "a" moves to main (counter reset)
+    // and, with nothing else there, is taken on the next turn.
+    assert_eq!(cache.remove_oldest(), Some(("a".into(), "1".into())));
+    assert_eq!(cache.stats().evictions, 0);
+    cache.validate().unwrap();
+}
+
+#[test]
+fn s3fifo_a_newcomer_is_never_its_own_victim() {
+    // Regression guard: inserting first and evicting after would pick the newcomer (in the
+    // small queue, never hit) over the entries already in main.
+    let (mut cache, log) = s3(10);
+    cache.add("a".into(), "1".into());
+    cache.get("a");
+    cache.add("b".into(), "1".into()); // small: a(hit), b
+    cache.add("c".into(), "1234".into()); // 5 more: 9 bytes, no eviction yet
+    cache.add("d".into(), "12345678".into()); // 9 bytes: room is made first
+    assert!(cache.contains_key("d"));
+    assert!(!log.lock().unwrap().iter().any(|(k, _)| k == "d"));
+    cache.validate().unwrap();
+}
+
+#[test]
+fn s3fifo_expiry_and_the_clock_rules_hold() {
+    let mut cache = Cache::<u64, u64>::with_policy(64, Policy::S3Fifo);
+    cache.set_clock(|| -> Instant { panic!("the clock was read") });
+    for i in 0..10 {
+        cache.add(i, i);
+        cache.get(&i);
+        cache.peek(&i);
+    }
+    assert_eq!(cache.remove(&7), Some(7));
+    cache.remove_oldest();
+    assert!(cache.len() <= 4);
+    cache.validate().unwrap();
+
+    let clock = ManualClock::new();
+    let mut cache = Cache::<String, String>::with_policy(0, Policy::S3Fifo);
+    cache.set_clock(clock.clone());
+    cache.add_with_expiry("k".into(), "v".into(), clock.at(10));
+    clock.advance(10);
+    assert_eq!(cache.get("k"), None);
+    assert_eq!(cache.stats().expirations, 1);
+    cache.validate().unwrap();
+}
+
+#[test]
+fn s3fifo_steady_state_reuses_slots() {
+    let mut cache = Cache::<u64, u64>::with_policy(16 * 10, Policy::S3Fifo);
+    for i in 0..10_000 {
+        cache.add(i, i);
+        cache.get(&(i / 2));
+    }
+    assert_eq!(cache.len(), 10);
+    assert!(cache.slots_allocated() <= 11);
+    cache.validate().unwrap();
+}
+
+// ----- the segmented cache -----
+
+#[test]
+fn segmented_update_get_or_insert_and_snapshots() {
+    let cache = SegmentedCache::<String, String>::builder(64)
+        .segments(2)
+        .policy(Policy::S3Fifo)
+        .build()
+        .unwrap();
+    assert_eq!(cache.policy(), Policy::S3Fifo);
+    assert_eq!(
+        cache
+            .get_or_insert_with("a".into(), || "1".into())
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        cache
+            .get_or_insert_with("a".into(), || "2".into())
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(cache.update("a", |v| v.push('0')), Some(()));
+    assert_eq!(cache.update("zz", |v| v.push('0')), None);
+    assert_eq!(cache.peek("a").as_deref(), Some("10"));
+    assert_eq!(cache.bytes(), 3);
+    assert!(cache.contains_key("a"));
+    cache.add("b".into(), "2".into());
+    let mut keys = cache.keys();
+    keys.sort();
+    assert_eq!(keys, ["a", "b"]);
+    let mut entries = cache.snapshot();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [("a".into(), "10".into()), ("b".into(), "2".into())]
+    );
+    cache.retain(|k, _| k == "b");
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.stats().hits, 2);
+    cache.validate().unwrap();
+}
+
+#[test]
+fn segmented_set_max_bytes_splits_and_checks_the_budget() {
+    let cache = SegmentedCache::<u64, u64>::builder(0)
+        .segments(4)
+        .build()
+        .unwrap();
+    for k in 0..100 {
+        cache.add(k, k);
+    }
+    assert_eq!(
+        cache.set_max_bytes(3),
+        Err(BuildError::BudgetTooSmall {
+            max_bytes: 3,
+            segments: 4
+        })
+    );
+    assert_eq!(cache.max_bytes(), 0);
+    cache.set_max_bytes(16 * 40 + 2).unwrap();
+    assert_eq!(cache.max_bytes(), 642);
+    assert!(cache.bytes() <= 642);
+    assert!(cache.stats().evictions >= 60);
     cache.validate().unwrap();
 }

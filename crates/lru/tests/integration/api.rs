@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use geecache_lru::{Cache, CacheStats, Clock, SegmentedCache, SystemClock};
+use geecache_lru::{
+    Cache, CacheStats, Clock, Keys, Policy, SegmentedCache, SystemClock, ValueMut, Values,
+};
 
 fn assert_send_sync<T: Send + Sync>() {}
 fn assert_send<T: Send>() {}
@@ -123,4 +125,42 @@ fn clock_trait_objects_and_closures() {
     let clock: Box<dyn Clock> = Box::new(move || fixed);
     assert_eq!(clock.now(), fixed);
     assert!(SystemClock.now() >= fixed);
+}
+
+#[test]
+fn the_policy_is_a_value_and_the_guards_are_nameable() -> Result<(), Box<dyn std::error::Error>> {
+    // A policy read from configuration picks the cache's behaviour without changing its type.
+    let from_config = |name: &str| match name {
+        "s3fifo" => Policy::S3Fifo,
+        _ => Policy::Lru,
+    };
+    let caches: Vec<SegmentedCache<String, Vec<u8>>> = ["lru", "s3fifo"]
+        .into_iter()
+        .map(|name| {
+            SegmentedCache::builder(1 << 10)
+                .segments(2)
+                .policy(from_config(name))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    for cache in &caches {
+        cache.add("k".into(), b"v".to_vec());
+        assert_eq!(cache.update("k", |v| v.len()), Some(1));
+        assert_eq!(cache.keys(), ["k"]);
+    }
+    assert_eq!(caches[1].policy(), Policy::S3Fifo);
+    assert_eq!(Policy::default(), Policy::Lru);
+
+    // Helpers written against the guard and iterator types.
+    fn double(mut v: ValueMut<'_, u32, u32, geecache_lru::ByWeight>) {
+        *v *= 2;
+    }
+    let mut cache = Cache::<u32, u32>::with_policy(0, Policy::S3Fifo);
+    cache.add(1, 21);
+    double(cache.get_mut(&1).expect("present"));
+    let keys: Keys<'_, u32, u32> = cache.keys();
+    assert_eq!(keys.copied().collect::<Vec<_>>(), [1]);
+    let values: Values<'_, u32, u32> = cache.values();
+    assert_eq!(values.copied().collect::<Vec<_>>(), [42]);
+    Ok(())
 }

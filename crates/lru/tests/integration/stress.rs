@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use geecache_lru::SegmentedCache;
+use geecache_lru::{Policy, SegmentedCache};
 
 const THREADS: u64 = 4;
 const OPS_PER_THREAD: u64 = 20_000;
@@ -39,6 +39,15 @@ struct Tally {
 
 #[test]
 fn counters_add_up_and_the_budget_holds() -> Result<(), Box<dyn std::error::Error>> {
+    books_balance(Policy::Lru)
+}
+
+#[test]
+fn counters_add_up_and_the_budget_holds_under_s3fifo() -> Result<(), Box<dyn std::error::Error>> {
+    books_balance(Policy::S3Fifo)
+}
+
+fn books_balance(policy: Policy) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let millis = Arc::new(AtomicU64::new(0));
     let reading = Arc::clone(&millis);
@@ -47,6 +56,7 @@ fn counters_add_up_and_the_budget_holds() -> Result<(), Box<dyn std::error::Erro
     let cache = SegmentedCache::<u64, u64>::builder(MAX_BYTES)
         .segments(8)
         .clock(clock)
+        .policy(policy)
         .build()?;
 
     let tallies: Vec<Tally> = std::thread::scope(|s| {

@@ -1,0 +1,86 @@
+//! `Policy`: which entry a full cache gives up, chosen when the cache is made.
+
+/// The eviction policy of a [`Cache`](crate::Cache) or
+/// [`SegmentedCache`](crate::SegmentedCache), chosen at construction
+/// ([`Cache::with_policy`](crate::Cache::with_policy),
+/// [`SegmentedBuilder::policy`](crate::SegmentedBuilder::policy)). The default is
+/// [`Lru`](Policy::Lru).
+///
+/// ```
+/// use geecache_lru::{Cache, Policy};
+///
+/// // Unit weights, room for 10 entries.
+/// let mut cache = Cache::with_weigher_and_policy(10, |_: &u32, _: &u32| 1, Policy::S3Fifo);
+/// for k in 0..10 {
+///     cache.add(k, k);
+/// }
+/// cache.get(&0); // 0 has now been used twice
+/// // A scan of keys that are never asked for again...
+/// for k in 100..200 {
+///     cache.add(k, k);
+/// }
+/// // ...passes through the small queue and leaves the key that was reused alone.
+/// assert_eq!(cache.peek(&0), Some(&0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Why an enum and not a second cache type
+///
+/// Both policies share everything but the choice of a victim: the hash table, the slot arena,
+/// the weights, expiry, the callback, the counters and every method. An enum keeps one `Cache`
+/// and one `SegmentedCache`, so code that names `SegmentedCache<String, ByteView>` (the group,
+/// the server) picks a policy from its configuration at run time without becoming generic. A
+/// second type (or a type parameter `Cache<K, V, W, P>`) would make the policy free of any
+/// run-time test, but it doubles the API to document and test (or threads `P` through every
+/// signature downstream), and a run-time switch would need an enum on top anyway.
+///
+/// What the enum costs the LRU path: one test of the policy on each hit and eviction, always
+/// decided the same way for a given cache, so the branch predictor learns it once; on the hit
+/// path S3-FIFO's side is laid out of line, so LRU's code runs straight through as it did before
+/// (`benches/hit_path.rs` times that path in-cache; `benches/single_thread.rs` runs both
+/// policies beside the peer crates). Then one byte per slot for the S3-FIFO tag, which LRU never
+/// reads or writes, and one spare slot for the second queue's sentinel.
+///
+/// # Eviction order
+///
+/// [`Cache::remove_oldest`](crate::Cache::remove_oldest), budget evictions and
+/// [`SegmentedCache::evict_one`](crate::SegmentedCache::evict_one) all take the entry the
+/// policy would evict next; [`Cache::iter`](crate::Cache::iter) lists entries so that its
+/// back end is the first candidate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Least recently used: a hit moves the entry to the front of one recency list, and the
+    /// entry at the back is evicted. Exact, simple, and the best choice when recent use
+    /// predicts reuse; a scan of keys used once flushes it.
+    ///
+    /// Order: [`iter`](crate::Cache::iter) runs from the most to the least recently used;
+    /// the least recently used is evicted first.
+    #[default]
+    Lru,
+    /// S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023):
+    /// a small FIFO queue (a tenth of the byte budget), a main FIFO queue, and a ghost queue of
+    /// the hashes of entries recently evicted from the small one.
+    ///
+    /// A new key enters the small queue, or the main one if its hash is a ghost (it was
+    /// evicted recently, so this is its second use). A hit only raises the entry's counter
+    /// (0 to 3): no list is touched, which is why hits are cheap. To evict, the cache takes the
+    /// tail of the main queue if the main queue holds more than its share (nine tenths) or the
+    /// small queue is empty, and the tail of the small queue otherwise:
+    ///
+    /// - a small-queue tail that was hit since it arrived moves to the main queue (counter
+    ///   reset); one that was not is evicted and its hash becomes a ghost;
+    /// - a main-queue tail that was hit goes back to the head with its counter lowered by one;
+    ///   one whose counter is 0 is evicted.
+    ///
+    /// Keys used once (a scan) pass through the small queue without displacing the main
+    /// queue. Each operation is O(1) amortised: an entry is moved back to the head at most
+    /// once per hit it received, as the counter pays for it. Ghosts are bounded by the main
+    /// queue's share of the budget, charged by the weight their entry had.
+    ///
+    /// Order: [`iter`](crate::Cache::iter) lists the main queue from head to tail, then the
+    /// small queue from head to tail. What is evicted next depends on the counters as well as
+    /// this order, so the back of `iter` is where eviction starts looking, not necessarily what
+    /// it takes.
+    S3Fifo,
+}
