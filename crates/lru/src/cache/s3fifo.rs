@@ -1,0 +1,101 @@
+//! S3-FIFO's side of `Cache`: linking a newcomer into the small or main queue, and finding
+//! the next victim (see [`Policy::S3Fifo`]). LRU never runs any of it.
+
+use super::*;
+
+impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
+    /// Links a new entry that fits the budget into S3-FIFO's queues, after making room.
+    pub(super) fn insert_s3(&mut self, hash: u64, entry: Entry<K, V>) -> Option<Index> {
+        let weight = entry.weight;
+        // A ghost is looked up before evicting, as the paper does: the evictions below may
+        // push out the very ghost that makes this key's second use count.
+        let seen_recently = self.ghost.take(hash);
+        while self.max_bytes != 0 && self.bytes.saturating_add(weight) > self.max_bytes {
+            if !self.evict_oldest() {
+                break;
+            }
+        }
+        let (anchor, tag) = if seen_recently {
+            (MAIN, 0)
+        } else {
+            (SMALL, IN_SMALL)
+        };
+        let i = match self.slots.push_after(anchor, entry, tag) {
+            Ok(i) => i,
+            Err(entry) => {
+                self.reject(entry.key, entry.value);
+                return None;
+            }
+        };
+        let slots = &self.slots;
+        self.table
+            .insert_unique(hash, i, |&j| slots.get(j).map_or(0, |e| e.hash));
+        self.bytes = self.bytes.saturating_add(weight);
+        if !seen_recently {
+            self.small_bytes = self.small_bytes.saturating_add(weight);
+        }
+        Some(i)
+    }
+
+    /// S3-FIFO's victim; see [`Policy::S3Fifo`]. Terminates: each turn either returns, moves a
+    /// small-queue entry to the main queue (at most `len` times), or lowers a main-queue
+    /// counter (at most 3 times per entry), so the work is paid for by the hits that raised the
+    /// counters, O(1) amortised.
+    pub(super) fn s3_victim(&mut self) -> Option<Index> {
+        loop {
+            let small_tail = self.slots.back();
+            let main_tail = self.slots.main_tail();
+            let from_main = match (main_tail, small_tail) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(_), Some(_)) => {
+                    self.bytes.saturating_sub(self.small_bytes) > self.main_share()
+                }
+            };
+            if from_main {
+                let i = main_tail?;
+                let tag = self.slots.tag(i);
+                if tag & FREQ == 0 {
+                    return Some(i);
+                }
+                // Used since it last came round: another lap, one use fewer to its credit.
+                self.slots.set_tag(i, tag - 1);
+                self.slots.move_after(MAIN, i);
+            } else {
+                let i = small_tail?;
+                let (hash, weight) = self.slots.get(i).map(|e| (e.hash, e.weight))?;
+                if self.slots.tag(i) & FREQ == 0 {
+                    // Used once: out, but remembered, so that a second use soon goes to main.
+                    self.ghost.push(hash, weight, self.main_share());
+                    return Some(i);
+                }
+                // Used again while on probation: promoted, its counter starting over.
+                self.small_bytes = self.small_bytes.saturating_sub(weight);
+                self.slots.set_tag(i, 0);
+                self.slots.move_after(MAIN, i);
+            }
+        }
+    }
+
+    /// S3-FIFO: the main queue's share of the budget, which also bounds the ghosts.
+    pub(super) fn main_share(&self) -> usize {
+        self.max_bytes - self.max_bytes / 10
+    }
+
+    /// Whether slot `i` is in S3-FIFO's small queue. The policy is tested first so that LRU
+    /// never touches the tag array.
+    #[inline]
+    pub(super) fn in_small(&self, i: Index) -> bool {
+        self.policy == Policy::S3Fifo && self.slots.tag(i) & IN_SMALL != 0
+    }
+
+    /// S3-FIFO: a use of slot `i`; the counter saturates at 3.
+    #[inline]
+    pub(super) fn bump(&mut self, i: Index) {
+        let tag = self.slots.tag(i);
+        if tag & FREQ < FREQ {
+            self.slots.set_tag(i, tag + 1);
+        }
+    }
+}
