@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use geecache_byteview::ByteView;
-use geecache_lru::SegmentedCache;
+use geecache_lru::{Policy, SegmentedCache};
 
 use crate::group::Source;
 
@@ -57,11 +57,21 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    pub(crate) fn new(max_bytes: usize, hot_ratio: usize) -> Self {
-        // Both caches are built unbounded: the budget is shared, so only `enforce_budget`,
-        // which sees both, may decide which one gives up bytes.
+    pub(crate) fn new(max_bytes: usize, hot_ratio: usize, policy: Policy) -> Self {
+        // The budget is shared, so only `enforce_budget`, which sees both caches, decides which
+        // one gives up bytes; an LRU cache is built unbounded for that. S3-FIFO sizes its small
+        // queue and its ghosts from the cache's own budget, so its caches are built with the
+        // group's (each then also keeps itself within the whole budget, which the shared
+        // budget implies anyway). A budget too small to split over the segments is left to
+        // `enforce_budget` alone.
+        let own = match policy {
+            Policy::Lru => 0,
+            _ if max_bytes < geecache_lru::DEFAULT_SEGMENTS => 0,
+            _ => max_bytes,
+        };
         let build = || {
-            SegmentedCache::builder(0)
+            SegmentedCache::builder(own)
+                .policy(policy)
                 .weigher(weigh as Weigh)
                 .clock(now as fn() -> Instant)
                 .build()

@@ -94,6 +94,7 @@ pub use error::{
     AlreadyRegistered, BoxError, BuildError, DuplicateGroup, Error, LoadError, PeerError, Rejected,
 };
 pub use geecache_byteview::ByteView;
+pub use geecache_lru::Policy;
 pub use getter::{BoxFuture, Getter, GetterFn, Loaded, getter_fn};
 pub use group::{Fetched, Group, Origin, Source};
 pub use peers::{PeerGetter, PeerPicker, RemoveMode};

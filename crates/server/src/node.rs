@@ -36,6 +36,8 @@ pub(crate) struct NodeGroup {
     pub(crate) ttl: Option<Duration>,
     /// Where values come from.
     pub(crate) source: DataSource,
+    /// Which entries the caches give up first.
+    pub(crate) policy: geecache_group::Policy,
 }
 
 /// Everything a node needs besides its listener.
@@ -139,6 +141,7 @@ impl Node {
             let mut builder = Group::builder(group.name.clone())
                 .register(&registry)
                 .cache_bytes(usize::try_from(group.cache_bytes).unwrap_or(usize::MAX))
+                .policy(group.policy)
                 .peer_timeout(options.peer_timeout)
                 .peers(Arc::clone(&pool) as Arc<dyn PeerPicker>)
                 .getter(metrics.timed(&group.name, group.source.clone()));

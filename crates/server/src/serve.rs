@@ -67,6 +67,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             cache_bytes: group.cache_bytes,
             ttl: group.ttl,
             source,
+            policy: group.policy,
         });
     }
     let options = NodeOptions {

@@ -178,3 +178,35 @@ async fn rejected_keys_are_refused_before_the_cache() {
     assert_eq!(stats.main.items, 0);
     assert_stats_add_up(&group);
 }
+
+// The eviction policy reaches the group's caches: under S3-FIFO a scan of keys used once does
+// not push out the keys used often, where under LRU it does. (Each entry weighs about 25 bytes,
+// so the budget holds about 1,600 of them, a hundred per segment.)
+#[tokio::test]
+async fn under_s3fifo_a_scan_does_not_flush_the_hot_keys() {
+    for (policy, hot_keys_survive) in [
+        (geecache_group::Policy::Lru, false),
+        (geecache_group::Policy::S3Fifo, true),
+    ] {
+        let (group, loader) = group(|b| b.cache_bytes(40_000).policy(policy));
+        let hot: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        for _ in 0..3 {
+            for key in &hot {
+                group.get(key).await.unwrap();
+            }
+        }
+        for i in 0..5_000 {
+            group.get(&format!("kscan{i}")).await.unwrap();
+        }
+        let before = loader.calls();
+        for key in &hot {
+            group.get(key).await.unwrap();
+        }
+        let reloaded = loader.calls() - before;
+        assert_eq!(
+            reloaded == 0,
+            hot_keys_survive,
+            "{policy:?}: {reloaded} hot keys reloaded"
+        );
+    }
+}

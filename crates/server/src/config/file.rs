@@ -41,6 +41,7 @@ pub(crate) struct FileGroup {
     pub(crate) ttl: Option<String>,
     pub(crate) origin_timeout: Option<String>,
     pub(crate) max_value_bytes: Option<Scalar>,
+    pub(crate) policy: Option<String>,
 }
 
 /// A size may be written as a TOML integer (`67108864`) or a string (`"64MiB"`).

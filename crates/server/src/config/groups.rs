@@ -10,6 +10,7 @@ use super::layers::{Layers, ids};
 use super::units::{DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size};
 use super::values::{is_unreserved, positive_size};
 use super::{GroupConfig, SourceSpec, defaults};
+use geecache_group::Policy;
 
 /// A group as given on the command line or in the file, before its fields are checked.
 pub(super) struct RawGroup {
@@ -19,6 +20,7 @@ pub(super) struct RawGroup {
     pub(super) ttl: Option<String>,
     pub(super) origin_timeout: Option<String>,
     pub(super) max_value_bytes: Option<String>,
+    pub(super) policy: Option<String>,
     /// How to name this group's fields in an error: `(field, value shown)` per option.
     origin: GroupOrigin,
 }
@@ -47,14 +49,20 @@ impl RawGroup {
 }
 
 /// Options a `--group` spec may carry after `NAME=SOURCE`.
-const GROUP_OPTIONS: [&str; 4] = ["cache", "ttl", "origin_timeout", "max_value_bytes"];
+const GROUP_OPTIONS: [&str; 5] = [
+    "cache",
+    "ttl",
+    "origin_timeout",
+    "max_value_bytes",
+    "policy",
+];
 
 /// Splits `NAME=SOURCE[,cache=SIZE][,ttl=DURATION]...`.
 ///
 /// Options are peeled off the end only while they look like `,known_option=...`, so a comma
 /// inside a source (a path or a URL with a comma) stays part of the source.
 pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, ConfigError> {
-    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE] \
+    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo] \
                            where SOURCE is demo, dir:PATH or http:URL, e.g. scores=demo,cache=64MiB";
     let Some((name, rest)) = spec.split_once('=') else {
         return Err(ConfigError::invalid(
@@ -91,6 +99,7 @@ pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, Co
         ttl: get("ttl"),
         origin_timeout: get("origin_timeout"),
         max_value_bytes: get("max_value_bytes"),
+        policy: get("policy"),
         origin: GroupOrigin::Cli {
             field: field.clone(),
             spec: spec.to_owned(),
@@ -107,6 +116,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
             ttl,
             origin_timeout,
             max_value_bytes,
+            policy,
         } = g;
         raw.insert(
             name.clone(),
@@ -117,6 +127,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
                 ttl: ttl.clone(),
                 origin_timeout: origin_timeout.clone(),
                 max_value_bytes: max_value_bytes.as_ref().map(|s| s.0.clone()),
+                policy: policy.clone(),
                 origin: GroupOrigin::File {
                     path: layers.file_path.clone(),
                 },
@@ -234,6 +245,19 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
             }
         }
     };
+    let policy = match g.policy.as_deref().map(str::trim) {
+        None | Some("lru") => Policy::Lru,
+        Some("s3fifo") => Policy::S3Fifo,
+        Some(text) => {
+            let (field, value) = g.field("policy", text);
+            return Err(ConfigError::invalid(
+                &field,
+                &value,
+                format!("policy {text:?} is not an eviction policy"),
+                "expected lru (least recently used, the default) or s3fifo (scan-resistant)",
+            ));
+        }
+    };
     Ok(GroupConfig {
         name: g.name.clone(),
         source,
@@ -241,6 +265,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         ttl,
         origin_timeout,
         max_value_bytes,
+        policy,
     })
 }
 

@@ -132,6 +132,8 @@ pub(crate) struct GroupConfig {
     pub(crate) origin_timeout: Duration,
     /// Largest value a `dir:` or `http:` source returns.
     pub(crate) max_value_bytes: u64,
+    /// Which entries the caches give up first.
+    pub(crate) policy: geecache_group::Policy,
 }
 
 /// Where a group's values come from.
@@ -170,6 +172,9 @@ impl Config {
                 );
                 if let Some(ttl) = g.ttl {
                     s.push_str(&format!(" ttl={}", format_duration(ttl)));
+                }
+                if g.policy != geecache_group::Policy::Lru {
+                    s.push_str(" policy=s3fifo");
                 }
                 s
             })

@@ -53,6 +53,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
             ttl: None,
             origin_timeout: Duration::from_secs(5),
             max_value_bytes: 64 << 20,
+            policy: geecache_group::Policy::Lru,
         }]
     );
 }
@@ -597,4 +598,32 @@ fn the_ring_is_balanced_unless_go_nodes_need_groupcaches() {
         let refused = message(load_args(&a));
         assert!(refused.contains(problem), "{refused}");
     }
+}
+
+#[test]
+fn a_group_may_choose_its_eviction_policy() {
+    let config = load_args(&args(&["s=demo,policy=s3fifo", "t=demo"])).unwrap();
+    let policies: Vec<_> = config.groups.iter().map(|g| g.policy).collect();
+    assert_eq!(
+        policies,
+        [geecache_group::Policy::S3Fifo, geecache_group::Policy::Lru]
+    );
+    assert!(
+        config
+            .summary()
+            .contains("s=demo cache=64MiB policy=s3fifo")
+    );
+    let file = from_toml(
+        "[groups.f]\nsource = \"demo\"\npolicy = \"s3fifo\"\n",
+        &args(&[]),
+    );
+    assert_eq!(
+        file.unwrap().groups[0].policy,
+        geecache_group::Policy::S3Fifo
+    );
+    let refused = message(load_args(&args(&["s=demo,policy=arc"])));
+    assert!(
+        refused.contains("policy \"arc\" is not an eviction policy"),
+        "{refused}"
+    );
 }

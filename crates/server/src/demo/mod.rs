@@ -226,6 +226,7 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
                 cache_bytes,
                 ttl: None,
                 source: DataSource::Demo(table.clone()),
+                policy: geecache_group::Policy::Lru,
             }],
             // Generous: on a busy two-core machine a peer may take a while under load, and a
             // timed-out peer fetch falls back to a second load, which would muddy the

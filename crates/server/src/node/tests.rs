@@ -24,6 +24,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
             cache_bytes: 1 << 20,
             ttl: None,
             source: DataSource::Dir(Arc::clone(&dir)),
+            policy: geecache_group::Policy::Lru,
         }],
         peer_timeout: Duration::from_secs(1),
         max_key_bytes: 1024,
