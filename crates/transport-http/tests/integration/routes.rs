@@ -16,6 +16,8 @@ use crate::support::{GROUP, Loader, World, value_of};
 struct Reply {
     status: StatusCode,
     kind: Option<String>,
+    /// `x-geecache-peek`, on the answer to a peek.
+    peek: Option<String>,
     content_type: Option<String>,
     body: bytes::Bytes,
 }
@@ -63,6 +65,7 @@ async fn call(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)])
             .map(str::to_owned)
     };
     let (kind, content_type) = (header("x-geecache-error"), header("content-type"));
+    let peek = header(geecache_transport_http::PEEK_HEADER);
     let status = response.status();
     let body = response
         .into_body()
@@ -73,6 +76,7 @@ async fn call(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)])
     Reply {
         status,
         kind,
+        peek,
         content_type,
         body,
     }
@@ -553,10 +557,10 @@ async fn a_peek_never_loads() {
     assert!(world.loads_of("k1").is_empty(), "a peek never loads");
 
     call(&app, Method::GET, "/api/g/k1", &[]).await;
-    let hit = call_with_headers(&app, "/_geecache/g/k1", &peek).await;
-    assert_eq!(hit.0, StatusCode::OK);
-    assert_eq!(hit.1.as_deref(), Some("hit"));
-    let value = GetResponse::decode(hit.2).expect("protobuf");
+    let hit = call(&app, Method::GET, "/_geecache/g/k1", &peek).await;
+    assert_eq!(hit.status, StatusCode::OK);
+    assert_eq!(hit.peek.as_deref(), Some("hit"));
+    let value = GetResponse::decode(hit.body).expect("protobuf");
     assert_eq!(value.value.as_deref(), Some(value_of("k1", 0).as_bytes()));
     assert_eq!(world.loads_of("k1").len(), 1);
 
@@ -570,32 +574,4 @@ async fn a_peek_never_loads() {
         unknown.kind.as_deref(),
         Some(ErrorKind::UnknownGroup.as_str())
     );
-}
-
-/// Status, `x-geecache-peek` and body of a GET.
-async fn call_with_headers(
-    app: &Router,
-    uri: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, Option<String>, bytes::Bytes) {
-    let mut request = Request::builder().method(Method::GET).uri(uri);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).expect("valid request"))
-        .await
-        .expect("infallible");
-    let peek = (response.headers().get(geecache_transport_http::PEEK_HEADER))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, peek, body)
 }
