@@ -65,6 +65,11 @@ struct Args {
     #[arg(long, value_name = "SIZE")]
     warm_cache: Option<String>,
 
+    /// The warm runs' eviction policy, `lru` or `s3fifo` (the group option `policy=`)
+    /// [default: geecache's own, LRU].
+    #[arg(long, value_name = "POLICY")]
+    policy: Option<String>,
+
     /// Times to do the whole list of runs, one round after another, so that the runs of each
     /// round are close in time. With more than one, the report adds each ratio's median and
     /// range over the rounds, the figure to trust on a machine whose load moves.
@@ -480,10 +485,13 @@ impl Bench {
         role: Role,
         settle: &Settle,
     ) -> anyhow::Result<Measured> {
-        let group = match &settle.cache {
+        let mut group = match &settle.cache {
             Some(size) => format!("scores=demo,cache={size}"),
             None => "scores=demo".to_owned(),
         };
+        if let Some(policy) = &self.args.policy {
+            group.push_str(&format!(",policy={policy}"));
+        }
         let nodes = self.cluster(&self.geecache, n, tag, &group)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         self.fill(tag, &targets)?;
