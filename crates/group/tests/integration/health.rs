@@ -8,24 +8,22 @@ use std::time::Duration;
 
 use geecache_consistenthash::Preset;
 use geecache_group::{
-    BoxFuture, Cluster, Group, HealthPolicy, Loaded, Origin, PeerError, PeerGetter, PeerState,
-    RemoveMode,
+    BoxFuture, Cluster, Group, HealthPolicy, Loaded, PeerError, PeerGetter, PeerState, RemoveMode,
 };
 
-use crate::support::{CountingLoader, value_of};
+use crate::support::{CountingLoader, LocalPeer, value_of};
 
 /// Another in-process group, reached as a peer request would reach it, that can be made to
 /// hang (as a SIGSTOPped node does: the connection is open, no answer comes).
 struct HangablePeer {
-    name: String,
-    group: Arc<Group>,
+    local: LocalPeer,
     hung: Arc<AtomicBool>,
     /// Milliseconds (of tokio's clock) each answer takes; 0: at once.
     delay_ms: Arc<AtomicU64>,
 }
 
 impl PeerGetter for HangablePeer {
-    fn get<'a>(&'a self, _: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+    fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
         Box::pin(async move {
             if self.hung.load(Ordering::SeqCst) {
                 std::future::pending::<()>().await;
@@ -34,40 +32,29 @@ impl PeerGetter for HangablePeer {
             if delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
-            match self.group.fetch(key, Origin::Peer).await {
-                Ok(f) => Ok(Loaded::new(f.value).with_optional_ttl(f.ttl)),
-                Err(e) if e.is_not_found() => Err(PeerError::NotFound),
-                Err(e) => Err(PeerError::Status {
-                    status: 500,
-                    message: e.to_string(),
-                }),
-            }
+            self.local.get(group, key).await
         })
     }
 
     fn remove<'a>(
         &'a self,
-        _: &'a str,
+        group: &'a str,
         key: &'a str,
         mode: RemoveMode,
     ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
-        Box::pin(async move { Ok(self.group.remove_for_peer(key, mode).await.unconfirmed) })
+        self.local.remove(group, key, mode)
     }
 
     fn peek<'a>(
         &'a self,
-        _: &'a str,
+        group: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
-        let found = self
-            .group
-            .peek(key)
-            .map_err(|e| PeerError::Malformed(e.to_string()));
-        Box::pin(async move { Ok(found?.map(|f| Loaded::new(f.value).with_optional_ttl(f.ttl))) })
+        self.local.peek(group, key)
     }
 
     fn name(&self) -> &str {
-        &self.name
+        self.local.name()
     }
 }
 
@@ -135,8 +122,10 @@ fn connect(nodes: &[Node], members: &[usize], faults: &[Faults]) {
             .set_members(names.iter().cloned(), |name| {
                 let j = nodes.iter().position(|n| n.name == name).unwrap();
                 Ok::<_, std::convert::Infallible>(Arc::new(HangablePeer {
-                    name: name.to_owned(),
-                    group: Arc::clone(&nodes[j].group),
+                    local: LocalPeer {
+                        name: name.to_owned(),
+                        group: Arc::clone(&nodes[j].group),
+                    },
                     hung: Arc::clone(&faults[j].hung),
                     delay_ms: Arc::clone(&faults[j].delay_ms),
                 }) as Arc<dyn PeerGetter>)

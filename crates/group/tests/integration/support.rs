@@ -95,6 +95,15 @@ impl PeerGetter for LocalPeer {
         Box::pin(async move { Ok(self.group.remove_for_peer(key, mode).await.unconfirmed) })
     }
 
+    fn peek<'a>(
+        &'a self,
+        _group: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
+        let found = (self.group.peek(key)).map_err(|e| PeerError::Malformed(e.to_string()));
+        Box::pin(async move { Ok(found?.map(|f| Loaded::new(f.value).with_optional_ttl(f.ttl))) })
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
