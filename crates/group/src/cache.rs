@@ -127,6 +127,18 @@ impl Caches {
         main || hot
     }
 
+    /// Drops from the main cache every value whose key `keep` refuses; returns how many.
+    pub(crate) fn drop_from_main(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let mut dropped = 0;
+        self.main.retain(|key, _| {
+            // Keys come from `&str`s (`insert`), so their bytes are UTF-8.
+            let kept = std::str::from_utf8(key.as_bytes()).map_or(true, &keep);
+            dropped += usize::from(!kept);
+            kept
+        });
+        dropped
+    }
+
     pub(crate) fn purge_expired(&self, now: Instant) -> usize {
         self.main.purge_expired(now) + self.hot.purge_expired(now)
     }

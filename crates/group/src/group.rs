@@ -73,6 +73,8 @@ pub struct Group {
     /// Bumped by every `remove`: a load that started before a removal must not cache its
     /// (possibly stale) value after it.
     epoch: AtomicU64,
+    /// The picker's settled changes of membership last acted on (see [`Group::settle`]).
+    settled: AtomicU64,
     sweeper: Option<AbortHandle>,
 }
 
@@ -102,6 +104,7 @@ impl Group {
             remote: singleflight::Group::new(),
             stats: Counters::default(),
             epoch: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
             sweeper,
         }
     }
@@ -238,6 +241,27 @@ impl Group {
         self.inner.caches.purge_expired(now())
     }
 
+    /// Drops from the main cache the values of keys this node no longer owns, if a change of
+    /// membership has settled since the last call ([`PeerPicker::settled_changes`]: its
+    /// hand-off period is over, so their new owners had the time to peek at them). Returns how
+    /// many values went. The background sweeper calls this on every tick.
+    ///
+    /// Dropped rather than moved to the hot cache: moved, they would push out the copies the
+    /// hot cache holds for being asked for here, and still answer for keys whose owner now
+    /// loads, refreshes and removes them.
+    pub fn settle(&self) -> usize {
+        let Some(picker) = self.inner.peers.get() else {
+            return 0;
+        };
+        let settled = picker.settled_changes();
+        if self.settled.swap(settled, Ordering::AcqRel) == settled {
+            return 0;
+        }
+        let dropped = self.inner.caches.drop_from_main(|key| picker.owns(key));
+        self.stats.unowned_dropped.add(dropped as u64);
+        dropped
+    }
+
     /// A snapshot of the group's counters.
     #[must_use]
     pub fn stats(&self) -> Stats {
@@ -256,6 +280,7 @@ impl Group {
             keys_rejected: s.keys_rejected.get(),
             handoffs: s.handoffs.get(),
             peeks_served: s.peeks_served.get(),
+            unowned_dropped: s.unowned_dropped.get(),
             server_requests: s.server_requests.get(),
             main,
             hot,

@@ -35,6 +35,16 @@ pub trait PeerPicker: Send + Sync + 'static {
         true
     }
 
+    /// How many changes of membership are settled: it moves on a change once the hand-off
+    /// period that follows it is over. Each time it moves, the group drops from its main cache
+    /// the values of keys this node no longer owns ([`owns`](Self::owns)): they were kept
+    /// through the hand-off so that their new owner could peek at them, and kept longer they
+    /// would answer for keys whose owner now loads and removes them, so a changed source value
+    /// would stay stale here. Default: never moves.
+    fn settled_changes(&self) -> u64 {
+        0
+    }
+
     /// Whether `name` (a [`PeerGetter::name`]) is this node's own. An owner fanning out a
     /// removal may list the asking node among those that did not confirm; the asker drops
     /// itself from that list. Default: no name is this node's.

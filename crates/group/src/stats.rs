@@ -162,6 +162,9 @@ stats_struct! {
         handoffs: u64 as Counter,
         /// Peeks this node answered from its cache for a new owner of a key.
         peeks_served: u64 as Counter,
+        /// Values dropped from the main cache because a change of membership gave their keys
+        /// to another node, once the hand-off period after it was over.
+        unowned_dropped: u64 as Counter,
         ;
         /// The main cache: values this node loaded itself.
         pub main: CacheStats,
@@ -216,6 +219,7 @@ pub(crate) struct Counters {
     pub(crate) keys_rejected: Counter,
     pub(crate) handoffs: Counter,
     pub(crate) peeks_served: Counter,
+    pub(crate) unowned_dropped: Counter,
     pub(crate) server_requests: Counter,
 }
 
@@ -237,7 +241,11 @@ struct Stripe(AtomicU64);
 
 impl Counter {
     pub(crate) fn incr(&self) {
-        self.stripes[stripe()].0.fetch_add(1, Ordering::Relaxed);
+        self.add(1);
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.stripes[stripe()].0.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn get(&self) -> u64 {

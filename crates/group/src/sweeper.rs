@@ -6,7 +6,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::group::Group;
 
-/// Starts the task that purges expired entries every `every`, if a tokio runtime is running.
+/// Starts the task that purges expired entries, and drops values of keys a change of membership
+/// gave away ([`Group::settle`]), every `every`, if a tokio runtime is running.
 ///
 /// The task holds the group weakly, so it never keeps a dropped group alive; the group aborts
 /// it on drop as well, so it stops at once rather than at its next tick.
@@ -22,6 +23,14 @@ pub(crate) fn spawn(group: Weak<Group>, every: Duration) -> Option<AbortHandle> 
             let purged = group.purge_expired();
             if purged > 0 {
                 tracing::debug!(group = group.name(), purged, "purged expired entries");
+            }
+            let dropped = group.settle();
+            if dropped > 0 {
+                tracing::info!(
+                    group = group.name(),
+                    dropped,
+                    "dropped values of keys now owned by other nodes"
+                );
             }
         }
     });

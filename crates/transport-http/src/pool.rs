@@ -151,6 +151,10 @@ impl PeerPicker for HttpPool {
         self.cluster.owns(key)
     }
 
+    fn settled_changes(&self) -> u64 {
+        self.cluster.settled_changes()
+    }
+
     fn is_self(&self, name: &str) -> bool {
         self.cluster.is_self(name)
     }

@@ -428,3 +428,27 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
     assert_eq!(ErrorKind::parse("Not-Found"), None, "names are exact");
     assert_eq!(ErrorKind::parse(""), None);
 }
+
+// The pool is the group's picker: every answer of its `Cluster` must reach the group, not the
+// trait's defaults (which would, say, never drop the values of keys given away).
+#[tokio::test(start_paused = true)]
+async fn the_pool_passes_on_what_its_cluster_knows() {
+    use geecache_group::PeerPicker;
+
+    let pool = crate::HttpPool::builder("http://127.0.0.1:8001")
+        .handoff(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
+    pool.set_peers(["http://127.0.0.1:8001", "http://127.0.0.1:8002"])
+        .unwrap();
+    let theirs = (0..100)
+        .map(|i| format!("k{i}"))
+        .find(|k| pool.pick_peer(k).is_some())
+        .unwrap();
+    assert!(!pool.owns(&theirs));
+    assert!(pool.is_self("http://127.0.0.1:8001"));
+    assert_eq!(pool.all_peers().len(), 1);
+    assert_eq!(pool.settled_changes(), 0, "the first list's hand-off is on");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(pool.settled_changes(), 1);
+}

@@ -89,6 +89,9 @@ struct Members {
     peers: HashMap<String, Arc<Member>>,
     /// The ring before the last change of membership, and when that change came.
     previous: Option<(Ring<HashFn>, Instant)>,
+    /// Changes of membership so far, and when the last one came.
+    changes: u64,
+    changed_at: Option<Instant>,
 }
 
 /// One member's health, as [`Cluster::health`] reports it.
@@ -175,6 +178,10 @@ impl Cluster {
             new.sort_unstable();
             old != new
         };
+        let (changes, changed_at) = match changed {
+            false => (current.changes, current.changed_at),
+            true => (current.changes + 1, Some(now())),
+        };
         let previous = match changed {
             false => current.previous.clone(),
             true if current.ring.len() > 1 => Some((current.ring.clone(), now())),
@@ -188,6 +195,8 @@ impl Cluster {
             ring,
             peers,
             previous,
+            changes,
+            changed_at,
         });
         self.board.replace(latencies);
         *self.members.write().unwrap_or_else(PoisonError::into_inner) = next;
@@ -299,6 +308,14 @@ impl PeerPicker for Cluster {
             .is_none_or(|owner| owner == self.self_name)
     }
 
+    fn settled_changes(&self) -> u64 {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        match members.changed_at {
+            Some(at) if now().saturating_duration_since(at) < self.handoff => members.changes - 1,
+            _ => members.changes,
+        }
+    }
+
     fn is_self(&self, name: &str) -> bool {
         name == self.self_name
     }
@@ -379,6 +396,8 @@ impl ClusterBuilder {
                 ring,
                 peers: HashMap::new(),
                 previous: None,
+                changes: 0,
+                changed_at: None,
             })),
         }
     }

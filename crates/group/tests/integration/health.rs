@@ -99,6 +99,9 @@ fn unconnected(n: usize, peer_timeout: Duration) -> Vec<Node> {
             let group = Group::builder("scores")
                 .hot_admission(0)
                 .peer_timeout(peer_timeout)
+                // The tests call `settle` themselves; a sweeper tick on the paused clock
+                // would race them to it.
+                .sweep_interval(Duration::from_secs(24 * 3600))
                 .peers(cluster.clone())
                 .getter(loader.clone())
                 .build()
@@ -374,4 +377,73 @@ async fn a_joining_node_takes_its_keys_from_their_previous_owners() {
         "no peek after the hand-off period"
     );
     assert_eq!(nodes[3].loader.calls(), 2);
+}
+
+// After a fourth node joins, the old owners keep the values of the keys it took over for the
+// hand-off period (it may still peek at them), then drop them: a key's value must not outlive
+// its ownership here, or it would answer for a key whose new owner reloads and removes it.
+#[tokio::test(start_paused = true)]
+async fn values_of_keys_given_away_are_dropped_once_the_hand_off_is_over() {
+    let faults: Vec<Faults> = (0..4).map(|_| Faults::default()).collect();
+    let nodes = unconnected(4, PEER_TIMEOUT);
+    connect(&nodes, &[0, 1, 2], &faults);
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    // The first list's own hand-off ends with nothing to give away.
+    tokio::time::sleep(HANDOFF).await; // paused clock: time moves, none passes
+    assert_eq!(
+        nodes.iter().map(|n| n.group.settle()).sum::<usize>(),
+        0,
+        "every node owns all it holds"
+    );
+    let held: Vec<usize> = nodes.iter().map(|n| n.group.stats().main.items).collect();
+
+    connect(&nodes, &[0, 1, 2, 3], &faults);
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut ring = Preset::Groupcache.ring(0);
+    ring.add(names.iter().copied());
+    let moved: Vec<usize> = nodes[..3]
+        .iter()
+        .map(|node| {
+            let mut old = Preset::Groupcache.ring(0);
+            old.add(names[..3].iter().copied());
+            keys.iter()
+                .filter(|k| ring.get(k.as_str()) == Some("node-4"))
+                .filter(|k| old.get(k.as_str()) == Some(node.name.as_str()))
+                .count()
+        })
+        .collect();
+    assert!(
+        moved.iter().sum::<usize>() > 0,
+        "the new node owns some keys"
+    );
+
+    // During the hand-off, nothing is dropped.
+    tokio::time::sleep(HANDOFF / 2).await;
+    for (i, node) in nodes[..3].iter().enumerate() {
+        assert_eq!(node.group.settle(), 0);
+        assert_eq!(node.group.stats().main.items, held[i]);
+    }
+
+    // After it, each old owner drops exactly the keys it gave away, once.
+    tokio::time::sleep(HANDOFF / 2).await;
+    for (i, node) in nodes[..3].iter().enumerate() {
+        assert_eq!(node.group.settle(), moved[i], "{}", node.name);
+        assert_eq!(node.group.settle(), 0, "nothing more until the next change");
+        let stats = node.group.stats();
+        assert_eq!(stats.main.items, held[i] - moved[i]);
+        assert_eq!(stats.unowned_dropped, moved[i] as u64);
+    }
+
+    // A key given away is now fetched from its new owner, which loads it once.
+    let key = keys
+        .iter()
+        .find(|k| ring.get(k.as_str()) == Some("node-4"))
+        .unwrap();
+    let before = loads(&nodes).iter().sum::<usize>();
+    assert_eq!(nodes[0].group.get(key).await.unwrap(), value_of(key));
+    assert_eq!(loads(&nodes).iter().sum::<usize>(), before + 1);
+    assert_eq!(nodes[3].loader.calls(), 1, "by the new owner");
 }
