@@ -22,6 +22,7 @@ use crate::membership::{self, Membership};
 use crate::metrics::{self, Metrics};
 use crate::source::DataSource;
 
+mod handoff;
 #[cfg(test)]
 mod tests;
 
@@ -225,18 +226,28 @@ impl Node {
         &self.registry
     }
 
-    /// Leaves the membership (peers stop routing here), stops accepting, lets in-flight
-    /// requests finish for up to `drain`, then returns.
+    /// Leaves the membership (peers stop routing here), answers the peeks of its keys' new
+    /// owners while they keep coming (up to half of `drain`), stops accepting, lets in-flight
+    /// requests finish for the rest of `drain`, then returns.
     pub(crate) async fn shutdown(mut self, drain: Duration) -> Drained {
         self.readiness.shutting_down.store(true, Ordering::Release);
-        // Leave first: once peers have dropped this node they send it nothing new, so the
-        // drain below only has to wait for what is already in flight.
-        if let Some(membership) = self.membership.as_mut() {
-            membership.leave().await;
+        // Leave first: once peers have dropped this node they send it nothing new but peeks
+        // at the keys they took over, so the drain below only has to wait for what is
+        // already in flight.
+        let handed_off = tokio::time::Instant::now();
+        let left = match self.membership.as_mut() {
+            Some(membership) => membership.leave().await,
+            None => false,
+        };
+        if left {
+            // The new owners of this node's keys peek at them here for a while: keep
+            // answering until they stop asking, within half the drain time.
+            handoff::serve_peeks(&self.registry, drain / 2).await;
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let drain = drain.saturating_sub(handed_off.elapsed());
         let outcome = match tokio::time::timeout(drain, &mut self.server).await {
             Ok(Ok(Ok(()))) => Drained::Clean,
             Ok(Ok(Err(e))) => {

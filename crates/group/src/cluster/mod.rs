@@ -89,6 +89,10 @@ struct Members {
     peers: HashMap<String, Arc<Member>>,
     /// The ring before the last change of membership, and when that change came.
     previous: Option<(Ring<HashFn>, Instant)>,
+    /// Members of the previous ring that are no longer members: a node leaving gracefully
+    /// still answers peeks at the keys it held while it drains, so its new owners can take
+    /// them (only [`PeerPicker::previous_owner`] looks here).
+    departed: HashMap<String, Arc<Member>>,
     /// Changes of membership so far, and when the last one came.
     changes: u64,
     changed_at: Option<Instant>,
@@ -191,10 +195,21 @@ impl Cluster {
                 (!others.is_empty()).then(|| (others, now()))
             }
         };
+        let departed = match &previous {
+            Some((before, _)) => (before.members())
+                .filter(|name| !peers.contains_key(*name))
+                .filter_map(|name| {
+                    let member = current.peers.get(name).or(current.departed.get(name))?;
+                    Some((name.to_owned(), Arc::clone(member)))
+                })
+                .collect(),
+            None => HashMap::new(),
+        };
         let next = Arc::new(Members {
             ring,
             peers,
             previous,
+            departed,
             changes,
             changed_at,
         });
@@ -293,9 +308,9 @@ impl PeerPicker for Cluster {
         if before == self.self_name || members.ring.get(key) == Some(before) {
             return None;
         }
-        // Still a member, and answering: a peek to a gone or failing node would only add its
-        // timeout to a load that has to happen anyway.
-        let member = members.peers.get(before)?;
+        // A member, or one that left and may still be draining; and answering: a peek to a
+        // failing node would only add its timeout to a load that has to happen anyway.
+        let member = (members.peers.get(before)).or_else(|| members.departed.get(before))?;
         (member.health.state() == PeerState::Closed)
             .then(|| Arc::clone(member) as Arc<dyn PeerGetter>)
     }
@@ -396,6 +411,7 @@ impl ClusterBuilder {
                 ring,
                 peers: HashMap::new(),
                 previous: None,
+                departed: HashMap::new(),
                 changes: 0,
                 changed_at: None,
             })),

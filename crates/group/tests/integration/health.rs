@@ -447,3 +447,32 @@ async fn values_of_keys_given_away_are_dropped_once_the_hand_off_is_over() {
     assert_eq!(loads(&nodes).iter().sum::<usize>(), before + 1);
     assert_eq!(nodes[3].loader.calls(), 1, "by the new owner");
 }
+
+// A node that leaves (its peers drop it from their lists) still answers peeks while it
+// drains: the new owners of its keys take them from its cache rather than the source.
+#[tokio::test(start_paused = true)]
+async fn a_leaving_nodes_keys_are_taken_from_its_cache() {
+    let faults: Vec<Faults> = (0..4).map(|_| Faults::default()).collect();
+    let nodes = unconnected(4, PEER_TIMEOUT);
+    connect(&nodes, &[0, 1, 2, 3], &faults);
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    let held = nodes[3].loader.calls();
+    assert!(held > 0, "the leaving node owns some keys");
+
+    connect(&nodes, &[0, 1, 2], &faults);
+    let before = loads(&nodes).iter().sum::<usize>();
+    for key in &keys {
+        assert_eq!(nodes[1].group.get(key).await.unwrap(), value_of(key));
+    }
+    assert_eq!(
+        loads(&nodes).iter().sum::<usize>(),
+        before,
+        "no key reloaded"
+    );
+    let taken: u64 = nodes[..3].iter().map(|n| n.group.stats().handoffs).sum();
+    assert_eq!(taken, held as u64, "each of its keys taken from it once");
+    assert_eq!(nodes[3].group.stats().peeks_served, held as u64);
+}

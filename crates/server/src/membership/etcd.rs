@@ -101,9 +101,9 @@ impl Following {
     }
 
     /// Revokes the registration, so every peer drops this node now rather than after the TTL.
-    pub(crate) async fn leave(&mut self) {
+    pub(crate) async fn leave(&mut self) -> bool {
         let Some((stop, mut task)) = self.registrar.take() else {
-            return;
+            return false;
         };
         let _ = stop.send(());
         // The revoke is one etcd request; bound the wait so an unreachable etcd cannot hold
@@ -115,11 +115,12 @@ impl Following {
                 "etcd did not answer the revoke in time; peers drop this node when its lease runs out"
             );
         }
+        true
     }
 
     /// Stops watching.
     pub(crate) async fn shutdown(mut self) {
-        self.leave().await;
+        let _ = self.leave().await;
         self.membership.shutdown().await;
         let _ = self.follower.await;
     }

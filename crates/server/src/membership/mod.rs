@@ -71,16 +71,18 @@ impl Running {
     }
 
     /// Withdraws the announcement, so peers stop sending here before the node drains.
-    pub(crate) async fn leave(&mut self) {
+    /// Returns whether the other members were told (a static list cannot be).
+    pub(crate) async fn leave(&mut self) -> bool {
         #[cfg(feature = "etcd")]
         if let Some(etcd) = &mut self.etcd {
-            etcd.leave().await;
+            return etcd.leave().await;
         }
+        false
     }
 
     /// Stops the source. A static list has nothing to stop; etcd's watcher ends its task.
     pub(crate) async fn shutdown(mut self) {
-        self.leave().await;
+        let _ = self.leave().await;
         #[cfg(feature = "etcd")]
         if let Some(etcd) = self.etcd.take() {
             etcd.shutdown().await;

@@ -180,3 +180,57 @@ fn a_node_is_not_ready_until_etcd_delivers_the_member_list() {
     }
     assert!(process.try_exit().is_none(), "the node keeps running");
 }
+
+// A node that leaves on SIGTERM keeps answering its keys' new owners while they peek at it:
+// they take its values from its cache instead of loading them from the source again.
+#[test]
+fn a_leaving_node_hands_its_keys_to_their_new_owners() {
+    let Some(etcd) = Etcd::start() else { return };
+    let args = cluster_args(&etcd);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut nodes: Vec<Server> = (0..2).map(|_| Server::start(&args)).collect();
+    let mut urls: Vec<String> = nodes.iter().map(Server::url).collect();
+    urls.sort();
+    wait_for_members(&nodes.iter().collect::<Vec<_>>(), &urls, DEADLINE);
+
+    let keys: Vec<String> = (0..40).map(|i| format!("player-{i:06}")).collect();
+    for key in &keys {
+        let r = nodes[0].get(&format!("/api/scores/{key}"));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+    }
+    let field = |s: &serde_json::Value, name: &str| s["groups"]["scores"][name].as_u64().unwrap();
+    let held = field(&stats(nodes[1].addr), "local_loads");
+    assert!(held > 0, "the second node owns some of the keys");
+    let before = stats(nodes[0].addr);
+    let loads_before = field(&before, "local_loads");
+    // Copies of the leaver's values the other node kept (one in ten): hits, not hand-offs.
+    let hot_copies = before["groups"]["scores"]["hot"]["items"].as_u64().unwrap();
+
+    let leaving = nodes.pop().expect("two nodes");
+    leaving.process.terminate();
+    wait_for_members(&[&nodes[0]], &[nodes[0].url()], DEADLINE);
+    // Every key through the node that stays: it owns them all now, and takes the leaver's
+    // from its cache while the leaver still answers.
+    for key in &keys {
+        let r = nodes[0].get(&format!("/api/scores/{key}"));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+    }
+    let stayed = stats(nodes[0].addr);
+    let mut process = leaving.process;
+    assert!(
+        process.wait(DEADLINE).success(),
+        "{}",
+        process.stderr_text()
+    );
+    assert_eq!(
+        field(&stayed, "handoffs"),
+        held - hot_copies,
+        "every key of the leaver not already copied was handed off: {stayed}"
+    );
+    assert_eq!(field(&stayed, "local_loads"), loads_before, "none reloaded");
+    assert!(
+        process.stderr_text().contains("hand-off done"),
+        "{}",
+        process.stderr_text()
+    );
+}

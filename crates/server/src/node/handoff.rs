@@ -1,0 +1,54 @@
+//! The hand-off of a node that leaves: it keeps answering while its keys' new owners peek at it.
+//!
+//! A leaving node has left the membership, so its peers own its keys now; for a while after
+//! the change, a new owner asks the previous one (this node) for a key before loading it from
+//! the source. Stopping at once would turn every such peek into a source load: a rolling restart
+//! would reload the whole cache. Waiting a fixed time would hold every shutdown for it, even
+//! when no peer peeks (hand-off off, no traffic). So the node waits while peeks keep arriving.
+
+use std::time::Duration;
+
+use geecache_group::Registry;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// The least time given to peers to hear of the change (etcd's watch delivers it in
+/// milliseconds) and send their first peeks.
+const FIRST_PEEKS: Duration = Duration::from_secs(2);
+/// A quiet spell this long, with no peek served, ends the hand-off.
+const QUIET: Duration = Duration::from_secs(1);
+/// How often the peek counters are read.
+const EVERY: Duration = Duration::from_millis(100);
+
+/// Returns once no peek has been served for [`QUIET`] (and at least [`FIRST_PEEKS`] have
+/// passed), or after `budget` at the most.
+pub(crate) async fn serve_peeks(registry: &Registry, budget: Duration) {
+    let start = Instant::now();
+    let first = FIRST_PEEKS.min(budget);
+    let mut served = peeks_served(registry);
+    let mut last_peek = start;
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let now = ticks.tick().await;
+        if now.duration_since(start) >= budget {
+            tracing::info!(?budget, "hand-off cut short: peers were still taking keys");
+            return;
+        }
+        let seen = peeks_served(registry);
+        if seen != served {
+            served = seen;
+            last_peek = now;
+        }
+        if now.duration_since(start) >= first && now.duration_since(last_peek) >= QUIET {
+            tracing::info!(
+                took = ?now.duration_since(start),
+                "hand-off done: peers stopped taking keys"
+            );
+            return;
+        }
+    }
+}
+
+fn peeks_served(registry: &Registry) -> u64 {
+    registry.all().iter().map(|g| g.stats().peeks_served).sum()
+}
