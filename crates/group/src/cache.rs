@@ -127,6 +127,16 @@ impl Caches {
         main || hot
     }
 
+    /// Every key and entry of the main cache.
+    pub(crate) fn main_entries(&self) -> Vec<(String, Entry)> {
+        (self.main.snapshot().into_iter())
+            .filter_map(|(key, entry)| {
+                let key = std::str::from_utf8(key.as_bytes()).ok()?.to_owned();
+                Some((key, entry))
+            })
+            .collect()
+    }
+
     /// Drops from the main cache every value whose key `keep` refuses; returns how many.
     pub(crate) fn drop_from_main(&self, keep: impl Fn(&str) -> bool) -> usize {
         let mut dropped = 0;

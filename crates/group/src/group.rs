@@ -60,7 +60,7 @@ pub struct Fetched {
 ///
 /// Build one with [`Group::builder`]; see the [crate docs](crate) for the request path.
 pub struct Group {
-    inner: Inner,
+    pub(crate) inner: Inner,
     /// One flight per key for local loads. These flights run the local loader and make no
     /// peer call that could wait on another node's flight: the one peer call, a peek at a
     /// key's previous owner after a change of membership, is answered from that node's cache
@@ -69,7 +69,7 @@ pub struct Group {
     local: singleflight::Group<String, Fetched, Error>,
     /// One flight per key for fetches from the owning peer (which fall back to `local`).
     remote: singleflight::Group<String, Fetched, Error>,
-    stats: Counters,
+    pub(crate) stats: Counters,
     /// Bumped by every `remove`: a load that started before a removal must not cache its
     /// (possibly stale) value after it.
     epoch: AtomicU64,
@@ -281,6 +281,8 @@ impl Group {
             handoffs: s.handoffs.get(),
             peeks_served: s.peeks_served.get(),
             unowned_dropped: s.unowned_dropped.get(),
+            handed_out: s.handed_out.get(),
+            handed_in: s.handed_in.get(),
             server_requests: s.server_requests.get(),
             main,
             hot,
@@ -403,6 +405,12 @@ impl Group {
         }
     }
 
+    /// The removal epoch now: a value stored with it is taken back out if a removal comes
+    /// in between (see `store`).
+    pub(crate) fn epoch_now(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     fn admit_to_hot(&self) -> bool {
         let n = self.inner.hot_admission;
         n != 0 && (self.inner.random)() % u64::from(n) == 0
@@ -422,7 +430,7 @@ impl Group {
 
     /// Caches a loaded value in `into` (`None`: nowhere) unless a removal raced with the load,
     /// and returns it with its time to live.
-    fn store(
+    pub(crate) fn store(
         &self,
         key: &str,
         loaded: Loaded,

@@ -35,6 +35,14 @@ pub trait PeerPicker: Send + Sync + 'static {
         true
     }
 
+    /// The member that owns `key` once this node has left: the first other member after the
+    /// key on the ring, if it is answering. A node leaving gracefully hands it the key's value
+    /// ([`PeerGetter::hand_over`]). Default: none, and nothing is handed over.
+    fn heir(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        let _ = key;
+        None
+    }
+
     /// How many changes of membership are settled: it moves on a change once the hand-off
     /// period that follows it is over. Each time it moves, the group drops from its main cache
     /// the values of keys this node no longer owns ([`owns`](Self::owns)): they were kept
@@ -97,6 +105,20 @@ pub trait PeerGetter: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
         let _ = (group, key);
         Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Gives the peer `value` for `key`, a key it owns once this node has left: the peer
+    /// stores it as its own, so a restart or a scale-in does not send the key back to the
+    /// source. `Ok(true)` when the peer took it; `Ok(false)` when this transport (or this
+    /// peer) cannot take values, which is the default.
+    fn hand_over<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<bool, PeerError>> {
+        let _ = (group, key, value);
+        Box::pin(std::future::ready(Ok(false)))
     }
 
     /// A name for logs and errors, e.g. the peer's base URL.

@@ -165,6 +165,10 @@ stats_struct! {
         /// Values dropped from the main cache because a change of membership gave their keys
         /// to another node, once the hand-off period after it was over.
         unowned_dropped: u64 as Counter,
+        /// Values this node sent to their keys' next owners as it left.
+        handed_out: u64 as Counter,
+        /// Values a leaving peer sent to this node, their keys' next owner.
+        handed_in: u64 as Counter,
         ;
         /// The main cache: values this node loaded itself.
         pub main: CacheStats,
@@ -220,6 +224,8 @@ pub(crate) struct Counters {
     pub(crate) handoffs: Counter,
     pub(crate) peeks_served: Counter,
     pub(crate) unowned_dropped: Counter,
+    pub(crate) handed_out: Counter,
+    pub(crate) handed_in: Counter,
     pub(crate) server_requests: Counter,
 }
 

@@ -226,9 +226,9 @@ impl Node {
         &self.registry
     }
 
-    /// Leaves the membership (peers stop routing here), answers the peeks of its keys' new
-    /// owners while they keep coming (up to half of `drain`), stops accepting, lets in-flight
-    /// requests finish for the rest of `drain`, then returns.
+    /// Leaves the membership (peers stop routing here), hands its values to their keys' new
+    /// owners and answers their peeks while they keep coming (up to half of `drain`), stops
+    /// accepting, lets in-flight requests finish for the rest of `drain`, then returns.
     pub(crate) async fn shutdown(mut self, drain: Duration) -> Drained {
         self.readiness.shutting_down.store(true, Ordering::Release);
         // Leave first: once peers have dropped this node they send it nothing new but peeks
@@ -240,9 +240,9 @@ impl Node {
             None => false,
         };
         if left {
-            // The new owners of this node's keys peek at them here for a while: keep
-            // answering until they stop asking, within half the drain time.
-            handoff::serve_peeks(&self.registry, drain / 2).await;
+            // Give the keys' new owners the values, and answer their peeks, within half the
+            // drain time.
+            handoff::leave(&self.registry, drain / 2).await;
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -10,7 +10,7 @@ use geecache_byteview::ByteView;
 use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter, Rejected, RemoveMode};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request};
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost::Message;
 
 use crate::auth::Token;
@@ -276,13 +276,57 @@ impl HttpPeer {
         Ok(unconfirmed)
     }
 
+    /// Sends a PUT with `value`: the receiver, the key's next owner, stores it as its own.
+    pub(crate) async fn put(
+        &self,
+        group: &str,
+        key: &str,
+        value: Loaded,
+    ) -> Result<bool, PeerError> {
+        // Go nodes serve every method as a GET: never hand them anything.
+        if self.base_path == crate::GROUPCACHE_BASE_PATH {
+            return Ok(false);
+        }
+        let ttl = value.ttl();
+        let message = GetResponse::with_ttl(value.into_value(), ttl, SystemTime::now());
+        let mut request = self.request_with(
+            Method::PUT,
+            group,
+            key,
+            Mark::Get,
+            Bytes::from(message.encode_to_vec()),
+        )?;
+        request
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+        match self.exchange_any(request, ERROR_BODY_LIMIT).await? {
+            Reply::Answered(parts, _) => Ok(parts.headers.get(TAKEN).is_some_and(|v| v == "1")),
+            // An older node without the route: it cannot take values, and is not failing.
+            Reply::Refused(parts, _) if parts.status == http::StatusCode::METHOD_NOT_ALLOWED => {
+                Ok(false)
+            }
+            Reply::Refused(parts, message) => Err(status_error(&parts, message)),
+        }
+    }
+
     fn request(
         &self,
         method: Method,
         group: &str,
         key: &str,
         mark: Mark,
-    ) -> Result<Request<Empty<Bytes>>, PeerError> {
+    ) -> Result<Request<Full<Bytes>>, PeerError> {
+        self.request_with(method, group, key, mark, Bytes::new())
+    }
+
+    fn request_with(
+        &self,
+        method: Method,
+        group: &str,
+        key: &str,
+        mark: Mark,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, PeerError> {
         let mut builder = Request::builder()
             .method(method)
             .uri(path::peer_url(&self.base_path, group, key))
@@ -303,7 +347,7 @@ impl HttpPeer {
         // Group and key are percent-encoded and the prefix was validated, so the URL always
         // parses; an error here would be a bug, reported rather than panicked on.
         builder
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|e| PeerError::Malformed(format!("cannot build request: {e}")))
     }
 
@@ -311,7 +355,7 @@ impl HttpPeer {
     /// than 2xx is an error.
     async fn exchange(
         &self,
-        request: Request<Empty<Bytes>>,
+        request: Request<Full<Bytes>>,
         limit: usize,
     ) -> Result<(http::response::Parts, Bytes), PeerError> {
         match self.exchange_any(request, limit).await? {
@@ -324,7 +368,7 @@ impl HttpPeer {
     /// status, the start of its message otherwise.
     async fn exchange_any(
         &self,
-        request: Request<Empty<Bytes>>,
+        request: Request<Full<Bytes>>,
         limit: usize,
     ) -> Result<Reply, PeerError> {
         let (response, connection) = self
@@ -421,6 +465,9 @@ enum Mark {
     Remove(RemoveMode),
 }
 
+/// Names the header a receiver sets when it stored a handed-over value.
+const TAKEN: &str = crate::TAKEN_HEADER;
+
 /// A peer's answer: a 2xx with its body, or another status with the start of its message.
 enum Reply {
     Answered(http::response::Parts, Bytes),
@@ -501,6 +548,15 @@ impl PeerGetter for HttpPeer {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
         Box::pin(self.peek(group, key))
+    }
+
+    fn hand_over<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<bool, PeerError>> {
+        Box::pin(self.put(group, key, value))
     }
 
     fn name(&self) -> &str {

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-type Sender = SendRequest<Empty<Bytes>>;
+type Sender = SendRequest<Full<Bytes>>;
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +76,7 @@ impl Connections {
     /// new one when none is idle or every idle one turns out closed.
     pub(crate) async fn send(
         &self,
-        mut request: Request<Empty<Bytes>>,
+        mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lease<'_>), SendError> {
         while let Some(mut sender) = self.checkout().await {
             match sender.try_send_request(request).await {
@@ -212,11 +212,11 @@ mod tests {
         Connections::new(addr.to_string(), max_idle, Duration::from_secs(60))
     }
 
-    fn request(addr: SocketAddr) -> Request<Empty<Bytes>> {
+    fn request(addr: SocketAddr) -> Request<Full<Bytes>> {
         Request::builder()
             .uri("/x")
             .header(http::header::HOST, addr.to_string())
-            .body(Empty::new())
+            .body(Full::new(Bytes::new()))
             .unwrap()
     }
 

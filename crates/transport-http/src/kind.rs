@@ -47,13 +47,17 @@ pub enum ErrorKind {
     NotReady,
     /// 404 `no-route`: no route has this path.
     NoRoute,
+    /// 413 `too-large`: a request body is over the node's limit.
+    TooLarge,
+    /// 400 `bad-body`: a request body does not decode as what the route takes.
+    BadBody,
     /// 500 `internal`: anything else.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, e.g. for documentation or exhaustive tests.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::NotFound,
         ErrorKind::InvalidKey,
         ErrorKind::NotCached,
@@ -65,6 +69,8 @@ impl ErrorKind {
         ErrorKind::ShuttingDown,
         ErrorKind::NotReady,
         ErrorKind::NoRoute,
+        ErrorKind::TooLarge,
+        ErrorKind::BadBody,
         ErrorKind::Internal,
     ];
 
@@ -83,6 +89,8 @@ impl ErrorKind {
             ErrorKind::ShuttingDown => "shutting-down",
             ErrorKind::NotReady => "not-ready",
             ErrorKind::NoRoute => "no-route",
+            ErrorKind::TooLarge => "too-large",
+            ErrorKind::BadBody => "bad-body",
             ErrorKind::Internal => "internal",
         }
     }
@@ -104,7 +112,10 @@ impl ErrorKind {
             | ErrorKind::NotCached
             | ErrorKind::UnknownGroup
             | ErrorKind::NoRoute => StatusCode::NOT_FOUND,
-            ErrorKind::InvalidKey | ErrorKind::BadPath => StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidKey | ErrorKind::BadPath | ErrorKind::BadBody => {
+                StatusCode::BAD_REQUEST
+            }
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::KeyTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::LoadFailed | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -151,6 +151,10 @@ impl PeerPicker for HttpPool {
         self.cluster.owns(key)
     }
 
+    fn heir(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        self.cluster.heir(key)
+    }
+
     fn settled_changes(&self) -> u64 {
         self.cluster.settled_changes()
     }

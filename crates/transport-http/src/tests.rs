@@ -418,6 +418,8 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
             ("shutting-down", 503),
             ("not-ready", 503),
             ("no-route", 404),
+            ("too-large", 413),
+            ("bad-body", 400),
             ("internal", 500),
         ]
     );

@@ -323,6 +323,17 @@ impl PeerPicker for Cluster {
             .is_none_or(|owner| owner == self.self_name)
     }
 
+    fn heir(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        let name = members
+            .ring
+            .successors(key)
+            .find(|m| *m != self.self_name)?;
+        let member = members.peers.get(name)?;
+        (member.health.state() == PeerState::Closed)
+            .then(|| Arc::clone(member) as Arc<dyn PeerGetter>)
+    }
+
     fn settled_changes(&self) -> u64 {
         let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
         match members.changed_at {
@@ -550,6 +561,20 @@ impl PeerGetter for Member {
         Box::pin(async move {
             let attempt = Attempt::new(self);
             let result = self.getter.peek(group, key).await;
+            attempt.report(&result);
+            result
+        })
+    }
+
+    fn hand_over<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<bool, PeerError>> {
+        Box::pin(async move {
+            let attempt = Attempt::new(self);
+            let result = self.getter.hand_over(group, key, value).await;
             attempt.report(&result);
             result
         })

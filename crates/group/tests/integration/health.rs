@@ -53,6 +53,15 @@ impl PeerGetter for HangablePeer {
         self.local.peek(group, key)
     }
 
+    fn hand_over<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<bool, PeerError>> {
+        self.local.hand_over(group, key, value)
+    }
+
     fn name(&self) -> &str {
         self.local.name()
     }
@@ -475,4 +484,42 @@ async fn a_leaving_nodes_keys_are_taken_from_its_cache() {
     let taken: u64 = nodes[..3].iter().map(|n| n.group.stats().handoffs).sum();
     assert_eq!(taken, held as u64, "each of its keys taken from it once");
     assert_eq!(nodes[3].group.stats().peeks_served, held as u64);
+}
+
+// A node that leaves gives each value of its main cache to the member that owns the key
+// without it: every one of its keys is then answered without a source load, whether or not it
+// was asked for while the leaving node still answered.
+#[tokio::test(start_paused = true)]
+async fn a_leaving_node_hands_its_values_to_their_next_owners() {
+    let faults: Vec<Faults> = (0..4).map(|_| Faults::default()).collect();
+    let nodes = unconnected(4, PEER_TIMEOUT);
+    connect(&nodes, &[0, 1, 2, 3], &faults);
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    let held = nodes[3].group.stats().main.items;
+    assert!(held > 0, "the leaving node owns some keys");
+
+    // The others drop it from their lists; it still knows them all.
+    connect(&nodes, &[0, 1, 2], &faults);
+    let handed = nodes[3].group.hand_over(Duration::from_secs(10)).await;
+    assert_eq!(handed.sent, held);
+    assert_eq!(handed.kept, 0);
+    let received: u64 = nodes[..3].iter().map(|n| n.group.stats().handed_in).sum();
+    assert_eq!(received, held as u64, "each value went to exactly one heir");
+
+    // Nobody peeks or loads: the heirs hold the values as their own.
+    faults[3].hung.store(true, Ordering::SeqCst);
+    let before = loads(&nodes).iter().sum::<usize>();
+    for key in &keys {
+        assert_eq!(nodes[1].group.get(key).await.unwrap(), value_of(key));
+    }
+    assert_eq!(
+        loads(&nodes).iter().sum::<usize>(),
+        before,
+        "no key reloaded"
+    );
+    let peeked: u64 = nodes[..3].iter().map(|n| n.group.stats().handoffs).sum();
+    assert_eq!(peeked, 0);
 }

@@ -104,6 +104,17 @@ impl PeerGetter for LocalPeer {
         Box::pin(async move { Ok(found?.map(|f| Loaded::new(f.value).with_optional_ttl(f.ttl))) })
     }
 
+    fn hand_over<'a>(
+        &'a self,
+        _group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<bool, PeerError>> {
+        let taken =
+            (self.group.take_handed(key, value)).map_err(|e| PeerError::Malformed(e.to_string()));
+        Box::pin(async move { taken.map(|()| true) })
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

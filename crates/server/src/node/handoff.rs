@@ -1,10 +1,13 @@
-//! The hand-off of a node that leaves: it keeps answering while its keys' new owners peek at it.
+//! The hand-off of a node that leaves: it gives its values to their keys' next owners, then
+//! keeps answering while those owners peek at it.
 //!
-//! A leaving node has left the membership, so its peers own its keys now; for a while after
-//! the change, a new owner asks the previous one (this node) for a key before loading it from
-//! the source. Stopping at once would turn every such peek into a source load: a rolling restart
-//! would reload the whole cache. Waiting a fixed time would hold every shutdown for it, even
-//! when no peer peeks (hand-off off, no traffic). So the node waits while peeks keep arriving.
+//! A leaving node has left the membership, so its peers own its keys now. Stopping at once
+//! would send every one of them back to the source: a rolling restart would reload the whole
+//! cache. So it first pushes each value of its main cache to the key's next owner
+//! (`Group::hand_over`). What did not go (the time ran out, a peer refused) can still be taken
+//! by a peek: for a while after the change, a new owner asks the previous one (this node)
+//! before loading. Waiting a fixed time for those would hold every shutdown, even when no peer
+//! peeks (hand-off off, no traffic); so the node waits while peeks keep arriving.
 
 use std::time::Duration;
 
@@ -19,9 +22,25 @@ const QUIET: Duration = Duration::from_secs(1);
 /// How often the peek counters are read.
 const EVERY: Duration = Duration::from_millis(100);
 
+/// Hands every group's values over, then answers peeks ([`serve_peeks`]), all within `budget`.
+pub(crate) async fn leave(registry: &Registry, budget: Duration) {
+    let start = Instant::now();
+    for group in registry.all() {
+        let left = budget.saturating_sub(start.elapsed());
+        let handed = group.hand_over(left).await;
+        tracing::info!(
+            group = group.name(),
+            sent = handed.sent,
+            kept = handed.kept,
+            "handed values over to their keys' next owners"
+        );
+    }
+    serve_peeks(registry, budget.saturating_sub(start.elapsed())).await;
+}
+
 /// Returns once no peek has been served for [`QUIET`] (and at least [`FIRST_PEEKS`] have
 /// passed), or after `budget` at the most.
-pub(crate) async fn serve_peeks(registry: &Registry, budget: Duration) {
+async fn serve_peeks(registry: &Registry, budget: Duration) {
     let start = Instant::now();
     let first = FIRST_PEEKS.min(budget);
     let mut served = peeks_served(registry);

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
-use geecache_group::{Fetched, Group, Origin, RemoveMode};
+use geecache_group::{Fetched, Group, Loaded, Origin, RemoveMode};
 use prost::Message;
 
 use super::{App, bad_path, removal_response, with_source};
@@ -16,14 +16,17 @@ use crate::failure::{Failure, quoted};
 use crate::kind::ErrorKind;
 use crate::path::{Decoding, PathError};
 use crate::proto::GetResponse;
-use crate::{FANOUT_HEADER, PEEK_HEADER, PEER_HEADER, PROTOBUF, names};
+use crate::{FANOUT_HEADER, PEEK_HEADER, PEER_HEADER, PROTOBUF, TAKEN_HEADER, names};
 
 pub(super) fn routes(base: &str) -> Router<App> {
     // The catch-all `{*rest}` only decides which handler runs; handlers read the raw path
     // from the URI themselves, because the router's own captures are percent-decoded (with
     // `+` left alone) and would lose the difference between `/` and `%2F`.
     Router::new()
-        .route(&format!("{base}{{*rest}}"), get(fetch).delete(remove))
+        .route(
+            &format!("{base}{{*rest}}"),
+            get(fetch).delete(remove).put(take),
+        )
         .route(base, any(missing_group))
 }
 
@@ -99,6 +102,31 @@ async fn remove(State(app): State<App>, request: Request) -> Result<Response, Fa
         (false, _) => group.remove(&key).await,
     };
     Ok(removal_response(&removal))
+}
+
+/// The most a handed-over value may weigh: what a peer answer may weigh by default.
+const MAX_HANDED_BYTES: usize = 64 << 20;
+
+/// A hand-over: a leaving peer gives this node, its key's next owner, the value.
+async fn take(State(app): State<App>, request: Request) -> Result<Response, Failure> {
+    let (group, key) = app.locate(request.uri(), &app.0.base, Decoding::Form)?;
+    let key = key.into_owned();
+    let body = axum::body::to_bytes(request.into_body(), MAX_HANDED_BYTES)
+        .await
+        .map_err(|e| Failure::new(ErrorKind::TooLarge, format!("hand-over body: {e}")))?;
+    let message = GetResponse::decode(body).map_err(|e| {
+        Failure::new(
+            ErrorKind::BadBody,
+            format!("hand-over body is not a GetResponse: {e}"),
+        )
+    })?;
+    let ttl = message.ttl_at(SystemTime::now());
+    let value = message.value.unwrap_or_default();
+    let loaded = Loaded::new(value).with_optional_ttl(ttl);
+    group
+        .take_handed(&key, loaded)
+        .map_err(|e| Failure::of_get(group.name(), &key, &e))?;
+    Ok(([(TAKEN_HEADER, "1")], axum::http::StatusCode::NO_CONTENT).into_response())
 }
 
 async fn missing_group() -> Failure {

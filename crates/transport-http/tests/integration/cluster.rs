@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 use geecache_transport_http::{ErrorKind, PEER_HEADER};
 use http::{Method, StatusCode};
 
-use crate::support::{Cluster, Options, get, send, value_of};
+use crate::support::{Cluster, GROUP, Options, PATIENT, get, send, send_body, value_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_key_is_loaded_once_cluster_wide_by_its_owner() {
@@ -367,4 +367,60 @@ async fn a_joining_node_takes_its_keys_from_their_previous_owners() {
         );
     }
     assert_eq!(joined.group.stats().handoffs, moved.len() as u64);
+}
+
+// A node leaves a cluster of three. Before it goes it hands each value it owns to the member
+// that owns the key without it, over `PUT`; the others then answer every key with no source
+// load, though the leaver is gone before anyone asks.
+#[tokio::test]
+async fn a_leaving_node_hands_its_values_over_before_it_goes() {
+    let cluster = Cluster::start(Options::default()).await;
+    let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        assert_eq!(
+            get(&cluster.nodes[0].api(key)).await.text(),
+            value_of(key, 0)
+        );
+    }
+    let leaver = &cluster.nodes[2];
+    let held = leaver.group.stats().main.items;
+    assert!(held > 0);
+
+    for node in &cluster.nodes[..2] {
+        node.pool.set_peers(&urls[..2]).expect("valid peers");
+    }
+    let handed = leaver.group.hand_over(PATIENT).await;
+    assert_eq!((handed.sent, handed.kept), (held, 0));
+    let received: u64 = cluster.nodes[..2]
+        .iter()
+        .map(|n| n.group.stats().handed_in)
+        .sum();
+    assert_eq!(received, held as u64);
+
+    for key in &keys {
+        assert_eq!(
+            get(&cluster.nodes[1].api(key)).await.text(),
+            value_of(key, 0)
+        );
+        assert_eq!(
+            cluster.world.loads_of(key).len(),
+            1,
+            "{key} loaded once in all"
+        );
+    }
+}
+
+// A hand-over's body must be a `GetResponse` within the limit; anything else is refused with
+// a clear kind, and the node keeps serving.
+#[tokio::test]
+async fn a_malformed_hand_over_is_refused() {
+    let cluster = Cluster::start(Options::default()).await;
+    let node = &cluster.nodes[0];
+    let url = format!("{}/_geecache/{GROUP}/k1", node.url);
+    let answer = send_body(Method::PUT, &url, b"\xff\xff\xff not protobuf".to_vec()).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    assert_eq!(answer.header("x-geecache-error"), Some("bad-body"));
+    assert_eq!(node.group.stats().handed_in, 0);
+    assert_eq!(get(&node.api("k1")).await.text(), value_of("k1", 0));
 }

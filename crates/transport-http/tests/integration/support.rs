@@ -414,6 +414,30 @@ pub(crate) async fn send(method: Method, url: &str, headers: &[(&str, &str)]) ->
         .expect("answered in time")
 }
 
+/// A request with `body` (and no other header).
+pub(crate) async fn send_body(method: Method, url: &str, body: Vec<u8>) -> Answer {
+    let request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .expect("valid request");
+    let client: Client<HttpConnector, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let work = async {
+        let response = client.request(request).await.expect("node answers");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("whole body").to_bytes();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    };
+    tokio::time::timeout(PATIENT, work)
+        .await
+        .expect("answered in time")
+}
+
 pub(crate) async fn get(url: &str) -> Answer {
     send(Method::GET, url, &[]).await
 }

@@ -1,0 +1,116 @@
+//! A graceful leave: the leaving node gives its keys to their next owners before it stops.
+//!
+//! Without it, a node that leaves takes its main cache with it, and every key it owned is
+//! loaded from the source again by its new owner; a rolling restart of a cluster reloads the
+//! whole cache. The peek of a hand-off period (the new owner asks the previous one) saves only
+//! the keys asked for while the leaving node still answers. So the leaving node pushes instead:
+//! each value of its main cache goes to the member that owns its key once this node is gone
+//! ([`PeerPicker::heir`]), which stores it as its own ([`Group::take_handed`]). The protocol
+//! lives here, behind the peer traits; a transport carries it with
+//! [`PeerGetter::hand_over`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::Error;
+use crate::cache::Tier;
+use crate::getter::Loaded;
+use crate::group::{Group, shown};
+use crate::peers::PeerGetter;
+
+/// At most this many values are on their way at once.
+const IN_FLIGHT: usize = 16;
+
+/// What [`Group::hand_over`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandOver {
+    /// Values the next owner took.
+    pub sent: usize,
+    /// Values not taken: no answering heir, a transport that cannot hand over, a failed or
+    /// timed-out call, or the budget ran out first.
+    pub kept: usize,
+}
+
+impl Group {
+    /// Sends each value of this node's main cache to its key's next owner, as this node
+    /// leaves: at most 16 at once, each within the peer timeout, all within `budget` (what is
+    /// not sent by then is left). Call it after the other members have been told this node is
+    /// leaving, and keep answering peeks meanwhile; without peers it sends nothing.
+    pub async fn hand_over(&self, budget: Duration) -> HandOver {
+        let mut done = HandOver::default();
+        let Some(picker) = self.inner.peers.get() else {
+            return done;
+        };
+        let entries = self.inner.caches.main_entries();
+        let total = entries.len();
+        let mut waiting = entries.into_iter();
+        let mut sending = FuturesUnordered::new();
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            while sending.len() < IN_FLIGHT {
+                let Some((key, entry)) = waiting.next() else {
+                    break;
+                };
+                match picker.heir(&key) {
+                    Some(heir) => {
+                        let value = Loaded::new(entry.value.clone()).with_optional_ttl(entry.ttl());
+                        sending.push(self.give(heir, key, value));
+                    }
+                    None => done.kept += 1,
+                }
+            }
+            match tokio::time::timeout_at(deadline, sending.next()).await {
+                Ok(Some(true)) => done.sent += 1,
+                Ok(Some(false)) => done.kept += 1,
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        group = self.name(),
+                        ?budget,
+                        "hand-over cut short by its time budget"
+                    );
+                    break;
+                }
+            }
+        }
+        done.kept = total - done.sent;
+        self.stats.handed_out.add(done.sent as u64);
+        done
+    }
+
+    /// Stores a value that a leaving peer handed to this node, its key's next owner, in the
+    /// main cache. It may arrive before this node hears of the change of membership; if the
+    /// key is not this node's then, it is dropped when the change settles ([`Group::settle`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyKey`], or [`Error::Rejected`] when the source's key check refuses the key.
+    pub fn take_handed(&self, key: &str, value: Loaded) -> Result<(), Error> {
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        self.inner.getter.check_key(key).map_err(Error::Rejected)?;
+        let epoch = self.epoch_now();
+        self.store(key, value, Some(Tier::Main), epoch);
+        self.stats.handed_in.incr();
+        Ok(())
+    }
+
+    /// One value to `heir`, within the peer timeout; whether it took it.
+    async fn give(&self, heir: Arc<dyn PeerGetter>, key: String, value: Loaded) -> bool {
+        let call = heir.hand_over(self.name(), &key, value);
+        match tokio::time::timeout(self.peer_timeout(), call).await {
+            Ok(Ok(taken)) => taken,
+            Ok(Err(error)) => {
+                tracing::debug!(group = self.name(), key = %shown(&key), peer = heir.name(),
+                    %error, "hand-over refused");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
