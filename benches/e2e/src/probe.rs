@@ -22,12 +22,26 @@ pub struct Response {
 ///
 /// On a connection failure, a timeout, or a response without a status line.
 pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<Response> {
+    request(addr, "GET", path, timeout)
+}
+
+/// As [`get`], with another method (and no body).
+///
+/// # Errors
+///
+/// As [`get`].
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     // The response is small and the server closes the connection; a 16 MiB cap keeps a

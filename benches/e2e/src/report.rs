@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 pub struct LoadReport {
     /// Requests answered with a 2xx status inside the measured window.
     pub ok: u64,
+    /// Of the `ok` requests, those slower than `loadgen --slow-over` (0 without it).
+    #[serde(default)]
+    pub slow: u64,
+    /// Connections the servers closed between requests and that were opened again (a
+    /// `Connection: close`, a restart): not failures, no request was lost.
+    #[serde(default)]
+    pub reconnects: u64,
     /// Requests answered with any other status.
     pub bad_status: u64,
     /// Requests that failed on the connection (refused, reset, timed out).

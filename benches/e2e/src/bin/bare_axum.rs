@@ -3,15 +3,22 @@
 //!
 //! It doubles as the slow origin of the all-miss run: `GET /objects/{key}` answers a value
 //! made from the key after `--delay`, standing in for the database a cache sits in front of.
+//! The origin counts what it serves, for the chaos runs to tell how often each key was loaded:
+//! `GET /loads` answers `{"requests":N,"keys":K}` (K distinct keys) since the last
+//! `DELETE /loads`. The counts grow with the keys asked for, which is the harness's own bounded
+//! key set; this program listens on loopback only.
 //!
 //! It prints `listening on http://ADDR` on stdout once bound, like `geecache serve`.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -73,8 +80,12 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/api/{group}/{key}", get(constant))
         .route("/objects/{key}", get(object))
+        .route("/loads", get(loads).delete(reset_loads))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(args.delay);
+        .with_state(Origin {
+            delay: args.delay,
+            loads: Arc::default(),
+        });
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
     axum::serve(listener, app)
@@ -91,9 +102,38 @@ async fn constant() -> ([(header::HeaderName, &'static str); 1], &'static str) {
     )
 }
 
-async fn object(State(delay): State<Duration>, Path(key): Path<String>) -> String {
-    tokio::time::sleep(delay).await;
-    format!(r#"{{"key":"{key}","value":{}}}"#, key.len())
+/// The origin's settings and what it has served.
+#[derive(Clone)]
+struct Origin {
+    delay: Duration,
+    /// Requests per key since the last reset.
+    loads: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+async fn object(State(origin): State<Origin>, Path(key): Path<String>) -> String {
+    tokio::time::sleep(origin.delay).await;
+    let value = format!(r#"{{"key":"{key}","value":{}}}"#, key.len());
+    *(origin.loads.lock().unwrap_or_else(PoisonError::into_inner))
+        .entry(key)
+        .or_default() += 1;
+    value
+}
+
+async fn loads(State(origin): State<Origin>) -> Json<serde_json::Value> {
+    let loads = origin.loads.lock().unwrap_or_else(PoisonError::into_inner);
+    Json(serde_json::json!({
+        "requests": loads.values().sum::<u64>(),
+        "keys": loads.len(),
+    }))
+}
+
+async fn reset_loads(State(origin): State<Origin>) -> &'static str {
+    origin
+        .loads
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clear();
+    "reset\n"
 }
 
 /// SIGINT or SIGTERM.

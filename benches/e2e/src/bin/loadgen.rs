@@ -76,6 +76,20 @@ struct Args {
     /// A request slower than this counts as failed and its connection is replaced.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     timeout: Duration,
+
+    /// Keys to ask for, one per line, instead of --key-prefix and numbers: key i of the
+    /// chosen mode is line i (--keys becomes the number of lines).
+    #[arg(long, value_name = "FILE")]
+    keys_file: Option<std::path::PathBuf>,
+
+    /// Also count the answers that took at least this long (the report's `slow`).
+    #[arg(long, value_parser = duration::parse)]
+    slow_over: Option<Duration>,
+
+    /// When a connection cannot be opened, try again every 50 ms until the run ends, as a
+    /// client of a restarting server would, instead of giving that connection up.
+    #[arg(long)]
+    reconnect: bool,
 }
 
 /// How the next key is picked.
@@ -103,6 +117,8 @@ struct Target {
 struct Tally {
     latencies_ns: Vec<u64>,
     ok: u64,
+    slow: u64,
+    reconnects: u64,
     bad_status: u64,
     failed: u64,
     connect_failures: u64,
@@ -116,7 +132,11 @@ struct Plan {
     zipf: Option<Zipf<f64>>,
     key_prefix: String,
     key_width: usize,
+    /// The keys of --keys-file, if given.
+    key_list: Option<Vec<String>>,
     timeout: Duration,
+    slow_over: Option<Duration>,
+    reconnect: bool,
     /// The next key in `sequential` and `unique` modes.
     counter: AtomicU64,
 }
@@ -143,6 +163,10 @@ impl Plan {
     }
 
     fn path(&self, index: u64) -> String {
+        if let Some(list) = &self.key_list {
+            let i = usize::try_from(index).unwrap_or(usize::MAX) % list.len().max(1);
+            return format!("/api/{}/{}", self.group, list[i]);
+        }
         format!(
             "/api/{}/{}{:0width$}",
             self.group,
@@ -189,10 +213,35 @@ fn run(args: &Args) -> anyhow::Result<LoadReport> {
             bail!("the {what} {text:?} may only hold A-Z a-z 0-9 - _ . ~");
         }
     }
+    let key_list = match &args.keys_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let keys: Vec<String> = text.lines().map(str::to_owned).collect();
+            if keys.is_empty() {
+                bail!("{} holds no keys", path.display());
+            }
+            for key in &keys {
+                if key.is_empty()
+                    || !key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+                {
+                    bail!(
+                        "key {key:?} in {} may only hold A-Z a-z 0-9 - _ . ~",
+                        path.display()
+                    );
+                }
+            }
+            Some(keys)
+        }
+    };
+    let keys = key_list.as_ref().map_or(args.keys, |l| l.len() as u64);
     let zipf = match args.mode {
         Mode::Zipf => {
             #[allow(clippy::cast_precision_loss)]
-            let n = args.keys as f64;
+            let n = keys as f64;
             Some(Zipf::new(n, args.zipf).with_context(|| {
                 format!(
                     "bad Zipf parameters: {} keys, exponent {}",
@@ -205,11 +254,14 @@ fn run(args: &Args) -> anyhow::Result<LoadReport> {
     let plan = Arc::new(Plan {
         group: args.group.clone(),
         mode: args.mode,
-        keys: args.keys,
+        keys,
         zipf,
         key_prefix: args.key_prefix.clone(),
         key_width: args.key_width,
+        key_list,
         timeout: args.timeout,
+        slow_over: args.slow_over,
+        reconnect: args.reconnect,
         counter: AtomicU64::new(0),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -272,6 +324,8 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
     for task in tasks {
         let tally = task.await.context("a connection task panicked")?;
         all.ok += tally.ok;
+        all.slow += tally.slow;
+        all.reconnects += tally.reconnects;
         all.bad_status += tally.bad_status;
         all.failed += tally.failed;
         all.connect_failures += tally.connect_failures;
@@ -284,6 +338,8 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
     #[allow(clippy::cast_precision_loss)]
     Ok(LoadReport {
         ok: all.ok,
+        slow: all.slow,
+        reconnects: all.reconnects,
         bad_status: all.bad_status,
         failed: all.failed,
         connect_failures: all.connect_failures,
@@ -330,9 +386,16 @@ async fn connection(
         latencies_ns: Vec::with_capacity(4096),
         ..Tally::default()
     };
-    let Some(mut sender) = sender else {
-        tally.connect_failures += 1;
-        return tally;
+    let mut sender = match sender {
+        Some(sender) => sender,
+        None if plan.reconnect => match reconnect(plan, target, deadline, &mut tally).await {
+            Some(sender) => sender,
+            None => return tally,
+        },
+        None => {
+            tally.connect_failures += 1;
+            return tally;
+        }
     };
     let mut rng = SmallRng::seed_from_u64(seed);
     while Instant::now() < deadline {
@@ -349,6 +412,15 @@ async fn connection(
                 break;
             }
         };
+        // A connection the server closed (`Connection: close`, a restart) is not a failed
+        // request: open another and send the request there.
+        if sender.ready().await.is_err() {
+            tally.reconnects += 1;
+            match reconnect(plan, target, deadline, &mut tally).await {
+                Some(fresh) => sender = fresh,
+                None => break,
+            }
+        }
         let started = Instant::now();
         let exchange = async {
             sender.ready().await?;
@@ -360,9 +432,13 @@ async fn connection(
         };
         match tokio::time::timeout(plan.timeout, exchange).await {
             Ok(Ok(status)) if status.is_success() => {
-                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let took = started.elapsed();
+                let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 tally.latencies_ns.push(ns);
                 tally.ok += 1;
+                if plan.slow_over.is_some_and(|limit| took >= limit) {
+                    tally.slow += 1;
+                }
             }
             Ok(Ok(_)) => tally.bad_status += 1,
             Ok(Err(_)) | Err(_) => {
@@ -373,11 +449,35 @@ async fn connection(
                     Ok(fresh) => sender = fresh,
                     Err(_) => {
                         tally.connect_failures += 1;
-                        break;
+                        match reconnect(plan, target, deadline, &mut tally).await {
+                            Some(fresh) => sender = fresh,
+                            None => break,
+                        }
                     }
                 }
             }
         }
     }
     tally
+}
+
+/// A new connection to `target`: one attempt, or with --reconnect one every 50 ms until
+/// `deadline`. Each failed attempt is a connect failure.
+async fn reconnect(
+    plan: &Plan,
+    target: &Target,
+    deadline: Instant,
+    tally: &mut Tally,
+) -> Option<SendRequest<Empty<Bytes>>> {
+    loop {
+        match connect(target).await {
+            Ok(sender) => return Some(sender),
+            Err(_) => tally.connect_failures += 1,
+        }
+        if !plan.reconnect || Instant::now() >= deadline {
+            return None;
+        }
+        // Pacing the retries of a refused connection, not synchronising with anything.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

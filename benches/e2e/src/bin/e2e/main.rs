@@ -6,7 +6,9 @@
 //! duration flag plus fixed start-up and shutdown deadlines, and every child is stopped when
 //! the orchestrator returns, whether the run succeeded or not.
 
+mod chaos;
 mod process;
+mod proxy;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -126,6 +128,16 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     compare: Option<PathBuf>,
 
+    /// Runs these chaos scenarios instead of the runs, comma-separated: what clients see
+    /// while a node hangs, dies, joins, leaves, restarts or slows down. The join, leave and
+    /// rolling scenarios start an `etcd` (from PATH).
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 1..)]
+    chaos: Vec<chaos::Scenario>,
+
+    /// How long the hung scenario keeps the node stopped.
+    #[arg(long, default_value = "20s", value_parser = duration::parse)]
+    fault_for: Duration,
+
     /// Where the servers' logs go [default: a new directory under the system temp dir].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
@@ -228,6 +240,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         args,
     };
     eprintln!("e2e: server logs in {}", bench.log_dir.display());
+
+    if !bench.args.chaos.is_empty() {
+        for round in 1..=bench.args.rounds {
+            if bench.args.rounds > 1 {
+                eprintln!("e2e: round {round} of {}", bench.args.rounds);
+            }
+            let rows = chaos::run(&bench, &bench.args.chaos)?;
+            // Printed as each round ends: a long series keeps what it measured if cut short.
+            println!("{}", chaos::markdown(&bench, &rows));
+        }
+        return Ok(());
+    }
 
     let mut results = Vec::new();
     for round in 1..=bench.args.rounds {

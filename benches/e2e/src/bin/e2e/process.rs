@@ -80,6 +80,35 @@ impl Server {
         Ok(server)
     }
 
+    /// Starts `command` (stdout and stderr into `log`) for a server that does not print its
+    /// address, such as etcd: the caller knows `addr` and waits for readiness itself.
+    pub(crate) fn start_at(
+        name: &str,
+        mut command: Command,
+        log: PathBuf,
+        addr: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let out = File::create(&log)
+            .with_context(|| format!("cannot create log file {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .with_context(|| format!("cannot start {name}: {command:?}"))?;
+        Ok(Server {
+            name: name.to_owned(),
+            addr,
+            log,
+            child,
+        })
+    }
+
+    /// Whether the process has exited (and is reaped).
+    pub(crate) fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()

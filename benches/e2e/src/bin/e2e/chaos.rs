@@ -1,0 +1,968 @@
+//! `e2e --chaos`: what a client sees while the cluster changes under load.
+//!
+//! Each scenario starts its own origin (`bare-axum`, which counts the loads it serves per key)
+//! and its own `geecache serve` nodes, static or found through a real etcd, breaks or changes
+//! the cluster under `loadgen` load, and turns what it measured into rows of one table, each
+//! beside its target. The source is the counting origin rather than the nodes' own counters
+//! because a restarted node's counters start again from zero; the origin sees every load.
+//!
+//! Which node owns a key is worked out here with the nodes' own ring (the balanced preset over
+//! their URLs), and checked against what the nodes hold after loading every key once, so a
+//! change of ring in the server cannot silently make the figures about the wrong keys.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::ValueEnum;
+use geecache_bench_e2e::{LoadReport, probe};
+use geecache_consistenthash::Preset;
+
+use crate::process::{Server, free_ports, run_bounded};
+use crate::proxy::Proxy;
+use crate::{Bench, signal, stop_all};
+
+/// One scenario of `--chaos`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scenario {
+    /// SIGSTOP one node for --fault-for under load on its keys, then SIGCONT; also the key
+    /// shares of the default ring.
+    Hung,
+    /// SIGKILL one node, ask its keys through both survivors at once, then restart it.
+    Dead,
+    /// A fourth node joins a three-node etcd cluster, then every key is asked once.
+    Join,
+    /// One node of three leaves through etcd (SIGTERM) while its keys are asked.
+    Leave,
+    /// Every node of an etcd cluster restarted in turn under Zipf load.
+    Rolling,
+    /// One node's answers slowed by 300 ms (a proxy in front of it) under Zipf load.
+    Slow,
+}
+
+/// One line of the chaos table.
+pub(crate) struct Row {
+    pub(crate) scenario: &'static str,
+    pub(crate) figure: String,
+    pub(crate) value: String,
+    pub(crate) target: String,
+    /// `None` for a figure without a target.
+    pub(crate) met: Option<bool>,
+}
+
+impl Row {
+    fn info(scenario: &'static str, figure: impl Into<String>, value: impl Into<String>) -> Row {
+        Row {
+            scenario,
+            figure: figure.into(),
+            value: value.into(),
+            target: String::new(),
+            met: None,
+        }
+    }
+
+    fn check(
+        scenario: &'static str,
+        figure: impl Into<String>,
+        value: impl Into<String>,
+        target: impl Into<String>,
+        met: bool,
+    ) -> Row {
+        Row {
+            scenario,
+            figure: figure.into(),
+            value: value.into(),
+            target: target.into(),
+            met: Some(met),
+        }
+    }
+}
+
+/// The nodes' peer timeout (geecache's default).
+const PEER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How late an answer must be to count as one that waited for the peer timeout.
+const WAITED_TIMEOUT: Duration = Duration::from_millis(900);
+/// The slowness of the slowed peer.
+const SLOW_BY: Duration = Duration::from_millis(300);
+/// The most a cluster may take to agree on its members after a change.
+const CONVERGE: Duration = Duration::from_secs(20);
+
+/// Runs `scenarios` in order and returns their rows.
+pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for scenario in scenarios {
+        eprintln!("e2e: chaos: {scenario:?}");
+        let lab = Lab::new(bench, &format!("{scenario:?}").to_lowercase())?;
+        let mut more = match scenario {
+            Scenario::Hung => lab.hung()?,
+            Scenario::Dead => lab.dead()?,
+            Scenario::Join => lab.join()?,
+            Scenario::Leave => lab.leave()?,
+            Scenario::Rolling => lab.rolling()?,
+            Scenario::Slow => lab.slow()?,
+        };
+        rows.append(&mut more);
+    }
+    Ok(rows)
+}
+
+/// The markdown table of `rows`.
+pub(crate) fn markdown(bench: &Bench, rows: &[Row]) -> String {
+    let mut out = format!(
+        "Chaos scenarios: 3 `geecache serve` nodes on loopback, {} keys, origin answering after \
+         {} ms, {} load connections, {} server thread(s) per node, {} cores; load average \
+         before: {}.\n\n",
+        bench.args.keys,
+        ORIGIN_DELAY.as_millis(),
+        bench.args.connections,
+        bench.args.server_threads,
+        std::thread::available_parallelism().map_or(0, usize::from),
+        geecache_bench_e2e::procstat::load_average().map_or_else(
+            |_| "?".to_owned(),
+            |l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+        ),
+    );
+    out.push_str("| scenario | figure | measured | target | |\n|---|---|---|---|---|\n");
+    for row in rows {
+        let verdict = match row.met {
+            None => "",
+            Some(true) => "met",
+            Some(false) => "**missed**",
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {verdict} |\n",
+            row.scenario, row.figure, row.value, row.target
+        ));
+    }
+    out
+}
+
+/// What the origin waits before answering: a fast database.
+const ORIGIN_DELAY: Duration = Duration::from_millis(1);
+
+/// How the nodes find each other.
+enum Members {
+    /// `--peers` with these URLs.
+    Static(Vec<String>),
+    /// `--etcd` at this client URL.
+    Etcd(String),
+}
+
+/// One scenario's processes and settings.
+struct Lab<'a> {
+    bench: &'a Bench,
+    tag: String,
+    origin: Server,
+    keys: u64,
+}
+
+impl<'a> Lab<'a> {
+    fn new(bench: &'a Bench, tag: &str) -> anyhow::Result<Self> {
+        let mut command = bench.bare_axum_command();
+        command
+            .arg("--delay")
+            .arg(format!("{}us", ORIGIN_DELAY.as_micros()));
+        let name = format!("{tag}-origin");
+        let mut origin =
+            Server::start(&name, command, bench.log(&name), bench.args.startup_timeout)?;
+        origin.wait_ready("/healthz", bench.args.startup_timeout)?;
+        Ok(Lab {
+            bench,
+            tag: tag.to_owned(),
+            origin,
+            keys: bench.args.keys,
+        })
+    }
+
+    // ---- processes ----
+
+    /// A node listening on `port`, known to its peers as `url`.
+    fn node(&self, i: usize, port: u16, url: &str, members: &Members) -> anyhow::Result<Server> {
+        let mut command = Command::new(&self.bench.geecache);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--self-url")
+            .arg(url)
+            .arg("--group")
+            .arg(format!("scores=http:{}/objects/", self.origin.url()))
+            .arg("--log-level")
+            .arg("info")
+            .arg("--drain-timeout")
+            .arg("10s");
+        match members {
+            Members::Static(urls) => {
+                command.arg("--peers").arg(urls.join(","));
+            }
+            Members::Etcd(client) => {
+                command
+                    .arg("--etcd")
+                    .arg(client)
+                    .arg("--cluster")
+                    .arg(&self.tag);
+            }
+        }
+        self.bench.pass_server_threads(&mut command);
+        let name = format!("{}-node{}", self.tag, i + 1);
+        let mut server = Server::start(
+            &name,
+            command,
+            self.bench.log(&name),
+            self.bench.args.startup_timeout,
+        )?;
+        server.wait_ready("/readyz", self.bench.args.startup_timeout)?;
+        Ok(server)
+    }
+
+    /// A single-member etcd on two free ports.
+    fn etcd(&self) -> anyhow::Result<(Server, String)> {
+        let ports = free_ports(2)?;
+        let dir = self.bench.log_dir.join(format!("{}-etcd", self.tag));
+        let _ = std::fs::remove_dir_all(&dir);
+        let client = format!("http://127.0.0.1:{}", ports[0]);
+        let peer = format!("http://127.0.0.1:{}", ports[1]);
+        let mut command = Command::new("etcd");
+        command
+            .arg("--name=chaos")
+            .arg(format!("--data-dir={}", dir.display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=chaos={peer}"))
+            .arg("--log-level=warn");
+        let name = format!("{}-etcd", self.tag);
+        let addr = ([127, 0, 0, 1], ports[0]).into();
+        let mut etcd = Server::start_at(&name, command, self.bench.log(&name), addr)
+            .context("cannot start etcd (is it installed? apt-get install etcd-server)")?;
+        let until = Instant::now() + self.bench.args.startup_timeout;
+        loop {
+            if etcd.exited() {
+                bail!("etcd exited{}", etcd.log_tail());
+            }
+            let healthy = probe::get(addr, "/health", Duration::from_secs(1)).is_ok_and(|r| {
+                r.status == 200 && String::from_utf8_lossy(&r.body).contains("true")
+            });
+            if healthy {
+                return Ok((etcd, client));
+            }
+            if Instant::now() >= until {
+                bail!("etcd was not healthy in time{}", etcd.log_tail());
+            }
+            // Polling a readiness route, bounded by `until`.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `n` nodes found through etcd at `client`, all seeing all.
+    fn etcd_nodes(
+        &self,
+        n: usize,
+        client: &str,
+    ) -> anyhow::Result<(Vec<Server>, Vec<u16>, Vec<String>)> {
+        let ports = free_ports(n)?;
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
+            nodes.push(self.node(i, *port, url, &Members::Etcd(client.to_owned()))?);
+        }
+        wait_for_members(&nodes.iter().collect::<Vec<_>>(), n)?;
+        Ok((nodes, ports, urls))
+    }
+
+    /// `n` nodes naming each other with `--peers`.
+    fn static_nodes(&self, n: usize) -> anyhow::Result<(Vec<Server>, Vec<u16>, Vec<String>)> {
+        let ports = free_ports(n)?;
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
+            nodes.push(self.node(i, *port, url, &Members::Static(urls.clone()))?);
+        }
+        Ok((nodes, ports, urls))
+    }
+
+    // ---- load ----
+
+    /// A `loadgen` command over every key, or over the keys listed in `file`.
+    fn load(
+        &self,
+        targets: &[String],
+        mode: &str,
+        run_for: Duration,
+        file: Option<&Path>,
+    ) -> Command {
+        self.load_on(targets, mode, run_for, file, self.bench.args.connections)
+    }
+
+    /// As [`Lab::load`], with `connections` connections.
+    fn load_on(
+        &self,
+        targets: &[String],
+        mode: &str,
+        run_for: Duration,
+        file: Option<&Path>,
+        connections: u16,
+    ) -> Command {
+        let mut command = Command::new(&self.bench.loadgen);
+        for t in targets {
+            command.arg("--target").arg(t);
+        }
+        command
+            .arg("--mode")
+            .arg(mode)
+            .arg("--duration")
+            .arg(format!("{}ms", run_for.as_millis().max(1)))
+            .arg("--connections")
+            .arg(connections.to_string())
+            .arg("--threads")
+            .arg(self.bench.args.threads.to_string())
+            .arg("--zipf")
+            .arg(self.bench.args.zipf.to_string())
+            .arg("--seed")
+            .arg(self.bench.args.seed.to_string())
+            .arg("--slow-over")
+            .arg(format!("{}ms", WAITED_TIMEOUT.as_millis()));
+        match file {
+            Some(file) => command.arg("--keys-file").arg(file),
+            None => command.arg("--keys").arg(self.keys.to_string()),
+        };
+        command
+    }
+
+    /// Runs a `loadgen` command to its end and reads its report.
+    fn run_load(command: Command, run_for: Duration) -> anyhow::Result<LoadReport> {
+        let out = run_bounded(command, run_for + Duration::from_secs(60))?;
+        serde_json::from_str(out.trim())
+            .with_context(|| format!("loadgen printed something else than a report: {out}"))
+    }
+
+    /// Every key once, through `targets`; fails unless all were answered.
+    fn fill(&self, targets: &[String]) -> anyhow::Result<()> {
+        let timeout = self.bench.args.fill_timeout;
+        let report = Self::run_load(self.load(targets, "sequential", timeout, None), timeout)?;
+        if report.ok != self.keys {
+            bail!("loading every key: {} of {} answered", report.ok, self.keys);
+        }
+        Ok(())
+    }
+
+    /// Writes `keys` one per line into the log directory.
+    fn key_file(&self, name: &str, keys: &[String]) -> anyhow::Result<PathBuf> {
+        let path = self.bench.log_dir.join(format!("{}-{name}.keys", self.tag));
+        std::fs::write(&path, keys.join("\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Every key, in the demo table's naming.
+    fn all_keys(&self) -> Vec<String> {
+        (0..self.keys).map(|i| format!("player-{i:06}")).collect()
+    }
+
+    // ---- the origin's counts ----
+
+    fn reset_loads(&self) -> anyhow::Result<()> {
+        let r = probe::request(self.origin.addr, "DELETE", "/loads", Duration::from_secs(5))?;
+        if r.status != 200 {
+            bail!("DELETE /loads on the origin answered {}", r.status);
+        }
+        Ok(())
+    }
+
+    /// Source requests and distinct keys loaded since the last reset.
+    fn loads(&self) -> anyhow::Result<(u64, u64)> {
+        let r = probe::get(self.origin.addr, "/loads", Duration::from_secs(5))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&r.body).context("/loads of the origin is not JSON")?;
+        let n = |k: &str| json[k].as_u64().unwrap_or(0);
+        Ok((n("requests"), n("keys")))
+    }
+
+    // ---- scenarios ----
+
+    fn hung(&self) -> anyhow::Result<Vec<Row>> {
+        const S: &str = "hung peer";
+        let (mut nodes, _, urls) = self.static_nodes(3)?;
+        self.fill(&urls)?;
+        let keys = self.all_keys();
+        let owner = owners(&urls, &keys);
+        let mut rows = shares(S, &nodes, &owner)?;
+        let victim_keys = keys_of(&keys, &owner, 2);
+        let file = self.key_file("victim", &victim_keys)?;
+        let survivors = &urls[..2];
+        let warm = Duration::from_secs(2);
+        Self::run_load(self.load(survivors, "zipf", warm, Some(&file)), warm)?;
+
+        let hung_for = self.bench.args.fault_for;
+        let opening = Duration::from_secs(2).min(hung_for / 2);
+        signal(&nodes[2], "STOP")?;
+        let first = Self::run_load(self.load(survivors, "zipf", opening, Some(&file)), opening);
+        let rest = hung_for - opening;
+        let after = Self::run_load(self.load(survivors, "zipf", rest, Some(&file)), rest);
+        signal(&nodes[2], "CONT")?;
+        let (first, after) = (first?, after?);
+        let victim = nodes.pop().context("three nodes")?;
+        stop_all(nodes);
+        drop(victim);
+
+        rows.push(Row::info(
+            S,
+            format!(
+                "first {} s: requests for its keys, p99, waits ≥ 0.9 s",
+                opening.as_secs()
+            ),
+            format!("{}, {}, {}", first.ok, ms(first.p99_us), first.slow),
+        ));
+        rows.push(Row::check(
+            S,
+            format!("next {} s: errors", rest.as_secs()),
+            (first.errors() + after.errors()).to_string(),
+            "0",
+            first.errors() + after.errors() == 0,
+        ));
+        rows.push(Row::check(
+            S,
+            format!(
+                "next {} s: p50 / p99 / max of requests for its keys",
+                rest.as_secs()
+            ),
+            format!(
+                "{} / {} / {} ({} requests)",
+                ms(after.p50_us),
+                ms(after.p99_us),
+                ms(after.max_us),
+                after.ok
+            ),
+            "p99 ≤ 50 ms",
+            after.p99_us <= 50_000.0,
+        ));
+        let allowed = 2 * probes_within(rest);
+        rows.push(Row::check(
+            S,
+            format!(
+                "next {} s: requests that waited the peer timeout",
+                rest.as_secs()
+            ),
+            after.slow.to_string(),
+            format!("≤ one per backoff per node ({allowed}); requests joined to a probe's flight wait with it"),
+            after.slow <= allowed,
+        ));
+        Ok(rows)
+    }
+
+    fn dead(&self) -> anyhow::Result<Vec<Row>> {
+        const S: &str = "dead peer";
+        let (mut nodes, ports, urls) = self.static_nodes(3)?;
+        self.fill(&urls)?;
+        let keys = self.all_keys();
+        let owner = owners(&urls, &keys);
+        let victim_keys = keys_of(&keys, &owner, 2);
+        let file = self.key_file("victim", &victim_keys)?;
+        let mut rows = Vec::new();
+
+        self.reset_loads()?;
+        let victim = nodes.pop().context("three nodes")?;
+        signal(&victim, "KILL")?;
+        drop(victim);
+        // Both survivors asked for every key of the dead node at the same time.
+        let timeout = self.bench.args.fill_timeout;
+        let passes = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                Self::run_load(
+                    self.load(&urls[..1], "sequential", timeout, Some(&file)),
+                    timeout,
+                )
+            });
+            let b = s.spawn(|| {
+                Self::run_load(
+                    self.load(&urls[1..2], "sequential", timeout, Some(&file)),
+                    timeout,
+                )
+            });
+            (a.join(), b.join())
+        });
+        let (a, b) = match passes {
+            (Ok(a), Ok(b)) => (a?, b?),
+            _ => bail!("a load thread panicked"),
+        };
+        let (requests, loaded) = self.loads()?;
+        let n = victim_keys.len() as f64;
+        rows.push(Row::check(
+            S,
+            "client errors while both survivors ask for all its keys",
+            (a.errors() + b.errors()).to_string(),
+            "0",
+            a.errors() + b.errors() == 0,
+        ));
+        #[allow(clippy::cast_precision_loss)]
+        let per_key = requests as f64 / n;
+        rows.push(Row::check(
+            S,
+            "source loads per key of its range",
+            format!(
+                "{per_key:.3} ({requests} loads, {loaded} of {} keys)",
+                victim_keys.len()
+            ),
+            "1 (once in the cluster)",
+            per_key <= 1.01,
+        ));
+
+        // Back on the same address, empty.
+        self.reset_loads()?;
+        let started = Instant::now();
+        let back = self.node(2, ports[2], &urls[2], &Members::Static(urls.clone()))?;
+        let ready = started.elapsed();
+        let served = self.until_serving(&urls[..2], &back, &file)?;
+        let (requests_during, _) = self.loads()?;
+        self.reset_loads()?;
+        let timeout = self.bench.args.fill_timeout;
+        let pass = Self::run_load(
+            self.load(&urls[..2], "sequential", timeout, Some(&file)),
+            timeout,
+        )?;
+        let (reloads, _) = self.loads()?;
+        nodes.push(back);
+        stop_all(nodes);
+        rows.push(Row::info(
+            S,
+            "restarted: ready, then first peer request served",
+            format!(
+                "{:.1} s, {:.1} s",
+                ready.as_secs_f64(),
+                served.as_secs_f64()
+            ),
+        ));
+        #[allow(clippy::cast_precision_loss)]
+        let share = reloads as f64 / n;
+        rows.push(Row::info(
+            S,
+            "restarted: then every key of its range asked again: source loads per key",
+            format!(
+                "{share:.3} ({reloads} loads; {requests_during} more while its peers found it back; {} errors)",
+                pass.errors()
+            ),
+        ));
+        Ok(rows)
+    }
+
+    /// Light load on `file`'s keys through `via` until `node` has served a peer request;
+    /// the time it took from now.
+    fn until_serving(
+        &self,
+        via: &[String],
+        node: &Server,
+        file: &Path,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let slice = Duration::from_millis(250);
+        loop {
+            let stats = stats(node)?;
+            if stats["groups"]["scores"]["server_requests"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+            {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > CONVERGE {
+                bail!("{} served no peer request within {CONVERGE:?}", node.name);
+            }
+            Self::run_load(self.load_on(via, "zipf", slice, Some(file), 2), slice)?;
+        }
+    }
+
+    fn join(&self) -> anyhow::Result<Vec<Row>> {
+        const S: &str = "scale-out 3 → 4 (etcd)";
+        let (etcd, client) = self.etcd()?;
+        let (mut nodes, _, mut urls) = self.etcd_nodes(3, &client)?;
+        self.fill(&urls)?;
+        let keys = self.all_keys();
+        let before = owners(&urls, &keys);
+        check_held(&nodes, &before)?;
+
+        let port = free_ports(1)?[0];
+        let url = format!("http://127.0.0.1:{port}");
+        nodes.push(self.node(3, port, &url, &Members::Etcd(client.clone()))?);
+        urls.push(url);
+        wait_for_members(&nodes.iter().collect::<Vec<_>>(), 4)?;
+        let after = owners(&urls, &keys);
+        let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+
+        self.reset_loads()?;
+        let timeout = self.bench.args.fill_timeout;
+        let pass = Self::run_load(self.load(&urls, "sequential", timeout, None), timeout)?;
+        let (reloads, _) = self.loads()?;
+        let handoffs = sum_field(&nodes, "handoffs")?;
+        stop_all(nodes);
+        drop(etcd);
+        #[allow(clippy::cast_precision_loss)]
+        let share = reloads as f64 / moved.max(1) as f64;
+        Ok(vec![
+            Row::info(
+                S,
+                "keys that changed owner",
+                format!("{moved} of {}", keys.len()),
+            ),
+            Row::check(
+                S,
+                "every key asked once more: source reloads ÷ keys moved",
+                format!(
+                    "{:.1}% ({reloads} reloads, {handoffs} taken from the previous owner, {} errors)",
+                    share * 100.0,
+                    pass.errors()
+                ),
+                "≤ 5%",
+                share <= 0.05 && pass.errors() == 0,
+            ),
+        ])
+    }
+
+    fn leave(&self) -> anyhow::Result<Vec<Row>> {
+        const S: &str = "graceful leave (etcd)";
+        let (etcd, client) = self.etcd()?;
+        let (mut nodes, _, urls) = self.etcd_nodes(3, &client)?;
+        self.fill(&urls)?;
+        let keys = self.all_keys();
+        let owner = owners(&urls, &keys);
+        check_held(&nodes, &owner)?;
+        let leaving_keys = keys_of(&keys, &owner, 2);
+        let file = self.key_file("leaving", &leaving_keys)?;
+
+        self.reset_loads()?;
+        let mut leaving = nodes.pop().context("three nodes")?;
+        let zipf_for = Duration::from_secs(8);
+        let timeout = self.bench.args.fill_timeout;
+        let (zipf, pass) = std::thread::scope(|s| {
+            let zipf =
+                s.spawn(|| Self::run_load(self.load(&urls[..2], "zipf", zipf_for, None), zipf_for));
+            signal(&leaving, "TERM")?;
+            // Its keys are asked as soon as the others have dropped it.
+            wait_for_members(&nodes.iter().collect::<Vec<_>>(), 2)?;
+            let pass = Self::run_load(
+                self.load(&urls[..2], "sequential", timeout, Some(&file)),
+                timeout,
+            );
+            let zipf = zipf
+                .join()
+                .map_err(|_| anyhow::anyhow!("a load thread panicked"))?;
+            anyhow::Ok((zipf?, pass?))
+        })?;
+        let (reloads, _) = self.loads()?;
+        let handoffs = sum_field(&nodes, "handoffs")?;
+        let until = Instant::now() + Duration::from_secs(15);
+        while !leaving.exited() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50)); // waiting for an exit, bounded
+        }
+        let exited = leaving.exited();
+        drop(leaving);
+        stop_all(nodes);
+        drop(etcd);
+        let errors = zipf.errors() + pass.errors();
+        #[allow(clippy::cast_precision_loss)]
+        let share = reloads as f64 / leaving_keys.len().max(1) as f64;
+        Ok(vec![
+            Row::check(
+                S,
+                "client errors (Zipf load and a pass over its keys)",
+                errors.to_string(),
+                "0",
+                errors == 0,
+            ),
+            Row::check(
+                S,
+                "source reloads ÷ its keys",
+                format!(
+                    "{:.1}% ({reloads} of {}; {handoffs} taken from it)",
+                    share * 100.0,
+                    leaving_keys.len()
+                ),
+                "≤ 5%",
+                share <= 0.05,
+            ),
+            Row::info(
+                S,
+                "it exited by itself after handing off",
+                if exited { "yes" } else { "no (killed)" },
+            ),
+        ])
+    }
+
+    fn rolling(&self) -> anyhow::Result<Vec<Row>> {
+        const S: &str = "rolling restart (etcd)";
+        let (etcd, client) = self.etcd()?;
+        let (mut nodes, ports, urls) = self.etcd_nodes(3, &client)?;
+        self.fill(&urls)?;
+        self.reset_loads()?;
+        // Zipf load on all three nodes, reconnecting as clients of a restarting server do,
+        // for longer than the three restarts take.
+        let budget = Duration::from_secs(40);
+        let mut command = self.load(&urls, "zipf", budget, None);
+        command.arg("--reconnect");
+        let (report, took) = std::thread::scope(|s| {
+            let load = s.spawn(move || Self::run_load(command, budget));
+            let restarts = (|| {
+                // Steady load first, so that the restarts happen to a busy cluster.
+                std::thread::sleep(Duration::from_secs(2)); // lets the load start; not a sync point
+                let mut took = Vec::new();
+                for i in 0..3 {
+                    let started = Instant::now();
+                    signal(&nodes[i], "TERM")?;
+                    wait_exit(&mut nodes[i], Duration::from_secs(20))?;
+                    nodes[i] = self.node(i, ports[i], &urls[i], &Members::Etcd(client.clone()))?;
+                    wait_for_members(&nodes.iter().collect::<Vec<_>>(), 3)?;
+                    took.push(started.elapsed());
+                }
+                anyhow::Ok(took)
+            })();
+            let report = load
+                .join()
+                .map_err(|_| anyhow::anyhow!("a load thread panicked"));
+            anyhow::Ok((report??, restarts?))
+        })?;
+        let (reloads, _) = self.loads()?;
+        let handoffs = sum_field(&nodes, "handoffs")?;
+        stop_all(nodes);
+        drop(etcd);
+        let took: Vec<String> = took
+            .iter()
+            .map(|t| format!("{:.1} s", t.as_secs_f64()))
+            .collect();
+        #[allow(clippy::cast_precision_loss)]
+        let share = reloads as f64 / self.keys as f64;
+        Ok(vec![
+            Row::info(
+                S,
+                "each restart (SIGTERM to back in every member list)",
+                took.join(", "),
+            ),
+            Row::check(
+                S,
+                "5xx answers",
+                report.bad_status.to_string(),
+                "0",
+                report.bad_status == 0,
+            ),
+            Row::info(
+                S,
+                "requests, failed on the connection, connections closed and reopened",
+                format!("{}, {}, {}", report.ok, report.failed, report.reconnects),
+            ),
+            Row::check(
+                S,
+                "source reloads ÷ keys",
+                format!(
+                    "{:.1}% ({reloads} of {}; {handoffs} taken from a previous owner since the last restart)",
+                    share * 100.0,
+                    self.keys
+                ),
+                "≤ 10%",
+                share <= 0.10,
+            ),
+        ])
+    }
+
+    fn slow(&self) -> anyhow::Result<Vec<Row>> {
+        const S: &str = "slow peer (+300 ms)";
+        let ports = free_ports(4)?;
+        let proxy_url = format!("http://127.0.0.1:{}", ports[3]);
+        let urls = vec![
+            format!("http://127.0.0.1:{}", ports[0]),
+            format!("http://127.0.0.1:{}", ports[1]),
+            proxy_url.clone(),
+        ];
+        let proxy = Proxy::start(
+            ([127, 0, 0, 1], ports[3]).into(),
+            ([127, 0, 0, 1], ports[2]).into(),
+        )?;
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            nodes.push(self.node(i, ports[i], &urls[i], &Members::Static(urls.clone()))?);
+        }
+        let clients = &urls[..2];
+        self.fill(clients)?;
+        let warm = self.bench.warmup + Duration::from_secs(3);
+        Self::run_load(self.load(clients, "zipf", warm, None), warm)?;
+        let window = self.bench.duration;
+        let base = Self::run_load(self.load(clients, "zipf", window, None), window)?;
+        proxy.set_delay(SLOW_BY);
+        let first = Duration::from_secs(1);
+        let early = Self::run_load(self.load(clients, "zipf", first, None), first)?;
+        let slowed = Self::run_load(self.load(clients, "zipf", window, None), window)?;
+        stop_all(nodes);
+        drop(proxy);
+        let ratio = base.requests_per_s / slowed.requests_per_s.max(1e-9);
+        Ok(vec![
+            Row::info(
+                S,
+                "first second after the slowdown: requests/s, p99",
+                format!("{:.0}, {}", early.requests_per_s, ms(early.p99_us)),
+            ),
+            Row::check(
+                S,
+                "then: throughput, baseline ÷ slowed",
+                format!(
+                    "{ratio:.2}x ({:.0} vs {:.0} requests/s; p99 {} vs {})",
+                    base.requests_per_s,
+                    slowed.requests_per_s,
+                    ms(base.p99_us),
+                    ms(slowed.p99_us)
+                ),
+                "≤ 2x",
+                ratio <= 2.0,
+            ),
+            Row::check(
+                S,
+                "errors",
+                (base.errors() + early.errors() + slowed.errors()).to_string(),
+                "0",
+                base.errors() + early.errors() + slowed.errors() == 0,
+            ),
+        ])
+    }
+}
+
+// ---- helpers ----
+
+/// A node's `/stats` as JSON.
+fn stats(node: &Server) -> anyhow::Result<serde_json::Value> {
+    let r = probe::get(node.addr, "/stats", Duration::from_secs(5))
+        .with_context(|| format!("GET /stats on {}", node.name))?;
+    serde_json::from_slice(&r.body).with_context(|| format!("/stats of {} is not JSON", node.name))
+}
+
+/// A counter of the `scores` group summed over `nodes`.
+fn sum_field(nodes: &[Server], field: &str) -> anyhow::Result<u64> {
+    nodes.iter().try_fold(0, |sum, node| {
+        Ok(sum
+            + stats(node)?["groups"]["scores"][field]
+                .as_u64()
+                .unwrap_or(0))
+    })
+}
+
+/// Polls until every node lists `n` members (itself included), at most [`CONVERGE`].
+fn wait_for_members(nodes: &[&Server], n: usize) -> anyhow::Result<()> {
+    let until = Instant::now() + CONVERGE;
+    for node in nodes {
+        loop {
+            let seen = stats(node)?["peers"].as_array().map_or(0, Vec::len);
+            if seen == n {
+                break;
+            }
+            if Instant::now() >= until {
+                bail!(
+                    "{} lists {seen} members, not {n}, after {CONVERGE:?}",
+                    node.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20)); // polling interval, bounded
+        }
+    }
+    Ok(())
+}
+
+/// The index in `urls` of each key's owner, on the nodes' default ring.
+fn owners(urls: &[String], keys: &[String]) -> Vec<usize> {
+    let mut ring = Preset::Balanced.ring(0);
+    ring.add(urls.iter().map(String::as_str));
+    keys.iter()
+        .map(|k| {
+            let owner = ring.get(k).unwrap_or_default();
+            urls.iter().position(|u| u == owner).unwrap_or(0)
+        })
+        .collect()
+}
+
+/// The keys whose owner is node `i`.
+fn keys_of(keys: &[String], owner: &[usize], i: usize) -> Vec<String> {
+    keys.iter()
+        .zip(owner)
+        .filter(|(_, o)| **o == i)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Fails unless each node's main cache holds exactly the keys `owner` gives it: the ring
+/// worked out here is the nodes' own.
+fn check_held(nodes: &[Server], owner: &[usize]) -> anyhow::Result<Vec<u64>> {
+    let mut held = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let items = stats(node)?["groups"]["scores"]["main"]["items"]
+            .as_u64()
+            .unwrap_or(0);
+        let expected = owner.iter().filter(|o| **o == i).count() as u64;
+        if items != expected {
+            bail!(
+                "{} holds {items} keys of its own, the ring worked out here gives it {expected}: \
+                 the harness and the server disagree on the ring",
+                node.name
+            );
+        }
+        held.push(items);
+    }
+    Ok(held)
+}
+
+/// The shares row: each node's keys after every key was loaded once.
+fn shares(scenario: &'static str, nodes: &[Server], owner: &[usize]) -> anyhow::Result<Vec<Row>> {
+    let held = check_held(nodes, owner)?;
+    #[allow(clippy::cast_precision_loss)]
+    let mean = held.iter().sum::<u64>() as f64 / held.len() as f64;
+    #[allow(clippy::cast_precision_loss)]
+    let max = held.iter().copied().max().unwrap_or(0) as f64;
+    let ratio = max / mean.max(1.0);
+    let list: Vec<String> = held.iter().map(u64::to_string).collect();
+    Ok(vec![Row::check(
+        scenario,
+        "keys per node, default ring (max ÷ mean)",
+        format!("{ratio:.3} ({})", list.join(" / ")),
+        "≤ 1.10",
+        ratio <= 1.10,
+    )])
+}
+
+/// How many probes a node's breaker may send in `window` at the most: as if its circuit had
+/// just opened when the window starts (the shortest backoffs), with the default backoff
+/// (250 ms doubling to 10 s) shortened by the most jitter (a quarter), each probe failing
+/// after the peer timeout.
+fn probes_within(window: Duration) -> u64 {
+    let (mut at, mut backoff, mut n) = (Duration::ZERO, Duration::from_millis(250), 0);
+    loop {
+        at += backoff * 3 / 4;
+        if at > window {
+            return n;
+        }
+        n += 1;
+        at += PEER_TIMEOUT;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Waits (bounded) for `server` to exit by itself.
+fn wait_exit(server: &mut Server, within: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + within;
+    while !server.exited() {
+        if Instant::now() >= until {
+            bail!(
+                "{} did not exit within {within:?}{}",
+                server.name,
+                server.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling for an exit, bounded
+    }
+    Ok(())
+}
+
+/// Microseconds as milliseconds, for the table.
+fn ms(us: f64) -> String {
+    format!("{:.1} ms", us / 1e3)
+}
