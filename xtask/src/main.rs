@@ -20,6 +20,8 @@ commands:
   ci            install missing system tools, then fmt, clippy, tests, doc tests, docs, layering
   bench [ARGS]  run the criterion benchmarks (ARGS go to `cargo bench`, e.g. a filter)
   demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
+  chaos [ARGS]  build release binaries (etcd included), then run every chaos scenario of
+                the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`)
   docs          build the API docs with warnings denied and check the book's file references
 ";
 
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("demo") => demo(&rest),
+        Some("chaos") => chaos(&rest),
         Some("docs") => docs_all(),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
@@ -100,6 +103,26 @@ fn demo(args: &[String]) -> Result<(), String> {
     let mut command = cargo(&["run", "--release", "-p", "geecache-server", "--", "demo"]);
     command.args(args);
     step("demo", command)
+}
+
+fn chaos(args: &[String]) -> Result<(), String> {
+    let build = cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "geecache-server",
+        "--features",
+        "etcd",
+        "-p",
+        "geecache-bench-e2e",
+    ]);
+    step("chaos build", build)?;
+    let mut run = Command::new(workspace_root().join("target/release/e2e"));
+    if !args.iter().any(|a| a == "--chaos") {
+        run.arg("--chaos").arg("hung,dead,join,leave,rolling,slow");
+    }
+    run.args(args);
+    step("chaos", run)
 }
 
 fn docs_all() -> Result<(), String> {

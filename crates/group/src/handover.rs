@@ -41,11 +41,31 @@ impl Group {
     /// not sent by then is left). Call it after the other members have been told this node is
     /// leaving, and keep answering peeks meanwhile; without peers it sends nothing.
     pub async fn hand_over(&self, budget: Duration) -> HandOver {
+        self.push(budget, |_| true).await
+    }
+
+    /// After a change of membership, sends each value of the main cache whose key this node
+    /// no longer owns to the key's owner, as [`hand_over`](Self::hand_over) does; the values
+    /// stay here until the change settles ([`Group::settle`]), for peeks. A node that joins
+    /// (or comes back empty) so gets its keys at once, whether or not they are asked for
+    /// during the hand-off period, and whatever other change follows. Call it when the peer
+    /// list changes; without peers it sends nothing.
+    pub async fn rebalance(&self, budget: Duration) -> HandOver {
+        let Some(picker) = self.inner.peers.get() else {
+            return HandOver::default();
+        };
+        let picker = Arc::clone(picker);
+        self.push(budget, move |key| !picker.owns(key)).await
+    }
+
+    /// Sends the main-cache values whose keys `which` picks to their heirs.
+    async fn push(&self, budget: Duration, which: impl Fn(&str) -> bool) -> HandOver {
         let mut done = HandOver::default();
         let Some(picker) = self.inner.peers.get() else {
             return done;
         };
-        let entries = self.inner.caches.main_entries();
+        let mut entries = self.inner.caches.main_entries();
+        entries.retain(|(key, _)| which(key));
         let total = entries.len();
         let mut waiting = entries.into_iter();
         let mut sending = FuturesUnordered::new();

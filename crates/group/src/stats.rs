@@ -165,9 +165,10 @@ stats_struct! {
         /// Values dropped from the main cache because a change of membership gave their keys
         /// to another node, once the hand-off period after it was over.
         unowned_dropped: u64 as Counter,
-        /// Values this node sent to their keys' next owners as it left.
+        /// Values this node sent to their keys' next owners: as it left, or after a change
+        /// of membership gave their keys to another node.
         handed_out: u64 as Counter,
-        /// Values a leaving peer sent to this node, their keys' next owner.
+        /// Values another node sent to this one, their keys' next owner.
         handed_in: u64 as Counter,
         ;
         /// The main cache: values this node loaded itself.

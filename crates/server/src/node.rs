@@ -159,7 +159,11 @@ impl Node {
             .membership
             .clone()
             .start(
-                Arc::clone(&pool) as Arc<dyn membership::PeerSink>,
+                Arc::new(handoff::Rebalancing::new(
+                    Arc::clone(&pool),
+                    registry.clone(),
+                    options.handoff,
+                )) as Arc<dyn membership::PeerSink>,
                 move |n| {
                     peer_metrics.set_peer_count(n);
                 },

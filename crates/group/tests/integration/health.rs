@@ -523,3 +523,44 @@ async fn a_leaving_node_hands_its_values_to_their_next_owners() {
     let peeked: u64 = nodes[..3].iter().map(|n| n.group.stats().handoffs).sum();
     assert_eq!(peeked, 0);
 }
+
+// When a node joins, the old owners push it the values of the keys it now owns: it holds them
+// before anyone asks, and no peek or load is needed. The old owners keep their copies until
+// the change settles.
+#[tokio::test(start_paused = true)]
+async fn old_owners_push_a_joining_node_its_keys() {
+    let faults: Vec<Faults> = (0..4).map(|_| Faults::default()).collect();
+    let nodes = unconnected(4, PEER_TIMEOUT);
+    connect(&nodes, &[0, 1, 2], &faults);
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    connect(&nodes, &[0, 1, 2, 3], &faults);
+    let mut pushed = 0;
+    for node in &nodes[..3] {
+        let held = node.group.stats().main.items;
+        let handed = node.group.rebalance(Duration::from_secs(10)).await;
+        assert_eq!(handed.kept, 0);
+        assert_eq!(node.group.stats().main.items, held, "kept until settled");
+        pushed += handed.sent;
+    }
+    let joined = nodes[3].group.stats();
+    assert!(pushed > 0);
+    assert_eq!(joined.handed_in, pushed as u64);
+    assert_eq!(
+        joined.main.items, pushed,
+        "every moved key, and nothing else"
+    );
+
+    let before = loads(&nodes).iter().sum::<usize>();
+    for key in &keys {
+        assert_eq!(nodes[3].group.get(key).await.unwrap(), value_of(key));
+    }
+    assert_eq!(
+        loads(&nodes).iter().sum::<usize>(),
+        before,
+        "no key reloaded"
+    );
+    assert_eq!(nodes[3].group.stats().handoffs, 0, "and none peeked");
+}

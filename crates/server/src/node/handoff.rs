@@ -9,10 +9,15 @@
 //! before loading. Waiting a fixed time for those would hold every shutdown, even when no peer
 //! peeks (hand-off off, no traffic); so the node waits while peeks keep arriving.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use geecache_group::Registry;
+use geecache_transport_http::HttpPool;
+use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::membership::PeerSink;
 
 /// The least time given to peers to hear of the change (etcd's watch delivers it in
 /// milliseconds) and send their first peeks.
@@ -70,4 +75,71 @@ async fn serve_peeks(registry: &Registry, budget: Duration) {
 
 fn peeks_served(registry: &Registry) -> u64 {
     registry.all().iter().map(|g| g.stats().peeks_served).sum()
+}
+
+/// The pool as the membership's sink: after each change of members, it also pushes the values
+/// of keys this node gave away to their new owners (`Group::rebalance`), in the background,
+/// so a node that joins or comes back gets its keys at once. A change that comes while the
+/// last one's pushes still run stops them: the new ring decides what goes where.
+pub(crate) struct Rebalancing {
+    pool: Arc<HttpPool>,
+    registry: Registry,
+    /// How long the pushes of one change may take; zero turns them off (as `--handoff 0s`
+    /// turns the hand-off off).
+    budget: Duration,
+    running: Mutex<Vec<AbortHandle>>,
+}
+
+impl Rebalancing {
+    pub(crate) fn new(pool: Arc<HttpPool>, registry: Registry, budget: Duration) -> Self {
+        Rebalancing {
+            pool,
+            registry,
+            budget,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn push_given_away(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        for task in running.drain(..) {
+            task.abort();
+        }
+        for group in self.registry.all() {
+            let budget = self.budget;
+            let task = runtime.spawn(async move {
+                let handed = group.rebalance(budget).await;
+                if handed.sent + handed.kept > 0 {
+                    tracing::info!(
+                        group = group.name(),
+                        sent = handed.sent,
+                        kept = handed.kept,
+                        "pushed the values of keys given away to their new owners"
+                    );
+                }
+            });
+            running.push(task.abort_handle());
+        }
+    }
+}
+
+impl PeerSink for Rebalancing {
+    fn set_peers(&self, peers: &[String]) -> Result<(), String> {
+        let mut before = PeerSink::peers(self.pool.as_ref());
+        PeerSink::set_peers(self.pool.as_ref(), peers)?;
+        let mut after = PeerSink::peers(self.pool.as_ref());
+        before.sort_unstable();
+        after.sort_unstable();
+        if before != after && !self.budget.is_zero() {
+            self.push_given_away();
+        }
+        Ok(())
+    }
+
+    fn peers(&self) -> Vec<String> {
+        PeerSink::peers(self.pool.as_ref())
+    }
 }

@@ -233,3 +233,54 @@ fn a_leaving_node_hands_its_keys_to_their_new_owners() {
         process.stderr_text()
     );
 }
+
+// A node that joins through etcd is pushed the values of the keys it now owns by their old
+// owners, so none of them is loaded from the source again.
+#[test]
+fn a_joining_node_is_pushed_its_keys() {
+    let Some(etcd) = Etcd::start() else { return };
+    let args = cluster_args(&etcd);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut nodes: Vec<Server> = (0..2).map(|_| Server::start(&args)).collect();
+    let mut urls: Vec<String> = nodes.iter().map(Server::url).collect();
+    urls.sort();
+    wait_for_members(&nodes.iter().collect::<Vec<_>>(), &urls, DEADLINE);
+    let keys: Vec<String> = (0..60).map(|i| format!("player-{i:06}")).collect();
+    for key in &keys {
+        let r = nodes[0].get(&format!("/api/scores/{key}"));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+    }
+    let field = |s: &serde_json::Value, name: &str| s["groups"]["scores"][name].as_u64().unwrap();
+    let loads = |nodes: &[Server]| -> u64 {
+        nodes
+            .iter()
+            .map(|n| field(&stats(n.addr), "local_loads"))
+            .sum()
+    };
+    assert_eq!(loads(&nodes), keys.len() as u64);
+
+    nodes.push(Server::start(&args));
+    urls.push(nodes[2].url());
+    urls.sort();
+    wait_for_members(&nodes.iter().collect::<Vec<_>>(), &urls, DEADLINE);
+    // The pushes run in the background after the change: wait (bounded) until the old
+    // owners report them all done.
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let out: u64 = nodes[..2]
+            .iter()
+            .map(|n| field(&stats(n.addr), "handed_out"))
+            .sum();
+        let into = field(&stats(nodes[2].addr), "handed_in");
+        if out > 0 && out == into {
+            break;
+        }
+        assert!(Instant::now() < end, "pushed {out}, taken {into}");
+        std::thread::sleep(Duration::from_millis(20)); // polling interval, not a sync point
+    }
+    for key in &keys {
+        let r = nodes[2].get(&format!("/api/scores/{key}"));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+    }
+    assert_eq!(loads(&nodes), keys.len() as u64, "no key loaded again");
+}
