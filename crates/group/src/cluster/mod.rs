@@ -20,6 +20,9 @@ use crate::random::{self, RandomSource};
 use health::{Change, Health, Outcome};
 use latency::{Board, Latency};
 
+/// How many rings from before changes of membership a cluster keeps for peeks.
+const PREVIOUS_RINGS: usize = 4;
+
 /// The members of a cluster and their health; a [`PeerPicker`] for any transport.
 ///
 /// It holds the consistent-hash ring of member names, one [`PeerGetter`] per member (made by the transport, e.g. an HTTP client
@@ -87,8 +90,12 @@ struct Members {
     ring: Ring<HashFn>,
     /// Every member but this node, by name.
     peers: HashMap<String, Arc<Member>>,
-    /// The ring before the last change of membership, and when that change came.
-    previous: Option<(Ring<HashFn>, Instant)>,
+    /// The rings before the last changes of membership, newest first, each with the time of
+    /// the change that replaced it: those within the hand-off period, at most
+    /// [`PREVIOUS_RINGS`]. More than one, because changes come in series (a rolling restart
+    /// makes one every few seconds): a node back from a restart must still find where its
+    /// keys went when it left, after the next node's restart has replaced the ring again.
+    previous: Vec<(Ring<HashFn>, Instant)>,
     /// Members of the previous ring that are no longer members: a node leaving gracefully
     /// still answers peeks at the keys it held while it drains, so its new owners can take
     /// them (only [`PeerPicker::previous_owner`] looks here).
@@ -188,23 +195,33 @@ impl Cluster {
         };
         let previous = match changed {
             false => current.previous.clone(),
-            true if current.ring.len() > 1 => Some((current.ring.clone(), now())),
             true => {
-                let mut others = self.preset.ring(self.replicas);
-                others.add(ring.members().filter(|m| *m != self.self_name));
-                (!others.is_empty()).then(|| (others, now()))
+                let at = now();
+                let replaced = match current.ring.len() > 1 {
+                    true => Some(current.ring.clone()),
+                    false => {
+                        let mut others = self.preset.ring(self.replicas);
+                        others.add(ring.members().filter(|m| *m != self.self_name));
+                        (!others.is_empty()).then_some(others)
+                    }
+                };
+                let older = (current.previous.iter())
+                    .filter(|(_, when)| at.saturating_duration_since(*when) < self.handoff)
+                    .cloned();
+                (replaced.map(|r| (r, at)).into_iter())
+                    .chain(older)
+                    .take(PREVIOUS_RINGS)
+                    .collect()
             }
         };
-        let departed = match &previous {
-            Some((before, _)) => (before.members())
-                .filter(|name| !peers.contains_key(*name))
-                .filter_map(|name| {
-                    let member = current.peers.get(name).or(current.departed.get(name))?;
-                    Some((name.to_owned(), Arc::clone(member)))
-                })
-                .collect(),
-            None => HashMap::new(),
-        };
+        let mut departed = HashMap::new();
+        for (before, _) in &previous {
+            for name in before.members().filter(|name| !peers.contains_key(*name)) {
+                if let Some(member) = current.peers.get(name).or(current.departed.get(name)) {
+                    departed.insert(name.to_owned(), Arc::clone(member));
+                }
+            }
+        }
         let next = Arc::new(Members {
             ring,
             peers,
@@ -300,19 +317,27 @@ impl PeerPicker for Cluster {
 
     fn previous_owner(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
         let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
-        let (previous, changed_at) = members.previous.as_ref()?;
-        if now().saturating_duration_since(*changed_at) >= self.handoff {
-            return None;
+        let now = now();
+        let owner = members.ring.get(key);
+        // Newest first: the last node other than this one and the owner that held the key.
+        for (previous, changed_at) in &members.previous {
+            if now.saturating_duration_since(*changed_at) >= self.handoff {
+                return None;
+            }
+            let Some(before) = previous.get(key) else {
+                continue;
+            };
+            if before == self.self_name || owner == Some(before) {
+                continue;
+            }
+            // A member, or one that left and may still be draining; and answering: a peek to
+            // a failing node would only add its timeout to a load that has to happen anyway.
+            let member = (members.peers.get(before)).or_else(|| members.departed.get(before));
+            if let Some(member) = member.filter(|m| m.health.state() == PeerState::Closed) {
+                return Some(Arc::clone(member) as Arc<dyn PeerGetter>);
+            }
         }
-        let before = previous.get(key)?;
-        if before == self.self_name || members.ring.get(key) == Some(before) {
-            return None;
-        }
-        // A member, or one that left and may still be draining; and answering: a peek to a
-        // failing node would only add its timeout to a load that has to happen anyway.
-        let member = (members.peers.get(before)).or_else(|| members.departed.get(before))?;
-        (member.health.state() == PeerState::Closed)
-            .then(|| Arc::clone(member) as Arc<dyn PeerGetter>)
+        None
     }
 
     fn owns(&self, key: &str) -> bool {
@@ -421,7 +446,7 @@ impl ClusterBuilder {
             members: RwLock::new(Arc::new(Members {
                 ring,
                 peers: HashMap::new(),
-                previous: None,
+                previous: Vec::new(),
                 departed: HashMap::new(),
                 changes: 0,
                 changed_at: None,

@@ -564,3 +564,44 @@ async fn old_owners_push_a_joining_node_its_keys() {
     );
     assert_eq!(nodes[3].group.stats().handoffs, 0, "and none peeked");
 }
+
+// Changes come in series (a rolling restart makes one every few seconds). A node back from a
+// restart must still find its keys where they went when it left, after the next change has
+// replaced the ring again: the cluster keeps the rings of the recent changes, not only the
+// last one. (No pushes here: only the peeks are under test.)
+#[tokio::test(start_paused = true)]
+async fn a_node_back_from_a_restart_finds_its_keys_after_the_next_change() {
+    let faults: Vec<Faults> = (0..3).map(|_| Faults::default()).collect();
+    let nodes = unconnected(3, PEER_TIMEOUT);
+    connect(&nodes, &[0, 1, 2], &faults);
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    // Node 3 leaves; its keys are asked, and taken from it by their new owners.
+    connect(&nodes, &[0, 1], &faults);
+    connect(&nodes, &[2], &faults);
+    for key in &keys {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    // It comes back empty, and node 2 leaves before anything is asked of it.
+    let own: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            let mut ring = Preset::Groupcache.ring(0);
+            ring.add(["node-1", "node-2", "node-3"]);
+            ring.get(k.as_str()) == Some("node-3")
+        })
+        .collect();
+    for key in &own {
+        nodes[2].group.remove_local(key);
+    }
+    connect(&nodes, &[0, 1, 2], &faults);
+    connect(&nodes, &[0, 2], &faults);
+    let before = loads(&nodes).iter().sum::<usize>();
+    for key in &own {
+        assert_eq!(nodes[2].group.get(key).await.unwrap(), value_of(key));
+    }
+    assert_eq!(loads(&nodes).iter().sum::<usize>(), before, "none reloaded");
+    assert_eq!(nodes[2].group.stats().handoffs, own.len() as u64);
+}

@@ -9,12 +9,12 @@
 //! before loading. Waiting a fixed time for those would hold every shutdown, even when no peer
 //! peeks (hand-off off, no traffic); so the node waits while peeks keep arriving.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use geecache_group::Registry;
 use geecache_transport_http::HttpPool;
-use tokio::task::AbortHandle;
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::membership::PeerSink;
@@ -78,51 +78,41 @@ fn peeks_served(registry: &Registry) -> u64 {
 }
 
 /// The pool as the membership's sink: after each change of members, it also pushes the values
-/// of keys this node gave away to their new owners (`Group::rebalance`), in the background,
-/// so a node that joins or comes back gets its keys at once. A change that comes while the
-/// last one's pushes still run stops them: the new ring decides what goes where.
+/// of keys this node gave away to their new owners (`Group::rebalance`), in the background, so
+/// a node that joins or comes back gets its keys at once.
+///
+/// One task does the pushing, one change at a time; changes that come while it works are
+/// folded into one more round. Stopping a round half-way instead would drop calls in flight,
+/// and a call dropped unfinished counts against the peer's health, as a timeout does.
 pub(crate) struct Rebalancing {
     pool: Arc<HttpPool>,
-    registry: Registry,
-    /// How long the pushes of one change may take; zero turns them off (as `--handoff 0s`
-    /// turns the hand-off off).
-    budget: Duration,
-    running: Mutex<Vec<AbortHandle>>,
+    changed: watch::Sender<u64>,
 }
 
 impl Rebalancing {
+    /// `budget` bounds each round; zero turns the pushes off (as `--handoff 0s` turns the
+    /// hand-off off). Call within a tokio runtime: the pushing task starts here.
     pub(crate) fn new(pool: Arc<HttpPool>, registry: Registry, budget: Duration) -> Self {
-        Rebalancing {
-            pool,
-            registry,
-            budget,
-            running: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn push_given_away(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        for task in running.drain(..) {
-            task.abort();
-        }
-        for group in self.registry.all() {
-            let budget = self.budget;
-            let task = runtime.spawn(async move {
-                let handed = group.rebalance(budget).await;
-                if handed.sent + handed.kept > 0 {
-                    tracing::info!(
-                        group = group.name(),
-                        sent = handed.sent,
-                        kept = handed.kept,
-                        "pushed the values of keys given away to their new owners"
-                    );
+        let (changed, mut rounds) = watch::channel(0);
+        if !budget.is_zero() {
+            tokio::spawn(async move {
+                // Ends when the sink is dropped with its node.
+                while rounds.changed().await.is_ok() {
+                    for group in registry.all() {
+                        let handed = group.rebalance(budget).await;
+                        if handed.sent + handed.kept > 0 {
+                            tracing::info!(
+                                group = group.name(),
+                                sent = handed.sent,
+                                kept = handed.kept,
+                                "pushed the values of keys given away to their new owners"
+                            );
+                        }
+                    }
                 }
             });
-            running.push(task.abort_handle());
         }
+        Rebalancing { pool, changed }
     }
 }
 
@@ -133,8 +123,8 @@ impl PeerSink for Rebalancing {
         let mut after = PeerSink::peers(self.pool.as_ref());
         before.sort_unstable();
         after.sort_unstable();
-        if before != after && !self.budget.is_zero() {
-            self.push_given_away();
+        if before != after {
+            self.changed.send_modify(|n| *n += 1);
         }
         Ok(())
     }
