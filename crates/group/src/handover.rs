@@ -36,12 +36,20 @@ pub struct HandOver {
 }
 
 impl Group {
-    /// Sends each value of this node's main cache to its key's next owner, as this node
-    /// leaves: at most 16 at once, each within the peer timeout, all within `budget` (what is
-    /// not sent by then is left). Call it after the other members have been told this node is
-    /// leaving, and keep answering peeks meanwhile; without peers it sends nothing.
+    /// Sends each value of this node's main cache for a key it owns to the key's next owner,
+    /// as this node leaves: at most 16 at once, each within the peer timeout, all within
+    /// `budget` (what is not sent by then is left). Call it after the other members have been
+    /// told this node is leaving, and keep answering peeks meanwhile; without peers it sends
+    /// nothing.
     pub async fn hand_over(&self, budget: Duration) -> HandOver {
-        self.push(budget, |_| true).await
+        let Some(picker) = self.inner.peers.get() else {
+            return HandOver::default();
+        };
+        // Only the keys this node owns: values of keys given away by an earlier change were
+        // pushed to their owners then ([`Group::rebalance`]), and pushing them again would
+        // spend the time the node has on what its heirs already hold.
+        let picker = Arc::clone(picker);
+        self.push(budget, move |key| picker.owns(key)).await
     }
 
     /// After a change of membership, sends each value of the main cache whose key this node
