@@ -31,7 +31,12 @@ impl Server {
         log: PathBuf,
         deadline: Duration,
     ) -> anyhow::Result<Self> {
-        let stderr = File::create(&log)
+        // Appended to, so that a node restarted under the same name keeps its earlier life's
+        // lines (chaos runs read them).
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
             .with_context(|| format!("cannot create log file {}", log.display()))?;
         // The children read their settings from flags only: a GEECACHE_* variable left in
         // the shell would silently change what is measured.
