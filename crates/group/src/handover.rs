@@ -7,8 +7,9 @@
 //! each value of its main cache goes to the member that owns its key once this node is gone
 //! ([`PeerPicker::heir`]), which stores it as its own ([`Group::take_handed`]). The protocol
 //! lives here, behind the peer traits; a transport carries it with
-//! [`PeerGetter::hand_over`].
+//! [`PeerGetter::hand_over`], many values per call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +17,15 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use crate::Error;
-use crate::cache::Tier;
+use crate::cache::{Entry, Tier};
 use crate::getter::Loaded;
-use crate::group::{Group, shown};
-use crate::peers::PeerGetter;
+use crate::group::Group;
+use crate::peers::{HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker};
 
-/// At most this many values are on their way at once.
-const IN_FLIGHT: usize = 16;
+/// At most this many batches are on their way at once: enough to keep the heirs busy while
+/// this node gathers the next ones, few enough that a leaving node under load does not crowd
+/// out the requests it is still answering.
+const IN_FLIGHT: usize = 4;
 
 /// What [`Group::hand_over`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,10 +40,10 @@ pub struct HandOver {
 
 impl Group {
     /// Sends each value of this node's main cache for a key it owns to the key's next owner,
-    /// as this node leaves: at most 16 at once, each within the peer timeout, all within
-    /// `budget` (what is not sent by then is left). Call it after the other members have been
-    /// told this node is leaving, and keep answering peeks meanwhile; without peers it sends
-    /// nothing.
+    /// as this node leaves: in batches per heir, a few at once, each within the peer timeout,
+    /// all within `budget` (what is not sent by then is left). Call it after the other members
+    /// have been told this node is leaving, and keep answering peeks meanwhile; without peers
+    /// it sends nothing.
     pub async fn hand_over(&self, budget: Duration) -> HandOver {
         let Some(picker) = self.inner.peers.get() else {
             return HandOver::default();
@@ -66,7 +69,9 @@ impl Group {
         self.push(budget, move |key| !picker.owns(key)).await
     }
 
-    /// Sends the main-cache values whose keys `which` picks to their heirs.
+    /// Sends the main-cache values whose keys `which` picks to their heirs, in batches per
+    /// heir ([`HAND_OVER_BATCH`] values or [`HAND_OVER_BATCH_BYTES`] at most, whichever comes
+    /// first), [`IN_FLIGHT`] batches at once.
     async fn push(&self, budget: Duration, which: impl Fn(&str) -> bool) -> HandOver {
         let mut done = HandOver::default();
         let Some(picker) = self.inner.peers.get() else {
@@ -76,24 +81,18 @@ impl Group {
         entries.retain(|(key, _)| which(key));
         let total = entries.len();
         let mut waiting = entries.into_iter();
+        let mut batches = Batches::default();
         let mut sending = FuturesUnordered::new();
         let deadline = tokio::time::Instant::now() + budget;
         loop {
             while sending.len() < IN_FLIGHT {
-                let Some((key, entry)) = waiting.next() else {
+                let Some((heir, values)) = batches.next_full(&mut waiting, picker.as_ref()) else {
                     break;
                 };
-                match picker.heir(&key) {
-                    Some(heir) => {
-                        let value = Loaded::new(entry.value.clone()).with_optional_ttl(entry.ttl());
-                        sending.push(self.give(heir, key, value));
-                    }
-                    None => done.kept += 1,
-                }
+                sending.push(self.give(heir, values));
             }
             match tokio::time::timeout_at(deadline, sending.next()).await {
-                Ok(Some(true)) => done.sent += 1,
-                Ok(Some(false)) => done.kept += 1,
+                Ok(Some(taken)) => done.sent += taken,
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
@@ -128,17 +127,67 @@ impl Group {
         Ok(())
     }
 
-    /// One value to `heir`, within the peer timeout; whether it took it.
-    async fn give(&self, heir: Arc<dyn PeerGetter>, key: String, value: Loaded) -> bool {
-        let call = heir.hand_over(self.name(), &key, value);
+    /// One batch to `heir`, within the peer timeout; how many values it took.
+    async fn give(&self, heir: Arc<dyn PeerGetter>, values: Handed) -> usize {
+        let count = values.len();
+        let call = heir.hand_over(self.name(), values);
         match tokio::time::timeout(self.peer_timeout(), call).await {
-            Ok(Ok(taken)) => taken,
+            Ok(Ok(taken)) => taken.min(count),
             Ok(Err(error)) => {
-                tracing::debug!(group = self.name(), key = %shown(&key), peer = heir.name(),
-                    %error, "hand-over refused");
-                false
+                tracing::debug!(group = self.name(), peer = heir.name(), count, %error,
+                    "hand-over refused");
+                0
             }
-            Err(_) => false,
+            Err(_) => 0,
         }
+    }
+}
+
+/// Values for one call of [`PeerGetter::hand_over`].
+type Handed = Vec<(String, Loaded)>;
+
+/// The values on their way to each heir, gathered into batches.
+#[derive(Default)]
+struct Batches {
+    /// Per heir (by name): the heir and its batch so far.
+    open: HashMap<String, (Arc<dyn PeerGetter>, Batch)>,
+}
+
+#[derive(Default)]
+struct Batch {
+    values: Handed,
+    bytes: usize,
+}
+
+impl Batches {
+    /// Takes entries from `waiting` until some heir's batch is full, and returns it; once
+    /// `waiting` is empty, returns the partly filled batches one by one. Entries whose key has
+    /// no answering heir are skipped (they count as kept).
+    fn next_full(
+        &mut self,
+        waiting: &mut impl Iterator<Item = (String, Entry)>,
+        picker: &dyn PeerPicker,
+    ) -> Option<(Arc<dyn PeerGetter>, Handed)> {
+        for (key, entry) in waiting.by_ref() {
+            let Some(heir) = picker.heir(&key) else {
+                continue;
+            };
+            let bytes = key.len() + entry.value.len();
+            let value = Loaded::new(entry.value.clone()).with_optional_ttl(entry.ttl());
+            let name = heir.name().to_owned();
+            let (_, batch) = self
+                .open
+                .entry(name.clone())
+                .or_insert_with(|| (heir, Batch::default()));
+            batch.values.push((key, value));
+            batch.bytes += bytes;
+            if batch.values.len() >= HAND_OVER_BATCH || batch.bytes >= HAND_OVER_BATCH_BYTES {
+                let (heir, batch) = self.open.remove(&name)?;
+                return Some((heir, batch.values));
+            }
+        }
+        let name = self.open.keys().next()?.clone();
+        let (heir, batch) = self.open.remove(&name)?;
+        Some((heir, batch.values))
     }
 }

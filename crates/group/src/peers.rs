@@ -73,6 +73,13 @@ pub enum RemoveMode {
     Owner,
 }
 
+/// The most values [`PeerGetter::hand_over`] is given in one call.
+pub const HAND_OVER_BATCH: usize = 256;
+
+/// The most bytes of values [`PeerGetter::hand_over`] is given in one call, unless one value
+/// alone is larger (it then goes by itself).
+pub const HAND_OVER_BATCH_BYTES: usize = 1 << 20;
+
 /// Talks to one peer: fetches keys from it, and asks it to drop them.
 ///
 /// It returns boxed futures (rather than being `async fn`s) because the picker hands peers
@@ -107,18 +114,23 @@ pub trait PeerGetter: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(None)))
     }
 
-    /// Gives the peer `value` for `key`, a key it owns once this node has left: the peer
-    /// stores it as its own, so a restart or a scale-in does not send the key back to the
-    /// source. `Ok(true)` when the peer took it; `Ok(false)` when this transport (or this
-    /// peer) cannot take values, which is the default.
+    /// Gives the peer `values`, each for a key it owns once this node has left or since a
+    /// change of membership: the peer stores them as its own, so a restart or a scale-in does
+    /// not send the keys back to the source. Returns how many the peer took; a key it refuses
+    /// (its source's key check, say) is left out, not an error. `Ok(0)` when this transport
+    /// (or this peer) cannot take values, which is the default.
+    ///
+    /// One call carries many values because a node has a few seconds to hand over its whole
+    /// cache while it leaves: one request per value spends that time on request overhead.
+    /// The group sends at most [`HAND_OVER_BATCH`] values, of at most
+    /// [`HAND_OVER_BATCH_BYTES`] in all unless a single value is larger, per call.
     fn hand_over<'a>(
         &'a self,
         group: &'a str,
-        key: &'a str,
-        value: Loaded,
-    ) -> BoxFuture<'a, Result<bool, PeerError>> {
-        let _ = (group, key, value);
-        Box::pin(std::future::ready(Ok(false)))
+        values: Vec<(String, Loaded)>,
+    ) -> BoxFuture<'a, Result<usize, PeerError>> {
+        let _ = (group, values);
+        Box::pin(std::future::ready(Ok(0)))
     }
 
     /// A name for logs and errors, e.g. the peer's base URL.

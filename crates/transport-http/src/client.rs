@@ -16,7 +16,7 @@ use prost::Message;
 use crate::auth::Token;
 use crate::conn::Connections;
 use crate::kind::ErrorKind;
-use crate::proto::GetResponse;
+use crate::proto::{GetResponse, HandOver, HandedValue};
 use crate::{ERROR_HEADER, PEEK_HEADER, PROTOBUF, REMOVED_HEADER, UNCONFIRMED_HEADER, names, path};
 
 /// How much of an error answer's body is read for its message. Error bodies are short plain
@@ -277,33 +277,41 @@ impl HttpPeer {
     }
 
     /// Sends a PUT with `value`: the receiver, the key's next owner, stores it as its own.
-    pub(crate) async fn put(
+    /// Gives the peer `values` in one `POST {base}{group}/`; how many it took.
+    pub(crate) async fn hand_over(
         &self,
         group: &str,
-        key: &str,
-        value: Loaded,
-    ) -> Result<bool, PeerError> {
+        values: Vec<(String, Loaded)>,
+    ) -> Result<usize, PeerError> {
         // Go nodes serve every method as a GET: never hand them anything.
-        if self.base_path == crate::GROUPCACHE_BASE_PATH {
-            return Ok(false);
+        if self.base_path == crate::GROUPCACHE_BASE_PATH || values.is_empty() {
+            return Ok(0);
         }
-        let ttl = value.ttl();
-        let message = GetResponse::with_ttl(value.into_value(), ttl, SystemTime::now());
-        let mut request = self.request_with(
-            Method::PUT,
-            group,
-            key,
-            Mark::Get,
-            Bytes::from(message.encode_to_vec()),
-        )?;
+        let now = SystemTime::now();
+        let message = HandOver {
+            values: (values.into_iter())
+                .map(|(key, value)| {
+                    let ttl = value.ttl();
+                    HandedValue::with_ttl(key, value.into_value(), ttl, now)
+                })
+                .collect(),
+        };
+        let body = Bytes::from(message.encode_to_vec());
+        let mut request = self.request_with(Method::POST, group, "", Mark::Get, body)?;
         request
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
         match self.exchange_any(request, ERROR_BODY_LIMIT).await? {
-            Reply::Answered(parts, _) => Ok(parts.headers.get(TAKEN).is_some_and(|v| v == "1")),
+            Reply::Answered(parts, _) => {
+                let taken = parts.headers.get(TAKEN).and_then(|v| v.to_str().ok());
+                let taken = taken.and_then(|v| v.parse::<usize>().ok());
+                taken.ok_or_else(|| {
+                    PeerError::Malformed("hand-over answer without a count of values taken".into())
+                })
+            }
             // An older node without the route: it cannot take values, and is not failing.
             Reply::Refused(parts, _) if parts.status == http::StatusCode::METHOD_NOT_ALLOWED => {
-                Ok(false)
+                Ok(0)
             }
             Reply::Refused(parts, message) => Err(status_error(&parts, message)),
         }
@@ -553,10 +561,9 @@ impl PeerGetter for HttpPeer {
     fn hand_over<'a>(
         &'a self,
         group: &'a str,
-        key: &'a str,
-        value: Loaded,
-    ) -> BoxFuture<'a, Result<bool, PeerError>> {
-        Box::pin(self.put(group, key, value))
+        values: Vec<(String, Loaded)>,
+    ) -> BoxFuture<'a, Result<usize, PeerError>> {
+        Box::pin(self.hand_over(group, values))
     }
 
     fn name(&self) -> &str {

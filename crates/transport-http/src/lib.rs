@@ -144,8 +144,8 @@ pub const REMOVED_HEADER: &str = "x-geecache-removed";
 /// On a removal's answer: the peers that did not confirm they dropped the key, comma-separated.
 pub const UNCONFIRMED_HEADER: &str = "x-geecache-unconfirmed";
 
-/// On the answer to a hand-over (`PUT` on the peer route, value `1`): "this node stored the
-/// value as its own".
+/// On the answer to a hand-over (`POST {base}{group}/`): how many of the values this node
+/// stored as its own.
 pub const TAKEN_HEADER: &str = "x-geecache-taken";
 
 /// The default base path of the peer route.

@@ -9,11 +9,15 @@
 //! syntax = "proto2";
 //! message GetRequest  { required string group = 1; required string key = 2; }
 //! message GetResponse { optional bytes value = 1; optional double minute_qps = 2; optional int64 expire = 3; }
+//! message HandedValue { required string key = 1; optional bytes value = 2; optional int64 expire = 3; }
+//! message HandOver    { repeated HandedValue values = 1; }
 //! ```
 //!
 //! Fields 1 and 2 of `GetResponse` are groupcache's. Field 3 is geecache's: the value's expiry
 //! in unix nanoseconds. A Go node skips it as an unknown field, and a Go node never sends it, so
-//! values from Go peers simply have no time to live.
+//! values from Go peers simply have no time to live. `HandOver` is geecache's alone: a node
+//! gives its values to their keys' next owners in it, many per request (Go nodes are never
+//! sent one).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,4 +90,56 @@ fn expire_at(now: SystemTime, ttl: Duration) -> i64 {
     let nanos = since_epoch.saturating_add(ttl).as_nanos();
     // 0 would mean "no expiry"; a deadline at the epoch itself is long past, so say 1.
     i64::try_from(nanos).unwrap_or(i64::MAX).max(1)
+}
+
+/// One value a node gives to its key's next owner: the key, the value and its expiry, as in
+/// [`GetResponse`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HandedValue {
+    /// The key.
+    #[prost(string, required, tag = "1")]
+    pub key: String,
+    /// The value. Absent means empty.
+    #[prost(bytes = "bytes", optional, tag = "2")]
+    pub value: Option<Bytes>,
+    /// When the value expires, in nanoseconds since the unix epoch; absent or 0 when it does
+    /// not expire.
+    #[prost(int64, optional, tag = "3")]
+    pub expire: Option<i64>,
+}
+
+impl HandedValue {
+    /// `value` for `key`, with `expire` set to `now + ttl` when there is a time to live.
+    #[must_use]
+    pub fn with_ttl(
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+        ttl: Option<Duration>,
+        now: SystemTime,
+    ) -> Self {
+        HandedValue {
+            key: key.into(),
+            value: Some(value.into()),
+            expire: ttl.map(|ttl| expire_at(now, ttl)),
+        }
+    }
+
+    /// The time the value has left to live at `now`, read as [`GetResponse::ttl_at`] reads it.
+    #[must_use]
+    pub fn ttl_at(&self, now: SystemTime) -> Option<Duration> {
+        GetResponse {
+            value: None,
+            minute_qps: None,
+            expire: self.expire,
+        }
+        .ttl_at(now)
+    }
+}
+
+/// The body of a hand-over: values for keys the receiving node owns.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HandOver {
+    /// The values, in no particular order.
+    #[prost(message, repeated, tag = "1")]
+    pub values: Vec<HandedValue>,
 }

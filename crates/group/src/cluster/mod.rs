@@ -594,12 +594,11 @@ impl PeerGetter for Member {
     fn hand_over<'a>(
         &'a self,
         group: &'a str,
-        key: &'a str,
-        value: Loaded,
-    ) -> BoxFuture<'a, Result<bool, PeerError>> {
+        values: Vec<(String, Loaded)>,
+    ) -> BoxFuture<'a, Result<usize, PeerError>> {
         Box::pin(async move {
             let attempt = Attempt::new(self);
-            let result = self.getter.hand_over(group, key, value).await;
+            let result = self.getter.hand_over(group, values).await;
             attempt.report(&result);
             result
         })

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use geecache_consistenthash::Preset;
 use geecache_group::{
-    BoxFuture, Cluster, Group, HealthPolicy, Loaded, PeerError, PeerGetter, PeerState, RemoveMode,
+    BoxFuture, Cluster, Group, HAND_OVER_BATCH, HealthPolicy, Loaded, PeerError, PeerGetter,
+    PeerState, RemoveMode,
 };
 
 use crate::support::{CountingLoader, LocalPeer, value_of};
@@ -20,6 +21,8 @@ struct HangablePeer {
     hung: Arc<AtomicBool>,
     /// Milliseconds (of tokio's clock) each answer takes; 0: at once.
     delay_ms: Arc<AtomicU64>,
+    /// Hand-over calls the peer received.
+    hand_overs: Arc<AtomicU64>,
 }
 
 impl PeerGetter for HangablePeer {
@@ -56,10 +59,10 @@ impl PeerGetter for HangablePeer {
     fn hand_over<'a>(
         &'a self,
         group: &'a str,
-        key: &'a str,
-        value: Loaded,
-    ) -> BoxFuture<'a, Result<bool, PeerError>> {
-        self.local.hand_over(group, key, value)
+        values: Vec<(String, Loaded)>,
+    ) -> BoxFuture<'a, Result<usize, PeerError>> {
+        self.hand_overs.fetch_add(1, Ordering::SeqCst);
+        self.local.hand_over(group, values)
     }
 
     fn name(&self) -> &str {
@@ -83,6 +86,7 @@ const HANDOFF: Duration = Duration::from_secs(60);
 struct Faults {
     hung: Arc<AtomicBool>,
     delay_ms: Arc<AtomicU64>,
+    hand_overs: Arc<AtomicU64>,
 }
 
 /// Three nodes; `faults[i]` makes node `i` hang or answer slowly when another node asks it.
@@ -140,6 +144,7 @@ fn connect(nodes: &[Node], members: &[usize], faults: &[Faults]) {
                     },
                     hung: Arc::clone(&faults[j].hung),
                     delay_ms: Arc::clone(&faults[j].delay_ms),
+                    hand_overs: Arc::clone(&faults[j].hand_overs),
                 }) as Arc<dyn PeerGetter>)
             })
             .unwrap();
@@ -494,20 +499,37 @@ async fn a_leaving_node_hands_its_values_to_their_next_owners() {
     let faults: Vec<Faults> = (0..4).map(|_| Faults::default()).collect();
     let nodes = unconnected(4, PEER_TIMEOUT);
     connect(&nodes, &[0, 1, 2, 3], &faults);
-    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    // Enough keys that some heir gets more than one batch.
+    let keys: Vec<String> = (0..3000).map(|i| format!("k{i}")).collect();
     for key in &keys {
         nodes[0].group.get(key).await.unwrap();
     }
     let held = nodes[3].group.stats().main.items;
-    assert!(held > 0, "the leaving node owns some keys");
+    assert!(held > HAND_OVER_BATCH, "the leaving node owns some keys");
 
     // The others drop it from their lists; it still knows them all.
     connect(&nodes, &[0, 1, 2], &faults);
     let handed = nodes[3].group.hand_over(Duration::from_secs(10)).await;
     assert_eq!(handed.sent, held);
     assert_eq!(handed.kept, 0);
-    let received: u64 = nodes[..3].iter().map(|n| n.group.stats().handed_in).sum();
-    assert_eq!(received, held as u64, "each value went to exactly one heir");
+    let received: Vec<u64> = nodes[..3]
+        .iter()
+        .map(|n| n.group.stats().handed_in)
+        .collect();
+    assert_eq!(
+        received.iter().sum::<u64>(),
+        held as u64,
+        "each value went to exactly one heir"
+    );
+    // In full batches: as few calls per heir as the batch size allows.
+    for (i, &n) in received.iter().enumerate() {
+        let calls = faults[i].hand_overs.load(Ordering::SeqCst);
+        assert_eq!(
+            calls,
+            n.div_ceil(HAND_OVER_BATCH as u64),
+            "calls to node {i}"
+        );
+    }
 
     // Nobody peeks or loads: the heirs hold the values as their own.
     faults[3].hung.store(true, Ordering::SeqCst);

@@ -107,12 +107,14 @@ impl PeerGetter for LocalPeer {
     fn hand_over<'a>(
         &'a self,
         _group: &'a str,
-        key: &'a str,
-        value: Loaded,
-    ) -> BoxFuture<'a, Result<bool, PeerError>> {
-        let taken =
-            (self.group.take_handed(key, value)).map_err(|e| PeerError::Malformed(e.to_string()));
-        Box::pin(async move { taken.map(|()| true) })
+        values: Vec<(String, Loaded)>,
+    ) -> BoxFuture<'a, Result<usize, PeerError>> {
+        let taken = values
+            .into_iter()
+            .map(|(key, value)| self.group.take_handed(&key, value))
+            .filter(Result::is_ok)
+            .count();
+        Box::pin(std::future::ready(Ok(taken)))
     }
 
     fn name(&self) -> &str {

@@ -245,6 +245,25 @@ struct AppInner {
 }
 
 impl App {
+    /// Reads `{prefix}{group}/` (no key: a request about the group's keys at large) from the
+    /// raw path and finds the group.
+    fn locate_group(&self, uri: &Uri, prefix: &str) -> Result<Arc<Group>, Failure> {
+        let (raw_group, raw_key) = path::split(uri.path(), prefix).map_err(|e| bad_path(&e))?;
+        if !raw_key.is_empty() {
+            return Err(Failure::new(
+                ErrorKind::BadPath,
+                format!("this request goes to {prefix}{{group}}/, with no key"),
+            ));
+        }
+        let group = path::decode(raw_group.as_bytes(), Decoding::Form).map_err(|e| bad_path(&e))?;
+        self.0.registry.get(&group).ok_or_else(|| {
+            Failure::new(
+                ErrorKind::UnknownGroup,
+                format!("no such group: {:?}", quoted(&group)),
+            )
+        })
+    }
+
     /// Reads `{prefix}{group}/{key}` from the raw path and finds the group.
     fn locate<'u>(
         &self,

@@ -15,7 +15,7 @@ use super::{App, bad_path, removal_response, with_source};
 use crate::failure::{Failure, quoted};
 use crate::kind::ErrorKind;
 use crate::path::{Decoding, PathError};
-use crate::proto::GetResponse;
+use crate::proto::{GetResponse, HandOver};
 use crate::{FANOUT_HEADER, PEEK_HEADER, PEER_HEADER, PROTOBUF, TAKEN_HEADER, names};
 
 pub(super) fn routes(base: &str) -> Router<App> {
@@ -25,7 +25,7 @@ pub(super) fn routes(base: &str) -> Router<App> {
     Router::new()
         .route(
             &format!("{base}{{*rest}}"),
-            get(fetch).delete(remove).put(take),
+            get(fetch).delete(remove).post(take),
         )
         .route(base, any(missing_group))
 }
@@ -104,29 +104,38 @@ async fn remove(State(app): State<App>, request: Request) -> Result<Response, Fa
     Ok(removal_response(&removal))
 }
 
-/// The most a handed-over value may weigh: what a peer answer may weigh by default.
+/// The most a hand-over's body may weigh: what a peer answer may weigh by default. A sender
+/// batches up to 1 MiB (more only for one larger value), so this leaves room for any value a
+/// node could have cached.
 const MAX_HANDED_BYTES: usize = 64 << 20;
 
-/// A hand-over: a leaving peer gives this node, its key's next owner, the value.
+/// A hand-over, `POST {base}{group}/`: a peer gives this node values for keys it owns (the
+/// peer is leaving, or the membership changed). Each value is stored as the node's own; a key
+/// the group refuses is left out. Answers 204 with how many values were taken.
 async fn take(State(app): State<App>, request: Request) -> Result<Response, Failure> {
-    let (group, key) = app.locate(request.uri(), &app.0.base, Decoding::Form)?;
-    let key = key.into_owned();
+    let group = app.locate_group(request.uri(), &app.0.base)?;
     let body = axum::body::to_bytes(request.into_body(), MAX_HANDED_BYTES)
         .await
         .map_err(|e| Failure::new(ErrorKind::TooLarge, format!("hand-over body: {e}")))?;
-    let message = GetResponse::decode(body).map_err(|e| {
+    let message = HandOver::decode(body).map_err(|e| {
         Failure::new(
             ErrorKind::BadBody,
-            format!("hand-over body is not a GetResponse: {e}"),
+            format!("hand-over body is not a HandOver message: {e}"),
         )
     })?;
-    let ttl = message.ttl_at(SystemTime::now());
-    let value = message.value.unwrap_or_default();
-    let loaded = Loaded::new(value).with_optional_ttl(ttl);
-    group
-        .take_handed(&key, loaded)
-        .map_err(|e| Failure::of_get(group.name(), &key, &e))?;
-    Ok(([(TAKEN_HEADER, "1")], axum::http::StatusCode::NO_CONTENT).into_response())
+    let now = SystemTime::now();
+    let mut taken = 0_usize;
+    for handed in message.values {
+        let ttl = handed.ttl_at(now);
+        let loaded = Loaded::new(handed.value.unwrap_or_default()).with_optional_ttl(ttl);
+        // Keys over the limit are refused as they would be in a path.
+        if handed.key.len() <= app.0.max_key_bytes && group.take_handed(&handed.key, loaded).is_ok()
+        {
+            taken += 1;
+        }
+    }
+    let count = HeaderValue::from(taken);
+    Ok(([(TAKEN_HEADER, count)], axum::http::StatusCode::NO_CONTENT).into_response())
 }
 
 async fn missing_group() -> Failure {

@@ -1,10 +1,13 @@
 //! Three real nodes on loopback: ownership, single loads, removal, crashes, membership changes.
 
 use std::collections::BTreeSet;
+use std::time::SystemTime;
 
 use futures_util::future::join_all;
+use geecache_transport_http::proto::{HandOver, HandedValue};
 use geecache_transport_http::{ErrorKind, PEER_HEADER};
 use http::{Method, StatusCode};
+use prost::Message;
 
 use crate::support::{Cluster, GROUP, Options, PATIENT, get, send, send_body, value_of};
 
@@ -370,7 +373,7 @@ async fn a_joining_node_takes_its_keys_from_their_previous_owners() {
 }
 
 // A node leaves a cluster of three. Before it goes it hands each value it owns to the member
-// that owns the key without it, over `PUT`; the others then answer every key with no source
+// that owns the key without it, in one `POST` per heir; the others then answer every key with no source
 // load, though the leaver is gone before anyone asks.
 #[tokio::test]
 async fn a_leaving_node_hands_its_values_over_before_it_goes() {
@@ -411,16 +414,42 @@ async fn a_leaving_node_hands_its_values_over_before_it_goes() {
     }
 }
 
-// A hand-over's body must be a `GetResponse` within the limit; anything else is refused with
-// a clear kind, and the node keeps serving.
+// A hand-over goes to `{base}{group}/` with a `HandOver` body; anything else is refused with a
+// clear kind, a key the group cannot hold is left out of what was taken, and the node keeps
+// serving.
 #[tokio::test]
 async fn a_malformed_hand_over_is_refused() {
     let cluster = Cluster::start(Options::default()).await;
     let node = &cluster.nodes[0];
-    let url = format!("{}/_geecache/{GROUP}/k1", node.url);
-    let answer = send_body(Method::PUT, &url, b"\xff\xff\xff not protobuf".to_vec()).await;
+    let batch_url = format!("{}/_geecache/{GROUP}/", node.url);
+
+    let answer = send_body(
+        Method::POST,
+        &batch_url,
+        b"\xff\xff\xff not protobuf".to_vec(),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
     assert_eq!(answer.header("x-geecache-error"), Some("bad-body"));
+
+    let with_key = format!("{}/_geecache/{GROUP}/k1", node.url);
+    let answer = send_body(Method::POST, &with_key, Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    assert_eq!(answer.header("x-geecache-error"), Some("bad-path"));
+
+    let unknown = format!("{}/_geecache/no-such-group/", node.url);
+    let answer = send_body(Method::POST, &unknown, Vec::new()).await;
+    assert_eq!(answer.header("x-geecache-error"), Some("unknown-group"));
     assert_eq!(node.group.stats().handed_in, 0);
+
+    let handed = |key: &str| HandedValue::with_ttl(key, "handed", None, SystemTime::now());
+    let over_long = "k".repeat((64 << 10) + 1); // over the default key limit
+    let message = HandOver {
+        values: vec![handed("h1"), handed(&over_long), handed("")],
+    };
+    let answer = send_body(Method::POST, &batch_url, message.encode_to_vec()).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    assert_eq!(answer.header("x-geecache-taken"), Some("1"));
+    assert_eq!(node.group.stats().handed_in, 1);
     assert_eq!(get(&node.api("k1")).await.text(), value_of("k1", 0));
 }
