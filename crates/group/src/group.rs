@@ -292,8 +292,35 @@ impl Group {
     fn owner_elsewhere(&self, key: &str, origin: Origin) -> Option<Arc<dyn PeerGetter>> {
         match origin {
             Origin::Peer => None,
-            Origin::Client => self.inner.peers.get()?.pick_peer(key),
+            Origin::Client => {
+                let pick = self.inner.peers.get()?.pick(key);
+                for probe in pick.probes {
+                    self.probe(probe, key);
+                }
+                pick.peer
+            }
         }
+    }
+
+    /// Asks `peer` for `key` in the background, within the peer timeout, only for its health:
+    /// the picker's wrapper records the answer or the timeout, which closes or reopens the
+    /// peer's circuit. The value is not kept (the request that led here is being served by
+    /// the next member). Outside a tokio runtime there is nothing to run it on, and the peer
+    /// is probed again after one more backoff.
+    fn probe(&self, peer: Arc<dyn PeerGetter>, key: &str) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (group, key, timeout) = (self.name().to_owned(), key.to_owned(), self.peer_timeout());
+        runtime.spawn(async move {
+            let answer = tokio::time::timeout(timeout, peer.get(&group, &key)).await;
+            tracing::debug!(
+                group,
+                peer = peer.name(),
+                answered = answer.is_ok(),
+                "probed"
+            );
+        });
     }
 
     async fn load_locally(&self, key: &str) -> Result<Fetched, Error> {

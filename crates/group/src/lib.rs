@@ -99,7 +99,7 @@ pub use geecache_lru::Policy;
 pub use getter::{BoxFuture, Getter, GetterFn, Loaded, getter_fn};
 pub use group::{Fetched, Group, Origin, Source};
 pub use handover::HandOver;
-pub use peers::{HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, RemoveMode};
+pub use peers::{HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, Pick, RemoveMode};
 pub use registry::{Registry, groups};
 pub use removal::Removal;
 pub use stats::{CacheStats, Field, FieldKind, Stats};

@@ -3,6 +3,38 @@ use std::sync::Arc;
 use crate::error::PeerError;
 use crate::getter::{BoxFuture, Loaded};
 
+/// What [`PeerPicker::pick`] chose for a key.
+#[derive(Default)]
+#[non_exhaustive]
+pub struct Pick {
+    /// The peer to ask, or `None` when this node loads the key.
+    pub peer: Option<Arc<dyn PeerGetter>>,
+    /// Peers whose circuit is due a probe: ask each for the key, apart from the request, and
+    /// let the answer (or the peer timeout) decide its health. Usually empty.
+    pub probes: Vec<Arc<dyn PeerGetter>>,
+}
+
+impl Pick {
+    /// A choice of `peer`, with nothing to probe.
+    #[must_use]
+    pub fn new(peer: Option<Arc<dyn PeerGetter>>) -> Self {
+        Pick {
+            peer,
+            probes: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Pick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |p: &Arc<dyn PeerGetter>| p.name().to_owned();
+        f.debug_struct("Pick")
+            .field("peer", &self.peer.as_ref().map(name))
+            .field("probes", &self.probes.iter().map(name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// Chooses the node that owns a key, and knows every other member.
 ///
 /// The HTTP transport implements it over a consistent-hash ring of peer URLs; tests implement
@@ -13,6 +45,17 @@ pub trait PeerPicker: Send + Sync + 'static {
     ///
     /// Called on every miss, so it should be cheap: no I/O, no allocation beyond an `Arc` clone.
     fn pick_peer(&self, key: &str) -> Option<Arc<dyn PeerGetter>>;
+
+    /// As [`pick_peer`](Self::pick_peer), with the peers to probe apart: a skipped peer whose
+    /// backoff has passed is returned in [`Pick::probes`] rather than as the peer to ask, and
+    /// the request goes on to the next member. The group probes those in the background, so no
+    /// client request waits on a peer that may still hang. Default: [`pick_peer`]'s choice,
+    /// nothing to probe (a picker without health probes with the request itself).
+    ///
+    /// [`pick_peer`]: Self::pick_peer
+    fn pick(&self, key: &str) -> Pick {
+        Pick::new(self.pick_peer(key))
+    }
 
     /// Every member but this node: whom a removal is fanned out to.
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>>;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use geecache_consistenthash::Preset;
-use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker};
+use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker, Pick};
 
 use crate::DEFAULT_BASE_PATH;
 use crate::auth::Token;
@@ -137,6 +137,10 @@ impl HttpPool {
 impl PeerPicker for HttpPool {
     fn pick_peer(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
         self.cluster.pick_peer(key)
+    }
+
+    fn pick(&self, key: &str) -> Pick {
+        self.cluster.pick(key)
     }
 
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {

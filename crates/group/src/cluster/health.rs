@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A timeout or a refused connection opens the circuit at once (by default): a hung peer must
-//! cost at most one timeout per backoff period, not one per request. Other failures (an error
+//! cost at most one timeout per backoff period, not one per request, and that one is paid by a
+//! probe sent apart from any client's request ([`PeerPicker::pick`](crate::PeerPicker::pick)). Other failures (an error
 //! status, a malformed answer) must repeat before they open it, since a single one says more
 //! about a request than about the peer. "Not found" and "rejected" are answers, so they count
 //! as successes.
@@ -175,6 +176,16 @@ enum State {
     },
 }
 
+/// How a request is let through to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    /// The circuit is closed: an ordinary request.
+    Closed,
+    /// The backoff has passed: this caller probes the peer, and its outcome closes or reopens
+    /// the circuit.
+    Probe,
+}
+
 /// What a state change was, for the caller to log once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Change {
@@ -203,25 +214,32 @@ impl Health {
 
     /// Whether a request may go to the peer now. When the backoff has passed, the first caller
     /// to ask becomes the probe (the state turns half-open) and the others keep skipping.
+    #[cfg(test)]
     pub(crate) fn admit(&self, now: Instant) -> bool {
+        self.admit_as(now).is_some()
+    }
+
+    /// As [`admit`](Self::admit), saying whether the caller is to send the peer a request
+    /// ([`Admitted::Closed`]) or a probe ([`Admitted::Probe`]).
+    pub(crate) fn admit_as(&self, now: Instant) -> Option<Admitted> {
         let mut state = self.lock();
         match *state {
-            State::Closed { .. } => true,
+            State::Closed { .. } => Some(Admitted::Closed),
             State::Open { until, backoff } if now >= until => {
                 *state = State::HalfOpen {
                     backoff,
                     since: now,
                 };
-                true
+                Some(Admitted::Probe)
             }
             State::HalfOpen { backoff, since } if now >= since + backoff => {
                 *state = State::HalfOpen {
                     backoff,
                     since: now,
                 };
-                true
+                Some(Admitted::Probe)
             }
-            State::Open { .. } | State::HalfOpen { .. } => false,
+            State::Open { .. } | State::HalfOpen { .. } => None,
         }
     }
 

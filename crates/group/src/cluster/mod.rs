@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use geecache_consistenthash::{HashFn, Preset, Ring};
 
+use health::Admitted;
 pub use health::{HealthPolicy, PeerState};
 
 use crate::cache::now;
 use crate::error::PeerError;
 use crate::getter::{BoxFuture, Loaded};
-use crate::peers::{PeerGetter, PeerPicker, RemoveMode};
+use crate::peers::{PeerGetter, PeerPicker, Pick, RemoveMode};
 use crate::random::{self, RandomSource};
 use health::{Change, Health, Outcome};
 use latency::{Board, Latency};
@@ -302,11 +303,36 @@ impl PeerPicker for Cluster {
                 return None;
             }
             let member = members.peers.get(name)?;
-            if member.health.admit(now) {
+            if member.health.admit_as(now).is_some() {
                 return Some(Arc::clone(member) as Arc<dyn PeerGetter>);
             }
         }
         None
+    }
+
+    fn pick(&self, key: &str) -> Pick {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        let now = now();
+        let mut pick = Pick::default();
+        for name in members.ring.successors(key) {
+            if name == self.self_name {
+                return pick;
+            }
+            let Some(member) = members.peers.get(name) else {
+                return pick;
+            };
+            match member.health.admit_as(now) {
+                Some(Admitted::Closed) => {
+                    pick.peer = Some(Arc::clone(member) as Arc<dyn PeerGetter>);
+                    return pick;
+                }
+                // Probed apart from this request, which goes on to the next member: a peer
+                // that still hangs then costs no client its timeout.
+                Some(Admitted::Probe) => pick.probes.push(Arc::clone(member) as _),
+                None => {}
+            }
+        }
+        pick
     }
 
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {

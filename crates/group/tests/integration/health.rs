@@ -245,24 +245,37 @@ async fn a_hung_owners_keys_go_once_to_its_successor_until_it_answers_a_probe() 
         "the hung node was never reached"
     );
 
-    // Node 3 comes back. After the backoff the next request probes it; the answer closes the
-    // circuit and its keys go to it again.
-    faults[2].hung.store(false, Ordering::SeqCst);
+    // After the backoff, still hung: the request due to probe it is served by the successor
+    // at once, and the probe alone waits the timeout, which opens the circuit again.
     tokio::time::sleep(BACKOFF).await; // paused clock: advances time, takes none
-    let fresh = keys_owned_by("node-3", &names, 45);
-    for (key, _) in &fresh[40..] {
+    let fresh = keys_owned_by("node-3", &names, 46);
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        nodes[0].group.get(&fresh[40].0).await.unwrap(),
+        value_of(&fresh[40].0)
+    );
+    assert!(
+        started.elapsed() < PEER_TIMEOUT,
+        "no client waits on a probe"
+    );
+    assert_eq!(probed(&nodes[0], "node-3").await, (PeerState::Open, 2));
+
+    // Node 3 comes back. After the (doubled) backoff the next request's probe closes the
+    // circuit, and its keys go to it again.
+    faults[2].hung.store(false, Ordering::SeqCst);
+    tokio::time::sleep(BACKOFF * 2).await;
+    assert_eq!(
+        nodes[0].group.get(&fresh[41].0).await.unwrap(),
+        value_of(&fresh[41].0)
+    );
+    assert_eq!(probed(&nodes[0], "node-3").await.0, PeerState::Closed);
+    let loads_before = nodes[2].loader.calls();
+    for (key, _) in &fresh[42..] {
         assert_eq!(nodes[0].group.get(key).await.unwrap(), value_of(key));
     }
-    let node3 = nodes[0]
-        .cluster
-        .health()
-        .into_iter()
-        .find(|h| h.name == "node-3")
-        .unwrap();
-    assert_eq!(node3.state, PeerState::Closed);
     assert_eq!(
         nodes[2].loader.calls(),
-        5,
+        loads_before + 4,
         "node 3 loads its own keys again"
     );
 }
@@ -303,23 +316,45 @@ async fn a_slow_peer_is_ejected_and_probed_back() {
         "slow answers are still answers"
     );
 
-    // Still slow when probed: out again, for twice as long.
+    // Still slow when probed: the request that was due to probe it is answered by the
+    // successor without waiting, the probe runs apart, and node 3 is out again, for twice as
+    // long.
     tokio::time::sleep(BACKOFF).await;
-    let more = keys_owned_by("node-3", &names, 32);
+    let more = keys_owned_by("node-3", &names, 33);
+    let started = tokio::time::Instant::now();
     nodes[0].group.get(&more[30].0).await.unwrap();
-    assert_eq!(state_of(&nodes[0], "node-3"), (PeerState::Open, 2));
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "no wait on the probe"
+    );
+    assert_eq!(probed(&nodes[0], "node-3").await, (PeerState::Open, 2));
 
-    // Fast again: the next probe brings it back.
+    // Fast again: the next probe brings it back, and the key after goes to it.
     faults[2].delay_ms.store(0, Ordering::SeqCst);
     tokio::time::sleep(BACKOFF * 2).await;
-    let loads_before = nodes[2].loader.calls();
     nodes[0].group.get(&more[31].0).await.unwrap();
-    assert_eq!(state_of(&nodes[0], "node-3").0, PeerState::Closed);
+    assert_eq!(probed(&nodes[0], "node-3").await.0, PeerState::Closed);
+    let loads_before = nodes[2].loader.calls();
+    nodes[0].group.get(&more[32].0).await.unwrap();
     assert_eq!(
         nodes[2].loader.calls(),
         loads_before + 1,
         "node 3 served it"
     );
+}
+
+/// `peer`'s state on `node` once the probe under way has ended: the paused clock is moved on
+/// a millisecond at a time (taking no real time) until the state is no longer half-open, or
+/// for ten seconds of that clock at most.
+async fn probed(node: &Node, peer: &str) -> (PeerState, u64) {
+    for _ in 0..10_000 {
+        let state = state_of(node, peer);
+        if state.0 != PeerState::HalfOpen {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    state_of(node, peer)
 }
 
 // A fourth node joins. For a while, a key it now owns is taken from the cache of the node

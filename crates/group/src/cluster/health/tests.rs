@@ -46,6 +46,25 @@ fn a_timeout_opens_at_once_and_a_probe_closes_it() {
     assert_eq!(health.openings(), 1);
 }
 
+// The caller let through after the backoff is told it is a probe, so that the cluster can
+// send the probe apart from a client's request; an ordinary admission is not.
+#[test]
+fn only_the_caller_after_the_backoff_is_admitted_as_a_probe() {
+    let health = Health::new(policy());
+    let t0 = Instant::now();
+    assert_eq!(health.admit_as(t0), Some(Admitted::Closed));
+    health.record(Outcome::Unreachable, t0, 0);
+    assert_eq!(health.admit_as(t0), None);
+    let later = t0 + Duration::from_millis(200);
+    assert_eq!(health.admit_as(later), Some(Admitted::Probe));
+    assert_eq!(health.admit_as(later), None, "one probe at a time");
+    // A probe that never reports: the next caller after one more backoff probes instead.
+    let again = later + Duration::from_millis(200);
+    assert_eq!(health.admit_as(again), Some(Admitted::Probe));
+    health.record(Outcome::Answered, again, 0);
+    assert_eq!(health.admit_as(again), Some(Admitted::Closed));
+}
+
 #[test]
 fn errors_must_repeat_and_answers_reset_the_count() {
     let health = Health::new(policy());
