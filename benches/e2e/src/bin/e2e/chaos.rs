@@ -452,7 +452,7 @@ impl<'a> Lab<'a> {
                 rest.as_secs()
             ),
             after.slow.to_string(),
-            format!("≤ one per backoff per node ({allowed}); requests joined to a probe's flight wait with it"),
+            format!("≤ one per backoff per node ({allowed})"),
             after.slow <= allowed,
         ));
         Ok(rows)
