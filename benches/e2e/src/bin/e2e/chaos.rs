@@ -81,6 +81,9 @@ impl Row {
 
 /// The nodes' peer timeout (geecache's default).
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Nodes just started: the processes, their ports and their URLs.
+type Started = (Vec<Server>, Vec<u16>, Vec<String>);
+
 /// How late an answer must be to count as one that waited for the peer timeout.
 const WAITED_TIMEOUT: Duration = Duration::from_millis(900);
 /// The slowness of the slowed peer.
@@ -257,26 +260,19 @@ impl<'a> Lab<'a> {
     }
 
     /// `n` nodes found through etcd at `client`, all seeing all.
-    fn etcd_nodes(
-        &self,
-        n: usize,
-        client: &str,
-    ) -> anyhow::Result<(Vec<Server>, Vec<u16>, Vec<String>)> {
-        let ports = free_ports(n)?;
-        let urls: Vec<String> = ports
-            .iter()
-            .map(|p| format!("http://127.0.0.1:{p}"))
-            .collect();
-        let mut nodes = Vec::new();
-        for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
-            nodes.push(self.node(i, *port, url, &Members::Etcd(client.to_owned()))?);
-        }
-        wait_for_members(&nodes.iter().collect::<Vec<_>>(), n)?;
-        Ok((nodes, ports, urls))
+    fn etcd_nodes(&self, n: usize, client: &str) -> anyhow::Result<Started> {
+        let started = self.nodes(n, |_| Members::Etcd(client.to_owned()))?;
+        wait_for_members(&started.0.iter().collect::<Vec<_>>(), n)?;
+        Ok(started)
     }
 
     /// `n` nodes naming each other with `--peers`.
-    fn static_nodes(&self, n: usize) -> anyhow::Result<(Vec<Server>, Vec<u16>, Vec<String>)> {
+    fn static_nodes(&self, n: usize) -> anyhow::Result<Started> {
+        self.nodes(n, |urls| Members::Static(urls.to_vec()))
+    }
+
+    /// `n` nodes on free ports, each told of its peers by `members` (given every node's URL).
+    fn nodes(&self, n: usize, members: impl Fn(&[String]) -> Members) -> anyhow::Result<Started> {
         let ports = free_ports(n)?;
         let urls: Vec<String> = ports
             .iter()
@@ -284,7 +280,7 @@ impl<'a> Lab<'a> {
             .collect();
         let mut nodes = Vec::new();
         for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
-            nodes.push(self.node(i, *port, url, &Members::Static(urls.clone()))?);
+            nodes.push(self.node(i, *port, url, &members(&urls))?);
         }
         Ok((nodes, ports, urls))
     }
@@ -311,23 +307,9 @@ impl<'a> Lab<'a> {
         file: Option<&Path>,
         connections: u16,
     ) -> Command {
-        let mut command = Command::new(&self.bench.loadgen);
-        for t in targets {
-            command.arg("--target").arg(t);
-        }
+        let seed = self.bench.args.seed;
+        let mut command = (self.bench).loadgen_on(targets, mode, run_for, seed, connections);
         command
-            .arg("--mode")
-            .arg(mode)
-            .arg("--duration")
-            .arg(format!("{}ms", run_for.as_millis().max(1)))
-            .arg("--connections")
-            .arg(connections.to_string())
-            .arg("--threads")
-            .arg(self.bench.args.threads.to_string())
-            .arg("--zipf")
-            .arg(self.bench.args.zipf.to_string())
-            .arg("--seed")
-            .arg(self.bench.args.seed.to_string())
             .arg("--slow-over")
             .arg(format!("{}ms", WAITED_TIMEOUT.as_millis()));
         match file {

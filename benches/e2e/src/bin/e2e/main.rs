@@ -334,6 +334,22 @@ impl Bench {
 
     /// A `loadgen` command for `targets`.
     fn loadgen(&self, targets: &[String], mode: &str, run_for: Duration, seed: u64) -> Command {
+        let connections = self.args.connections;
+        let mut command = self.loadgen_on(targets, mode, run_for, seed, connections);
+        command.arg("--keys").arg(self.args.keys.to_string());
+        command
+    }
+
+    /// A `loadgen` command for `targets` with `connections` connections, its keys not yet
+    /// said (`--keys` or `--keys-file`).
+    fn loadgen_on(
+        &self,
+        targets: &[String],
+        mode: &str,
+        run_for: Duration,
+        seed: u64,
+        connections: u16,
+    ) -> Command {
         let mut command = Command::new(&self.loadgen);
         for t in targets {
             command.arg("--target").arg(t);
@@ -344,11 +360,9 @@ impl Bench {
             .arg("--duration")
             .arg(format!("{}ms", run_for.as_millis().max(1)))
             .arg("--connections")
-            .arg(self.args.connections.to_string())
+            .arg(connections.to_string())
             .arg("--threads")
             .arg(self.args.threads.to_string())
-            .arg("--keys")
-            .arg(self.args.keys.to_string())
             .arg("--zipf")
             .arg(self.args.zipf.to_string())
             .arg("--seed")
