@@ -8,7 +8,7 @@ use bytes::Bytes;
 use geecache_group::{Group, LoadError, Loaded, Registry, Rejected};
 use geecache_transport_http::{HttpPool, PeerObserver, PeerOutcome, RouterConfig, router, serve};
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -389,42 +389,27 @@ impl Answer {
     }
 }
 
-pub(crate) fn client() -> Client<HttpConnector, Empty<Bytes>> {
+pub(crate) fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
 pub(crate) async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Empty::new()).expect("valid request");
-    let work = async {
-        let response = client().request(request).await.expect("node answers");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("whole body").to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
-    };
-    tokio::time::timeout(PATIENT, work)
-        .await
-        .expect("answered in time")
+    exchange(method, url, headers, Vec::new()).await
 }
 
 /// A request with `body` (and no other header).
 pub(crate) async fn send_body(method: Method, url: &str, body: Vec<u8>) -> Answer {
-    let request = Request::builder()
-        .method(method)
-        .uri(url)
-        .body(http_body_util::Full::new(Bytes::from(body)))
-        .expect("valid request");
-    let client: Client<HttpConnector, http_body_util::Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    exchange(method, url, &[], body).await
+}
+
+async fn exchange(method: Method, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = (request.body(Full::new(Bytes::from(body)))).expect("valid request");
     let work = async {
-        let response = client.request(request).await.expect("node answers");
+        let response = client().request(request).await.expect("node answers");
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("whole body").to_bytes();
         Answer {
