@@ -280,6 +280,19 @@ async fn a_hung_owners_keys_go_once_to_its_successor_until_it_answers_a_probe() 
     );
 }
 
+/// Asks node `asker` for every key: each answer is the key's value, and no node loads any.
+async fn answered_without_a_load(nodes: &[Node], asker: usize, keys: &[String]) {
+    let before = loads(nodes).iter().sum::<usize>();
+    for key in keys {
+        assert_eq!(nodes[asker].group.get(key).await.unwrap(), value_of(key));
+    }
+    assert_eq!(
+        loads(nodes).iter().sum::<usize>(),
+        before,
+        "no key reloaded"
+    );
+}
+
 fn state_of(node: &Node, peer: &str) -> (PeerState, u64) {
     let health = node.cluster.health();
     let peer = health.iter().find(|h| h.name == peer).unwrap();
@@ -512,15 +525,7 @@ async fn a_leaving_nodes_keys_are_taken_from_its_cache() {
     assert!(held > 0, "the leaving node owns some keys");
 
     connect(&nodes, &[0, 1, 2], &faults);
-    let before = loads(&nodes).iter().sum::<usize>();
-    for key in &keys {
-        assert_eq!(nodes[1].group.get(key).await.unwrap(), value_of(key));
-    }
-    assert_eq!(
-        loads(&nodes).iter().sum::<usize>(),
-        before,
-        "no key reloaded"
-    );
+    answered_without_a_load(&nodes, 1, &keys).await;
     let taken: u64 = nodes[..3].iter().map(|n| n.group.stats().handoffs).sum();
     assert_eq!(taken, held as u64, "each of its keys taken from it once");
     assert_eq!(nodes[3].group.stats().peeks_served, held as u64);
@@ -568,15 +573,7 @@ async fn a_leaving_node_hands_its_values_to_their_next_owners() {
 
     // Nobody peeks or loads: the heirs hold the values as their own.
     faults[3].hung.store(true, Ordering::SeqCst);
-    let before = loads(&nodes).iter().sum::<usize>();
-    for key in &keys {
-        assert_eq!(nodes[1].group.get(key).await.unwrap(), value_of(key));
-    }
-    assert_eq!(
-        loads(&nodes).iter().sum::<usize>(),
-        before,
-        "no key reloaded"
-    );
+    answered_without_a_load(&nodes, 1, &keys).await;
     let peeked: u64 = nodes[..3].iter().map(|n| n.group.stats().handoffs).sum();
     assert_eq!(peeked, 0);
 }
@@ -610,15 +607,7 @@ async fn old_owners_push_a_joining_node_its_keys() {
         "every moved key, and nothing else"
     );
 
-    let before = loads(&nodes).iter().sum::<usize>();
-    for key in &keys {
-        assert_eq!(nodes[3].group.get(key).await.unwrap(), value_of(key));
-    }
-    assert_eq!(
-        loads(&nodes).iter().sum::<usize>(),
-        before,
-        "no key reloaded"
-    );
+    answered_without_a_load(&nodes, 3, &keys).await;
     assert_eq!(nodes[3].group.stats().handoffs, 0, "and none peeked");
 }
 
