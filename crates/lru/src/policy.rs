@@ -61,7 +61,9 @@ pub enum Policy {
     /// S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023):
     /// a small FIFO queue (a hundredth of the byte budget, where the paper has a tenth), a
     /// main FIFO queue, and a ghost queue of the hashes of entries recently evicted from the
-    /// small one.
+    /// small one. An unbounded cache, kept to a budget from outside through
+    /// [`SegmentedCache::evict_one`](crate::SegmentedCache::evict_one), gives the small queue a
+    /// hundredth of the bytes it holds.
     ///
     /// A new key enters the small queue, or the main one if its hash is a ghost (it was
     /// evicted recently, so this is its second use). A hit only raises the entry's counter

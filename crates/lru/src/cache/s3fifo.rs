@@ -85,8 +85,19 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// loop 10% over capacity, where a large probation queue keeps evicting loop keys before
     /// their second use. 0.5% and 2% scored within 0.1 point of 1% on the Zipf rows; 1% still
     /// gives a burst of requests for a new key a short probation in which to be hit.
+    ///
+    /// An unbounded cache (`max_bytes` 0) takes the share of what it holds instead: such a
+    /// cache is kept to a budget from outside, by `SegmentedCache::evict_one` (as
+    /// `geecache-group` does to share one budget between two caches), and what it holds is then
+    /// its share of that budget. A share of 0 would empty the main queue first, which is LRU's
+    /// weakness and worse.
     pub(super) fn main_share(&self) -> usize {
-        self.max_bytes - self.max_bytes / 100
+        let budget = if self.max_bytes == 0 {
+            self.bytes
+        } else {
+            self.max_bytes
+        };
+        budget - budget / 100
     }
 
     /// S3-FIFO: how many hashes the ghost queue may hold, half the entries cached (counting

@@ -102,8 +102,14 @@ impl Model {
             .collect()
     }
 
+    /// 99% of the budget, or of the bytes held when the cache is unbounded.
     fn main_share(&self) -> usize {
-        self.max_bytes - self.max_bytes / 100
+        let budget = if self.max_bytes == 0 {
+            self.bytes()
+        } else {
+            self.max_bytes
+        };
+        budget - budget / 100
     }
 
     fn queue(&mut self, q: Queue) -> &mut Vec<Entry> {

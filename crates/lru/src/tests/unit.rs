@@ -699,6 +699,30 @@ fn s3fifo_ghost_holds_half_the_entries() {
 }
 
 #[test]
+fn s3fifo_unbounded_and_trimmed_from_outside_still_protects_main() {
+    // A cache kept to a budget from outside (`max_bytes` 0, entries taken by the caller as the
+    // group does through `evict_one`): its small queue is sized from what it holds. Before,
+    // an unbounded cache gave main a share of 0 and evicted from main first.
+    let mut cache = Cache::with_weigher_and_policy(0, |_: &u64, _: &u64| 1, Policy::S3Fifo);
+    for k in 0..100 {
+        cache.add(k, k);
+        cache.get(&k);
+    }
+    cache.evict_next(); // promotes the hit keys to main and takes the first of them
+    for k in 1000..1100 {
+        cache.add(k, k); // a scan, into the small queue
+    }
+    for _ in 0..100 {
+        cache.evict_next();
+    }
+    assert!(
+        (1..100).all(|k| cache.peek(&k).is_some()),
+        "main was emptied before the scan"
+    );
+    cache.validate().unwrap();
+}
+
+#[test]
 fn s3fifo_ghost_numbers_wrap() {
     // The ghost numbers its records with a wrapping u32; start it just short of the wrap.
     let mut ghost = crate::ghost::Ghost::starting_at(u32::MAX - 3);
