@@ -59,18 +59,14 @@ pub(crate) struct Caches {
 impl Caches {
     pub(crate) fn new(max_bytes: usize, hot_ratio: usize, policy: Policy) -> Self {
         // The budget is shared, so only `enforce_budget`, which sees both caches, decides which
-        // one gives up bytes; an LRU cache is built unbounded for that. S3-FIFO sizes its small
-        // queue and its ghosts from the cache's own budget, so its caches are built with the
-        // group's (each then also keeps itself within the whole budget, which the shared
-        // budget implies anyway). A budget too small to split over the segments is left to
-        // `enforce_budget` alone.
-        let own = match policy {
-            Policy::Lru => 0,
-            _ if max_bytes < geecache_lru::DEFAULT_SEGMENTS => 0,
-            _ => max_bytes,
-        };
+        // one gives up bytes; both caches are built unbounded for that, whatever the policy.
+        // An S3-FIFO cache then sizes its small queue from what it holds, which is its share
+        // of the budget. Giving it the group's budget instead (as was done) split that budget
+        // over the 16 segments, and a segment refuses an entry heavier than its own share: no
+        // value over a sixteenth of the budget was ever cached, where LRU caches any value up
+        // to the whole budget. Fewer segments for small budgets would only move that line.
         let build = || {
-            SegmentedCache::builder(own)
+            SegmentedCache::builder(0)
                 .policy(policy)
                 .weigher(weigh as Weigh)
                 .clock(now as fn() -> Instant)

@@ -5,63 +5,82 @@
 //! 64-bit hash only mean one of them skips the small queue, which costs some hit ratio in one
 //! case out of billions and breaks nothing.
 //!
-//! Bounded by weight rather than by count, like the cache: a ghost is charged the weight its
-//! entry had (at least 1), and the queue holds at most `budget` of them, the main queue's share
-//! of the byte budget, as in the paper (where the ghost holds as many entries as the main queue).
-//! Memory stays proportional to what the cache holds: 24 bytes and a table bucket per ghost.
+//! Bounded by count: each push passes the bound (half the cache's entries, see
+//! `Cache::ghost_bound`), and the oldest hashes are forgotten until the queue fits it. Memory
+//! stays proportional to what the cache holds: 8 bytes of hash in a ring buffer and a 4-byte
+//! sequence number in a table bucket (plus its control byte) per ghost.
 //!
-//! Order is a `VecDeque` of records; membership is a table from hash to the sequence number of
-//! the hash's newest record. A ghost hit takes the hash out of the table and leaves its record
-//! to age out of the deque (still charged until then, so the budget is never exceeded), which
-//! keeps both operations O(1) without a linked list. The alternative, removing the record from
-//! the middle of the deque, would be O(n).
+//! Order is a `VecDeque` of hashes; the record at position `p` has the sequence number
+//! `head + p` (wrapping `u32`: fewer than 2³² records are ever held at once). Membership is a
+//! table of the sequence numbers of live records, probed by the hash the record holds, so the
+//! table stores 4 bytes a ghost rather than the hash again. A ghost hit takes the number out of
+//! the table and leaves its record to age out of the deque (still counted until then, so the
+//! bound always holds), which keeps both operations O(1) without a linked list. The
+//! alternative, removing the record from the middle of the deque, would be O(n).
 
 use std::collections::VecDeque;
 
 use hashbrown::HashTable;
 
-#[derive(Clone, Copy, Debug)]
-struct Record {
-    hash: u64,
-    seq: u64,
-    charge: usize,
-}
-
-/// Recently evicted hashes, oldest first, bounded by the total charge of their records.
+/// Recently evicted hashes, oldest first, at most as many as the last push allowed.
 #[derive(Debug, Default)]
 pub(crate) struct Ghost {
-    records: VecDeque<Record>,
-    /// `(hash, seq)` of the live record for each remembered hash.
-    live: HashTable<(u64, u64)>,
-    /// The charges of every record in `records`, live or stale.
-    charged: usize,
-    next_seq: u64,
+    /// Hashes, oldest first, live or stale.
+    records: VecDeque<u64>,
+    /// The sequence number of `records[0]`.
+    head: u32,
+    /// The sequence numbers of the live records, one per remembered hash.
+    live: HashTable<u32>,
+    /// The bound passed to the last push; `records` never holds more.
+    #[cfg(test)]
+    bound: usize,
 }
 
 impl Ghost {
-    /// Remembers `hash`, charged `weight` (at least 1), forgetting the oldest hashes until the
-    /// records fit `budget`. A budget of 0 remembers nothing.
-    pub(crate) fn push(&mut self, hash: u64, weight: usize, budget: usize) {
-        if budget == 0 {
+    /// The hash of the record numbered `seq`.
+    #[inline]
+    fn hash_of(records: &VecDeque<u64>, head: u32, seq: u32) -> u64 {
+        records
+            .get(seq.wrapping_sub(head) as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Remembers `hash`, forgetting the oldest hashes until at most `bound` are held. A bound
+    /// of 0 remembers nothing.
+    pub(crate) fn push(&mut self, hash: u64, bound: usize) {
+        #[cfg(test)]
+        {
+            self.bound = bound;
+        }
+        if bound == 0 {
+            self.trim(0);
             return;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        match self.live.entry(hash, |&(h, _)| h == hash, |&(h, _)| h) {
-            hashbrown::hash_table::Entry::Occupied(mut live) => live.get_mut().1 = seq,
+        // Make room first, so that the new record's number stays within the deque.
+        self.trim(bound - 1);
+        let seq = self.head.wrapping_add(self.records.len() as u32);
+        self.records.push_back(hash);
+        let (records, head) = (&self.records, self.head);
+        match self.live.entry(
+            hash,
+            |&s| Self::hash_of(records, head, s) == hash,
+            |&s| Self::hash_of(records, head, s),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut live) => *live.get_mut() = seq,
             hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert((hash, seq));
+                vacant.insert(seq);
             }
         }
-        let charge = weight.max(1);
-        self.records.push_back(Record { hash, seq, charge });
-        self.charged = self.charged.saturating_add(charge);
-        self.trim(budget);
     }
 
     /// Forgets `hash` and says whether it was remembered.
     pub(crate) fn take(&mut self, hash: u64) -> bool {
-        match self.live.find_entry(hash, |&(h, _)| h == hash) {
+        let (records, head) = (&self.records, self.head);
+        match self
+            .live
+            .find_entry(hash, |&s| Self::hash_of(records, head, s) == hash)
+        {
             Ok(live) => {
                 live.remove();
                 true
@@ -70,70 +89,75 @@ impl Ghost {
         }
     }
 
-    /// Forgets the oldest records until what is left is charged at most `budget`.
-    pub(crate) fn trim(&mut self, budget: usize) {
-        while self.charged > budget {
+    /// Forgets the oldest records until at most `bound` are left.
+    fn trim(&mut self, bound: usize) {
+        while self.records.len() > bound {
             let Some(oldest) = self.records.pop_front() else {
                 break;
             };
-            self.charged -= oldest.charge;
+            let seq = self.head;
+            self.head = self.head.wrapping_add(1);
             // Only the newest record of a hash is live: an older one leaves the table alone.
-            if let Ok(live) = self
-                .live
-                .find_entry(oldest.hash, |&(h, s)| h == oldest.hash && s == oldest.seq)
-            {
+            if let Ok(live) = self.live.find_entry(oldest, |&s| s == seq) {
                 live.remove();
             }
         }
         if self.records.is_empty() {
             // Give the memory of a burst back; a steady ghost keeps its buffers.
             self.records.shrink_to(0);
+            self.live.shrink_to(0, |_| 0);
         }
     }
 
-    /// The total charge of the records held, live or stale.
+    /// An empty ghost whose first record is numbered `head`; lets tests cross the wrap.
     #[cfg(test)]
-    pub(crate) fn charged(&self) -> usize {
-        self.charged
+    pub(crate) fn starting_at(head: u32) -> Self {
+        Ghost {
+            head,
+            ..Ghost::default()
+        }
     }
 
     pub(crate) fn clear(&mut self) {
         *self = Ghost::default();
     }
 
+    /// The records held, live or stale.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
     /// The remembered hashes, oldest first; lets tests compare with a model.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn hashes(&self) -> Vec<u64> {
-        self.records
-            .iter()
-            .filter(|r| {
-                self.live
-                    .find(r.hash, |&(h, s)| h == r.hash && s == r.seq)
-                    .is_some()
+        (0..self.records.len())
+            .filter(|&p| {
+                let seq = self.head.wrapping_add(p as u32);
+                self.live.find(self.records[p], |&s| s == seq).is_some()
             })
-            .map(|r| r.hash)
+            .map(|p| self.records[p])
             .collect()
     }
 
-    /// Checks the ghost's invariants against `budget`.
+    /// Checks the ghost's invariants.
     #[cfg(test)]
-    pub(crate) fn validate(&self, budget: usize) -> Result<(), String> {
-        let charged: usize = self.records.iter().map(|r| r.charge).sum();
-        if charged != self.charged {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.records.len() > self.bound {
             return Err(format!(
-                "ghost records charge {charged}, the total says {}",
-                self.charged
+                "ghost holds {} records over a bound of {}",
+                self.records.len(),
+                self.bound
             ));
         }
-        if self.charged > budget {
-            return Err(format!(
-                "ghost holds {} over a budget of {budget}",
-                self.charged
-            ));
-        }
-        for &(hash, seq) in &self.live {
-            if !self.records.iter().any(|r| r.hash == hash && r.seq == seq) {
-                return Err(format!("live ghost {hash:#x} has no record"));
+        let mut hashes = std::collections::HashSet::new();
+        for &seq in &self.live {
+            let p = seq.wrapping_sub(self.head) as usize;
+            let Some(&hash) = self.records.get(p) else {
+                return Err(format!("live ghost #{seq} has no record"));
+            };
+            if !hashes.insert(hash) {
+                return Err(format!("ghost {hash:#x} is live twice"));
             }
         }
         Ok(())

@@ -59,13 +59,16 @@ pub enum Policy {
     #[default]
     Lru,
     /// S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction", SOSP 2023):
-    /// a small FIFO queue (a tenth of the byte budget), a main FIFO queue, and a ghost queue of
-    /// the hashes of entries recently evicted from the small one.
+    /// a small FIFO queue (a hundredth of the byte budget, where the paper has a tenth), a
+    /// main FIFO queue, and a ghost queue of the hashes of entries recently evicted from the
+    /// small one. An unbounded cache, kept to a budget from outside through
+    /// [`SegmentedCache::evict_one`](crate::SegmentedCache::evict_one), gives the small queue a
+    /// hundredth of the bytes it holds.
     ///
     /// A new key enters the small queue, or the main one if its hash is a ghost (it was
     /// evicted recently, so this is its second use). A hit only raises the entry's counter
     /// (0 to 3): no list is touched, which is why hits are cheap. To evict, the cache takes the
-    /// tail of the main queue if the main queue holds more than its share (nine tenths) or the
+    /// tail of the main queue if the main queue holds more than its share (99%) or the
     /// small queue is empty, and the tail of the small queue otherwise:
     ///
     /// - a small-queue tail that was hit since it arrived moves to the main queue (counter
@@ -75,8 +78,13 @@ pub enum Policy {
     ///
     /// Keys used once (a scan) pass through the small queue without displacing the main
     /// queue. Each operation is O(1) amortised: an entry is moved back to the head at most
-    /// once per hit it received, as the counter pays for it. Ghosts are bounded by the main
-    /// queue's share of the budget, charged by the weight their entry had.
+    /// once per hit it received, as the counter pays for it. The ghost queue holds at most half
+    /// as many hashes as the cache holds entries (the paper: as many as the main queue), about
+    /// 13 bytes each.
+    ///
+    /// Both sizes were chosen on `examples/hit_ratio.rs`: against the paper's, they gain 0.5
+    /// to 1.1 points on Zipf traces and keep 81.7% of a loop 10% over capacity instead of 76%,
+    /// which puts this cache at or above `quick_cache` on every Zipf trace there.
     ///
     /// Order: [`iter`](crate::Cache::iter) lists the main queue from head to tail, then the
     /// small queue from head to tail. What is evicted next depends on the counters as well as

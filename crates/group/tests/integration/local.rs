@@ -210,3 +210,21 @@ async fn under_s3fifo_a_scan_does_not_flush_the_hot_keys() {
         );
     }
 }
+
+// Regression: under S3-FIFO the group gave each of its 16 cache segments a sixteenth of the
+// budget, and a segment refuses what weighs more than its share, so a value over a sixteenth
+// of the budget was loaded on every get. Under either policy any value within the budget is
+// cached.
+#[tokio::test]
+async fn a_value_over_a_sixteenth_of_the_budget_is_cached_under_either_policy() {
+    for policy in [geecache_group::Policy::Lru, geecache_group::Policy::S3Fifo] {
+        let (group, loader) = group(|b| b.cache_bytes(1_600).policy(policy));
+        // Weighs 2 * 100 + 9 bytes: over 100, a sixteenth of the budget.
+        let key = format!("k{}", "x".repeat(99));
+        for _ in 0..3 {
+            assert_eq!(group.get(&key).await.unwrap(), value_of(&key));
+        }
+        assert_eq!(loader.calls(), 1, "{policy:?}: loaded on every get");
+        assert!(group.stats().main.bytes <= 1_600);
+    }
+}

@@ -474,8 +474,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// Changes the byte budget (0: unbounded) and evicts, through the callback and in the
     /// policy's order, until the entries fit it.
     ///
-    /// Growing the budget evicts nothing. Under S3-FIFO the small queue's share and the ghost
-    /// queue's bound follow the new budget (the ghost forgets its oldest hashes at once).
+    /// Growing the budget evicts nothing. Under S3-FIFO the small queue's share follows the
+    /// new budget; the ghost queue, bounded by the number of entries, shrinks as it is pushed.
     ///
     /// ```
     /// use geecache_lru::Cache;
@@ -490,7 +490,6 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// ```
     pub fn set_max_bytes(&mut self, max_bytes: usize) {
         self.max_bytes = max_bytes;
-        self.ghost.trim(self.main_share());
         self.evict_to_budget();
     }
 

@@ -58,8 +58,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
                 self.small_bytes
             ));
         }
-        self.ghost.validate(self.main_share())?;
-        if self.policy == Policy::Lru && self.ghost.charged() != 0 {
+        self.ghost.validate()?;
+        if self.policy == Policy::Lru && self.ghost.len() != 0 {
             return Err("an LRU cache has ghosts".into());
         }
         if self.max_bytes != 0 && self.bytes > self.max_bytes {

@@ -35,7 +35,6 @@ impl Entry {
 #[derive(Clone, Debug)]
 struct GhostRecord {
     key: String,
-    charge: usize,
     live: bool,
 }
 
@@ -103,8 +102,14 @@ impl Model {
             .collect()
     }
 
+    /// 99% of the budget, or of the bytes held when the cache is unbounded.
     fn main_share(&self) -> usize {
-        self.max_bytes - self.max_bytes / 10
+        let budget = if self.max_bytes == 0 {
+            self.bytes()
+        } else {
+            self.max_bytes
+        };
+        budget - budget / 100
     }
 
     fn queue(&mut self, q: Queue) -> &mut Vec<Entry> {
@@ -142,11 +147,8 @@ impl Model {
         }
     }
 
-    fn ghost_push(&mut self, key: &str, weight: usize) {
-        let budget = self.main_share();
-        if budget == 0 {
-            return;
-        }
+    /// Remembers `key`, keeping at most `bound` records, live or dead.
+    fn ghost_push(&mut self, key: &str, bound: usize) {
         for record in &mut self.ghost {
             if record.key == key {
                 record.live = false;
@@ -154,15 +156,9 @@ impl Model {
         }
         self.ghost.push_back(GhostRecord {
             key: key.to_owned(),
-            charge: weight.max(1),
             live: true,
         });
-        self.ghost_trim();
-    }
-
-    fn ghost_trim(&mut self) {
-        let budget = self.main_share();
-        while self.ghost.iter().map(|r| r.charge).sum::<usize>() > budget {
+        while self.ghost.len() > bound {
             self.ghost.pop_front();
         }
     }
@@ -197,9 +193,11 @@ impl Model {
                 entry.freq -= 1;
                 self.main.insert(0, entry);
             } else {
+                // Half the entries, the victim still counted.
+                let bound = self.len() / 2;
                 let mut entry = self.small.pop()?;
                 if entry.freq == 0 {
-                    self.ghost_push(&entry.key, entry.weight());
+                    self.ghost_push(&entry.key, bound);
                     return Some(entry);
                 }
                 entry.freq = 0;
@@ -413,7 +411,6 @@ impl Model {
 
     pub(super) fn set_max_bytes(&mut self, max_bytes: usize) {
         self.max_bytes = max_bytes;
-        self.ghost_trim();
         self.evict_to_budget();
     }
 

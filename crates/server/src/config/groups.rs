@@ -246,8 +246,11 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         }
     };
     let policy = match g.policy.as_deref().map(str::trim) {
-        None | Some("lru") => Policy::Lru,
-        Some("s3fifo") => Policy::S3Fifo,
+        // Absent: the library's default, so the binary cannot drift from it. Case is not
+        // significant: `LRU` is how the policy is usually written.
+        None => Policy::default(),
+        Some(text) if text.eq_ignore_ascii_case("lru") => Policy::Lru,
+        Some(text) if text.eq_ignore_ascii_case("s3fifo") => Policy::S3Fifo,
         Some(text) => {
             let (field, value) = g.field("policy", text);
             return Err(ConfigError::invalid(

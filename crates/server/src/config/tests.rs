@@ -621,6 +621,12 @@ fn a_group_may_choose_its_eviction_policy() {
         file.unwrap().groups[0].policy,
         geecache_group::Policy::S3Fifo
     );
+    let upper = load_args(&args(&["s=demo,policy=S3FIFO", "t=demo,policy=LRU"])).unwrap();
+    let policies: Vec<_> = upper.groups.iter().map(|g| g.policy).collect();
+    assert_eq!(
+        policies,
+        [geecache_group::Policy::S3Fifo, geecache_group::Policy::Lru]
+    );
     let refused = message(load_args(&args(&["s=demo,policy=arc"])));
     assert!(
         refused.contains("policy \"arc\" is not an eviction policy"),
