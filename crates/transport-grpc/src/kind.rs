@@ -148,6 +148,12 @@ pub(crate) fn peer_error(status: &Status) -> PeerError {
         Code::Unavailable | Code::Cancelled => {
             PeerError::Unavailable(format!("{}: {message}", code_name(status.code())).into())
         }
+        // A status with a source was made here, not received: tonic's UNKNOWN "transport
+        // error" is a connection that broke under the call (the peer died), which must open
+        // the peer's circuit at once like a refused connection, not after three failures.
+        Code::Unknown if std::error::Error::source(status).is_some() => {
+            PeerError::Unavailable(format!("connection broke: {message}").into())
+        }
         // Tonic answers OUT_OF_RANGE for a message over a size limit, on either side.
         Code::OutOfRange => PeerError::Malformed(message),
         code => PeerError::Status {

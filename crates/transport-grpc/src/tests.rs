@@ -54,6 +54,16 @@ fn only_the_nodes_own_answers_about_the_key_are_answers() {
         peer_error(&Status::new(Code::OutOfRange, "too large")),
         PeerError::Malformed(_)
     ));
+    // A connection that broke under the call: made here (it has a source), not received.
+    let broken = Status::from_error(Box::new(std::io::Error::from(
+        std::io::ErrorKind::BrokenPipe,
+    )));
+    assert_eq!(broken.code(), Code::Unknown);
+    assert!(matches!(peer_error(&broken), PeerError::Unavailable(_)));
+    assert!(matches!(
+        peer_error(&Status::unknown("from the wire")),
+        PeerError::Status { status: 500, .. }
+    ));
     assert!(matches!(
         peer_error(&ErrorKind::Unauthorized.status("x")),
         PeerError::Status { status: 401, .. }
