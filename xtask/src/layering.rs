@@ -55,6 +55,15 @@ const RULES: &[Rule] = &[
         no_runtime: false,
     },
     Rule {
+        package: "geecache-transport-grpc",
+        allowed: &[
+            "geecache-group",
+            "geecache-consistenthash",
+            "geecache-byteview",
+        ],
+        no_runtime: false,
+    },
+    Rule {
         package: "geecache-discovery-etcd",
         allowed: &[],
         no_runtime: false,

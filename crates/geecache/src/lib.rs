@@ -48,6 +48,7 @@
 //! |---|---|---|---|
 //! | `group` (default) | [`group`] | cache groups: loader, peers, hot cache, TTL, stats | tokio |
 //! | `http` (default) | [`transport_http`] | peer pool, HTTP routes, graceful server; implies `group` | axum, hyper, prost |
+//! | `grpc` | [`transport_grpc`] | gRPC peer pool and peer service, one HTTP/2 connection per peer; implies `group` | tonic, prost |
 //! | `lru` | [`lru`] | byte-bounded LRU caches, single-threaded and segmented | — |
 //! | `byteview` | [`byteview`] | immutable, cheaply cloned value bytes | bytes |
 //! | `consistenthash` | [`consistenthash`] | groupcache-compatible consistent-hash ring | — |
@@ -89,6 +90,12 @@ pub use geecache_group as group;
 #[cfg(feature = "http")]
 #[doc(inline)]
 pub use geecache_transport_http as transport_http;
+
+/// The gRPC transport between peers; see the
+/// [`geecache-transport-grpc`](geecache_transport_grpc) crate.
+#[cfg(feature = "grpc")]
+#[doc(inline)]
+pub use geecache_transport_grpc as transport_grpc;
 
 #[cfg(all(doctest, feature = "http"))]
 #[doc = include_str!("../README.md")]

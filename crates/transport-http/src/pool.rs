@@ -36,7 +36,7 @@ pub struct HttpPool {
     base_path: String,
     transport: Arc<Transport>,
     /// Who the members are, who owns a key, and who is healthy: none of it is HTTP's.
-    cluster: Cluster,
+    cluster: Arc<Cluster>,
 }
 
 impl HttpPool {
@@ -125,6 +125,12 @@ impl HttpPool {
     #[must_use]
     pub fn owner_of(&self, key: &str) -> Option<String> {
         self.cluster.owner_of(key)
+    }
+
+    /// The cluster view itself: members, owners and health, whatever the transport.
+    #[must_use]
+    pub fn cluster(&self) -> Arc<Cluster> {
+        Arc::clone(&self.cluster)
     }
 
     /// The base path of the peer route, e.g. `/_geecache/`.
@@ -282,7 +288,7 @@ impl PoolBuilder {
         Ok(Arc::new(HttpPool {
             base_path: self.base_path,
             transport,
-            cluster,
+            cluster: Arc::new(cluster),
         }))
     }
 }

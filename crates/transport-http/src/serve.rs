@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, Request, Version, header};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -22,12 +22,21 @@ use tower::Service;
 /// can hold: a connection that sends nothing is closed after this long.
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most requests one HTTP/2 connection may have in flight at once. A peer multiplexes
+/// every call to this node on one connection; past this many it waits for a stream to end.
+const MAX_STREAMS: u32 = 256;
+
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully.
+///
+/// Each connection speaks HTTP/1.1 or, when the client starts with the HTTP/2 preface, HTTP/2
+/// without TLS (h2c): that is how gRPC peers reach a service merged into `app` on the same
+/// port as the HTTP routes.
 ///
 /// On shutdown it stops accepting connections, still serves a request that arrives on a
 /// connection already open (answering with `Connection: close`, so the client takes its next
-/// request elsewhere), waits for every request being handled to finish, then closes the
-/// connections and returns. A client of a draining node sees answers and closed connections,
+/// request elsewhere; an HTTP/2 connection gets GOAWAY at once, which lets its streams in
+/// flight finish and refuses new ones, so gRPC callers see UNAVAILABLE and go elsewhere),
+/// waits for every request being handled to finish, then closes the connections and returns. A client of a draining node sees answers and closed connections,
 /// never an error: what a rolling restart needs.
 /// There is no deadline of its own: to bound the drain, wrap the call in
 /// [`tokio::time::timeout`]; dropping the future closes every connection at once.
@@ -44,7 +53,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain = Arc::new(Drain::default());
-    let (close, closing) = watch::channel(false);
+    let (stage, closing) = watch::channel(Stage::Open);
     // The connections live in a `JoinSet`, not in detached tasks: if this future is dropped,
     // every connection is aborted with it instead of outliving the server.
     let mut connections = JoinSet::new();
@@ -64,13 +73,14 @@ pub async fn serve(
     // Refuse new connections right away: a load balancer moves on to another node.
     drop(listener);
     drain.begin();
+    let _ = stage.send(Stage::Draining);
     tracing::info!(
         in_flight = drain.in_flight(),
         "shutting down; draining in-flight requests"
     );
     drain.until_idle().await;
     // Idle keep-alive connections close now; busy ones after their current response.
-    let _ = close.send(true);
+    let _ = stage.send(Stage::Closing);
     while connections.join_next().await.is_some() {}
     tracing::info!("server stopped");
     Ok(())
@@ -95,46 +105,98 @@ async fn connection(
     stream: TcpStream,
     app: Router,
     drain: Arc<Drain>,
-    mut closing: watch::Receiver<bool>,
+    mut closing: watch::Receiver<Stage>,
 ) {
     let _ = stream.set_nodelay(true);
+    // Whether the client speaks HTTP/2 here (its requests say so), and a wake-up for the
+    // connection when such a request arrives during the drain.
+    let multiplexed = Arc::new(AtomicBool::new(false));
+    let goaway = Arc::new(Notify::new());
+    let (seen, wake) = (Arc::clone(&multiplexed), Arc::clone(&goaway));
     let service = service_fn(move |request: Request<Incoming>| {
         let mut app = app.clone();
         let drain = Arc::clone(&drain);
+        let http2 = request.version() == Version::HTTP_2;
+        if http2 {
+            seen.store(true, Ordering::Relaxed);
+        }
+        let wake = Arc::clone(&wake);
         async move {
             let (_guard, draining) = drain.enter();
             // The router is always ready (axum documents it), so `call` without `poll_ready`
             // is sound; its error type is `Infallible`.
             let mut response = app.call(request).await?;
             if draining {
-                // Answered, but the client must not send anything more here: hyper closes
-                // the connection after this response.
-                (response.headers_mut())
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                if http2 {
+                    // HTTP/2 has no `Connection: close`: the connection sends GOAWAY instead.
+                    wake.notify_one();
+                } else {
+                    // Answered, but the client must not send anything more here: hyper
+                    // closes the connection after this response.
+                    (response.headers_mut())
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
             }
             Ok::<_, Infallible>(response)
         }
     });
-    let conn = http1::Builder::new()
+    // HTTP/1.1 for clients and Go peers; HTTP/2 without TLS (h2c, prior knowledge) for gRPC
+    // peers, whose calls all share one connection. The builder tells them apart by the first
+    // bytes, so both are served on the one port.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Bounds what one connection can have in flight: a stream is a task here.
+        .max_concurrent_streams(MAX_STREAMS)
+        // A peer that vanished without closing is found by pings, not kept for ever.
+        .keep_alive_interval(Some(HEADER_READ_TIMEOUT))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut conn = pin!(conn);
+    // The connection closes when shutdown reaches it: an HTTP/2 one as soon as the drain
+    // begins (GOAWAY lets the streams in flight finish and tells the client to send the next
+    // ones elsewhere; waiting for the node to be idle could wait for ever on a connection
+    // that multiplexes a steady flow), an HTTP/1.1 one once the node is idle (until then,
+    // each answer tells its client to close).
+    let close = async {
+        tokio::select! {
+            _ = closing.wait_for(|stage| match stage {
+                Stage::Open => false,
+                Stage::Draining => multiplexed.load(Ordering::Relaxed),
+                Stage::Closing => true,
+            }) => {}
+            () = goaway.notified() => {}
+        }
+    };
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
         }
-        // The guard `wait_for` returns is dropped inside the block: it must not live across
-        // the awaits below.
-        () = async { let _ = closing.wait_for(|closed| *closed).await; } => {
+        () = close => {
             conn.as_mut().graceful_shutdown();
             if let Err(error) = conn.await {
                 tracing::debug!(%error, "connection ended with an error while closing");
             }
         }
     }
+}
+
+/// Where shutdown is, as each connection sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Serving.
+    Open,
+    /// Draining: HTTP/2 connections close (GOAWAY), HTTP/1.1 answers carry `Connection: close`.
+    Draining,
+    /// Idle: every connection closes.
+    Closing,
 }
 
 /// Counts requests in flight, and refuses new ones once shutdown has begun.

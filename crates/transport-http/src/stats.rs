@@ -7,10 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use geecache_group::{CacheStats, Field, Registry, Stats};
+use geecache_group::{CacheStats, Cluster, Field, Registry, Stats};
 use serde::ser::{Serialize, SerializeMap, Serializer};
-
-use crate::pool::HttpPool;
 
 #[derive(serde::Serialize)]
 pub(crate) struct StatsBody {
@@ -75,7 +73,7 @@ fn put_fields<M: SerializeMap, S>(
 }
 
 impl StatsBody {
-    pub(crate) fn collect(registry: &Registry, pool: Option<&HttpPool>) -> Self {
+    pub(crate) fn collect(registry: &Registry, cluster: Option<&Cluster>) -> Self {
         let groups = registry
             .all()
             .into_iter()
@@ -88,10 +86,10 @@ impl StatsBody {
             })
             .collect();
         StatsBody {
-            self_url: pool.map(|p| p.self_url().to_owned()),
-            peers: pool.map(HttpPool::peers).unwrap_or_default(),
-            health: pool.map(|pool| {
-                (pool.health().into_iter())
+            self_url: cluster.map(|c| c.self_name().to_owned()),
+            peers: cluster.map(Cluster::members).unwrap_or_default(),
+            health: cluster.map(|cluster| {
+                (cluster.health().into_iter())
                     .map(|peer| {
                         let body = PeerHealthBody {
                             state: peer.state.as_str(),

@@ -38,7 +38,7 @@ async fn readyz(State(app): State<App>) -> Result<&'static str, Failure> {
 }
 
 async fn stats(State(app): State<App>) -> Result<Response, Failure> {
-    let body = StatsBody::collect(&app.0.registry, app.0.pool.as_deref());
+    let body = StatsBody::collect(&app.0.registry, app.0.cluster.as_deref());
     let json = serde_json::to_vec(&body).map_err(|error| {
         Failure::new(ErrorKind::Internal, format!("cannot encode stats: {error}"))
     })?;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use geecache_group::{Group, Registry, Removal, Source};
+use geecache_group::{Cluster, Group, Registry, Removal, Source};
 
 use crate::DEFAULT_BASE_PATH;
 use crate::auth::{RequireBearer, Token};
@@ -55,6 +55,7 @@ type Metrics = dyn Fn() -> String + Send + Sync;
 pub struct RouterConfig {
     registry: Registry,
     pool: Option<Arc<HttpPool>>,
+    cluster: Option<Arc<Cluster>>,
     base_path: Option<String>,
     max_key_bytes: usize,
     peer_token: Option<String>,
@@ -70,6 +71,7 @@ impl RouterConfig {
         RouterConfig {
             registry,
             pool: None,
+            cluster: None,
             base_path: None,
             max_key_bytes: 64 << 10,
             peer_token: None,
@@ -83,6 +85,13 @@ impl RouterConfig {
     /// pool's. (Removals reach the other nodes through each group's own peers.)
     pub fn pool(mut self, pool: Arc<HttpPool>) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    /// The cluster view `/stats` reports (members and their health) when the node's peers
+    /// use another transport, e.g. gRPC, and there is no HTTP pool. With a pool, the pool's.
+    pub fn cluster(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -141,6 +150,7 @@ impl fmt::Debug for RouterConfig {
         f.debug_struct("RouterConfig")
             .field("registry", &self.registry)
             .field("pool", &self.pool)
+            .field("cluster", &self.cluster)
             .field("base_path", &self.base_path)
             .field("max_key_bytes", &self.max_key_bytes)
             .field("peer_token", &redacted(&self.peer_token))
@@ -204,9 +214,10 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
     }
     let peer_token = Token::from_option(config.peer_token)?;
     let api_token = Token::from_option(config.api_token)?;
+    let cluster = (config.pool.as_ref().map(|pool| pool.cluster())).or(config.cluster);
     let app = App(Arc::new(AppInner {
         registry: config.registry,
-        pool: config.pool,
+        cluster,
         base: base.clone(),
         max_key_bytes: config.max_key_bytes,
         readiness: config.readiness,
@@ -237,7 +248,8 @@ struct App(Arc<AppInner>);
 
 struct AppInner {
     registry: Registry,
-    pool: Option<Arc<HttpPool>>,
+    /// Whose members and health `/stats` lists.
+    cluster: Option<Arc<Cluster>>,
     base: String,
     max_key_bytes: usize,
     readiness: Option<Arc<Readiness>>,

@@ -83,3 +83,7 @@ async fn a_node_can_be_built_from_the_facade_alone() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// The cluster behaviour every transport must give, one test body run over each.
+#[cfg(feature = "http")]
+mod cluster;

@@ -1,0 +1,195 @@
+//! The peer client: calls to one peer, multiplexed on one HTTP/2 connection.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter, RemoveMode};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::auth::Token;
+use crate::error::Error;
+use crate::kind::peer_error;
+use crate::proto::{self, GetRequest, GetResponse, HandOverRequest, PeerClient, RemoveRequest};
+
+/// What every peer of a pool shares: the call settings.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) timeout: Duration,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) token: Option<Token>,
+}
+
+/// One peer, named by its base URL, and its channel.
+///
+/// A tonic [`Channel`] is one HTTP/2 connection, made on the first call and made again when
+/// it breaks; every call to the peer is a stream on it, so concurrent fetches share one
+/// socket instead of each holding a connection of its own (the HTTP/1.1 client keeps up to 64
+/// per peer). Cloning the client clones a handle to the same channel.
+pub(crate) struct GrpcPeer {
+    url: String,
+    endpoint: Endpoint,
+    /// Made on the first call rather than with the peer: a channel starts a task, which needs
+    /// a runtime, and a pool's list may be set before there is one (or outside one).
+    client: OnceLock<PeerClient<Channel>>,
+    settings: Arc<Settings>,
+}
+
+impl GrpcPeer {
+    /// A peer at `url` (checked by the pool). Connects lazily: a member that is down when the
+    /// list arrives costs nothing until a key is asked of it.
+    pub(crate) fn new(url: String, settings: Arc<Settings>) -> Result<GrpcPeer, Error> {
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|_| Error::InvalidUrl {
+                url: url.clone(),
+                reason: "not a URI",
+            })?
+            .connect_timeout(settings.timeout)
+            .tcp_nodelay(true)
+            // A peer that vanishes without closing its socket (a pulled cable, a frozen VM)
+            // is found by pings instead of by every call waiting out its deadline.
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10));
+        Ok(GrpcPeer {
+            url,
+            endpoint,
+            client: OnceLock::new(),
+            settings,
+        })
+    }
+
+    /// A handle to the peer's channel (cloning one is cheap: it shares the connection).
+    fn client(&self) -> PeerClient<Channel> {
+        let client = self.client.get_or_init(|| {
+            PeerClient::new(self.endpoint.connect_lazy())
+                .max_decoding_message_size(self.settings.max_message_bytes)
+                .max_encoding_message_size(self.settings.max_message_bytes)
+        });
+        client.clone()
+    }
+
+    /// `message` as a request with the token and the deadline.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        // Sent as `grpc-timeout`, so the receiver knows when nobody waits any more.
+        request.set_timeout(self.settings.timeout);
+        if let Some(token) = &self.settings.token {
+            (request.metadata_mut()).insert("authorization", token.value().clone());
+        }
+        request
+    }
+
+    /// Runs one call within the deadline. The group drops a call at its own peer timeout
+    /// too; this one makes the client whole on its own. Dropping a call resets its stream
+    /// only, never the connection the other calls share.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, PeerError> {
+        match tokio::time::timeout(self.settings.timeout, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            // Tonic's own deadlines (connecting, here) end a call with CANCELLED: the peer
+            // did not answer in time, as when the deadline below passes.
+            Ok(Err(status)) if status.code() == tonic::Code::Cancelled => {
+                Err(PeerError::Timeout(self.settings.timeout))
+            }
+            Ok(Err(status)) => Err(peer_error(&status)),
+            Err(_) => Err(PeerError::Timeout(self.settings.timeout)),
+        }
+    }
+
+    async fn fetch(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
+        let mut client = self.client();
+        let request = self.request(get_request(group, key));
+        let answer = self.call(client.get(request)).await?;
+        Ok(answer.into_loaded(SystemTime::now()))
+    }
+
+    async fn peek_at(&self, group: &str, key: &str) -> Result<Option<Loaded>, PeerError> {
+        let mut client = self.client();
+        let request = self.request(get_request(group, key));
+        let answer = self.call(client.peek(request)).await?;
+        Ok(answer.hit.map(|hit| hit.into_loaded(SystemTime::now())))
+    }
+
+    async fn delete(
+        &self,
+        group: &str,
+        key: &str,
+        mode: RemoveMode,
+    ) -> Result<Vec<String>, PeerError> {
+        let mode = match mode {
+            RemoveMode::Owner => proto::RemoveMode::Owner,
+            _ => proto::RemoveMode::Local,
+        };
+        let mut client = self.client();
+        let request = self.request(RemoveRequest {
+            group: group.to_owned(),
+            key: key.to_owned(),
+            mode: mode.into(),
+        });
+        let answer = self.call(client.remove(request)).await?;
+        Ok(answer.unconfirmed)
+    }
+
+    async fn give(&self, group: &str, key: &str, value: Loaded) -> Result<bool, PeerError> {
+        let ttl = value.ttl();
+        let mut client = self.client();
+        let request = self.request(HandOverRequest {
+            group: group.to_owned(),
+            key: key.to_owned(),
+            value: Some(GetResponse::of(value.into_value(), ttl, SystemTime::now())),
+        });
+        let answer = self.call(client.hand_over(request)).await?;
+        Ok(answer.taken)
+    }
+}
+
+fn get_request(group: &str, key: &str) -> GetRequest {
+    GetRequest {
+        group: group.to_owned(),
+        key: key.to_owned(),
+    }
+}
+
+impl PeerGetter for GrpcPeer {
+    fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        Box::pin(self.fetch(group, key))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(self.delete(group, key, mode))
+    }
+
+    fn peek<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
+        Box::pin(self.peek_at(group, key))
+    }
+
+    fn hand_over<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<bool, PeerError>> {
+        Box::pin(self.give(group, key, value))
+    }
+
+    fn name(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Debug for GrpcPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcPeer").field("url", &self.url).finish()
+    }
+}
