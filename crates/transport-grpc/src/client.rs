@@ -10,7 +10,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::auth::Token;
 use crate::error::Error;
 use crate::kind::peer_error;
-use crate::proto::{self, GetRequest, GetResponse, HandOverRequest, PeerClient, RemoveRequest};
+use crate::proto::{
+    self, GetRequest, GetResponse, HandOverRequest, HandedValue, PeerClient, RemoveRequest,
+};
 
 /// What every peer of a pool shares: the call settings.
 #[derive(Debug)]
@@ -132,16 +134,27 @@ impl GrpcPeer {
         Ok(answer.unconfirmed)
     }
 
-    async fn give(&self, group: &str, key: &str, value: Loaded) -> Result<bool, PeerError> {
-        let ttl = value.ttl();
+    async fn give(&self, group: &str, values: Vec<(String, Loaded)>) -> Result<usize, PeerError> {
+        if values.is_empty() {
+            return Ok(0);
+        }
+        let now = SystemTime::now();
+        let values = (values.into_iter())
+            .map(|(key, value)| {
+                let ttl = value.ttl();
+                HandedValue {
+                    key,
+                    value: Some(GetResponse::of(value.into_value(), ttl, now)),
+                }
+            })
+            .collect();
         let mut client = self.client();
         let request = self.request(HandOverRequest {
             group: group.to_owned(),
-            key: key.to_owned(),
-            value: Some(GetResponse::of(value.into_value(), ttl, SystemTime::now())),
+            values,
         });
         let answer = self.call(client.hand_over(request)).await?;
-        Ok(answer.taken)
+        Ok(answer.taken as usize)
     }
 }
 
@@ -177,10 +190,9 @@ impl PeerGetter for GrpcPeer {
     fn hand_over<'a>(
         &'a self,
         group: &'a str,
-        key: &'a str,
-        value: Loaded,
-    ) -> BoxFuture<'a, Result<bool, PeerError>> {
-        Box::pin(self.give(group, key, value))
+        values: Vec<(String, Loaded)>,
+    ) -> BoxFuture<'a, Result<usize, PeerError>> {
+        Box::pin(self.give(group, values))
     }
 
     fn name(&self) -> &str {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use geecache_consistenthash::Preset;
-use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker};
+use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker, Pick};
 
 use crate::auth::Token;
 use crate::client::{GrpcPeer, Settings};
@@ -126,6 +126,10 @@ impl GrpcPool {
 impl PeerPicker for GrpcPool {
     fn pick_peer(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
         self.cluster.pick_peer(key)
+    }
+
+    fn pick(&self, key: &str) -> Pick {
+        self.cluster.pick(key)
     }
 
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {

@@ -25,8 +25,8 @@ mod generated {
 pub use generated::peer_client::PeerClient;
 pub use generated::peer_server::{Peer, PeerServer, SERVICE_NAME};
 pub use generated::{
-    GetRequest, GetResponse, HandOverRequest, HandOverResponse, PeekResponse, RemoveMode,
-    RemoveRequest, RemoveResponse,
+    GetRequest, GetResponse, HandOverRequest, HandOverResponse, HandedValue, PeekResponse,
+    RemoveMode, RemoveRequest, RemoveResponse,
 };
 
 impl GetResponse {

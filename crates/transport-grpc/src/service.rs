@@ -11,8 +11,8 @@ use crate::auth::Token;
 use crate::error::Error;
 use crate::kind::ErrorKind;
 use crate::proto::{
-    self, GetRequest, GetResponse, HandOverRequest, HandOverResponse, PeekResponse, Peer,
-    PeerServer, RemoveRequest, RemoveResponse,
+    self, GetRequest, GetResponse, HandOverRequest, HandOverResponse, HandedValue, PeekResponse,
+    Peer, PeerServer, RemoveRequest, RemoveResponse,
 };
 
 /// The `geecache.v1.Peer` service: answers other nodes' fetches, peeks, removals and
@@ -163,16 +163,23 @@ impl Peer for PeerService {
         request: Request<HandOverRequest>,
     ) -> Result<Response<HandOverResponse>, Status> {
         self.admit(&request)?;
-        let HandOverRequest { group, key, value } = request.into_inner();
-        let group = self.locate(&group, &key)?;
-        let Some(value) = value else {
-            return Err(ErrorKind::BadRequest.status("a hand-over without a value"));
-        };
-        let loaded = value.into_loaded(SystemTime::now());
-        group
-            .take_handed(&key, loaded)
-            .map_err(|e| status_of(group.name(), &key, &e))?;
-        Ok(Response::new(HandOverResponse { taken: true }))
+        let HandOverRequest { group, values } = request.into_inner();
+        if group.is_empty() {
+            return Err(ErrorKind::BadRequest.status("empty group name"));
+        }
+        let group = self.inner.registry.get(&group).ok_or_else(|| {
+            ErrorKind::UnknownGroup.status(format!("no such group: {:?}", shortened(&group)))
+        })?;
+        let now = SystemTime::now();
+        let max = self.inner.max_key_bytes;
+        let mut taken = 0_u32;
+        for HandedValue { key, value } in values {
+            let loaded = value.unwrap_or_default().into_loaded(now);
+            if key.len() <= max && group.take_handed(&key, loaded).is_ok() {
+                taken += 1;
+            }
+        }
+        Ok(Response::new(HandOverResponse { taken }))
     }
 }
 

@@ -40,19 +40,25 @@ pub struct RemoveResponse {
     pub unconfirmed: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
+pub struct HandedValue {
+    #[prost(string, tag = "1")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "2")]
+    pub value: ::core::option::Option<GetResponse>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct HandOverRequest {
     #[prost(string, tag = "1")]
     pub group: ::prost::alloc::string::String,
-    #[prost(string, tag = "2")]
-    pub key: ::prost::alloc::string::String,
-    #[prost(message, optional, tag = "3")]
-    pub value: ::core::option::Option<GetResponse>,
+    #[prost(message, repeated, tag = "2")]
+    pub values: ::prost::alloc::vec::Vec<HandedValue>,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HandOverResponse {
-    /// Whether the receiver stored the value as its own.
-    #[prost(bool, tag = "1")]
-    pub taken: bool,
+    /// How many of the values the receiver stored as its own; a key it cannot hold (empty, over
+    /// the key limit, refused by the group's source) is left out rather than failing the call.
+    #[prost(uint32, tag = "1")]
+    pub taken: u32,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -219,7 +225,8 @@ pub mod peer_client {
             req.extensions_mut().insert(GrpcMethod::new("geecache.v1.Peer", "Remove"));
             self.inner.unary(req, path, codec).await
         }
-        /// Gives the receiver, the key's next owner, a value to keep as its own.
+        /// Gives the receiver values for keys it owns, to keep as its own: a node leaving, or one that
+        /// gave keys away at a change of membership. Many values per call (up to 256 or 1 MiB).
         pub async fn hand_over(
             &mut self,
             request: impl tonic::IntoRequest<super::HandOverRequest>,
@@ -273,7 +280,8 @@ pub mod peer_server {
             &self,
             request: tonic::Request<super::RemoveRequest>,
         ) -> std::result::Result<tonic::Response<super::RemoveResponse>, tonic::Status>;
-        /// Gives the receiver, the key's next owner, a value to keep as its own.
+        /// Gives the receiver values for keys it owns, to keep as its own: a node leaving, or one that
+        /// gave keys away at a change of membership. Many values per call (up to 256 or 1 MiB).
         async fn hand_over(
             &self,
             request: tonic::Request<super::HandOverRequest>,

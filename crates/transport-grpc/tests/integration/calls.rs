@@ -51,7 +51,14 @@ async fn remove_drops_the_key_and_a_hand_over_stores_one() {
     assert!(node.group.peek("k").unwrap().is_none());
 
     let handed = Loaded::from("handed").with_ttl(Duration::from_secs(60));
-    assert!(peer.hand_over(GROUP, "h", handed).await.unwrap());
+    let over_long = "k".repeat((64 << 10) + 1); // over the default key limit
+    let values = vec![
+        ("h".to_owned(), handed),
+        (String::new(), Loaded::from("empty key")),
+        (over_long, Loaded::from("long key")),
+    ];
+    let taken = peer.hand_over(GROUP, values).await.unwrap();
+    assert_eq!(taken, 1, "the keys it cannot hold are left out");
     let stored = node.group.peek("h").unwrap().unwrap();
     assert_eq!(stored.value, "handed");
     assert!(stored.ttl.is_some());
