@@ -82,6 +82,12 @@ impl Dnsmasq {
         assert!(status.success(), "kill -HUP dnsmasq failed");
     }
 
+    /// Replaces the extra options (e.g. `--srv-host=...`, which dnsmasq reads only at start);
+    /// they take effect at the next [`restart`](Dnsmasq::restart).
+    pub(crate) fn set_options(&mut self, extra: &[String]) {
+        self.extra = extra.to_vec();
+    }
+
     /// Kills the server: an outage. Queries now go unanswered.
     pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
