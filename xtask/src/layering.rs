@@ -68,6 +68,11 @@ const RULES: &[Rule] = &[
         allowed: &[],
         no_runtime: false,
     },
+    Rule {
+        package: "geecache-discovery-dns",
+        allowed: &[],
+        no_runtime: false,
+    },
 ];
 
 pub(crate) fn check(root: &Path) -> Result<(), String> {

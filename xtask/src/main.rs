@@ -77,7 +77,8 @@ fn ci() -> Result<(), String> {
     // The tools were just ensured, so a test that would skip for want of one must fail instead.
     tests
         .env("GEECACHE_REQUIRE_ETCD", "1")
-        .env("GEECACHE_REQUIRE_GO", "1");
+        .env("GEECACHE_REQUIRE_GO", "1")
+        .env("GEECACHE_REQUIRE_DNSMASQ", "1");
     step("tests", tests)?;
     step(
         "doc tests",

@@ -44,6 +44,13 @@ const TOOLS: &[Tool] = &[
         package: "etcd-server",
     },
     Tool {
+        purpose: "a DNS server (dnsmasq), for the DNS membership tests",
+        needed_by: "crates/discovery-dns",
+        // Debian installs it to /usr/sbin, which is on root's PATH (CI runs as root).
+        probe: Probe::Binary("dnsmasq"),
+        package: "dnsmasq-base",
+    },
+    Tool {
         purpose: "the Go toolchain, for the Go groupcache interoperability test",
         needed_by: "crates/transport-http",
         probe: Probe::Binary("go"),

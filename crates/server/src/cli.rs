@@ -88,6 +88,33 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) etcd_ttl: Option<String>,
 
+    /// A DNS name to find the cluster's members through, instead of --peers or --etcd: NAME:PORT asks for A/AAAA records (every member on PORT), a bare NAME for SRV records (each with its own host and port).
+    #[arg(
+        long,
+        env = "GEECACHE_PEERS_DNS",
+        value_name = "NAME[:PORT]",
+        help = "A DNS name to find the cluster's members through, instead of --peers or --etcd: NAME:PORT asks for A/AAAA records (every member on PORT), a bare NAME for SRV records (each with its own host and port), e.g. a Kubernetes headless Service"
+    )]
+    pub(crate) peers_dns: Option<String>,
+
+    /// How often to look the --peers-dns name up again.
+    #[arg(
+        long,
+        env = "GEECACHE_DNS_INTERVAL",
+        value_name = "DURATION",
+        help = "How often to look the --peers-dns name up again [default: 5s]"
+    )]
+    pub(crate) dns_interval: Option<String>,
+
+    /// The DNS server to ask for --peers-dns, instead of the system's resolver configuration.
+    #[arg(
+        long,
+        env = "GEECACHE_DNS_SERVER",
+        value_name = "IP:PORT",
+        help = "The DNS server to ask for --peers-dns, instead of the system's resolver configuration (/etc/resolv.conf)"
+    )]
+    pub(crate) dns_server: Option<String>,
+
     /// Path prefix of the peer routes: /_geecache/, or /_groupcache/ (with --ring groupcache) to talk to Go groupcache.
     #[arg(
         long,

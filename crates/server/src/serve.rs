@@ -38,11 +38,15 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
 }
 
 /// Where the peer list comes from: etcd when configured (only possible in a build with the
-/// `etcd` feature; the config check refuses it otherwise), else the static list.
+/// `etcd` feature; the config check refuses it otherwise), a DNS name when configured, else
+/// the static list. The config check allows only one of the three.
 fn membership(config: &Config) -> Membership {
     #[cfg(feature = "etcd")]
     if let Some(etcd) = &config.etcd {
         return Membership::Etcd(etcd.clone());
+    }
+    if let Some(dns) = &config.dns {
+        return Membership::Dns(dns.clone());
     }
     Membership::Static(config.peers.clone())
 }

@@ -21,6 +21,9 @@ pub(super) mod ids {
     pub(crate) const ETCD: &str = "etcd";
     pub(crate) const CLUSTER: &str = "cluster";
     pub(crate) const ETCD_TTL: &str = "etcd_ttl";
+    pub(crate) const PEERS_DNS: &str = "peers_dns";
+    pub(crate) const DNS_INTERVAL: &str = "dns_interval";
+    pub(crate) const DNS_SERVER: &str = "dns_server";
     pub(crate) const BASE_PATH: &str = "base_path";
     pub(crate) const RING: &str = "ring";
     pub(crate) const REPLICAS: &str = "replicas";
@@ -36,13 +39,16 @@ pub(super) mod ids {
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 18] = [
+    pub(crate) const ALL: [&str; 21] = [
         LISTEN,
         SELF_URL,
         PEERS,
         ETCD,
         CLUSTER,
         ETCD_TTL,
+        PEERS_DNS,
+        DNS_INTERVAL,
+        DNS_SERVER,
         BASE_PATH,
         RING,
         REPLICAS,

@@ -9,9 +9,11 @@
 //!   an error gives it, read off clap's definition of the arguments.
 //! - `values.rs`: checks of single settings; peer URLs and the base path use the transport's
 //!   own rules.
-//! - `groups.rs`: the group-spec language. `etcd.rs`: the etcd settings.
+//! - `groups.rs`: the group-spec language. `etcd.rs`: the etcd settings. `dns.rs`: the DNS
+//!   membership settings.
 //! - `file.rs`: the TOML file as written. `units.rs`: sizes and durations.
 
+mod dns;
 pub(crate) mod error;
 mod etcd;
 pub(crate) mod file;
@@ -80,6 +82,8 @@ pub(crate) struct Config {
     pub(crate) peers: Vec<String>,
     /// Membership through etcd instead of a fixed peer list.
     pub(crate) etcd: Option<EtcdConfig>,
+    /// Membership through a DNS name's records instead of a fixed peer list.
+    pub(crate) dns: Option<DnsConfig>,
     /// Peer route prefix, starting and ending with `/`.
     pub(crate) base_path: String,
     /// The ring that places keys on nodes.
@@ -115,6 +119,17 @@ pub(crate) struct EtcdConfig {
     pub(crate) cluster: String,
     /// Lease time to live; `None`: the discovery crate's default.
     pub(crate) ttl: Option<Duration>,
+}
+
+/// Which DNS name lists the cluster's members, and how it is followed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DnsConfig {
+    /// `NAME:PORT` (A/AAAA records) or `NAME` (SRV records), already checked.
+    pub(crate) target: String,
+    /// How often it is looked up again.
+    pub(crate) interval: Duration,
+    /// The one server to ask; `None`: the system's resolver configuration.
+    pub(crate) server: Option<SocketAddr>,
 }
 
 /// One group's settings.
@@ -179,9 +194,16 @@ impl Config {
                 s
             })
             .collect();
-        let membership = match &self.etcd {
-            None => format!("peers=[{}]", self.peers.join(",")),
-            Some(etcd) => format!(
+        let membership = match (&self.etcd, &self.dns) {
+            (None, Some(dns)) => format!(
+                "peers_dns={} dns_interval={} dns_server={}",
+                dns.target,
+                format_duration(dns.interval),
+                dns.server
+                    .map_or_else(|| "system".to_owned(), |s| s.to_string())
+            ),
+            (None, None) => format!("peers=[{}]", self.peers.join(",")),
+            (Some(etcd), _) => format!(
                 "etcd=[{}] cluster={} etcd_ttl={}",
                 etcd.endpoints.join(","),
                 etcd.cluster,
@@ -311,6 +333,13 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
                 .to_owned(),
         ));
     }
+    let dns = dns::resolve_dns(layers)?;
+    if dns.is_some() && (etcd.is_some() || !peers.is_empty()) {
+        let other = if etcd.is_some() { "--etcd" } else { "--peers" };
+        return Err(ConfigError::Missing(format!(
+            "--peers-dns and {other} (or their keys in the config file) are both set: the member              list comes from one place; keep --peers-dns to follow a DNS name (e.g. a Kubernetes              headless Service), --etcd to follow nodes registered in etcd, or --peers for a fixed              list"
+        )));
+    }
 
     let base_path = match layers.pick(
         ids::BASE_PATH,
@@ -428,6 +457,7 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         self_url,
         peers,
         etcd,
+        dns,
         base_path,
         ring,
         replicas,

@@ -633,3 +633,95 @@ fn a_group_may_choose_its_eviction_policy() {
         "{refused}"
     );
 }
+
+fn dns_args(name: &str) -> ServeArgs {
+    ServeArgs {
+        peers_dns: Some(name.to_owned()),
+        ..args(&["scores=demo"])
+    }
+}
+
+#[test]
+fn dns_settings_come_from_flags_or_the_file_with_a_5s_default() {
+    let config = load_args(&dns_args("peers.default.svc:8001")).unwrap();
+    assert_eq!(
+        config.dns,
+        Some(DnsConfig {
+            target: "peers.default.svc:8001".into(),
+            interval: Duration::from_secs(5),
+            server: None,
+        })
+    );
+    assert!(
+        config
+            .summary()
+            .contains("peers_dns=peers.default.svc:8001 dns_interval=5s dns_server=system")
+    );
+
+    let config = from_toml(
+        "peers_dns = \"_peer._tcp.peers.default.svc\"\ndns_interval = \"2s\"\n\
+         dns_server = \"10.96.0.10:53\"\n[groups.scores]\nsource = \"demo\"\n",
+        &ServeArgs::default(),
+    )
+    .unwrap();
+    let dns = config.dns.unwrap();
+    assert_eq!(dns.target, "_peer._tcp.peers.default.svc");
+    assert_eq!(dns.interval, Duration::from_secs(2));
+    assert_eq!(dns.server, Some("10.96.0.10:53".parse().unwrap()));
+
+    // The flag wins over the file.
+    let mut a = dns_args("other.test:9000");
+    a.dns_interval = Some("250ms".into());
+    let config = from_toml("peers_dns = \"peers.test:8001\"\n", &a).unwrap();
+    let dns = config.dns.unwrap();
+    assert_eq!(dns.target, "other.test:9000");
+    assert_eq!(dns.interval, Duration::from_millis(250));
+}
+
+#[test]
+fn dns_membership_is_exclusive_and_its_values_are_checked() {
+    let both = ServeArgs {
+        peers: Some(vec!["http://10.0.0.1:8001".into()]),
+        ..dns_args("peers.test:8001")
+    };
+    assert!(message(load_args(&both)).starts_with("--peers-dns and --peers"));
+
+    let alone = ServeArgs {
+        dns_interval: Some("5s".into()),
+        ..args(&["scores=demo"])
+    };
+    assert!(message(load_args(&alone)).starts_with("--dns-interval needs --peers-dns"));
+    let alone = ServeArgs {
+        dns_server: Some("127.0.0.1:53".into()),
+        ..args(&["scores=demo"])
+    };
+    assert!(message(load_args(&alone)).starts_with("--dns-server needs --peers-dns"));
+
+    for (name, problem) in [
+        ("http://peers.test:8001", "not a URL"),
+        ("peers.test:0", "port 0"),
+        ("peers test", "only A-Z"),
+    ] {
+        let m = message(load_args(&dns_args(name)));
+        assert!(
+            m.starts_with(&format!("invalid --peers-dns {name:?}")) && m.contains(problem),
+            "{m}"
+        );
+    }
+    let mut fast = dns_args("peers.test:8001");
+    fast.dns_interval = Some("1ms".into());
+    assert!(message(load_args(&fast)).contains("too short"));
+    let mut bad_server = dns_args("peers.test:8001");
+    bad_server.dns_server = Some("dns.example".into());
+    assert!(message(load_args(&bad_server)).contains("not an IP:PORT"));
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn dns_and_etcd_membership_are_refused_together() {
+    let both = ServeArgs {
+        peers_dns: Some("peers.test:8001".into()),
+        ..etcd_args(&["http://127.0.0.1:2379"], Some("c1"))
+    };
+    assert!(message(load_args(&both)).starts_with("--peers-dns and --etcd"));
+}

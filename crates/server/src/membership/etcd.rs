@@ -7,7 +7,7 @@
 //! etcd answers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use geecache_discovery_etcd as discovery;
@@ -50,33 +50,7 @@ impl Following {
         // `spawn`, not `start`: `start` fails when etcd is down, and the node should come up
         // (not ready) and wait for etcd instead.
         let membership = discovery::Membership::spawn(&config);
-        let mut lists = membership.subscribe();
-        let follower = tokio::spawn(async move {
-            // Ends when the membership shuts down and closes the channel.
-            while lists.changed().await.is_ok() {
-                let Some(list) = lists.borrow_and_update().clone() else {
-                    continue;
-                };
-                match sink.set_peers(&list) {
-                    Ok(()) => {
-                        let members = sink.peers();
-                        tracing::info!(
-                            peers = members.len(),
-                            members = ?members,
-                            "member list from etcd applied"
-                        );
-                        on_change(members.len());
-                        known.store(true, Ordering::Release);
-                    }
-                    // Another node registered a URL the pool refuses; the previous ring stays.
-                    Err(e) => tracing::warn!(
-                        error = e,
-                        list = ?list,
-                        "member list from etcd refused; keeping the previous one"
-                    ),
-                }
-            }
-        });
+        let follower = super::follow("etcd", membership.subscribe(), sink, known, on_change);
         Ok(Following {
             config,
             membership,

@@ -1,13 +1,16 @@
 //! Where the peer list comes from, and the one place that hands it to the pool.
 //!
-//! The list is static (flags or config file) or, in a binary built with the `etcd` feature,
-//! followed live in etcd ([`etcd`]): every new list goes to [`PeerSink::set_peers`], without
-//! the node, the router or the pool knowing where lists come from.
+//! The list is static (flags or config file), followed live in DNS ([`dns`]) or, in a binary
+//! built with the `etcd` feature, in etcd ([`etcd`]): every new list goes through [`follow`]
+//! to [`PeerSink::set_peers`], without the node, the router or the pool knowing where lists
+//! come from.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use geecache_transport_http::HttpPool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// What receives peer lists: the HTTP pool, or a fake in tests.
 pub(crate) trait PeerSink: Send + Sync + 'static {
@@ -35,6 +38,8 @@ pub(crate) enum Membership {
     /// The live members of a cluster in etcd.
     #[cfg(feature = "etcd")]
     Etcd(crate::config::EtcdConfig),
+    /// The records of a DNS name, looked up again every interval.
+    Dns(crate::config::DnsConfig),
 }
 
 /// A running membership source.
@@ -43,6 +48,7 @@ pub(crate) struct Running {
     known: Arc<AtomicBool>,
     #[cfg(feature = "etcd")]
     etcd: Option<etcd::Following>,
+    dns: Option<dns::Following>,
 }
 
 impl Running {
@@ -71,7 +77,8 @@ impl Running {
     }
 
     /// Withdraws the announcement, so peers stop sending here before the node drains.
-    /// Returns whether the other members were told (a static list cannot be).
+    /// Returns whether the other members were told (a static list cannot be, and neither can
+    /// DNS: its records change when the platform, e.g. Kubernetes, says so).
     pub(crate) async fn leave(&mut self) -> bool {
         #[cfg(feature = "etcd")]
         if let Some(etcd) = &mut self.etcd {
@@ -80,12 +87,16 @@ impl Running {
         false
     }
 
-    /// Stops the source. A static list has nothing to stop; etcd's watcher ends its task.
+    /// Stops the source. A static list has nothing to stop; etcd's watcher and DNS's poller
+    /// end their tasks.
     pub(crate) async fn shutdown(mut self) {
         let _ = self.leave().await;
         #[cfg(feature = "etcd")]
         if let Some(etcd) = self.etcd.take() {
             etcd.shutdown().await;
+        }
+        if let Some(dns) = self.dns.take() {
+            dns.shutdown().await;
         }
     }
 }
@@ -111,6 +122,7 @@ impl Membership {
                     known: Arc::new(AtomicBool::new(true)),
                     #[cfg(feature = "etcd")]
                     etcd: None,
+                    dns: None,
                 })
             }
             #[cfg(feature = "etcd")]
@@ -121,12 +133,66 @@ impl Membership {
                 Ok(Running {
                     known,
                     etcd: Some(following),
+                    dns: None,
+                })
+            }
+            Membership::Dns(config) => {
+                let known = Arc::new(AtomicBool::new(false));
+                let following =
+                    dns::Following::start(&config, sink, Arc::clone(&known), on_change)?;
+                Ok(Running {
+                    known,
+                    #[cfg(feature = "etcd")]
+                    etcd: None,
+                    dns: Some(following),
                 })
             }
         }
     }
 }
 
+/// Feeds every list `lists` publishes to `sink` until the channel closes: the one path a
+/// watched list takes into the pool, whichever source it comes from, so a change from DNS
+/// rebalances and hands keys off exactly as one from etcd. `on_change` hears the member count
+/// after each applied list, and `known` turns true with the first.
+fn follow(
+    source: &'static str,
+    mut lists: watch::Receiver<Option<Arc<[String]>>>,
+    sink: Arc<dyn PeerSink>,
+    known: Arc<AtomicBool>,
+    on_change: impl Fn(usize) + Send + Sync + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        // Ends when the source shuts down and closes the channel.
+        while lists.changed().await.is_ok() {
+            let Some(list) = lists.borrow_and_update().clone() else {
+                continue;
+            };
+            match sink.set_peers(&list) {
+                Ok(()) => {
+                    let members = sink.peers();
+                    tracing::info!(
+                        source,
+                        peers = members.len(),
+                        members = ?members,
+                        "member list applied"
+                    );
+                    on_change(members.len());
+                    known.store(true, Ordering::Release);
+                }
+                // A member the pool refuses (a URL it cannot use); the previous ring stays.
+                Err(e) => tracing::warn!(
+                    source,
+                    error = e,
+                    list = ?list,
+                    "member list refused; keeping the previous one"
+                ),
+            }
+        }
+    })
+}
+
+pub(crate) mod dns;
 #[cfg(feature = "etcd")]
 pub(crate) mod etcd;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::etcd_server::Etcd;
 use crate::support::{
-    DEADLINE, Running, Server, geecache, metric, parse_metrics, request, try_request,
+    DEADLINE, Running, Server, geecache, request, stats, try_request, wait_for_members,
 };
 
 /// The lease TTL the nodes use: short, so the crash test is quick.
@@ -26,52 +26,6 @@ fn cluster_args(etcd: &Etcd) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
-}
-
-/// A node's `/stats` as JSON.
-fn stats(addr: SocketAddr) -> serde_json::Value {
-    let r = request(addr, "GET", "/stats", &[]);
-    assert_eq!(r.status, 200, "{}", r.text());
-    serde_json::from_slice(&r.body).expect("/stats is JSON")
-}
-
-/// The member list a node's `/stats` reports.
-fn members(addr: SocketAddr) -> Vec<String> {
-    stats(addr)["peers"]
-        .as_array()
-        .expect("peers is an array")
-        .iter()
-        .map(|p| p.as_str().expect("a peer is a string").to_owned())
-        .collect()
-}
-
-/// The `geecache_peers` gauge of a node.
-fn peers_gauge(addr: SocketAddr) -> Option<f64> {
-    let scrape = parse_metrics(&request(addr, "GET", "/metrics", &[]).text());
-    metric(&scrape, "geecache_peers", &[])
-}
-
-/// Polls every node until both its `/stats` member list and its `geecache_peers` gauge match
-/// `expected`, failing after `within`.
-fn wait_for_members(nodes: &[&Server], expected: &[String], within: Duration) {
-    let end = Instant::now() + within;
-    for node in nodes {
-        loop {
-            let seen = members(node.addr);
-            #[allow(clippy::cast_precision_loss)] // a handful of members
-            let gauge_matches = peers_gauge(node.addr) == Some(expected.len() as f64);
-            if seen == expected && gauge_matches {
-                break;
-            }
-            assert!(
-                Instant::now() < end,
-                "node {} still lists {seen:?} (gauge {:?}) after {within:?}, expected {expected:?}",
-                node.url(),
-                peers_gauge(node.addr)
-            );
-            std::thread::sleep(Duration::from_millis(20)); // polling interval, not a sync point
-        }
-    }
 }
 
 #[test]

@@ -7,6 +7,11 @@ mod cluster;
 mod config;
 mod demo;
 mod dir_source;
+mod dns;
+// One dnsmasq fixture for both crates' tests; discovery-dns's use the parts this binary does not.
+#[allow(dead_code)]
+#[path = "../../../discovery-dns/tests/integration/dnsmasq.rs"]
+mod dnsmasq;
 #[cfg(feature = "etcd")]
 mod etcd;
 #[cfg(feature = "etcd")]
