@@ -148,7 +148,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "s3fifo" => Policy::S3Fifo,
             other => return Err(format!("unknown policy {other:?}: lru or s3fifo").into()),
         };
-        one_row(policy, budget.parse()?);
+        // Bounded, so that one row takes seconds and fits in this machine's memory.
+        let budget: usize = budget.parse()?;
+        if !(1..=1024).contains(&budget) {
+            return Err(format!("budget {budget} MiB: 1 to 1024").into());
+        }
+        one_row(policy, budget);
         return Ok(());
     }
     println!(
