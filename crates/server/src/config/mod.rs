@@ -337,7 +337,10 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
     if dns.is_some() && (etcd.is_some() || !peers.is_empty()) {
         let other = if etcd.is_some() { "--etcd" } else { "--peers" };
         return Err(ConfigError::Missing(format!(
-            "--peers-dns and {other} (or their keys in the config file) are both set: the member              list comes from one place; keep --peers-dns to follow a DNS name (e.g. a Kubernetes              headless Service), --etcd to follow nodes registered in etcd, or --peers for a fixed              list"
+            "--peers-dns and {other} (or their keys in the config file) are both set: the member \
+             list comes from one place; keep --peers-dns to follow a DNS name (e.g. a Kubernetes \
+             headless Service), --etcd to follow nodes registered in etcd, or --peers for a fixed \
+             list"
         )));
     }
 
