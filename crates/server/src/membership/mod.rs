@@ -1,9 +1,9 @@
 //! Where the peer list comes from, and the one place that hands it to the pool.
 //!
 //! The list is static (flags or config file), followed live in DNS ([`dns`]) or, in a binary
-//! built with the `etcd` feature, in etcd ([`etcd`]): every new list goes through [`follow`]
-//! to [`PeerSink::set_peers`], without the node, the router or the pool knowing where lists
-//! come from.
+//! built with the `etcd` feature, in etcd (the `etcd` module): every new list goes through
+//! [`follow`] to [`PeerSink::set_peers`], without the node, the router or the pool knowing where
+//! lists come from.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
