@@ -118,17 +118,23 @@ struct Node {
 }
 
 impl Node {
-    /// Stops the node at once: its port refuses connections, its connections break.
-    fn kill(&mut self) {
+    /// Stops the node at once: its port refuses connections, its connections break. Returns
+    /// once the server is gone: an abort only asks, and until the server's task has ended its
+    /// connections (one HTTP/2 connection per gRPC peer) could still answer a request.
+    async fn kill(&mut self) {
         if let Some(server) = self.server.take() {
             server.abort();
+            // Cancelled, or ended by itself: either way it serves nothing more.
+            let _ = server.await;
         }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
     }
 }
 
@@ -282,7 +288,7 @@ async fn a_dead_owner_is_skipped_and_its_keys_go_to_the_next_member(transport: T
     // Each live node first talks to the owner, so it holds a connection that then breaks.
     cluster.get(0, &keys[0]).await;
     cluster.get(1, &keys[1]).await;
-    cluster.nodes[dead].kill();
+    cluster.nodes[dead].kill().await;
 
     // The first failure opens the owner's circuit; the value still comes (fallback).
     assert_eq!(cluster.get(0, &keys[2]).await, value_of(&keys[2], 0));
@@ -378,7 +384,7 @@ async fn a_leaving_node_hands_its_values_over(transport: Transport) {
     assert_eq!(received, held as u64);
 
     // The leaver is gone before anyone asks; no key goes back to the source.
-    cluster.nodes[2].kill();
+    cluster.nodes[2].kill().await;
     for key in &keys {
         assert_eq!(cluster.get(1, key).await, value_of(key, 0));
         assert_eq!(
