@@ -22,6 +22,7 @@ pub struct GroupBuilder {
     ttl: Option<Duration>,
     hot_ratio: usize,
     hot_admission: u32,
+    batch_concurrency: usize,
     policy: Policy,
     random: Option<RandomSource>,
     peer_timeout: Duration,
@@ -39,6 +40,7 @@ impl GroupBuilder {
             ttl: None,
             hot_ratio: 8,
             hot_admission: 10,
+            batch_concurrency: 16,
             policy: Policy::Lru,
             random: None,
             peer_timeout: Duration::from_secs(1),
@@ -94,6 +96,16 @@ impl GroupBuilder {
     /// `random() % n == 0`. Default: a fast per-thread generator. Tests inject a fixed sequence.
     pub fn random(mut self, random: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
         self.random = Some(Arc::new(random));
+        self
+    }
+
+    /// How many keys of one [`Group::get_many`](crate::Group::get_many) this node loads from
+    /// its source at the same time (its own keys, and those of peers that failed): a batch of
+    /// a thousand keys must not become a thousand concurrent source requests. Keys fetched
+    /// from peers are not counted here: each peer gets one request. Default: 16; 0 is taken
+    /// as 1.
+    pub fn batch_concurrency(mut self, loads: usize) -> Self {
+        self.batch_concurrency = loads.max(1);
         self
     }
 
@@ -166,6 +178,7 @@ impl GroupBuilder {
             hot_admission: self.hot_admission,
             random: self.random.unwrap_or_else(random::default_source),
             peer_timeout: self.peer_timeout,
+            batch_concurrency: self.batch_concurrency,
             peers,
         };
         let group =

@@ -85,6 +85,11 @@ pub enum PeerError {
     /// The peer's answer could not be decoded.
     #[error("malformed peer response: {0}")]
     Malformed(String),
+    /// The batch request that asked for this key among others failed as a whole
+    /// ([`PeerGetter::get_many`](crate::PeerGetter::get_many)); every key of it sees the same
+    /// error.
+    #[error("batch request failed: {0}")]
+    Batch(#[source] Arc<PeerError>),
 }
 
 /// Why [`Group::get`](crate::Group::get) returned no value.

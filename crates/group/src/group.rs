@@ -66,9 +66,9 @@ pub struct Group {
     /// key's previous owner after a change of membership, is answered from that node's cache
     /// without any flight. (The loader itself may go over the network, to a database or an
     /// HTTP origin: that is the source of truth, which never calls back into the cluster.)
-    local: singleflight::Group<String, Fetched, Error>,
+    pub(crate) local: singleflight::Group<String, Fetched, Error>,
     /// One flight per key for fetches from the owning peer (which fall back to `local`).
-    remote: singleflight::Group<String, Fetched, Error>,
+    pub(crate) remote: singleflight::Group<String, Fetched, Error>,
     pub(crate) stats: Counters,
     /// Bumped by every `remove`: a load that started before a removal must not cache its
     /// (possibly stale) value after it.
@@ -88,6 +88,7 @@ pub(crate) struct Inner {
     pub(crate) hot_admission: u32,
     pub(crate) random: RandomSource,
     pub(crate) peer_timeout: Duration,
+    pub(crate) batch_concurrency: usize,
     pub(crate) peers: OnceLock<Arc<dyn PeerPicker>>,
 }
 
@@ -170,6 +171,27 @@ impl Group {
     ///
     /// As [`get`](Self::get).
     pub async fn fetch(&self, key: &str, origin: Origin) -> Result<Fetched, Error> {
+        if let Some(hit) = self.lookup(key, origin)? {
+            return Ok(hit);
+        }
+        let result = match self.owner_elsewhere(key, origin) {
+            None => self.load_locally(key).await,
+            Some(peer) => {
+                let flight = self
+                    .remote
+                    .work(key.to_owned(), || self.load_remotely(key, peer));
+                flight.await.map_err(flight_error)
+            }
+        };
+        if matches!(result, Err(Error::NotFound)) {
+            self.stats.not_found.incr();
+        }
+        result
+    }
+
+    /// The first steps of every get: the key checks, the counters, and the caches. `Ok(None)`
+    /// is a miss, counted as a load.
+    pub(crate) fn lookup(&self, key: &str, origin: Origin) -> Result<Option<Fetched>, Error> {
         if key.is_empty() {
             return Err(Error::EmptyKey);
         }
@@ -184,22 +206,10 @@ impl Group {
             self.stats.server_requests.incr();
         }
         if let Some((entry, source)) = self.inner.caches.get(key) {
-            return Ok(fetched(entry, source));
+            return Ok(Some(fetched(entry, source)));
         }
         self.stats.loads.incr();
-        let result = match self.owner_elsewhere(key, origin) {
-            None => self.load_locally(key).await,
-            Some(peer) => {
-                let flight = self
-                    .remote
-                    .work(key.to_owned(), || self.load_remotely(key, peer));
-                flight.await.map_err(flight_error)
-            }
-        };
-        if matches!(result, Err(Error::NotFound)) {
-            self.stats.not_found.incr();
-        }
-        result
+        Ok(None)
     }
 
     /// The value of `key` if this node has it cached (main or hot cache), without loading it,
@@ -289,7 +299,7 @@ impl Group {
         }
     }
 
-    fn owner_elsewhere(&self, key: &str, origin: Origin) -> Option<Arc<dyn PeerGetter>> {
+    pub(crate) fn owner_elsewhere(&self, key: &str, origin: Origin) -> Option<Arc<dyn PeerGetter>> {
         match origin {
             Origin::Peer => None,
             Origin::Client => {
@@ -323,11 +333,17 @@ impl Group {
         });
     }
 
-    async fn load_locally(&self, key: &str) -> Result<Fetched, Error> {
+    /// A flight's first step: the value may have been cached since its caller missed.
+    pub(crate) fn flight_hit(&self, key: &str) -> Option<Fetched> {
+        let (entry, source) = self.inner.caches.peek(key)?;
+        self.stats.flight_hits.incr();
+        Some(fetched(entry, source))
+    }
+
+    pub(crate) async fn load_locally(&self, key: &str) -> Result<Fetched, Error> {
         let flight = self.local.work(key.to_owned(), || async {
-            if let Some((entry, source)) = self.inner.caches.peek(key) {
-                self.stats.flight_hits.incr();
-                return Ok(fetched(entry, source));
+            if let Some(hit) = self.flight_hit(key) {
+                return Ok(hit);
             }
             self.stats.loads_deduped.incr();
             let epoch = self.epoch.load(Ordering::SeqCst);
@@ -363,10 +379,13 @@ impl Group {
         flight.await.map_err(flight_error)
     }
 
-    async fn load_remotely(&self, key: &str, peer: Arc<dyn PeerGetter>) -> Result<Fetched, Error> {
-        if let Some((entry, source)) = self.inner.caches.peek(key) {
-            self.stats.flight_hits.incr();
-            return Ok(fetched(entry, source));
+    pub(crate) async fn load_remotely(
+        &self,
+        key: &str,
+        peer: Arc<dyn PeerGetter>,
+    ) -> Result<Fetched, Error> {
+        if let Some(hit) = self.flight_hit(key) {
+            return Ok(hit);
         }
         self.stats.loads_deduped.incr();
         let epoch = self.epoch.load(Ordering::SeqCst);
@@ -374,6 +393,19 @@ impl Group {
         let answer = tokio::time::timeout(timeout, peer.get(&self.inner.name, key))
             .await
             .unwrap_or(Err(PeerError::Timeout(timeout)));
+        self.peer_answered(key, &peer, answer, epoch).await
+    }
+
+    /// What a remote flight makes of the owner's answer (asked for at `epoch`): its value is
+    /// kept in the hot cache one time in `hot_admission`; "not found" and "rejected" are
+    /// answers; any failure falls back to the local loader.
+    pub(crate) async fn peer_answered(
+        &self,
+        key: &str,
+        peer: &Arc<dyn PeerGetter>,
+        answer: Result<Loaded, PeerError>,
+        epoch: u64,
+    ) -> Result<Fetched, Error> {
         match answer {
             Ok(loaded) => {
                 self.stats.peer_loads.incr();
@@ -498,7 +530,7 @@ pub(crate) fn shown(key: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Every caller of a flight sees the flight's own error.
-fn flight_error(error: singleflight::Error<Error>) -> Error {
+pub(crate) fn flight_error(error: singleflight::Error<Error>) -> Error {
     match error {
         singleflight::Error::Failed(error) => Error::clone(&error),
         // Loader panics are caught inside the local flight, so this is a peer client that

@@ -50,6 +50,13 @@
 //! decided this node owns the key, and forwarding again could bounce a key between two nodes
 //! whose peer lists disagree.
 //!
+//! # Many keys at once
+//!
+//! [`Group::get_many`] answers a list of keys as single gets would, with one request per
+//! owning peer ([`PeerGetter::get_many`]) instead of one per key, and the keys this node owns
+//! loaded side by side within a bound ([`GroupBuilder::batch_concurrency`]). Each key keeps its
+//! own flight, so a batch and a single get of the same key share one load.
+//!
 //! # Removal
 //!
 //! [`Group::remove`] drops a key everywhere it can reach: here, at the owner, and every hot
@@ -71,6 +78,7 @@
 //! group is built and stops when the group is dropped.
 #![deny(missing_docs)]
 
+mod batch;
 mod builder;
 mod cache;
 mod cluster;
@@ -99,7 +107,10 @@ pub use geecache_lru::Policy;
 pub use getter::{BoxFuture, Getter, GetterFn, Loaded, getter_fn};
 pub use group::{Fetched, Group, Origin, Source};
 pub use handover::HandOver;
-pub use peers::{HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, Pick, RemoveMode};
+pub use peers::{
+    GET_MANY_BATCH, HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, Pick,
+    RemoveMode,
+};
 pub use registry::{Registry, groups};
 pub use removal::Removal;
 pub use stats::{CacheStats, Field, FieldKind, Stats};

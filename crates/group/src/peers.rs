@@ -116,6 +116,12 @@ pub enum RemoveMode {
     Owner,
 }
 
+/// The most keys [`PeerGetter::get_many`] is given in one call: a [`Group::get_many`] with more
+/// keys for one peer sends several calls, side by side.
+///
+/// [`Group::get_many`]: crate::Group::get_many
+pub const GET_MANY_BATCH: usize = 256;
+
 /// The most values [`PeerGetter::hand_over`] is given in one call.
 pub const HAND_OVER_BATCH: usize = 256;
 
@@ -133,6 +139,24 @@ pub trait PeerGetter: Send + Sync + 'static {
     /// Asks the peer for `key` in `group`. The peer loads it locally if it must; it never
     /// forwards the request again.
     fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>>;
+
+    /// Asks the peer for each of `keys` in `group` in one request, as [`get`](Self::get) asks for
+    /// one: `Ok` holds one answer per key, in the order of `keys`; `Err` means the request as a
+    /// whole failed (unreachable, timed out, refused), and the caller falls back for every key.
+    /// The group never sends more than [`GET_MANY_BATCH`] keys, nor the same key twice.
+    ///
+    /// The default asks for each key with [`get`](Self::get), all at once: right for a
+    /// transport (or a peer) that has no batch request, and still one round trip of latency.
+    fn get_many<'a>(
+        &'a self,
+        group: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
+        Box::pin(async move {
+            let gets = keys.iter().map(|key| self.get(group, key));
+            Ok(futures_util::future::join_all(gets).await)
+        })
+    }
 
     /// Asks the peer to remove `key` from `group` as `mode` says. On success, returns the
     /// members the peer could not confirm the removal with (empty for [`RemoveMode::Local`]).

@@ -590,6 +590,19 @@ impl PeerGetter for Member {
         })
     }
 
+    fn get_many<'a>(
+        &'a self,
+        group: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
+        Box::pin(async move {
+            let attempt = Attempt::new(self);
+            let result = self.getter.get_many(group, keys).await;
+            attempt.report(&result);
+            result
+        })
+    }
+
     fn remove<'a>(
         &'a self,
         group: &'a str,

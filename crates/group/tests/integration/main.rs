@@ -2,6 +2,7 @@
 
 mod support;
 
+mod batch;
 mod cluster;
 mod expiry;
 mod health;

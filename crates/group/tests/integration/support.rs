@@ -67,22 +67,38 @@ pub(crate) struct LocalPeer {
     pub(crate) group: Arc<Group>,
 }
 
+/// A group's answer as a peer request carries it back.
+fn as_peer_answer(
+    fetched: Result<geecache_group::Fetched, geecache_group::Error>,
+) -> Result<Loaded, PeerError> {
+    match fetched {
+        Ok(f) => Ok(Loaded::new(f.value).with_optional_ttl(f.ttl)),
+        Err(e) if e.is_not_found() => Err(PeerError::NotFound),
+        Err(geecache_group::Error::Rejected(r)) => Err(PeerError::Rejected(r)),
+        Err(e) => Err(PeerError::Status {
+            status: 500,
+            message: e.to_string(),
+        }),
+    }
+}
+
 impl PeerGetter for LocalPeer {
     fn get<'a>(
         &'a self,
         _group: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        Box::pin(async move { as_peer_answer(self.group.fetch(key, Origin::Peer).await) })
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        _group: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
         Box::pin(async move {
-            match self.group.fetch(key, Origin::Peer).await {
-                Ok(f) => Ok(Loaded::new(f.value).with_optional_ttl(f.ttl)),
-                Err(e) if e.is_not_found() => Err(PeerError::NotFound),
-                Err(geecache_group::Error::Rejected(r)) => Err(PeerError::Rejected(r)),
-                Err(e) => Err(PeerError::Status {
-                    status: 500,
-                    message: e.to_string(),
-                }),
-            }
+            let fetched = self.group.fetch_many(keys, Origin::Peer).await;
+            Ok(fetched.into_iter().map(as_peer_answer).collect())
         })
     }
 
@@ -216,6 +232,80 @@ pub(crate) struct Node {
     pub(crate) name: String,
     pub(crate) group: Arc<Group>,
     pub(crate) loader: CountingLoader,
+    /// The requests this node received from the others.
+    pub(crate) served: Arc<Served>,
+}
+
+/// Requests a node received from its peers, by kind.
+#[derive(Default)]
+pub(crate) struct Served {
+    pub(crate) gets: AtomicUsize,
+    pub(crate) batches: AtomicUsize,
+    pub(crate) batched_keys: AtomicUsize,
+}
+
+impl Served {
+    pub(crate) fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn batches(&self) -> usize {
+        self.batches.load(Ordering::SeqCst)
+    }
+}
+
+/// A peer that counts what it is asked before passing it on.
+struct CountedPeer {
+    inner: LocalPeer,
+    served: Arc<Served>,
+}
+
+impl PeerGetter for CountedPeer {
+    fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
+        self.served.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(group, key)
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        group: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
+        self.served.batches.fetch_add(1, Ordering::SeqCst);
+        self.served
+            .batched_keys
+            .fetch_add(keys.len(), Ordering::SeqCst);
+        self.inner.get_many(group, keys)
+    }
+
+    fn remove<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        mode: RemoveMode,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        self.inner.remove(group, key, mode)
+    }
+
+    fn peek<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
+        self.inner.peek(group, key)
+    }
+
+    fn hand_over<'a>(
+        &'a self,
+        group: &'a str,
+        values: Vec<(String, Loaded)>,
+    ) -> BoxFuture<'a, Result<usize, PeerError>> {
+        self.inner.hand_over(group, values)
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
 }
 
 /// `n` nodes, each with its own registry and loader, wired to each other through a ring.
@@ -235,6 +325,7 @@ pub(crate) fn cluster(n: usize, configure: impl Fn(GroupBuilder) -> GroupBuilder
                 name: name.clone(),
                 group,
                 loader,
+                served: Arc::default(),
             }
         })
         .collect();
@@ -244,9 +335,12 @@ pub(crate) fn cluster(n: usize, configure: impl Fn(GroupBuilder) -> GroupBuilder
         let peers = nodes
             .iter()
             .map(|other| {
-                let peer: Arc<dyn PeerGetter> = Arc::new(LocalPeer {
-                    name: other.name.clone(),
-                    group: Arc::clone(&other.group),
+                let peer: Arc<dyn PeerGetter> = Arc::new(CountedPeer {
+                    inner: LocalPeer {
+                        name: other.name.clone(),
+                        group: Arc::clone(&other.group),
+                    },
+                    served: Arc::clone(&other.served),
                 });
                 (other.name.clone(), peer)
             })
@@ -261,6 +355,17 @@ pub(crate) fn cluster(n: usize, configure: impl Fn(GroupBuilder) -> GroupBuilder
             .expect("first registration");
     }
     nodes
+}
+
+/// Which of `cluster`'s nodes owns `key` (the same ring as theirs).
+pub(crate) fn owner_of(nodes: &[Node], key: &str) -> usize {
+    let mut ring = Ring::new(50);
+    ring.add(nodes.iter().map(|n| n.name.clone()));
+    let owner = ring.get(key).expect("a cluster has members");
+    nodes
+        .iter()
+        .position(|n| n.name == owner)
+        .expect("a member")
 }
 
 /// A single group with its own registry and a counting loader.
