@@ -16,8 +16,11 @@ use prost::Message;
 use crate::auth::Token;
 use crate::conn::Connections;
 use crate::kind::ErrorKind;
-use crate::proto::{GetResponse, HandOver, HandedValue};
-use crate::{ERROR_HEADER, PEEK_HEADER, PROTOBUF, REMOVED_HEADER, UNCONFIRMED_HEADER, names, path};
+use crate::proto::{GetMany, GetManyAnswer, GetResponse, HandOver, HandedValue, KeyAnswer};
+use crate::{
+    BATCH_HEADER, ERROR_HEADER, PEEK_HEADER, PROTOBUF, REMOVED_HEADER, UNCONFIRMED_HEADER, names,
+    path,
+};
 
 /// How much of an error answer's body is read for its message. Error bodies are short plain
 /// text; a peer that sends more is not going to say anything useful in the rest.
@@ -73,7 +76,7 @@ impl PeerOutcome {
         }
     }
 
-    fn of(result: &Result<Loaded, PeerError>) -> PeerOutcome {
+    fn of<T>(result: &Result<T, PeerError>) -> PeerOutcome {
         match result {
             Ok(_) => PeerOutcome::Ok,
             Err(PeerError::NotFound) => PeerOutcome::NotFound,
@@ -135,6 +138,9 @@ pub(crate) struct HttpPeer {
     /// Whether to peek at all: cleared when the peer answers a peek without saying it was one
     /// (a Go node or an older geecache serves it as a full get), so it is asked at most once.
     peeks: AtomicBool,
+    /// Whether to send batch gets: cleared when the peer shows it does not know them (a Go
+    /// node, an older geecache), which is then asked key by key.
+    batches: AtomicBool,
     /// The base path; a request's path is it, then the encoded group and key.
     base_path: String,
     /// The `Host` header: the URL's `host[:port]`.
@@ -161,6 +167,7 @@ impl HttpPeer {
             .map_err(|_| invalid("host holds a character that is not allowed"))?;
         Ok(HttpPeer {
             peeks: AtomicBool::new(true),
+            batches: AtomicBool::new(true),
             connections: Connections::new(dial_address(authority), MAX_IDLE_PER_PEER, IDLE_TIMEOUT),
             url,
             base_path: base_path.to_owned(),
@@ -297,7 +304,8 @@ impl HttpPeer {
                 .collect(),
         };
         let body = Bytes::from(message.encode_to_vec());
-        let mut request = self.request_with(Method::POST, group, "", Mark::Get, body)?;
+        let url = path::peer_url(&self.base_path, group, "");
+        let mut request = self.request_with(Method::POST, url, Mark::Get, body)?;
         request
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
@@ -324,20 +332,21 @@ impl HttpPeer {
         key: &str,
         mark: Mark,
     ) -> Result<Request<Full<Bytes>>, PeerError> {
-        self.request_with(method, group, key, mark, Bytes::new())
+        let url = path::peer_url(&self.base_path, group, key);
+        self.request_with(method, url, mark, Bytes::new())
     }
 
+    /// A request to `url`, a path under the peer's base path, with `body`.
     fn request_with(
         &self,
         method: Method,
-        group: &str,
-        key: &str,
+        url: String,
         mark: Mark,
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, PeerError> {
         let mut builder = Request::builder()
             .method(method)
-            .uri(path::peer_url(&self.base_path, group, key))
+            .uri(url)
             .header(HOST, self.host.clone())
             // Marks the request as coming from a peer: the receiver loads locally and never
             // forwards it again, even if its ring says someone else owns the key.
@@ -414,6 +423,126 @@ impl HttpPeer {
         // return above it is dropped instead, and closes.
         connection.release();
         Ok(Reply::Answered(parts, body))
+    }
+}
+
+impl HttpPeer {
+    /// Asks for `keys` in one `POST {base}{group}` ([`GetMany`]). A peer that shows it does
+    /// not know the request is asked key by key, side by side, now and from then on.
+    async fn fetch_many(
+        &self,
+        group: &str,
+        keys: &[String],
+    ) -> Result<Vec<Result<Loaded, PeerError>>, PeerError> {
+        if !self.batches.load(Ordering::Relaxed) {
+            return Ok(self.fetch_each(group, keys).await);
+        }
+        let result = match &self.transport.observer {
+            None => self.fetch_batch(group, keys).await,
+            Some(observer) => {
+                let mut watch = Watch {
+                    observer: observer.as_ref(),
+                    peer: &self.url,
+                    started: Instant::now(),
+                    reported: false,
+                };
+                let result = self.fetch_batch(group, keys).await;
+                watch.report(match &result {
+                    Ok(None) => PeerOutcome::Status,
+                    result => PeerOutcome::of(result),
+                });
+                result
+            }
+        };
+        match result? {
+            Some(answers) => Ok(answers),
+            None => Ok(self.fetch_each(group, keys).await),
+        }
+    }
+
+    async fn fetch_each(&self, group: &str, keys: &[String]) -> Vec<Result<Loaded, PeerError>> {
+        futures_util::future::join_all(keys.iter().map(|key| self.fetch(group, key))).await
+    }
+
+    /// The batch's answers, or `None` when the peer does not take batch gets.
+    async fn fetch_batch(
+        &self,
+        group: &str,
+        keys: &[String],
+    ) -> Result<Option<Vec<Result<Loaded, PeerError>>>, PeerError> {
+        let body = Bytes::from(
+            GetMany {
+                keys: keys.to_vec(),
+            }
+            .encode_to_vec(),
+        );
+        let url = path::group_url(&self.base_path, group);
+        let mut request = self.request_with(Method::POST, url, Mark::Get, body)?;
+        request
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+        let limit = self.transport.max_response_bytes;
+        let body = match self.exchange_any(request, limit).await? {
+            Reply::Answered(parts, body) if parts.headers.contains_key(BATCH_HEADER) => body,
+            Reply::Answered(parts, _) => return Ok(self.no_batch(parts.status)),
+            Reply::Refused(parts, message) => {
+                return match kind_of(&parts) {
+                    // Refusals of a node that knows the route: about the request, not the route.
+                    Some(
+                        ErrorKind::UnknownGroup | ErrorKind::Unauthorized | ErrorKind::TooLarge,
+                    )
+                    | Some(ErrorKind::BadBody | ErrorKind::Internal) => {
+                        Err(status_error(&parts, message))
+                    }
+                    _ if parts.status.is_server_error() => Err(status_error(&parts, message)),
+                    // 400 from a Go node or an older geecache (the path has no key), 404 or
+                    // 405 from a proxy or a node without the route.
+                    _ => Ok(self.no_batch(parts.status)),
+                };
+            }
+        };
+        let answer =
+            GetManyAnswer::decode(body).map_err(|e| PeerError::Malformed(e.to_string()))?;
+        if answer.answers.len() != keys.len() {
+            return Err(PeerError::Malformed(format!(
+                "{} answers to a batch of {} keys",
+                answer.answers.len(),
+                keys.len()
+            )));
+        }
+        let now = SystemTime::now();
+        let answers = answer.answers.into_iter().map(|a| key_answer(a, now));
+        Ok(Some(answers.collect()))
+    }
+
+    /// Remembers that the peer does not take batch gets.
+    fn no_batch<T>(&self, status: http::StatusCode) -> Option<T> {
+        if self.batches.swap(false, Ordering::Relaxed) {
+            tracing::info!(peer = %self.url, %status,
+                "peer does not answer batch gets; asking it key by key");
+        }
+        None
+    }
+}
+
+/// One key's answer in a batch, read as the same answer to a single get would be.
+fn key_answer(answer: KeyAnswer, now: SystemTime) -> Result<Loaded, PeerError> {
+    let Some(kind) = answer.error.as_deref() else {
+        let ttl = answer.ttl_at(now);
+        let value = ByteView::copy_from_slice(answer.value.as_deref().unwrap_or_default());
+        return Ok(Loaded::new(value).with_optional_ttl(ttl));
+    };
+    let message = answer.message.unwrap_or_default();
+    match ErrorKind::parse(kind) {
+        Some(ErrorKind::NotFound) => Err(PeerError::NotFound),
+        Some(ErrorKind::InvalidKey) => {
+            let reason = message.strip_prefix("invalid key: ").unwrap_or(&message);
+            Err(PeerError::Rejected(Rejected::new(reason)))
+        }
+        known => Err(PeerError::Status {
+            status: known.map_or(500, |k| k.status().as_u16()),
+            message: message.chars().take(ERROR_MESSAGE_CHARS).collect(),
+        }),
     }
 }
 
@@ -564,6 +693,14 @@ impl PeerGetter for HttpPeer {
         values: Vec<(String, Loaded)>,
     ) -> BoxFuture<'a, Result<usize, PeerError>> {
         Box::pin(self.hand_over(group, values))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        group: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
+        Box::pin(self.fetch_many(group, keys))
     }
 
     fn name(&self) -> &str {

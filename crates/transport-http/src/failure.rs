@@ -23,6 +23,16 @@ impl Failure {
         }
     }
 
+    /// The kind of error.
+    pub(crate) fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message for people.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The answer to a get that failed in the group.
     pub(crate) fn of_get(group: &str, key: &str, error: &GroupError) -> Self {
         match error {

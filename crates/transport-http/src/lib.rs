@@ -148,6 +148,11 @@ pub const UNCONFIRMED_HEADER: &str = "x-geecache-unconfirmed";
 /// stored as its own.
 pub const TAKEN_HEADER: &str = "x-geecache-taken";
 
+/// On the answer to a batch get (`POST {base}{group}`, value `1`): "this is a batch answer". A
+/// node that does not know the batch request (a Go groupcache node answers it 400, and
+/// proxies have their own ideas) sends none, and is asked key by key from then on.
+pub const BATCH_HEADER: &str = "x-geecache-batch";
+
 /// The default base path of the peer route.
 pub const DEFAULT_BASE_PATH: &str = "/_geecache/";
 
@@ -170,6 +175,7 @@ pub(crate) mod names {
     pub(crate) const SOURCE: HeaderName = HeaderName::from_static(super::SOURCE_HEADER);
     pub(crate) const UNCONFIRMED: HeaderName = HeaderName::from_static(super::UNCONFIRMED_HEADER);
     pub(crate) const REMOVED: HeaderName = HeaderName::from_static(super::REMOVED_HEADER);
+    pub(crate) const BATCH: HeaderName = HeaderName::from_static(super::BATCH_HEADER);
 }
 
 #[cfg(doctest)]

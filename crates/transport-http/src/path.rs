@@ -177,3 +177,8 @@ pub(crate) fn peer_url(prefix: &str, group: &str, key: &str) -> String {
     let _ = write!(url, "{}/{}", encode(group), encode(key)); // writing to a String cannot fail
     url
 }
+
+/// Writes `{prefix}{encode(group)}`, the URL of a group's batch gets on a peer.
+pub(crate) fn group_url(prefix: &str, group: &str) -> String {
+    format!("{prefix}{}", encode(group))
+}

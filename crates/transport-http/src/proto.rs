@@ -11,13 +11,20 @@
 //! message GetResponse { optional bytes value = 1; optional double minute_qps = 2; optional int64 expire = 3; }
 //! message HandedValue { required string key = 1; optional bytes value = 2; optional int64 expire = 3; }
 //! message HandOver    { repeated HandedValue values = 1; }
+//! message GetMany     { repeated string keys = 1; }
+//! message KeyAnswer   { optional bytes value = 1; optional int64 expire = 3;
+//!                       optional string error = 4; optional string message = 5; }
+//! message GetManyAnswer { repeated KeyAnswer answers = 1; }
 //! ```
 //!
 //! Fields 1 and 2 of `GetResponse` are groupcache's. Field 3 is geecache's: the value's expiry
 //! in unix nanoseconds. A Go node skips it as an unknown field, and a Go node never sends it, so
 //! values from Go peers simply have no time to live. `HandOver` is geecache's alone: a node
 //! gives its values to their keys' next owners in it, many per request (Go nodes are never
-//! sent one).
+//! sent one). So are the batch messages: `GetMany` asks a peer for many keys in one request,
+//! and `GetManyAnswer` holds one `KeyAnswer` per key, in the same order: a value as in
+//! `GetResponse`, or an error named as the `x-geecache-error` header names it (`not-found`,
+//! `invalid-key`, ...) with a message for people.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -142,4 +149,73 @@ pub struct HandOver {
     /// The values, in no particular order.
     #[prost(message, repeated, tag = "1")]
     pub values: Vec<HandedValue>,
+}
+
+/// The body of a batch get: keys of one group, each at most once.
+#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
+pub struct GetMany {
+    /// The keys.
+    #[prost(string, repeated, tag = "1")]
+    pub keys: Vec<String>,
+}
+
+/// One key's answer in a [`GetManyAnswer`]: a value, or an error.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KeyAnswer {
+    /// The value when there is no `error`. Absent means empty.
+    #[prost(bytes = "bytes", optional, tag = "1")]
+    pub value: Option<Bytes>,
+    /// When the value expires, as in [`GetResponse::expire`].
+    #[prost(int64, optional, tag = "3")]
+    pub expire: Option<i64>,
+    /// Why there is no value, as the `x-geecache-error` header would name it on a single get
+    /// ([`ErrorKind::as_str`](crate::ErrorKind::as_str)): `not-found`, `invalid-key`, ...
+    #[prost(string, optional, tag = "4")]
+    pub error: Option<String>,
+    /// The error's message, for people.
+    #[prost(string, optional, tag = "5")]
+    pub message: Option<String>,
+}
+
+impl KeyAnswer {
+    /// An answer carrying `value`, expiring as [`GetResponse::with_ttl`] says.
+    #[must_use]
+    pub fn found(value: impl Into<Bytes>, ttl: Option<Duration>, now: SystemTime) -> Self {
+        KeyAnswer {
+            value: Some(value.into()),
+            expire: ttl.map(|ttl| expire_at(now, ttl)),
+            error: None,
+            message: None,
+        }
+    }
+
+    /// An answer saying why there is no value.
+    #[must_use]
+    pub fn failed(kind: crate::ErrorKind, message: impl Into<String>) -> Self {
+        KeyAnswer {
+            value: None,
+            expire: None,
+            error: Some(kind.as_str().to_owned()),
+            message: Some(message.into()),
+        }
+    }
+
+    /// The time the value has left to live at `now`, read as [`GetResponse::ttl_at`] reads it.
+    #[must_use]
+    pub fn ttl_at(&self, now: SystemTime) -> Option<Duration> {
+        GetResponse {
+            value: None,
+            minute_qps: None,
+            expire: self.expire,
+        }
+        .ttl_at(now)
+    }
+}
+
+/// The answer to a [`GetMany`]: one [`KeyAnswer`] per key, in the order of the keys.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetManyAnswer {
+    /// The answers.
+    #[prost(message, repeated, tag = "1")]
+    pub answers: Vec<KeyAnswer>,
 }

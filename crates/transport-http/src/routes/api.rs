@@ -1,4 +1,5 @@
-//! The client routes: `GET` and `DELETE /api/{group}/{key}`, values as raw bytes.
+//! The client routes: `GET` and `DELETE /api/{group}/{key}`, values as raw bytes, and
+//! `POST /api/{group}` for many keys at once (see `many.rs`).
 
 use axum::Router;
 use axum::body::Body;
@@ -14,7 +15,10 @@ use crate::failure::Failure;
 use crate::path::Decoding;
 
 pub(super) fn routes() -> Router<App> {
-    Router::new().route(&format!("{API_BASE}{{*rest}}"), get(fetch).delete(remove))
+    Router::new().route(
+        &format!("{API_BASE}{{*rest}}"),
+        get(fetch).delete(remove).post(super::many::from_client),
+    )
 }
 
 async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Failure> {

@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+mod many;
 mod peer;
 
 use std::borrow::Cow;
@@ -58,6 +59,8 @@ pub struct RouterConfig {
     cluster: Option<Arc<Cluster>>,
     base_path: Option<String>,
     max_key_bytes: usize,
+    max_batch_keys: usize,
+    max_batch_bytes: usize,
     peer_token: Option<String>,
     api_token: Option<String>,
     readiness: Option<Arc<Readiness>>,
@@ -74,6 +77,8 @@ impl RouterConfig {
             cluster: None,
             base_path: None,
             max_key_bytes: 64 << 10,
+            max_batch_keys: 1000,
+            max_batch_bytes: 4 << 20,
             peer_token: None,
             api_token: None,
             readiness: None,
@@ -105,6 +110,20 @@ impl RouterConfig {
     /// answered with 414 before any group sees it.
     pub fn max_key_bytes(mut self, n: usize) -> Self {
         self.max_key_bytes = n;
+        self
+    }
+
+    /// The most keys one batch get may ask for, from a client (`POST /api/{group}`) or a peer
+    /// (`POST {base}{group}`). Default 1000; a larger batch is answered 413 `too-large`.
+    pub fn max_batch_keys(mut self, n: usize) -> Self {
+        self.max_batch_keys = n;
+        self
+    }
+
+    /// The most bytes a batch get's request body may hold. Default 4 MiB; a larger body is
+    /// answered 413 `too-large`. (A node asks a peer for at most 1 MiB of keys at once.)
+    pub fn max_batch_bytes(mut self, n: usize) -> Self {
+        self.max_batch_bytes = n;
         self
     }
 
@@ -153,6 +172,8 @@ impl fmt::Debug for RouterConfig {
             .field("cluster", &self.cluster)
             .field("base_path", &self.base_path)
             .field("max_key_bytes", &self.max_key_bytes)
+            .field("max_batch_keys", &self.max_batch_keys)
+            .field("max_batch_bytes", &self.max_batch_bytes)
             .field("peer_token", &redacted(&self.peer_token))
             .field("api_token", &redacted(&self.api_token))
             .field("readiness", &self.readiness.is_some())
@@ -168,7 +189,10 @@ impl fmt::Debug for RouterConfig {
 /// |---|---|
 /// | `GET {base}{group}/{key}` | 200 `application/x-protobuf` [`GetResponse`](crate::proto::GetResponse) |
 /// | `DELETE {base}{group}/{key}` | 204 once removed (see [`Group::remove_for_peer`]) |
+/// | `POST {base}{group}` | 200 [`GetManyAnswer`](crate::proto::GetManyAnswer) to a [`GetMany`](crate::proto::GetMany) body |
+/// | `POST {base}{group}/` | 204, a hand-over of [`HandOver`](crate::proto::HandOver) values taken |
 /// | `GET /api/{group}/{key}` | 200 `application/octet-stream`, the value's bytes |
+/// | `POST /api/{group}` | 200 JSON, one result per key of a JSON body `{"keys": [...]}` |
 /// | `DELETE /api/{group}/{key}` | 204 once removed everywhere ([`Group::remove`]) |
 /// | `GET /healthz` | 200 `ok` |
 /// | `GET /readyz` | 200 `ready`, or 503 `not-ready` (see [`RouterConfig::readiness`]) |
@@ -212,6 +236,12 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
     if config.max_key_bytes == 0 {
         return Err(Error::Zero("max_key_bytes"));
     }
+    if config.max_batch_keys == 0 {
+        return Err(Error::Zero("max_batch_keys"));
+    }
+    if config.max_batch_bytes == 0 {
+        return Err(Error::Zero("max_batch_bytes"));
+    }
     let peer_token = Token::from_option(config.peer_token)?;
     let api_token = Token::from_option(config.api_token)?;
     let cluster = (config.pool.as_ref().map(|pool| pool.cluster())).or(config.cluster);
@@ -220,6 +250,8 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
         cluster,
         base: base.clone(),
         max_key_bytes: config.max_key_bytes,
+        max_batch_keys: config.max_batch_keys,
+        max_batch_bytes: config.max_batch_bytes,
         readiness: config.readiness,
         metrics: config.metrics,
     }));
@@ -252,6 +284,8 @@ struct AppInner {
     cluster: Option<Arc<Cluster>>,
     base: String,
     max_key_bytes: usize,
+    max_batch_keys: usize,
+    max_batch_bytes: usize,
     readiness: Option<Arc<Readiness>>,
     metrics: Option<(HeaderValue, Arc<Metrics>)>,
 }

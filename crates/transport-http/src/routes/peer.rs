@@ -1,4 +1,5 @@
-//! The peer routes: groupcache's `GET {base}{group}/{key}`, and removals between nodes.
+//! The peer routes: groupcache's `GET {base}{group}/{key}`, removals, hand-overs and batch
+//! gets between nodes.
 
 use std::time::SystemTime;
 
@@ -25,7 +26,7 @@ pub(super) fn routes(base: &str) -> Router<App> {
     Router::new()
         .route(
             &format!("{base}{{*rest}}"),
-            get(fetch).delete(remove).post(take),
+            get(fetch).delete(remove).post(post),
         )
         .route(base, any(missing_group))
 }
@@ -102,6 +103,16 @@ async fn remove(State(app): State<App>, request: Request) -> Result<Response, Fa
         (false, _) => group.remove(&key).await,
     };
     Ok(removal_response(&removal))
+}
+
+/// `POST {base}{group}/` is a hand-over, `POST {base}{group}` a batch get. A Go groupcache
+/// node, which serves every method as a get, answers the batch's path 400 (it has no key)
+/// without running its getter; the key-less path of a hand-over is never sent to one.
+async fn post(State(app): State<App>, request: Request) -> Result<Response, Failure> {
+    match request.uri().path().ends_with('/') {
+        true => take(State(app), request).await,
+        false => super::many::from_peer(app, request).await,
+    }
 }
 
 /// The most a hand-over's body may weigh: what a peer answer may weigh by default. A sender

@@ -684,3 +684,30 @@ fn awkward_keys_cross_between_rust_and_go_intact() {
     cluster.assert_each_key_loaded_once_by_its_owner(&keys);
     cluster.assert_no_peer_errors();
 }
+
+// A Rust node's batch get in a mixed cluster: Go nodes do not know the batch request (they
+// answer its key-less path 400 without loading anything), so they are asked key by key, and
+// remembered; the Rust peer gets one batch. Every key is still loaded once, by its owner.
+#[test]
+fn a_batch_in_a_mixed_cluster_asks_go_owners_key_by_key() {
+    let Some(binary) = go_node_binary() else {
+        return;
+    };
+    let cluster = Cluster::start(&binary);
+    let keys = keys_spread_over(&cluster, 3);
+    for round in 0..2 {
+        let asked: Vec<String> = keys.iter().map(|k| format!("{k}-{round}")).collect();
+        let results = cluster
+            .runtime
+            .block_on(cluster.rust[0].group.get_many(&asked));
+        for (key, result) in asked.iter().zip(results) {
+            let value = result.unwrap_or_else(|e| panic!("{key:?}: {e}"));
+            assert_eq!(value, value_of(key).as_str(), "{key:?}");
+        }
+    }
+    let all: Vec<String> = (0..2)
+        .flat_map(|round| keys.iter().map(move |k| format!("{k}-{round}")))
+        .collect();
+    cluster.assert_each_key_loaded_once_by_its_owner(&all);
+    cluster.assert_no_peer_errors();
+}

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod batch;
 mod cluster;
 mod faults;
 mod routes;

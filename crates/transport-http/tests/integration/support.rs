@@ -402,7 +402,12 @@ pub(crate) async fn send_body(method: Method, url: &str, body: Vec<u8>) -> Answe
     exchange(method, url, &[], body).await
 }
 
-async fn exchange(method: Method, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+pub(crate) async fn exchange(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
     let mut request = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
