@@ -52,6 +52,7 @@ over_each_transport!(
     removal_reaches_the_owner_and_every_hot_copy,
     a_joining_node_takes_its_keys_from_their_previous_owners,
     a_leaving_node_hands_its_values_over,
+    a_batch_loads_each_key_once_and_survives_a_dead_owner,
 );
 
 fn value_of(key: &str, generation: u64) -> String {
@@ -392,5 +393,26 @@ async fn a_leaving_node_hands_its_values_over(transport: Transport) {
             1,
             "{key} loaded once in all"
         );
+    }
+}
+
+async fn a_batch_loads_each_key_once_and_survives_a_dead_owner(transport: Transport) {
+    let mut cluster = Cluster::start(transport, Options::default()).await;
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    let results = cluster.nodes[0].group.get_many(&keys).await;
+    for (key, result) in keys.iter().zip(&results) {
+        assert_eq!(result.as_ref().expect("a value"), value_of(key, 0).as_str());
+        let owner = &cluster.urls[cluster.owner(key)];
+        assert_eq!(cluster.world.loads_of(key), vec![owner.clone()], "{key}");
+    }
+    assert_eq!(cluster.nodes[0].group.stats().peer_errors, 0);
+
+    // An owner dies: its keys of the next batch are loaded by the asker or the next member,
+    // and every key still gets its value.
+    cluster.nodes[2].kill().await;
+    let fresh: Vec<String> = (0..60).map(|i| format!("fresh{i}")).collect();
+    let results = cluster.nodes[0].group.get_many(&fresh).await;
+    for (key, result) in fresh.iter().zip(&results) {
+        assert_eq!(result.as_ref().expect("a value"), value_of(key, 0).as_str());
     }
 }
