@@ -23,6 +23,7 @@ pub struct GroupBuilder {
     hot_ratio: usize,
     hot_admission: u32,
     batch_concurrency: usize,
+    negative_ttl: Option<Duration>,
     policy: Policy,
     random: Option<RandomSource>,
     peer_timeout: Duration,
@@ -41,6 +42,7 @@ impl GroupBuilder {
             hot_ratio: 8,
             hot_admission: 10,
             batch_concurrency: 16,
+            negative_ttl: None,
             policy: Policy::Lru,
             random: None,
             peer_timeout: Duration::from_secs(1),
@@ -96,6 +98,15 @@ impl GroupBuilder {
     /// `random() % n == 0`. Default: a fast per-thread generator. Tests inject a fixed sequence.
     pub fn random(mut self, random: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
         self.random = Some(Arc::new(random));
+        self
+    }
+
+    /// Caches "not found" for `ttl`: when the source says it has no value for a key this node
+    /// owns, gets of that key (from clients or peers) are answered "not found" for that long
+    /// without asking the source again. Only the owner keeps the answer; other nodes ask it.
+    /// Removing or setting the key forgets it. Default: off, every miss asks the source.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = Some(ttl);
         self
     }
 
@@ -155,6 +166,7 @@ impl GroupBuilder {
         for (setting, value) in [
             ("ttl", self.ttl),
             ("peer_timeout", Some(self.peer_timeout)),
+            ("negative_ttl", self.negative_ttl),
             ("sweep_interval", self.sweep_interval),
         ] {
             if value == Some(Duration::ZERO) {
@@ -179,6 +191,7 @@ impl GroupBuilder {
             random: self.random.unwrap_or_else(random::default_source),
             peer_timeout: self.peer_timeout,
             batch_concurrency: self.batch_concurrency,
+            negative_ttl: self.negative_ttl,
             peers,
         };
         let group =

@@ -36,6 +36,14 @@ impl Entry {
 }
 
 type Weigh = fn(&Key, &Entry) -> usize;
+type WeighMissing = fn(&Key, &()) -> usize;
+
+/// What a "not found" costs in the negative cache beyond its key: its deadline.
+const MISSING_ENTRY_BYTES: usize = 16;
+
+fn weigh_missing(key: &Key, _: &()) -> usize {
+    key.len() + MISSING_ENTRY_BYTES
+}
 
 /// Groupcache counts key bytes plus value bytes; so do we, so budgets mean the same thing.
 fn weigh(key: &Key, entry: &Entry) -> usize {
@@ -50,6 +58,10 @@ pub(crate) fn now() -> Instant {
 pub(crate) struct Caches {
     main: SegmentedCache<Key, Entry, Weigh>,
     hot: SegmentedCache<Key, Entry, Weigh>,
+    /// Keys the source said it does not have, until a deadline (negative caching). Apart from
+    /// main and hot, with a budget of its own (a sixteenth of theirs, at least 64 KiB), so a
+    /// flood of missing keys cannot push out values.
+    missing: SegmentedCache<Key, (), WeighMissing>,
     /// Bytes for main and hot together; 0 means unbounded.
     max_bytes: usize,
     /// Hot may hold up to `main / hot_ratio` bytes before it is the one to shrink.
@@ -73,9 +85,19 @@ impl Caches {
                 .build()
                 .expect("the default segment count is a power of two")
         };
+        let missing_budget = match max_bytes {
+            0 => 0,
+            bytes => (bytes / 16).max(64 << 10),
+        };
+        let missing = SegmentedCache::builder(missing_budget)
+            .weigher(weigh_missing as WeighMissing)
+            .clock(now as fn() -> Instant)
+            .build()
+            .expect("the default segment count is a power of two");
         Caches {
             main: build(),
             hot: build(),
+            missing,
             max_bytes,
             hot_ratio,
         }
@@ -120,7 +142,27 @@ impl Caches {
         let key = key.as_bytes();
         let main = self.main.remove(key).is_some();
         let hot = self.hot.remove(key).is_some();
+        self.missing.remove(key);
         main || hot
+    }
+
+    /// Drops every entry, values and "not found"s alike; returns how many values went.
+    pub(crate) fn clear(&self) -> usize {
+        let values = self.main.len() + self.hot.len();
+        self.main.clear();
+        self.hot.clear();
+        self.missing.clear();
+        values
+    }
+
+    /// Remembers that the source has no value for `key`, until `deadline`.
+    pub(crate) fn insert_missing(&self, key: &str, deadline: Instant) {
+        self.missing.add_with_expiry(Key::from(key), (), deadline);
+    }
+
+    /// Whether the source said it has no value for `key`, and that answer is still fresh.
+    pub(crate) fn is_missing(&self, key: &str) -> bool {
+        self.missing.get(key.as_bytes()).is_some()
     }
 
     /// Every key and entry of the main cache.
@@ -146,6 +188,7 @@ impl Caches {
     }
 
     pub(crate) fn purge_expired(&self, now: Instant) -> usize {
+        self.missing.purge_expired(now);
         self.main.purge_expired(now) + self.hot.purge_expired(now)
     }
 

@@ -90,6 +90,10 @@ pub enum PeerError {
     /// error.
     #[error("batch request failed: {0}")]
     Batch(#[source] Arc<PeerError>),
+    /// The transport, or this peer, does not take this kind of request (a write, say, to a
+    /// Go groupcache node). An answer, not a failure: it says nothing of the peer's health.
+    #[error("peer does not support {0}")]
+    Unsupported(&'static str),
 }
 
 /// Why [`Group::get`](crate::Group::get) returned no value.

@@ -3,7 +3,7 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -75,6 +75,12 @@ pub struct Group {
     epoch: AtomicU64,
     /// The picker's settled changes of membership last acted on (see [`Group::settle`]).
     settled: AtomicU64,
+    /// Held shared by a load storing its value, and exclusively by a write
+    /// ([`Group::set`], [`Group::purge`]): a load's check of the epoch and its insert then
+    /// happen wholly before a write or wholly after it, so the value a client set is never
+    /// replaced by an older one a load was bringing in. (A removal needs no lock: the load
+    /// checks the epoch again after its insert and takes its value back out.)
+    pub(crate) writes: RwLock<()>,
     sweeper: Option<AbortHandle>,
 }
 
@@ -88,6 +94,7 @@ pub(crate) struct Inner {
     pub(crate) hot_admission: u32,
     pub(crate) random: RandomSource,
     pub(crate) peer_timeout: Duration,
+    pub(crate) negative_ttl: Option<Duration>,
     pub(crate) batch_concurrency: usize,
     pub(crate) peers: OnceLock<Arc<dyn PeerPicker>>,
 }
@@ -106,6 +113,7 @@ impl Group {
             stats: Counters::default(),
             epoch: AtomicU64::new(0),
             settled: AtomicU64::new(0),
+            writes: RwLock::new(()),
             sweeper,
         }
     }
@@ -240,9 +248,14 @@ impl Group {
         // Order matters: bump the epoch before removing, so a load that stores after this
         // point sees the new epoch and takes its value back out (see `store`).
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.forget_flights(key);
+        self.inner.caches.remove(key)
+    }
+
+    /// Later gets of `key` start flights of their own instead of joining those running.
+    pub(crate) fn forget_flights(&self, key: &str) {
         self.local.forget(key);
         self.remote.forget(key);
-        self.inner.caches.remove(key)
     }
 
     /// Removes every expired entry now; the background sweeper calls this periodically.
@@ -293,6 +306,9 @@ impl Group {
             unowned_dropped: s.unowned_dropped.get(),
             handed_out: s.handed_out.get(),
             handed_in: s.handed_in.get(),
+            negative_hits: s.negative_hits.get(),
+            sets: s.sets.get(),
+            purges: s.purges.get(),
             server_requests: s.server_requests.get(),
             main,
             hot,
@@ -333,6 +349,29 @@ impl Group {
         });
     }
 
+    /// With a negative time to live, remembers at the key's owner that the source has no value
+    /// for `key` (unless a removal or a write came since `epoch`). A node standing in for
+    /// another owner does not: the owner's answer is the one to keep, and keeping it on every
+    /// node would need every node to hear of the key's creation.
+    fn remember_missing(&self, key: &str, epoch: u64) {
+        let Some(ttl) = self.inner.negative_ttl else {
+            return;
+        };
+        if self.local_tier(key) != Tier::Main {
+            return;
+        }
+        let Some(deadline) = now().checked_add(ttl) else {
+            return;
+        };
+        let _shared = self.writes.read().unwrap_or_else(PoisonError::into_inner);
+        if self.epoch.load(Ordering::SeqCst) == epoch {
+            self.inner.caches.insert_missing(key, deadline);
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                self.inner.caches.remove(key);
+            }
+        }
+    }
+
     /// A flight's first step: the value may have been cached since its caller missed.
     pub(crate) fn flight_hit(&self, key: &str) -> Option<Fetched> {
         let (entry, source) = self.inner.caches.peek(key)?;
@@ -346,6 +385,10 @@ impl Group {
                 return Ok(hit);
             }
             self.stats.loads_deduped.incr();
+            if self.inner.negative_ttl.is_some() && self.inner.caches.is_missing(key) {
+                self.stats.negative_hits.incr();
+                return Err(Error::NotFound);
+            }
             let epoch = self.epoch.load(Ordering::SeqCst);
             if let Some(handed) = self.take_over(key, epoch).await {
                 return Ok(handed);
@@ -362,7 +405,10 @@ impl Group {
                         source: Source::Loader,
                     })
                 }
-                Ok(Err(LoadError::NotFound)) => Err(Error::NotFound),
+                Ok(Err(LoadError::NotFound)) => {
+                    self.remember_missing(key, epoch);
+                    Err(Error::NotFound)
+                }
                 Ok(Err(LoadError::Rejected(rejected))) => Err(self.rejected(key, rejected)),
                 Ok(Err(error)) => {
                     self.stats.local_load_errors.incr();
@@ -457,7 +503,7 @@ impl Group {
     /// Where a value this node loaded goes: the main cache when the node owns the key, the hot
     /// cache when it stood in for an owner that was skipped or failed, so that the copy is
     /// the first to go once the owner is back.
-    fn local_tier(&self, key: &str) -> Tier {
+    pub(crate) fn local_tier(&self, key: &str) -> Tier {
         match self.inner.peers.get() {
             Some(picker) if !picker.owns(key) => Tier::Hot,
             _ => Tier::Main,
@@ -468,6 +514,11 @@ impl Group {
     /// in between (see `store`).
     pub(crate) fn epoch_now(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Moves the removal epoch on: loads that started before are not cached.
+    pub(crate) fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     fn admit_to_hot(&self) -> bool {
@@ -501,6 +552,7 @@ impl Group {
         let Some(into) = into.filter(|_| ttl != Some(Duration::ZERO)) else {
             return (value, ttl);
         };
+        let _shared = self.writes.read().unwrap_or_else(PoisonError::into_inner);
         if self.epoch.load(Ordering::SeqCst) == epoch {
             let entry = Entry {
                 value: value.clone(),

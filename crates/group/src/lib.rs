@@ -57,6 +57,13 @@
 //! loaded side by side within a bound ([`GroupBuilder::batch_concurrency`]). Each key keeps its
 //! own flight, so a batch and a single get of the same key share one load.
 //!
+//! # Writes and "not found"
+//!
+//! [`Group::set`] stores a value at the key's owner and has every other member drop its copy;
+//! [`Group::purge`] drops every value of the group on every member. Neither lets a load that
+//! was in flight cache an older value over them. With [`GroupBuilder::negative_ttl`], the owner
+//! of a key its source does not have answers "not found" for that long without asking again.
+//!
 //! # Removal
 //!
 //! [`Group::remove`] drops a key everywhere it can reach: here, at the owner, and every hot
@@ -93,6 +100,7 @@ mod registry;
 mod removal;
 mod stats;
 mod sweeper;
+mod write;
 
 #[cfg(test)]
 mod tests;
@@ -114,6 +122,7 @@ pub use peers::{
 pub use registry::{Registry, groups};
 pub use removal::Removal;
 pub use stats::{CacheStats, Field, FieldKind, Stats};
+pub use write::{Purged, SetError, Written};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -200,6 +200,29 @@ pub trait PeerGetter: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(0)))
     }
 
+    /// Asks the peer, the owner of `key`, to store `value` as a client's write
+    /// ([`Group::set_as_owner`](crate::Group::set_as_owner)): it stores it in its main cache and
+    /// tells every other member to drop its copy. Returns the members it could not confirm
+    /// that with. Default: [`PeerError::Unsupported`], a transport (or a peer) that takes no
+    /// writes.
+    fn set<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        let _ = (group, key, value);
+        Box::pin(std::future::ready(Err(PeerError::Unsupported("set"))))
+    }
+
+    /// Asks the peer to drop every value of `group` it holds, and every load in flight from
+    /// being cached ([`Group::purge_local`](crate::Group::purge_local)); it tells no one else.
+    /// Default: [`PeerError::Unsupported`].
+    fn purge<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
+        let _ = group;
+        Box::pin(std::future::ready(Err(PeerError::Unsupported("purge"))))
+    }
+
     /// A name for logs and errors, e.g. the peer's base URL.
     fn name(&self) -> &str;
 }

@@ -18,7 +18,7 @@ use crate::peers::{PeerGetter, PeerPicker, RemoveMode};
 
 /// At most this many removals of one fan-out are in flight at once: a removal in a large
 /// cluster must not open a connection to every node at the same instant.
-const FANOUT_LIMIT: usize = 16;
+pub(crate) const FANOUT_LIMIT: usize = 16;
 
 /// What a cluster-wide [`Group::remove`] achieved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl Group {
     }
 
     /// Tells every member but this node to drop `key`; returns those that did not confirm.
-    async fn fan_out(&self, picker: &dyn PeerPicker, key: &str) -> Vec<String> {
+    pub(crate) async fn fan_out(&self, picker: &dyn PeerPicker, key: &str) -> Vec<String> {
         let mut waiting = picker.all_peers().into_iter();
         let mut asking = FuturesUnordered::new();
         let mut unconfirmed = Vec::new();

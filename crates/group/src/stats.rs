@@ -170,6 +170,18 @@ stats_struct! {
         handed_out: u64 as Counter,
         /// Values another node sent to this one, their keys' next owner.
         handed_in: u64 as Counter,
+        /// Gets answered "not found" from the negative cache, without a load.
+        ///
+        /// Only with a negative time to live ([`GroupBuilder::negative_ttl`]), at the key's
+        /// owner. Each is a load that did not go to the source (counted in `loads_deduped`).
+        ///
+        /// [`GroupBuilder::negative_ttl`]: crate::GroupBuilder::negative_ttl
+        negative_hits: u64 as Counter,
+        /// Values this node stored as their key's owner because a client set them
+        /// ([`Group::set`](crate::Group::set)), here or at another node.
+        sets: u64 as Counter,
+        /// Purges of the whole group this node carried out ([`Group::purge`](crate::Group::purge)).
+        purges: u64 as Counter,
         ;
         /// The main cache: values this node loaded itself.
         pub main: CacheStats,
@@ -227,6 +239,9 @@ pub(crate) struct Counters {
     pub(crate) unowned_dropped: Counter,
     pub(crate) handed_out: Counter,
     pub(crate) handed_in: Counter,
+    pub(crate) negative_hits: Counter,
+    pub(crate) sets: Counter,
+    pub(crate) purges: Counter,
     pub(crate) server_requests: Counter,
 }
 

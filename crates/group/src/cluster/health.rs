@@ -151,7 +151,10 @@ pub(crate) enum Outcome {
 impl Outcome {
     pub(crate) fn of<T>(result: &Result<T, PeerError>) -> Outcome {
         match result {
-            Ok(_) | Err(PeerError::NotFound | PeerError::Rejected(_)) => Outcome::Answered,
+            Ok(_)
+            | Err(PeerError::NotFound | PeerError::Rejected(_) | PeerError::Unsupported(_)) => {
+                Outcome::Answered
+            }
             Err(PeerError::Timeout(_) | PeerError::Unavailable(_)) => Outcome::Unreachable,
             Err(_) => Outcome::Failed,
         }

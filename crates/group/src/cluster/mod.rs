@@ -603,6 +603,29 @@ impl PeerGetter for Member {
         })
     }
 
+    fn set<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(async move {
+            let attempt = Attempt::new(self);
+            let result = self.getter.set(group, key, value).await;
+            attempt.report(&result);
+            result
+        })
+    }
+
+    fn purge<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
+        Box::pin(async move {
+            let attempt = Attempt::new(self);
+            let result = self.getter.purge(group).await;
+            attempt.report(&result);
+            result
+        })
+    }
+
     fn remove<'a>(
         &'a self,
         group: &'a str,

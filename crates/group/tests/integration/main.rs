@@ -8,3 +8,4 @@ mod expiry;
 mod health;
 mod local;
 mod model;
+mod writes;

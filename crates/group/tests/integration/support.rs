@@ -120,6 +120,25 @@ impl PeerGetter for LocalPeer {
         Box::pin(async move { Ok(found?.map(|f| Loaded::new(f.value).with_optional_ttl(f.ttl))) })
     }
 
+    fn set<'a>(
+        &'a self,
+        _group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(async move {
+            match self.group.set_for_peer(key, value).await {
+                Ok(written) => Ok(written.unconfirmed),
+                Err(e) => Err(PeerError::Malformed(e.to_string())),
+            }
+        })
+    }
+
+    fn purge<'a>(&'a self, _group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
+        self.group.purge_local();
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn hand_over<'a>(
         &'a self,
         _group: &'a str,
@@ -301,6 +320,19 @@ impl PeerGetter for CountedPeer {
         values: Vec<(String, Loaded)>,
     ) -> BoxFuture<'a, Result<usize, PeerError>> {
         self.inner.hand_over(group, values)
+    }
+
+    fn set<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        self.inner.set(group, key, value)
+    }
+
+    fn purge<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
+        self.inner.purge(group)
     }
 
     fn name(&self) -> &str {
