@@ -10,7 +10,8 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use futures_util::{StreamExt, stream};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use crate::cache::{Entry, Tier, now};
 use crate::error::{PeerError, Rejected};
@@ -164,13 +165,24 @@ impl Group {
                 unconfirmed: Vec::new(),
             };
         };
-        let unconfirmed = stream::iter(picker.all_peers())
-            .map(|peer| self.purge_peer(peer))
-            .buffer_unordered(FANOUT_LIMIT)
-            .filter_map(std::future::ready)
-            .collect::<Vec<String>>()
-            .await;
-        let mut unconfirmed = unconfirmed;
+        // A hand-written window rather than `buffer_unordered`: a stream of closures over the
+        // peers makes a future the compiler cannot prove `Send` for every lifetime.
+        let mut waiting = picker.all_peers().into_iter();
+        let mut asking = FuturesUnordered::new();
+        let mut unconfirmed = Vec::new();
+        loop {
+            while asking.len() < FANOUT_LIMIT {
+                match waiting.next() {
+                    Some(peer) => asking.push(self.purge_peer(peer)),
+                    None => break,
+                }
+            }
+            match asking.next().await {
+                Some(Some(name)) => unconfirmed.push(name),
+                Some(None) => {}
+                None => break,
+            }
+        }
         unconfirmed.retain(|name| !picker.is_self(name));
         Purged {
             dropped_here,

@@ -268,19 +268,7 @@ impl HttpPeer {
                 "the answer to a DELETE does not confirm a removal (not a geecache node?)".into(),
             ));
         }
-        let unconfirmed = parts
-            .headers
-            .get(UNCONFIRMED_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(unconfirmed)
+        Ok(unconfirmed_of(&parts))
     }
 
     /// Sends a PUT with `value`: the receiver, the key's next owner, stores it as its own.
@@ -427,6 +415,51 @@ impl HttpPeer {
 }
 
 impl HttpPeer {
+    /// `PUT`s `value` to the peer, the key's owner: it stores it and has the others drop their
+    /// copies. Returns the members it could not confirm that with.
+    async fn store(&self, group: &str, key: &str, value: Loaded) -> Result<Vec<String>, PeerError> {
+        let ttl = value.ttl();
+        let body = Bytes::from(value.into_value().to_vec());
+        let url = path::peer_url(&self.base_path, group, key);
+        let mut request = self.request_with(Method::PUT, url, Mark::Get, body)?;
+        if let Some(ttl) = ttl {
+            // A value whose time ran out on the way is stored with a moment to live rather
+            // than for ever: an absent header would mean the group's own time to live.
+            let seconds = ttl.as_secs_f64().max(0.001);
+            let value = HeaderValue::from_str(&format!("{seconds:.3}"))
+                .map_err(|e| PeerError::Malformed(format!("time to live: {e}")))?;
+            request.headers_mut().insert(names::TTL, value);
+        }
+        let (parts, _) = self.exchange(request, ERROR_BODY_LIMIT).await?;
+        // A Go groupcache node serves the PUT as a GET and answers 200: not stored.
+        if parts
+            .headers
+            .get(names::STORED)
+            .is_none_or(|v| v.as_bytes() != b"1")
+        {
+            return Err(PeerError::Unsupported("set"));
+        }
+        Ok(unconfirmed_of(&parts))
+    }
+
+    /// `DELETE`s the group on the peer: it drops every value of it.
+    async fn purge(&self, group: &str) -> Result<(), PeerError> {
+        let url = path::group_url(&self.base_path, group);
+        let request = self.request_with(Method::DELETE, url, Mark::Get, Bytes::new())?;
+        let parts = match self.exchange_any(request, ERROR_BODY_LIMIT).await? {
+            Reply::Answered(parts, _) => parts,
+            // A Go node answers a path without a key 400, with none of our kinds.
+            Reply::Refused(parts, _) if kind_of(&parts).is_none() && parts.status == 400 => {
+                return Err(PeerError::Unsupported("purge"));
+            }
+            Reply::Refused(parts, message) => return Err(status_error(&parts, message)),
+        };
+        match parts.headers.get(REMOVED_HEADER) {
+            Some(v) if v.as_bytes() == b"1" => Ok(()),
+            _ => Err(PeerError::Unsupported("purge")),
+        }
+    }
+
     /// Asks for `keys` in one `POST {base}{group}` ([`GetMany`]). A peer that shows it does
     /// not know the request is asked key by key, side by side, now and from then on.
     async fn fetch_many(
@@ -523,6 +556,20 @@ impl HttpPeer {
         }
         None
     }
+}
+
+/// The members an answer says did not confirm (`x-geecache-unconfirmed`).
+fn unconfirmed_of(parts: &http::response::Parts) -> Vec<String> {
+    (parts.headers.get(UNCONFIRMED_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One key's answer in a batch, read as the same answer to a single get would be.
@@ -701,6 +748,19 @@ impl PeerGetter for HttpPeer {
         keys: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
         Box::pin(self.fetch_many(group, keys))
+    }
+
+    fn set<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(self.store(group, key, value))
+    }
+
+    fn purge<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
+        Box::pin(self.purge(group))
     }
 
     fn name(&self) -> &str {

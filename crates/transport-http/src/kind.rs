@@ -51,13 +51,16 @@ pub enum ErrorKind {
     TooLarge,
     /// 400 `bad-body`: a request body does not decode as what the route takes.
     BadBody,
+    /// 502 `owner-unavailable`: a write went to the key's owner, which did not store it
+    /// (unreachable, timed out, or a node that takes no writes); nothing was stored.
+    OwnerUnavailable,
     /// 500 `internal`: anything else.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, e.g. for documentation or exhaustive tests.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::NotFound,
         ErrorKind::InvalidKey,
         ErrorKind::NotCached,
@@ -71,6 +74,7 @@ impl ErrorKind {
         ErrorKind::NoRoute,
         ErrorKind::TooLarge,
         ErrorKind::BadBody,
+        ErrorKind::OwnerUnavailable,
         ErrorKind::Internal,
     ];
 
@@ -91,6 +95,7 @@ impl ErrorKind {
             ErrorKind::NoRoute => "no-route",
             ErrorKind::TooLarge => "too-large",
             ErrorKind::BadBody => "bad-body",
+            ErrorKind::OwnerUnavailable => "owner-unavailable",
             ErrorKind::Internal => "internal",
         }
     }
@@ -119,6 +124,7 @@ impl ErrorKind {
             ErrorKind::KeyTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::LoadFailed | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::OwnerUnavailable => StatusCode::BAD_GATEWAY,
             ErrorKind::ShuttingDown | ErrorKind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -153,6 +153,15 @@ pub const TAKEN_HEADER: &str = "x-geecache-taken";
 /// proxies have their own ideas) sends none, and is asked key by key from then on.
 pub const BATCH_HEADER: &str = "x-geecache-batch";
 
+/// On the answer to a peer's `PUT` (value `1`): "this node stored the value as the key's
+/// owner". A Go groupcache node serves a `PUT` as a `GET` and sends none: the write is then not
+/// taken.
+pub const STORED_HEADER: &str = "x-geecache-stored";
+
+/// On a `PUT`: the value's time to live in seconds (a decimal number, e.g. `30` or `0.5`).
+/// Without it the group's own time to live applies.
+pub const TTL_HEADER: &str = "x-geecache-ttl";
+
 /// The default base path of the peer route.
 pub const DEFAULT_BASE_PATH: &str = "/_geecache/";
 
@@ -176,6 +185,8 @@ pub(crate) mod names {
     pub(crate) const UNCONFIRMED: HeaderName = HeaderName::from_static(super::UNCONFIRMED_HEADER);
     pub(crate) const REMOVED: HeaderName = HeaderName::from_static(super::REMOVED_HEADER);
     pub(crate) const BATCH: HeaderName = HeaderName::from_static(super::BATCH_HEADER);
+    pub(crate) const STORED: HeaderName = HeaderName::from_static(super::STORED_HEADER);
+    pub(crate) const TTL: HeaderName = HeaderName::from_static(super::TTL_HEADER);
 }
 
 #[cfg(doctest)]

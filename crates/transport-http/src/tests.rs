@@ -420,6 +420,7 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
             ("no-route", 404),
             ("too-large", 413),
             ("bad-body", 400),
+            ("owner-unavailable", 502),
             ("internal", 500),
         ]
     );

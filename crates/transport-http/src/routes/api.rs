@@ -1,5 +1,6 @@
-//! The client routes: `GET` and `DELETE /api/{group}/{key}`, values as raw bytes, and
-//! `POST /api/{group}` for many keys at once (see `many.rs`).
+//! The client routes: `GET` and `DELETE /api/{group}/{key}`, values as raw bytes,
+//! `POST /api/{group}` for many keys at once (see `many.rs`), and the writes, `PUT
+//! /api/{group}/{key}` and `DELETE /api/{group}` (see `write.rs`).
 
 use axum::Router;
 use axum::body::Body;
@@ -17,7 +18,10 @@ use crate::path::Decoding;
 pub(super) fn routes() -> Router<App> {
     Router::new().route(
         &format!("{API_BASE}{{*rest}}"),
-        get(fetch).delete(remove).post(super::many::from_client),
+        get(fetch)
+            .delete(remove)
+            .post(super::many::from_client)
+            .put(super::write::set_from_client),
     )
 }
 
@@ -39,6 +43,9 @@ async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Fai
 }
 
 async fn remove(State(app): State<App>, request: Request) -> Result<Response, Failure> {
+    if super::write::is_group_path(&request, API_BASE) {
+        return super::write::purge_from_client(app, request).await;
+    }
     let (group, key) = app.locate(request.uri(), API_BASE, Decoding::Percent)?;
     Ok(removal_response(&group.remove(&key).await))
 }

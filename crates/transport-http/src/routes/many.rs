@@ -6,12 +6,11 @@
 //! would answer. Only the request as a whole can fail: a body over the limits is 413, one that
 //! does not decode is 400.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -20,10 +19,10 @@ use geecache_group::{Fetched, Group, Origin};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use super::{API_BASE, App, bad_path, source_name};
-use crate::failure::{Failure, quoted};
+use super::{API_BASE, App, source_name};
+use crate::failure::Failure;
 use crate::kind::ErrorKind;
-use crate::path::{self, Decoding, PathError};
+use crate::path::Decoding;
 use crate::proto::{GetMany, GetManyAnswer, KeyAnswer};
 use crate::{PEER_HEADER, PROTOBUF, names};
 
@@ -34,7 +33,7 @@ const MAX_ANSWER_BYTES: usize = 32 << 20;
 
 /// `POST {base}{group}`: a peer's [`GetMany`], answered with a [`GetManyAnswer`].
 pub(super) async fn from_peer(app: App, request: Request) -> Result<Response, Failure> {
-    let group = locate(&app, request.uri(), &app.0.base, Decoding::Form)?;
+    let group = app.locate_bare_group(request.uri(), &app.0.base, Decoding::Form)?;
     let origin = match is_peer(request.headers()) {
         true => Origin::Peer,
         false => Origin::Client,
@@ -69,7 +68,7 @@ pub(super) async fn from_client(
     State(app): State<App>,
     request: Request,
 ) -> Result<Response, Failure> {
-    let group = locate(&app, request.uri(), API_BASE, Decoding::Percent)?;
+    let group = app.locate_bare_group(request.uri(), API_BASE, Decoding::Percent)?;
     let body = read_body(&app, request.into_body()).await?;
     let asked: Asked = serde_json::from_slice(&body).map_err(|e| {
         Failure::new(
@@ -157,31 +156,6 @@ fn is_peer(headers: &HeaderMap) -> bool {
     headers
         .get(PEER_HEADER)
         .is_some_and(|v| v.as_bytes() == b"1")
-}
-
-/// Reads `{prefix}{group}`, with no `/` after the group, and finds the group.
-fn locate(app: &App, uri: &Uri, prefix: &str, decoding: Decoding) -> Result<Arc<Group>, Failure> {
-    let rest = uri.path().strip_prefix(prefix).ok_or_else(|| {
-        bad_path(&PathError::MissingBase {
-            base: prefix.to_owned(),
-        })
-    })?;
-    if rest.is_empty() {
-        return Err(bad_path(&PathError::EmptyGroup));
-    }
-    if rest.contains('/') {
-        return Err(Failure::new(
-            ErrorKind::BadPath,
-            format!("a batch goes to {prefix}{{group}}, with no key"),
-        ));
-    }
-    let name = path::decode(rest.as_bytes(), decoding).map_err(|e| bad_path(&e))?;
-    app.0.registry.get(&name).ok_or_else(|| {
-        Failure::new(
-            ErrorKind::UnknownGroup,
-            format!("no such group: {:?}", quoted(&name)),
-        )
-    })
 }
 
 async fn read_body(app: &App, body: Body) -> Result<Bytes, Failure> {

@@ -9,6 +9,7 @@ mod admin;
 mod api;
 mod many;
 mod peer;
+mod write;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -61,6 +62,7 @@ pub struct RouterConfig {
     max_key_bytes: usize,
     max_batch_keys: usize,
     max_batch_bytes: usize,
+    max_value_bytes: usize,
     peer_token: Option<String>,
     api_token: Option<String>,
     readiness: Option<Arc<Readiness>>,
@@ -79,6 +81,7 @@ impl RouterConfig {
             max_key_bytes: 64 << 10,
             max_batch_keys: 1000,
             max_batch_bytes: 4 << 20,
+            max_value_bytes: 8 << 20,
             peer_token: None,
             api_token: None,
             readiness: None,
@@ -124,6 +127,13 @@ impl RouterConfig {
     /// answered 413 `too-large`. (A node asks a peer for at most 1 MiB of keys at once.)
     pub fn max_batch_bytes(mut self, n: usize) -> Self {
         self.max_batch_bytes = n;
+        self
+    }
+
+    /// The largest value a client may set (`PUT /api/{group}/{key}`), in bytes. Default 8 MiB;
+    /// a larger body is answered 413 `too-large`.
+    pub fn max_value_bytes(mut self, n: usize) -> Self {
+        self.max_value_bytes = n;
         self
     }
 
@@ -174,6 +184,7 @@ impl fmt::Debug for RouterConfig {
             .field("max_key_bytes", &self.max_key_bytes)
             .field("max_batch_keys", &self.max_batch_keys)
             .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("max_value_bytes", &self.max_value_bytes)
             .field("peer_token", &redacted(&self.peer_token))
             .field("api_token", &redacted(&self.api_token))
             .field("readiness", &self.readiness.is_some())
@@ -193,6 +204,10 @@ impl fmt::Debug for RouterConfig {
 /// | `POST {base}{group}/` | 204, a hand-over of [`HandOver`](crate::proto::HandOver) values taken |
 /// | `GET /api/{group}/{key}` | 200 `application/octet-stream`, the value's bytes |
 /// | `POST /api/{group}` | 200 JSON, one result per key of a JSON body `{"keys": [...]}` |
+/// | `PUT /api/{group}/{key}` | 204 once stored at the owner and dropped elsewhere ([`Group::set`]) |
+/// | `DELETE /api/{group}` | 204 once every member dropped the group's values ([`Group::purge`]) |
+/// | `PUT {base}{group}/{key}` | 204 with `x-geecache-stored: 1`, stored as owner ([`Group::set_for_peer`]) |
+/// | `DELETE {base}{group}` | 204, the group purged here ([`Group::purge_local`]) |
 /// | `DELETE /api/{group}/{key}` | 204 once removed everywhere ([`Group::remove`]) |
 /// | `GET /healthz` | 200 `ok` |
 /// | `GET /readyz` | 200 `ready`, or 503 `not-ready` (see [`RouterConfig::readiness`]) |
@@ -242,6 +257,9 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
     if config.max_batch_bytes == 0 {
         return Err(Error::Zero("max_batch_bytes"));
     }
+    if config.max_value_bytes == 0 {
+        return Err(Error::Zero("max_value_bytes"));
+    }
     let peer_token = Token::from_option(config.peer_token)?;
     let api_token = Token::from_option(config.api_token)?;
     let cluster = (config.pool.as_ref().map(|pool| pool.cluster())).or(config.cluster);
@@ -252,6 +270,7 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
         max_key_bytes: config.max_key_bytes,
         max_batch_keys: config.max_batch_keys,
         max_batch_bytes: config.max_batch_bytes,
+        max_value_bytes: config.max_value_bytes,
         readiness: config.readiness,
         metrics: config.metrics,
     }));
@@ -286,6 +305,7 @@ struct AppInner {
     max_key_bytes: usize,
     max_batch_keys: usize,
     max_batch_bytes: usize,
+    max_value_bytes: usize,
     readiness: Option<Arc<Readiness>>,
     metrics: Option<(HeaderValue, Arc<Metrics>)>,
 }
@@ -306,6 +326,37 @@ impl App {
             Failure::new(
                 ErrorKind::UnknownGroup,
                 format!("no such group: {:?}", quoted(&group)),
+            )
+        })
+    }
+
+    /// Reads `{prefix}{group}`, with no `/` after the group (a batch get, a purge), and finds
+    /// the group.
+    fn locate_bare_group(
+        &self,
+        uri: &Uri,
+        prefix: &str,
+        decoding: Decoding,
+    ) -> Result<Arc<Group>, Failure> {
+        let rest = uri.path().strip_prefix(prefix).ok_or_else(|| {
+            bad_path(&PathError::MissingBase {
+                base: prefix.to_owned(),
+            })
+        })?;
+        if rest.is_empty() {
+            return Err(bad_path(&PathError::EmptyGroup));
+        }
+        if rest.contains('/') {
+            return Err(Failure::new(
+                ErrorKind::BadPath,
+                format!("this request goes to {prefix}{{group}}, with no key"),
+            ));
+        }
+        let name = path::decode(rest.as_bytes(), decoding).map_err(|e| bad_path(&e))?;
+        self.0.registry.get(&name).ok_or_else(|| {
+            Failure::new(
+                ErrorKind::UnknownGroup,
+                format!("no such group: {:?}", quoted(&name)),
             )
         })
     }
@@ -386,13 +437,19 @@ fn removal_response(removal: &Removal) -> Response {
 }
 
 fn removal_answer(removal: &Removal) -> Response {
-    if removal.is_complete() {
+    unconfirmed_answer(&removal.unconfirmed, "removed")
+}
+
+/// 204 when `unconfirmed` is empty; else 200 naming them, in the body (after `done`) and in
+/// `x-geecache-unconfirmed`.
+fn unconfirmed_answer(unconfirmed: &[String], done: &str) -> Response {
+    if unconfirmed.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let list = removal.unconfirmed.join(",");
+    let list = unconfirmed.join(",");
     let mut response = (
         StatusCode::OK,
-        format!("removed; these peers did not confirm: {list}\n"),
+        format!("{done}; these peers did not confirm: {list}\n"),
     )
         .into_response();
     if let Ok(value) = HeaderValue::try_from(list) {

@@ -26,7 +26,10 @@ pub(super) fn routes(base: &str) -> Router<App> {
     Router::new()
         .route(
             &format!("{base}{{*rest}}"),
-            get(fetch).delete(remove).post(post),
+            get(fetch)
+                .delete(remove)
+                .post(post)
+                .put(super::write::set_from_peer),
         )
         .route(base, any(missing_group))
 }
@@ -88,6 +91,9 @@ fn protobuf_response(fetched: Fetched) -> Response {
 }
 
 async fn remove(State(app): State<App>, request: Request) -> Result<Response, Failure> {
+    if super::write::is_group_path(&request, &app.0.base) {
+        return super::write::purge_from_peer(app, request).await;
+    }
     let (headers, uri) = (request.headers(), request.uri());
     let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
     let removal = match (

@@ -11,5 +11,6 @@ mod faults;
 mod routes;
 mod shutdown;
 mod wire;
+mod writes;
 
 mod interop;
