@@ -9,6 +9,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod deploy;
 mod docs;
 mod layering;
 mod tools;
@@ -17,12 +18,14 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 
 commands:
-  ci            install missing system tools, then fmt, clippy, tests, doc tests, docs, layering
+  ci            install missing system tools, then fmt, clippy, deploy files, tests, doc tests,
+                docs, layering
   bench [ARGS]  run the criterion benchmarks (ARGS go to `cargo bench`, e.g. a filter)
   demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
   chaos [ARGS]  build release binaries (etcd included), then run every chaos scenario of
                 the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`)
   docs          build the API docs with warnings denied and check the book's file references
+  deploy        check the files in deploy/: Kubernetes schemas, hadolint, promtool, systemd-analyze
 ";
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&rest),
         Some("chaos") => chaos(&rest),
         Some("docs") => docs_all(),
+        Some("deploy") => step_fn("deploy files", || deploy::check(&workspace_root())),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -69,6 +73,8 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
+    // Seconds, and independent of the build: before the tests, so a broken file fails fast.
+    step_fn("deploy files", || deploy::check(&root))?;
     let mut tests = if has_nextest() {
         cargo(&["nextest", "run", "--workspace", "--all-features"])
     } else {
