@@ -108,7 +108,10 @@ fn systemd(unit: &Path) -> Result<(), String> {
         return Err(format!("{}: ExecStart is not {binary}...", unit.display()));
     }
     let copy = scratch.0.join("geecache.service");
-    write(&copy, &text.replace(binary, &format!("{} ", this.display())))?;
+    write(
+        &copy,
+        &text.replace(binary, &format!("{} ", this.display())),
+    )?;
     // `verify` reports unknown keys and bad values on stderr but still exits 0.
     let out = tool("systemd-analyze")?
         .arg("verify")
@@ -121,7 +124,10 @@ fn systemd(unit: &Path) -> Result<(), String> {
         String::from_utf8_lossy(&out.stderr)
     );
     if !out.status.success() || !said.trim().is_empty() {
-        return Err(format!("systemd-analyze verify {}:\n{said}", unit.display()));
+        return Err(format!(
+            "systemd-analyze verify {}:\n{said}",
+            unit.display()
+        ));
     }
     // The unit rates 1.1 ("OK") today; 2.0 leaves room for a new systemd's stricter checks
     // but not for a lost hardening line.
@@ -132,7 +138,9 @@ fn systemd(unit: &Path) -> Result<(), String> {
 
 fn tool(name: &str) -> Result<Command, String> {
     locate(name).map(Command::new).ok_or_else(|| {
-        format!("`{name}` is not installed; `cargo xtask ci` installs it (or see xtask/src/tools.rs)")
+        format!(
+            "`{name}` is not installed; `cargo xtask ci` installs it (or see xtask/src/tools.rs)"
+        )
     })
 }
 

@@ -84,7 +84,8 @@ fn ci() -> Result<(), String> {
     tests
         .env("GEECACHE_REQUIRE_ETCD", "1")
         .env("GEECACHE_REQUIRE_GO", "1")
-        .env("GEECACHE_REQUIRE_DNSMASQ", "1");
+        .env("GEECACHE_REQUIRE_DNSMASQ", "1")
+        .env("GEECACHE_REQUIRE_NETNS", "1");
     step("tests", tests)?;
     step(
         "doc tests",

@@ -80,6 +80,13 @@ const TOOLS: &[Tool] = &[
         package: Package::Apt("golang-github-golang-protobuf-1-3-dev"),
     },
     Tool {
+        purpose: "iproute2 (`ip`), for the network-namespace hosts of the e2e harness",
+        needed_by: "benches/e2e/src/hosts.rs",
+        // Debian installs it to /usr/sbin, which is on root's PATH (CI runs as root).
+        probe: Probe::Binary("ip"),
+        package: Package::Apt("iproute2"),
+    },
+    Tool {
         purpose: "kubernetes-validate, to check the Kubernetes manifests against the API schemas",
         needed_by: "deploy/kubernetes",
         probe: Probe::Binary("kubernetes-validate"),
@@ -171,7 +178,10 @@ pub(crate) fn locate(name: &str) -> Option<PathBuf> {
     });
     on_path.or_else(|| {
         let out = Command::new("python3")
-            .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_path('scripts'))",
+            ])
             .stderr(Stdio::null())
             .output()
             .ok()?;
@@ -205,7 +215,13 @@ fn pip_works() -> bool {
 fn run_pip(packages: &[&str]) -> Result<(), String> {
     println!("xtask: python3 -m pip install {}", packages.join(" "));
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(packages)
         // Debian's own Python refuses installs outside a virtual environment unless told;
         // these are command-line tools with no Python users to conflict with.
@@ -217,7 +233,10 @@ fn run_pip(packages: &[&str]) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("pip install {} failed ({status})", packages.join(" ")))
+        Err(format!(
+            "pip install {} failed ({status})",
+            packages.join(" ")
+        ))
     }
 }
 

@@ -38,8 +38,8 @@ impl Manifest {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../deploy/kubernetes")
             .join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Manifest {
             name: file.to_owned(),
             documents: text.split("\n---\n").map(str::to_owned).collect(),
@@ -63,7 +63,11 @@ impl Manifest {
         let kinds = ["StatefulSet", "Deployment"];
         let kind = kinds
             .iter()
-            .find(|k| self.documents.iter().any(|d| d.contains(&format!("kind: {k}\n"))))
+            .find(|k| {
+                self.documents
+                    .iter()
+                    .any(|d| d.contains(&format!("kind: {k}\n")))
+            })
             .unwrap_or_else(|| panic!("{}: no StatefulSet or Deployment", self.name));
         self.kind(kind)
     }
@@ -206,7 +210,11 @@ fn assert_sized_from_the_budget(manifest: &Manifest, config: &Config) {
 /// Readiness and liveness go through the token guard when the token is set, so the probes
 /// must carry it.
 fn assert_probes_carry_the_token(manifest: &Manifest, config: &Config) {
-    assert!(config.peer_token.is_some(), "{}: a peer token", manifest.name);
+    assert!(
+        config.peer_token.is_some(),
+        "{}: a peer token",
+        manifest.name
+    );
     let workload = manifest.workload();
     for probe in ["readinessProbe:", "livenessProbe:"] {
         let after = &workload[workload.find(probe).expect(probe)..];

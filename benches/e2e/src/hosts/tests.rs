@@ -1,0 +1,111 @@
+//! The lab, tried with real packets: a TCP connect to a closed port is answered ("Connection
+//! refused") when the host is reachable, and fails otherwise ("No route to host" after a cut,
+//! "Permission denied" across a separation). bash's `/dev/tcp` makes the connect, so the check
+//! needs nothing inside the namespaces but bash and coreutils' `timeout`.
+
+use std::sync::Once;
+
+use super::{Lab, MAX_HOSTS, PREFIX, run, unavailable};
+
+/// Whether the tests can run here. When they cannot, says why once and skips, unless
+/// `GEECACHE_REQUIRE_NETNS` is set (as CI does, where it runs as root): then it fails.
+fn lab_possible() -> bool {
+    let Some(why) = unavailable() else {
+        return true;
+    };
+    assert!(
+        std::env::var_os("GEECACHE_REQUIRE_NETNS").is_none(),
+        "GEECACHE_REQUIRE_NETNS is set but {why}"
+    );
+    static SAID: Once = Once::new();
+    SAID.call_once(|| eprintln!("skipping the network-namespace tests: {why}"));
+    false
+}
+
+/// What a TCP connect from host `from` to host `to` (port 9, closed) ran into.
+fn connect(lab: &Lab, from: usize, to: usize) -> String {
+    let target = format!("exec 3<>/dev/tcp/{}/9", lab.hosts()[to].addr);
+    // Bounded: a cut host's address fails after ARP gives up, in about 3 s.
+    let out = lab
+        .command(from, "timeout")
+        .args(["10", "bash", "-c", &target])
+        .output()
+        .expect("ip netns exec runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn reaches(lab: &Lab, from: usize, to: usize) -> bool {
+    let said = connect(lab, from, to);
+    assert!(
+        !said.contains("Connection timed out") && !said.is_empty(),
+        "{from} -> {to}: an answer was expected, refused or failed, got {said:?}"
+    );
+    said.contains("Connection refused")
+}
+
+fn namespaces() -> String {
+    String::from_utf8_lossy(&run(&["netns", "list"]).expect("ip runs").stdout).into_owned()
+}
+
+#[test]
+fn hosts_reach_each_other_until_cut_or_separated_and_again_after() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = Lab::new(3).unwrap();
+    let names: Vec<String> = lab.hosts().iter().map(|h| h.namespace.clone()).collect();
+    for (from, to) in [(0, 1), (1, 2), (2, 0)] {
+        assert!(reaches(&lab, from, to), "{from} -> {to} before any fault");
+    }
+
+    lab.cut(2).unwrap();
+    assert!(!reaches(&lab, 0, 2), "a cut host is out of reach");
+    assert!(reaches(&lab, 0, 1), "the others still reach each other");
+    lab.reconnect(2).unwrap();
+    assert!(reaches(&lab, 0, 2), "reconnected");
+
+    lab.separate(0, 1).unwrap();
+    assert!(!reaches(&lab, 0, 1));
+    assert!(!reaches(&lab, 1, 0));
+    // Both still reach the third host, as two nodes still reach etcd.
+    assert!(reaches(&lab, 0, 2));
+    assert!(reaches(&lab, 1, 2));
+    lab.heal(0, 1).unwrap();
+    assert!(reaches(&lab, 0, 1));
+    assert!(reaches(&lab, 1, 0));
+
+    drop(lab);
+    let left = namespaces();
+    for name in names {
+        assert!(!left.contains(&name), "{name} left behind: {left}");
+    }
+}
+
+#[test]
+fn dropping_a_lab_kills_what_runs_in_it_and_removes_every_namespace() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = Lab::new(1).unwrap();
+    let name = lab.hosts()[0].namespace.clone();
+    // A process that would outlive the test if the lab did not end it (bounded anyway).
+    let mut sleeper = lab.command(0, "sleep").arg("60").spawn().unwrap();
+    // `ip netns exec` execs the program, so the child is the sleeper itself, in the namespace.
+    let listed = String::from_utf8_lossy(&run(&["netns", "pids", &name]).unwrap().stdout)
+        .split_whitespace()
+        .any(|pid| pid == sleeper.id().to_string());
+    assert!(listed, "the program runs inside the host's namespace");
+    drop(lab);
+    let status = sleeper.wait().unwrap();
+    assert!(!status.success(), "killed, not finished");
+    let left = namespaces();
+    assert!(!left.contains(&name), "{name} left behind: {left}");
+    let switch = name.replace("-h0", "-sw");
+    assert!(switch.starts_with(PREFIX) && !left.contains(&switch));
+}
+
+#[test]
+fn a_lab_has_at_least_one_host_and_at_most_the_subnet_holds() {
+    assert!(Lab::new(0).is_err());
+    assert!(Lab::new(MAX_HOSTS + 1).is_err());
+}
