@@ -15,7 +15,7 @@ use crate::tools::locate;
 pub(crate) fn check(root: &Path) -> Result<(), String> {
     let deploy = root.join("deploy");
     kubernetes(&deploy.join("kubernetes"))?;
-    run(&mut tool("hadolint")?.arg(deploy.join("Dockerfile")))?;
+    run(tool("hadolint")?.arg(deploy.join("Dockerfile")))?;
     prometheus(&deploy.join("prometheus"))?;
     systemd(&deploy.join("geecache.service"))?;
     println!("xtask: deploy files checked");
