@@ -23,7 +23,8 @@ commands:
   bench [ARGS]  run the criterion benchmarks (ARGS go to `cargo bench`, e.g. a filter)
   demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
   chaos [ARGS]  build release binaries (etcd included), then run every chaos scenario of
-                the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`)
+                the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`);
+                `cut` runs on network-namespace hosts and needs root
   docs          build the API docs with warnings denied and check the book's file references
   deploy        check the files in deploy/: Kubernetes schemas, hadolint, promtool, systemd-analyze
 ";
@@ -127,7 +128,8 @@ fn chaos(args: &[String]) -> Result<(), String> {
     step("chaos build", build)?;
     let mut run = Command::new(workspace_root().join("target/release/e2e"));
     if !args.iter().any(|a| a == "--chaos") {
-        run.arg("--chaos").arg("hung,dead,join,leave,rolling,slow");
+        run.arg("--chaos")
+            .arg("hung,dead,join,leave,rolling,slow,cut");
     }
     run.args(args);
     step("chaos", run)

@@ -53,11 +53,23 @@ pub struct Host {
     pub addr: Ipv4Addr,
 }
 
-/// Hosts joined by a switch, each in its own network namespace. Dropped, it removes them all.
+/// Hosts joined by a switch, each in its own network namespace. Dropped, it removes them all
+/// (unless it was only [attached](Lab::attach) to).
 #[derive(Debug)]
 pub struct Lab {
+    tag: String,
     switch: String,
     hosts: Vec<Host>,
+    owned: bool,
+}
+
+/// Whether `ip` is an address of a lab host (10.231.0.0/24). Such addresses exist only inside
+/// labs' namespaces, so a program may listen on one without reaching beyond the lab.
+pub fn is_lab_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.octets()[..3] == SUBNET,
+        std::net::IpAddr::V6(_) => false,
+    }
 }
 
 /// Why a lab cannot be made on this machine, or `None` when it can.
@@ -92,7 +104,9 @@ impl Lab {
         let tag = unique_tag();
         let mut lab = Lab {
             switch: format!("{tag}-sw"),
+            tag,
             hosts: Vec::new(),
+            owned: true,
         };
         // From here on, an early return drops `lab`, which removes what was made.
         ip(&["netns", "add", &lab.switch])?;
@@ -100,10 +114,7 @@ impl Lab {
         lab.ip_in(&lab.switch, &["link", "add", "br0", "type", "bridge"])?;
         lab.ip_in(&lab.switch, &["link", "set", "br0", "up"])?;
         for i in 0..hosts {
-            let host = Host {
-                namespace: format!("{tag}-h{i}"),
-                addr: Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], 1 + i as u8),
-            };
+            let host = host(&lab.tag, i);
             ip(&["netns", "add", &host.namespace])?;
             lab.hosts.push(host.clone());
             let port = format!("p{i}");
@@ -134,6 +145,23 @@ impl Lab {
             lab.ip_in(ns, &["link", "set", "eth0", "up"])?;
         }
         Ok(lab)
+    }
+
+    /// The lab made by another process (or another part of this one) under `tag`, with
+    /// `hosts` hosts, for a program that runs inside it: a handle that can run programs and
+    /// make faults, and leaves the namespaces to the lab's owner when dropped.
+    pub fn attach(tag: &str, hosts: usize) -> Lab {
+        Lab {
+            switch: format!("{tag}-sw"),
+            tag: tag.to_owned(),
+            hosts: (0..hosts.min(MAX_HOSTS)).map(|i| host(tag, i)).collect(),
+            owned: false,
+        }
+    }
+
+    /// The tag its namespaces are named after, for [`Lab::attach`].
+    pub fn tag(&self) -> &str {
+        &self.tag
     }
 
     /// The hosts, in the order they were made.
@@ -205,11 +233,23 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let mut namespaces: Vec<&str> = self.hosts.iter().map(|h| h.namespace.as_str()).collect();
         namespaces.push(&self.switch);
         for namespace in namespaces {
             remove(namespace);
         }
+    }
+}
+
+/// Host `i` of the lab tagged `tag`.
+fn host(tag: &str, i: usize) -> Host {
+    Host {
+        namespace: format!("{tag}-h{i}"),
+        // At most MAX_HOSTS (200) hosts, so 1 + i fits an octet.
+        addr: Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], 1 + i as u8),
     }
 }
 

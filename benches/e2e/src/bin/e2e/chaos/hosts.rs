@@ -1,0 +1,205 @@
+//! The scenarios across hosts with their own addresses: each node on a host of a
+//! network-namespace lab (`geecache_bench_e2e::hosts`), so a fault can be one of the network
+//! between machines rather than of a process.
+//!
+//! `e2e` makes the lab (as root), then runs itself again on the lab's last host with
+//! `--in-lab TAG`: from there the origin, the load generator and the probes reach every node at
+//! its own address, and nothing in the run needs an address outside the lab. The parent reads
+//! the rows from the child's table and removes the lab, and everything still running in it,
+//! when the child is done, whether it succeeded or not.
+
+use std::net::SocketAddr;
+
+use geecache_bench_e2e::hosts::{Lab as HostLab, unavailable};
+
+use super::*;
+
+/// The scenario's name in the table.
+pub(super) const S: &str = "cut host";
+/// Nodes, on hosts 0 to 2; the lab's last host runs the harness, the origin and the load.
+const NODES: usize = 3;
+/// The port every node listens on, at its host's address.
+const PORT: u16 = 8001;
+
+/// Runs the `cut` scenario: in the lab when this process is the one inside it, else makes the
+/// lab and runs itself there. Without root or namespaces, one row says why it was skipped.
+pub(super) fn cut(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    if let Some(tag) = &bench.args.in_lab {
+        let hosts = HostLab::attach(tag, NODES + 1);
+        return inside(bench, &hosts);
+    }
+    if let Some(why) = unavailable() {
+        eprintln!("e2e: skipping the cut scenario: {why}");
+        return Ok(vec![Row::info(S, "skipped", why)]);
+    }
+    let hosts = HostLab::new(NODES + 1).context("cannot make the network-namespace lab")?;
+    let this = std::env::current_exe().context("cannot find this program's path")?;
+    let args = &bench.args;
+    let millis = |d: Duration| format!("{}ms", d.as_millis());
+    let mut child = hosts.command(NODES, this);
+    child
+        .arg("--geecache")
+        .arg(&bench.geecache)
+        .arg("--loadgen")
+        .arg(&bench.loadgen)
+        .arg("--bare-axum")
+        .arg(&bench.bare_axum)
+        .args(["--keys", &args.keys.to_string()])
+        .args(["--connections", &args.connections.to_string()])
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--server-threads", &args.server_threads.to_string()])
+        .args(["--seed", &args.seed.to_string()])
+        .args(["--fill-timeout", &millis(args.fill_timeout)])
+        .args(["--startup-timeout", &millis(args.startup_timeout)])
+        .arg("--log-dir")
+        .arg(&bench.log_dir)
+        .args(["--chaos", "cut", "--in-lab", hosts.tag()]);
+    let deadline = args.fill_timeout * 3 + args.startup_timeout * 6 + Duration::from_secs(120);
+    let table = run_bounded(child, deadline).context("the cut scenario inside the lab")?;
+    let rows: Vec<Row> = table.lines().filter_map(parse_row).collect();
+    if rows.is_empty() {
+        bail!("the cut scenario inside the lab printed no rows:\n{table}");
+    }
+    Ok(rows)
+}
+
+/// A row of this scenario from the markdown table [`markdown`] prints.
+fn parse_row(line: &str) -> Option<Row> {
+    let cells: Vec<&str> = line
+        .strip_prefix(&format!("| {S} | "))?
+        .strip_suffix(" |")?
+        .split(" | ")
+        .collect();
+    let [figure, value, target, verdict] = cells[..] else {
+        return None;
+    };
+    Some(Row {
+        scenario: S,
+        figure: figure.to_owned(),
+        value: value.to_owned(),
+        target: target.to_owned(),
+        met: match verdict {
+            "met" => Some(true),
+            "**missed**" => Some(false),
+            _ => None,
+        },
+    })
+}
+
+/// The scenario itself, run on the lab's last host.
+fn inside(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+    let here = hosts.hosts()[NODES].addr;
+    let lab = Lab::with_origin_on(bench, "cut", Some(SocketAddr::from((here, 0))))?;
+    let urls: Vec<String> = hosts.hosts()[..NODES]
+        .iter()
+        .map(|h| format!("http://{}:{PORT}", h.addr))
+        .collect();
+    let mut nodes = Vec::new();
+    for i in 0..NODES {
+        nodes.push(lab.host_node(hosts, i, &urls)?);
+    }
+    lab.fill(&urls)?;
+    let keys = lab.all_keys();
+    let owner = owners(&urls, &keys);
+    check_held(&nodes, &owner)?;
+    let victim_keys = keys_of(&keys, &owner, 2);
+    let file = lab.key_file("victim", &victim_keys)?;
+    let n = victim_keys.len();
+    let mut rows = Vec::new();
+
+    // The link goes: connections to the host stay open but nothing comes back, as with a
+    // pulled cable. Both survivors ask for every key of its range at once.
+    lab.reset_loads()?;
+    hosts.cut(2)?;
+    let passes = both_ask(&lab, &urls[..2], &file);
+    hosts.reconnect(2)?;
+    let (a, b) = passes?;
+    let (requests, loaded) = lab.loads()?;
+    rows.push(Row::check(
+        S,
+        "client errors while both survivors ask for all its keys",
+        (a.errors() + b.errors()).to_string(),
+        "0",
+        a.errors() + b.errors() == 0,
+    ));
+    #[allow(clippy::cast_precision_loss)]
+    let per_key = requests as f64 / n as f64;
+    rows.push(Row::check(
+        S,
+        "source loads per key of its range",
+        format!("{per_key:.3} ({requests} loads, {loaded} of {n} keys)"),
+        "1 (once in the cluster)",
+        per_key <= 1.01,
+    ));
+    rows.push(Row::info(
+        S,
+        "answers that waited ≥ 0.9 s (the peer timeout), p99",
+        format!("{}, {}", a.slow + b.slow, ms(a.p99_us.max(b.p99_us))),
+    ));
+
+    // Back on the network: every key of its range asked again through the survivors.
+    let timeout = bench.args.fill_timeout;
+    let again = Lab::run_load(
+        lab.load(&urls[..2], "sequential", timeout, Some(&file)),
+        timeout,
+    )?;
+    rows.push(Row::check(
+        S,
+        "reconnected: client errors asking for its keys again",
+        again.errors().to_string(),
+        "0",
+        again.errors() == 0,
+    ));
+    stop_all(nodes);
+    Ok(rows)
+}
+
+/// `loadgen` through `a` and `b` at the same time, each asking every key of `file` once.
+fn both_ask(
+    lab: &Lab<'_>,
+    targets: &[String],
+    file: &Path,
+) -> anyhow::Result<(LoadReport, LoadReport)> {
+    let timeout = lab.bench.args.fill_timeout;
+    let passes = std::thread::scope(|s| {
+        let one = |target: &[String]| {
+            Lab::run_load(lab.load(target, "sequential", timeout, Some(file)), timeout)
+        };
+        let a = s.spawn(move || one(&targets[..1]));
+        let b = s.spawn(move || one(&targets[1..2]));
+        (a.join(), b.join())
+    });
+    match passes {
+        (Ok(a), Ok(b)) => Ok((a?, b?)),
+        _ => bail!("a load thread panicked"),
+    }
+}
+
+impl Lab<'_> {
+    /// Node `i` on host `i` of `hosts`, at its own address, naming every node in `urls`.
+    fn host_node(&self, hosts: &HostLab, i: usize, urls: &[String]) -> anyhow::Result<Server> {
+        let mut command = hosts.command(i, &self.bench.geecache);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("{}:{PORT}", hosts.hosts()[i].addr))
+            .arg("--self-url")
+            .arg(&urls[i])
+            .arg("--peers")
+            .arg(urls.join(","))
+            .arg("--group")
+            .arg(format!("scores=http:{}/objects/", self.origin.url()))
+            .arg("--log-level")
+            .arg("info");
+        self.bench.pass_server_threads(&mut command);
+        let name = format!("{}-node{}", self.tag, i + 1);
+        let mut server = Server::start(
+            &name,
+            command,
+            self.bench.log(&name),
+            self.bench.args.startup_timeout,
+        )?;
+        server.wait_ready("/readyz", self.bench.args.startup_timeout)?;
+        Ok(server)
+    }
+}
