@@ -24,7 +24,7 @@ commands:
   demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
   chaos [ARGS]  build release binaries (etcd included), then run every chaos scenario of
                 the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`);
-                `cut` runs on network-namespace hosts and needs root
+                `cut` and `separate` run on network-namespace hosts and need root
   docs          build the API docs with warnings denied and check the book's file references
   deploy        check the files in deploy/: Kubernetes schemas, hadolint, promtool, systemd-analyze
 ";

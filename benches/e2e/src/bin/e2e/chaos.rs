@@ -50,6 +50,9 @@ pub(crate) enum Scenario {
     /// Three nodes on hosts with their own addresses (network namespaces, as root); one
     /// host's link is cut while both others ask for its keys, then restored.
     Cut,
+    /// As `cut`, with two hosts unable to reach each other while both reach the third; Zipf
+    /// load through one on the other's keys for --fault-for.
+    Separate,
 }
 
 /// One line of the chaos table.
@@ -107,9 +110,9 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
     let mut rows = Vec::new();
     for scenario in scenarios {
         eprintln!("e2e: chaos: {scenario:?}");
-        if *scenario == Scenario::Cut {
-            // Its nodes run on hosts of their own, not on this machine's loopback.
-            rows.append(&mut hosts::cut(bench)?);
+        if matches!(scenario, Scenario::Cut | Scenario::Separate) {
+            // Their nodes run on hosts of their own, not on this machine's loopback.
+            rows.append(&mut hosts::run(bench, *scenario)?);
             continue;
         }
         let lab = Lab::new(bench, &format!("{scenario:?}").to_lowercase())?;
@@ -120,7 +123,7 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
             Scenario::Leave => lab.leave()?,
             Scenario::Rolling => lab.rolling()?,
             Scenario::Slow => lab.slow()?,
-            Scenario::Cut => unreachable!("run above"),
+            Scenario::Cut | Scenario::Separate => unreachable!("run above"),
         };
         rows.append(&mut more);
     }
@@ -143,10 +146,14 @@ pub(crate) fn markdown(bench: &Bench, rows: &[Row]) -> String {
             |l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
         ),
     );
-    if rows.iter().any(|r| r.scenario == hosts::S) {
+    if rows
+        .iter()
+        .any(|r| r.scenario == hosts::S || r.scenario == hosts::SEPARATED)
+    {
         out.push_str(
-            "The cut scenario's nodes run on hosts of their own instead (network namespaces \
-             joined by a bridge, 10.231.0.0/24), with the origin and the load on a fourth.\n\n",
+            "The nodes of the cut and separate scenarios run on hosts of their own instead \
+             (network namespaces joined by a bridge, 10.231.0.0/24), with the origin and the \
+             load on a fourth.\n\n",
         );
     }
     out.push_str("| scenario | figure | measured | target | |\n|---|---|---|---|---|\n");

@@ -14,23 +14,38 @@ use geecache_bench_e2e::hosts::{Lab as HostLab, unavailable};
 
 use super::*;
 
-/// The scenario's name in the table.
+/// The cut scenario's name in the table.
 pub(super) const S: &str = "cut host";
+/// The separation scenario's name in the table.
+pub(super) const SEPARATED: &str = "separated hosts";
 /// Nodes, on hosts 0 to 2; the lab's last host runs the harness, the origin and the load.
 const NODES: usize = 3;
 /// The port every node listens on, at its host's address.
 const PORT: u16 = 8001;
 
-/// Runs the `cut` scenario: in the lab when this process is the one inside it, else makes the
-/// lab and runs itself there. Without root or namespaces, one row says why it was skipped.
-pub(super) fn cut(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+/// The name of `scenario` in the table and on the command line.
+fn names(scenario: Scenario) -> (&'static str, &'static str) {
+    match scenario {
+        Scenario::Separate => (SEPARATED, "separate"),
+        _ => (S, "cut"),
+    }
+}
+
+/// Runs `scenario` (`cut` or `separate`): in the lab when this process is the one inside it,
+/// else makes the lab and runs itself there. Without root or namespaces, one row says why it
+/// was skipped.
+pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>> {
+    let (title, flag) = names(scenario);
     if let Some(tag) = &bench.args.in_lab {
         let hosts = HostLab::attach(tag, NODES + 1);
-        return inside(bench, &hosts);
+        return match scenario {
+            Scenario::Separate => separate(bench, &hosts),
+            _ => cut(bench, &hosts),
+        };
     }
     if let Some(why) = unavailable() {
-        eprintln!("e2e: skipping the cut scenario: {why}");
-        return Ok(vec![Row::info(S, "skipped", why)]);
+        eprintln!("e2e: skipping the {flag} scenario: {why}");
+        return Ok(vec![Row::info(title, "skipped", why)]);
     }
     let hosts = HostLab::new(NODES + 1).context("cannot make the network-namespace lab")?;
     let this = std::env::current_exe().context("cannot find this program's path")?;
@@ -51,22 +66,27 @@ pub(super) fn cut(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         .args(["--seed", &args.seed.to_string()])
         .args(["--fill-timeout", &millis(args.fill_timeout)])
         .args(["--startup-timeout", &millis(args.startup_timeout)])
+        .args(["--fault-for", &millis(args.fault_for)])
         .arg("--log-dir")
         .arg(&bench.log_dir)
-        .args(["--chaos", "cut", "--in-lab", hosts.tag()]);
-    let deadline = args.fill_timeout * 3 + args.startup_timeout * 6 + Duration::from_secs(120);
-    let table = run_bounded(child, deadline).context("the cut scenario inside the lab")?;
-    let rows: Vec<Row> = table.lines().filter_map(parse_row).collect();
+        .args(["--chaos", flag, "--in-lab", hosts.tag()]);
+    let deadline = args.fill_timeout * 3
+        + args.startup_timeout * 6
+        + args.fault_for
+        + Duration::from_secs(120);
+    let table =
+        run_bounded(child, deadline).with_context(|| format!("the {flag} scenario in the lab"))?;
+    let rows: Vec<Row> = table.lines().filter_map(|l| parse_row(title, l)).collect();
     if rows.is_empty() {
-        bail!("the cut scenario inside the lab printed no rows:\n{table}");
+        bail!("the {flag} scenario in the lab printed no rows:\n{table}");
     }
     Ok(rows)
 }
 
-/// A row of this scenario from the markdown table [`markdown`] prints.
-fn parse_row(line: &str) -> Option<Row> {
+/// A row of scenario `title` from the markdown table [`markdown`] prints.
+fn parse_row(title: &'static str, line: &str) -> Option<Row> {
     let cells: Vec<&str> = line
-        .strip_prefix(&format!("| {S} | "))?
+        .strip_prefix(&format!("| {title} | "))?
         .strip_suffix(" |")?
         .split(" | ")
         .collect();
@@ -74,7 +94,7 @@ fn parse_row(line: &str) -> Option<Row> {
         return None;
     };
     Some(Row {
-        scenario: S,
+        scenario: title,
         figure: figure.to_owned(),
         value: value.to_owned(),
         target: target.to_owned(),
@@ -86,10 +106,19 @@ fn parse_row(line: &str) -> Option<Row> {
     })
 }
 
-/// The scenario itself, run on the lab's last host.
-fn inside(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+/// Three filled nodes on hosts 0 to 2 and the lab whose origin they load from: the start of
+/// every scenario here.
+struct Cluster<'a> {
+    lab: Lab<'a>,
+    nodes: Vec<Server>,
+    urls: Vec<String>,
+    keys: Vec<String>,
+    owner: Vec<usize>,
+}
+
+fn filled_cluster<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::Result<Cluster<'a>> {
     let here = hosts.hosts()[NODES].addr;
-    let lab = Lab::with_origin_on(bench, "cut", Some(SocketAddr::from((here, 0))))?;
+    let lab = Lab::with_origin_on(bench, tag, Some(SocketAddr::from((here, 0))))?;
     let urls: Vec<String> = hosts.hosts()[..NODES]
         .iter()
         .map(|h| format!("http://{}:{PORT}", h.addr))
@@ -102,6 +131,98 @@ fn inside(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
     let keys = lab.all_keys();
     let owner = owners(&urls, &keys);
     check_held(&nodes, &owner)?;
+    Ok(Cluster {
+        lab,
+        nodes,
+        urls,
+        keys,
+        owner,
+    })
+}
+
+/// Nodes 0 and 1 cannot reach each other (each refuses to send to the other), while both
+/// still reach node 2: Zipf load through node 0 on node 1's keys for `--fault-for`.
+fn separate(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+    const T: &str = SEPARATED;
+    let Cluster {
+        lab,
+        nodes,
+        urls,
+        keys,
+        owner,
+    } = filled_cluster(bench, hosts, "separate")?;
+    let theirs = keys_of(&keys, &owner, 1);
+    let file = lab.key_file("theirs", &theirs)?;
+    let mut rows = Vec::new();
+
+    lab.reset_loads()?;
+    hosts.separate(0, 1)?;
+    let run_for = bench.args.fault_for;
+    let during = Lab::run_load(lab.load(&urls[..1], "zipf", run_for, Some(&file)), run_for);
+    hosts.heal(0, 1)?;
+    let during = during?;
+    let (requests, loaded) = lab.loads()?;
+    rows.push(Row::check(
+        T,
+        format!(
+            "{} s of Zipf load through node 1 on node 2's keys: client errors",
+            run_for.as_secs()
+        ),
+        during.errors().to_string(),
+        "0",
+        during.errors() == 0,
+    ));
+    // Connections opened before the separation are not refused: their packets are dropped
+    // and the request waits the peer timeout once, after which the circuit is open.
+    let bound = PEER_TIMEOUT + Duration::from_millis(250);
+    rows.push(Row::check(
+        T,
+        "answers that waited ≥ 0.9 s (the peer timeout); the longest",
+        format!("{}; {}", during.slow, ms(during.max_us)),
+        format!(
+            "none longer than the peer timeout ({} ms, + 250 ms)",
+            PEER_TIMEOUT.as_millis()
+        ),
+        #[allow(clippy::cast_precision_loss)]
+        {
+            during.max_us <= bound.as_micros() as f64
+        },
+    ));
+    rows.push(Row::info(
+        T,
+        "source loads (distinct keys) meanwhile",
+        format!(
+            "{requests} ({loaded}); {} requests, p99 {}",
+            during.ok,
+            ms(during.p99_us)
+        ),
+    ));
+
+    let timeout = bench.args.fill_timeout;
+    let again = Lab::run_load(
+        lab.load(&urls[..1], "sequential", timeout, Some(&file)),
+        timeout,
+    )?;
+    rows.push(Row::check(
+        T,
+        "healed: client errors asking for all node 2's keys through node 1",
+        again.errors().to_string(),
+        "0",
+        again.errors() == 0,
+    ));
+    stop_all(nodes);
+    Ok(rows)
+}
+
+/// Node 2's link is cut while nodes 0 and 1 both ask for every key of its range at once.
+fn cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+    let Cluster {
+        lab,
+        nodes,
+        urls,
+        keys,
+        owner,
+    } = filled_cluster(bench, hosts, "cut")?;
     let victim_keys = keys_of(&keys, &owner, 2);
     let file = lab.key_file("victim", &victim_keys)?;
     let n = victim_keys.len();
