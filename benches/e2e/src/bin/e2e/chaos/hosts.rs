@@ -127,9 +127,33 @@ fn filled_cluster<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::R
     for i in 0..NODES {
         nodes.push(lab.host_node(hosts, i, &urls)?);
     }
-    lab.fill(&urls)?;
+    // Each node is asked for its own keys only: it loads them into its main cache without a
+    // peer in between, so a fill slowed by a busy machine (a peer ejected as slow, a stand-in
+    // loading a key into its hot cache instead) cannot leave an owner without its keys.
     let keys = lab.all_keys();
     let owner = owners(&urls, &keys);
+    let timeout = bench.args.fill_timeout;
+    for (i, url) in urls.iter().enumerate() {
+        let own = keys_of(&keys, &owner, i);
+        let file = lab.key_file(&format!("own{}", i + 1), &own)?;
+        let pass = Lab::run_load(
+            lab.load(
+                std::slice::from_ref(url),
+                "sequential",
+                timeout,
+                Some(&file),
+            ),
+            timeout,
+        )?;
+        if pass.ok != own.len() as u64 {
+            bail!(
+                "filling node {}: {} of {} keys answered",
+                i + 1,
+                pass.ok,
+                own.len()
+            );
+        }
+    }
     check_held(&nodes, &owner)?;
     Ok(Cluster {
         lab,
