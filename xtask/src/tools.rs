@@ -242,11 +242,15 @@ fn run_pip(packages: &[&str]) -> Result<(), String> {
 
 /// `apt-get` works here when it exists and we are root.
 fn can_apt() -> bool {
-    let is_root = Command::new("id")
+    is_root() && present(&Probe::Binary("apt-get"))
+}
+
+/// Whether this process runs as root (as CI does).
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
         .arg("-u")
         .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
-    is_root && present(&Probe::Binary("apt-get"))
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
 fn run_apt(args: &[&str]) -> Result<(), String> {
