@@ -24,7 +24,8 @@ commands:
   demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
   chaos [ARGS]  build release binaries (etcd included), then run every chaos scenario of
                 the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`);
-                `cut` and `separate` run on network-namespace hosts and need root
+                `cut` and `separate` run on network-namespace hosts and need root; `--hosts`
+                runs only those two
   docs          build the API docs with warnings denied and check the book's file references
   deploy        check the files in deploy/: Kubernetes schemas, hadolint, promtool, systemd-analyze
 ";
@@ -131,12 +132,19 @@ fn chaos(args: &[String]) -> Result<(), String> {
         "geecache-bench-e2e",
     ]);
     step("chaos build", build)?;
-    let mut run = Command::new(workspace_root().join("target/release/e2e"));
-    if !args.iter().any(|a| a == "--chaos") {
-        run.arg("--chaos")
-            .arg("hung,dead,join,leave,rolling,slow,cut");
+    let mut run = Command::new(target_dir().join("release/e2e"));
+    // `--hosts`: only the scenarios on network-namespace hosts (as root).
+    let hosts = args.iter().any(|a| a == "--hosts");
+    let rest: Vec<&String> = args.iter().filter(|a| *a != "--hosts").collect();
+    if !rest.iter().any(|a| *a == "--chaos") {
+        let scenarios = if hosts {
+            "cut,separate"
+        } else {
+            "hung,dead,join,leave,rolling,slow,cut,separate"
+        };
+        run.arg("--chaos").arg(scenarios);
     }
-    run.args(args);
+    run.args(rest);
     step("chaos", run)
 }
 
@@ -149,15 +157,7 @@ fn host_chaos(require: bool) -> Result<(), String> {
         "host chaos build",
         cargo(&["build", "-p", "geecache-server", "-p", "geecache-bench-e2e"]),
     )?;
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        workspace_root().join(target)
-    };
-    let debug = target.join("debug");
+    let debug = target_dir().join("debug");
     let mut run = Command::new(debug.join("e2e"));
     run.arg("--geecache").arg(debug.join("geecache"));
     run.args([
@@ -268,6 +268,13 @@ fn display(command: &Command) -> String {
         text.push_str(&arg.to_string_lossy());
     }
     text
+}
+
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` (relative to the workspace root, where
+/// [`cargo`] runs), or `target/`.
+fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 fn workspace_root() -> PathBuf {
