@@ -24,8 +24,8 @@ commands:
   demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
   chaos [ARGS]  build release binaries (etcd included), then run every chaos scenario of
                 the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`);
-                `cut` and `separate` run on network-namespace hosts and need root; `--hosts`
-                runs only those two
+                `cut`, `separate` and `one-way` run on network-namespace hosts and need
+                root; `--hosts` runs only those three
   docs          build the API docs with warnings denied and check the book's file references
   deploy        check the files in deploy/: Kubernetes schemas, hadolint, promtool, systemd-analyze
 ";
@@ -138,9 +138,9 @@ fn chaos(args: &[String]) -> Result<(), String> {
     let rest: Vec<&String> = args.iter().filter(|a| *a != "--hosts").collect();
     if !rest.iter().any(|a| *a == "--chaos") {
         let scenarios = if hosts {
-            "cut,separate"
+            "cut,separate,one-way"
         } else {
-            "hung,dead,join,leave,rolling,slow,cut,separate"
+            "hung,dead,join,leave,rolling,slow,cut,separate,one-way"
         };
         run.arg("--chaos").arg(scenarios);
     }
@@ -149,7 +149,7 @@ fn chaos(args: &[String]) -> Result<(), String> {
 }
 
 /// The chaos scenarios across hosts with their own addresses, short: three nodes in network
-/// namespaces, one host cut off, two hosts separated. A debug build is enough for what is
+/// namespaces, one host cut off, two hosts separated, one host's packets to another dropped. A debug build is enough for what is
 /// checked here, that clients see no error; the figures of a release build are
 /// `cargo xtask chaos`'s.
 fn host_chaos(require: bool) -> Result<(), String> {
@@ -162,7 +162,7 @@ fn host_chaos(require: bool) -> Result<(), String> {
     run.arg("--geecache").arg(debug.join("geecache"));
     run.args([
         "--chaos",
-        "cut,separate",
+        "cut,separate,one-way",
         "--keys",
         "3000",
         "--connections",

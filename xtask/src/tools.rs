@@ -87,6 +87,12 @@ const TOOLS: &[Tool] = &[
         package: Package::Apt("iproute2"),
     },
     Tool {
+        purpose: "nftables (`nft`), for the one-way partitions of the e2e harness's hosts",
+        needed_by: "benches/e2e/src/hosts.rs",
+        probe: Probe::Binary("nft"),
+        package: Package::Apt("nftables"),
+    },
+    Tool {
         purpose: "kubernetes-validate, to check the Kubernetes manifests against the API schemas",
         needed_by: "deploy/kubernetes",
         probe: Probe::Binary("kubernetes-validate"),

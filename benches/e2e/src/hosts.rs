@@ -24,6 +24,10 @@
 //!   once by its own kernel when it tries the other (like a firewall's reject), while both still
 //!   reach every other host (say, etcd).
 //!
+//! - [`Lab::block`] drops, silently, every packet host `a` sends to host `b` on connections `a`
+//!   opens (nftables in `a`'s namespace), while `b` still reaches `a` and `a` still answers it:
+//!   an asymmetric partition, in which `a`'s requests to `b` hang until `a` gives up.
+//!
 //! [`unavailable`] says why a lab cannot be made here (not root, no `ip`, no namespaces), so a
 //! test can say so and skip.
 
@@ -213,6 +217,34 @@ impl Lab {
         self.routes(a, b, "delete")
     }
 
+    /// Host `a`'s packets to host `b` vanish on connections `a` opens (those already open
+    /// included); `b` still reaches `a`. Needs `nft` (nftables).
+    ///
+    /// # Errors
+    /// When `nft` fails or is missing.
+    pub fn block(&self, a: usize, b: usize) -> io::Result<()> {
+        // Connection tracking tells the connections `a` opened (packets in their original
+        // direction) from answers to those `b` opened, which still get through.
+        let rule = format!(
+            "table inet lab {{\n  chain out {{\n    type filter hook output priority 0;\n    \
+             ip daddr {} ct direction original drop\n  }}\n}}\n",
+            self.hosts[b].addr
+        );
+        nft(&self.hosts[a].namespace, &["-f", "-"], Some(&rule))
+    }
+
+    /// Undoes every [`Lab::block`] of host `a`.
+    ///
+    /// # Errors
+    /// When `nft` fails (also when nothing was blocked).
+    pub fn unblock(&self, a: usize) -> io::Result<()> {
+        nft(
+            &self.hosts[a].namespace,
+            &["delete", "table", "inet", "lab"],
+            None,
+        )
+    }
+
     fn routes(&self, a: usize, b: usize, verb: &str) -> io::Result<()> {
         for (from, to) in [(a, b), (b, a)] {
             let to = format!("{}/32", self.hosts[to].addr);
@@ -295,6 +327,32 @@ fn remove_stale() {
         if !alive {
             remove(name);
         }
+    }
+}
+
+/// `nft ARGS` in `namespace`, with `input` on its standard input.
+fn nft(namespace: &str, args: &[&str], input: Option<&str>) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", namespace, "nft"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run ip netns exec nft: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.unwrap_or("").as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "nft {} in {namespace}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 

@@ -13,7 +13,7 @@
 //!
 //! [`hosts`] makes hosts with their own addresses on one machine (network namespaces joined by
 //! a bridge) and cuts or separates them, for faults between machines: `e2e --chaos
-//! cut,separate` runs its nodes there.
+//! cut,separate,one-way` runs its nodes there.
 //!
 //! The load generator runs in its own process so that its CPU time is never counted against
 //! the servers; [`procstat`] reads each server's `utime + stime` before and after a run, and

@@ -99,6 +99,20 @@ fn hosts_reach_each_other_until_cut_or_separated_and_again_after() {
 }
 
 #[test]
+fn a_blocked_host_cannot_reach_its_peer_which_still_reaches_it() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = Lab::new(3).unwrap();
+    lab.block(0, 1).unwrap();
+    assert!(!reaches(&lab, 0, 1), "0's packets to 1 vanish");
+    assert!(reaches(&lab, 1, 0), "1 still reaches 0, and 0 answers");
+    assert!(reaches(&lab, 0, 2), "0 still reaches the third host");
+    lab.unblock(0).unwrap();
+    assert!(reaches(&lab, 0, 1), "unblocked");
+}
+
+#[test]
 fn dropping_a_lab_kills_what_runs_in_it_and_removes_every_namespace() {
     if !lab_possible() {
         return;

@@ -53,6 +53,9 @@ pub(crate) enum Scenario {
     /// As `cut`, with two hosts unable to reach each other while both reach the third; Zipf
     /// load through one on the other's keys for --fault-for.
     Separate,
+    /// As `separate`, with one host's packets to the other dropped silently while the other
+    /// still reaches it (an asymmetric partition; nftables).
+    OneWay,
 }
 
 /// One line of the chaos table.
@@ -110,7 +113,10 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
     let mut rows = Vec::new();
     for scenario in scenarios {
         eprintln!("e2e: chaos: {scenario:?}");
-        if matches!(scenario, Scenario::Cut | Scenario::Separate) {
+        if matches!(
+            scenario,
+            Scenario::Cut | Scenario::Separate | Scenario::OneWay
+        ) {
             // Their nodes run on hosts of their own, not on this machine's loopback.
             rows.append(&mut hosts::run(bench, *scenario)?);
             continue;
@@ -123,7 +129,9 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
             Scenario::Leave => lab.leave()?,
             Scenario::Rolling => lab.rolling()?,
             Scenario::Slow => lab.slow()?,
-            Scenario::Cut | Scenario::Separate => unreachable!("run above"),
+            Scenario::Cut | Scenario::Separate | Scenario::OneWay => {
+                unreachable!("run above")
+            }
         };
         rows.append(&mut more);
     }
@@ -148,10 +156,10 @@ pub(crate) fn markdown(bench: &Bench, rows: &[Row]) -> String {
     );
     if rows
         .iter()
-        .any(|r| r.scenario == hosts::S || r.scenario == hosts::SEPARATED)
+        .any(|r| [hosts::S, hosts::SEPARATED, hosts::ONE_WAY].contains(&r.scenario))
     {
         out.push_str(
-            "The nodes of the cut and separate scenarios run on hosts of their own instead \
+            "The nodes of the cut, separate and one-way scenarios run on hosts of their own instead \
              (network namespaces joined by a bridge, 10.231.0.0/24), with the origin and the \
              load on a fourth.\n\n",
         );

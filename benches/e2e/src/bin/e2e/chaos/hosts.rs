@@ -18,6 +18,8 @@ use super::*;
 pub(super) const S: &str = "cut host";
 /// The separation scenario's name in the table.
 pub(super) const SEPARATED: &str = "separated hosts";
+/// The asymmetric partition's name in the table.
+pub(super) const ONE_WAY: &str = "one-way partition";
 /// Nodes, on hosts 0 to 2; the lab's last host runs the harness, the origin and the load.
 const NODES: usize = 3;
 /// The port every node listens on, at its host's address.
@@ -27,11 +29,12 @@ const PORT: u16 = 8001;
 fn names(scenario: Scenario) -> (&'static str, &'static str) {
     match scenario {
         Scenario::Separate => (SEPARATED, "separate"),
+        Scenario::OneWay => (ONE_WAY, "one-way"),
         _ => (S, "cut"),
     }
 }
 
-/// Runs `scenario` (`cut` or `separate`): in the lab when this process is the one inside it,
+/// Runs `scenario` (`cut`, `separate` or `one-way`): in the lab when this process is the one inside it,
 /// else makes the lab and runs itself there. Without root or namespaces, one row says why it
 /// was skipped.
 pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>> {
@@ -39,7 +42,7 @@ pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>>
     if let Some(tag) = &bench.args.in_lab {
         let hosts = HostLab::attach(tag, NODES + 1);
         return match scenario {
-            Scenario::Separate => separate(bench, &hosts),
+            Scenario::Separate | Scenario::OneWay => partition(bench, &hosts, scenario),
             _ => cut(bench, &hosts),
         };
     }
@@ -164,30 +167,41 @@ fn filled_cluster<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::R
     })
 }
 
-/// Nodes 0 and 1 cannot reach each other (each refuses to send to the other), while both
-/// still reach node 2: Zipf load through node 0 on node 1's keys for `--fault-for`.
-fn separate(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
-    const T: &str = SEPARATED;
+/// Node 1 cannot reach node 2 under Zipf load through node 1 on node 2's keys for
+/// `--fault-for`, while both still reach node 3. `separate`: neither reaches the other (each
+/// kernel refuses, new connections fail at once). `one-way`: node 1's packets to node 2 vanish,
+/// while node 2 still reaches node 1, so node 1's requests hang until its peer timeout.
+fn partition(bench: &Bench, hosts: &HostLab, scenario: Scenario) -> anyhow::Result<Vec<Row>> {
+    let (t, flag) = names(scenario);
     let Cluster {
         lab,
         nodes,
         urls,
         keys,
         owner,
-    } = filled_cluster(bench, hosts, "separate")?;
+    } = filled_cluster(bench, hosts, flag)?;
     let theirs = keys_of(&keys, &owner, 1);
     let file = lab.key_file("theirs", &theirs)?;
     let mut rows = Vec::new();
 
     lab.reset_loads()?;
-    hosts.separate(0, 1)?;
+    let one_way = scenario == Scenario::OneWay;
+    if one_way {
+        hosts.block(0, 1)?;
+    } else {
+        hosts.separate(0, 1)?;
+    }
     let run_for = bench.args.fault_for;
     let during = Lab::run_load(lab.load(&urls[..1], "zipf", run_for, Some(&file)), run_for);
-    hosts.heal(0, 1)?;
+    if one_way {
+        hosts.unblock(0)?;
+    } else {
+        hosts.heal(0, 1)?;
+    }
     let during = during?;
     let (requests, loaded) = lab.loads()?;
     rows.push(Row::check(
-        T,
+        t,
         format!(
             "{} s of Zipf load through node 1 on node 2's keys: client errors",
             run_for.as_secs()
@@ -200,7 +214,7 @@ fn separate(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
     // and the request waits the peer timeout once, after which the circuit is open.
     let bound = PEER_TIMEOUT + Duration::from_millis(250);
     rows.push(Row::check(
-        T,
+        t,
         "answers that waited ≥ 0.9 s (the peer timeout); the longest",
         format!("{}; {}", during.slow, ms(during.max_us)),
         format!(
@@ -213,7 +227,7 @@ fn separate(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
         },
     ));
     rows.push(Row::info(
-        T,
+        t,
         "source loads (distinct keys) meanwhile",
         format!(
             "{requests} ({loaded}); {} requests, p99 {}",
@@ -228,7 +242,7 @@ fn separate(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
         timeout,
     )?;
     rows.push(Row::check(
-        T,
+        t,
         "healed: client errors asking for all node 2's keys through node 1",
         again.errors().to_string(),
         "0",
