@@ -9,6 +9,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod deploy;
 mod docs;
 mod layering;
 mod tools;
@@ -17,12 +18,16 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 
 commands:
-  ci            install missing system tools, then fmt, clippy, tests, doc tests, docs, layering
+  ci            install missing system tools, then fmt, clippy, deploy files, tests, the short
+                host chaos scenarios, doc tests, docs, layering
   bench [ARGS]  run the criterion benchmarks (ARGS go to `cargo bench`, e.g. a filter)
   demo [ARGS]   run the local cluster demo (ARGS go to `geecache demo`)
   chaos [ARGS]  build release binaries (etcd included), then run every chaos scenario of
-                the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`)
+                the e2e harness (ARGS go to `e2e`, e.g. `--rounds 3` or `--chaos hung,slow`);
+                `cut`, `separate` and `one-way` run on network-namespace hosts and need
+                root; `--hosts` runs only those three
   docs          build the API docs with warnings denied and check the book's file references
+  deploy        check the files in deploy/: Kubernetes schemas, hadolint, promtool, systemd-analyze
 ";
 
 fn main() -> ExitCode {
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&rest),
         Some("chaos") => chaos(&rest),
         Some("docs") => docs_all(),
+        Some("deploy") => step_fn("deploy files", || deploy::check(&workspace_root())),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -69,6 +75,8 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
+    // Seconds, and independent of the build: before the tests, so a broken file fails fast.
+    step_fn("deploy files", || deploy::check(&root))?;
     let mut tests = if has_nextest() {
         cargo(&["nextest", "run", "--workspace", "--all-features"])
     } else {
@@ -79,7 +87,13 @@ fn ci() -> Result<(), String> {
         .env("GEECACHE_REQUIRE_ETCD", "1")
         .env("GEECACHE_REQUIRE_GO", "1")
         .env("GEECACHE_REQUIRE_DNSMASQ", "1");
+    // Network namespaces need root, not a package: required where CI runs, as root.
+    let root_user = tools::is_root();
+    if root_user {
+        tests.env("GEECACHE_REQUIRE_NETNS", "1");
+    }
     step("tests", tests)?;
+    host_chaos(root_user)?;
     step(
         "doc tests",
         cargo(&["test", "--workspace", "--all-features", "--doc"]),
@@ -118,12 +132,70 @@ fn chaos(args: &[String]) -> Result<(), String> {
         "geecache-bench-e2e",
     ]);
     step("chaos build", build)?;
-    let mut run = Command::new(workspace_root().join("target/release/e2e"));
-    if !args.iter().any(|a| a == "--chaos") {
-        run.arg("--chaos").arg("hung,dead,join,leave,rolling,slow");
+    let mut run = Command::new(target_dir().join("release/e2e"));
+    // `--hosts`: only the scenarios on network-namespace hosts (as root).
+    let hosts = args.iter().any(|a| a == "--hosts");
+    let rest: Vec<&String> = args.iter().filter(|a| *a != "--hosts").collect();
+    if !rest.iter().any(|a| *a == "--chaos") {
+        let scenarios = if hosts {
+            "cut,separate,one-way"
+        } else {
+            "hung,dead,join,leave,rolling,slow,cut,separate,one-way"
+        };
+        run.arg("--chaos").arg(scenarios);
     }
-    run.args(args);
+    run.args(rest);
     step("chaos", run)
+}
+
+/// The chaos scenarios across hosts with their own addresses, short: three nodes in network
+/// namespaces, one host cut off, two hosts separated, one host's packets to another dropped. A debug build is enough for what is
+/// checked here, that clients see no error; the figures of a release build are
+/// `cargo xtask chaos`'s.
+fn host_chaos(require: bool) -> Result<(), String> {
+    step(
+        "host chaos build",
+        cargo(&["build", "-p", "geecache-server", "-p", "geecache-bench-e2e"]),
+    )?;
+    let debug = target_dir().join("debug");
+    let mut run = Command::new(debug.join("e2e"));
+    run.arg("--geecache").arg(debug.join("geecache"));
+    run.args([
+        "--chaos",
+        "cut,separate,one-way",
+        "--keys",
+        "3000",
+        "--connections",
+        "8",
+    ]);
+    run.args(["--server-threads", "2", "--fault-for", "5s"]);
+    println!("xtask: == host chaos: {}", display(&run));
+    let out = run
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("host chaos: cannot start e2e: {e}"))?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    print!("{table}");
+    if !out.status.success() {
+        return Err(format!("host chaos failed ({})", out.status));
+    }
+    // Other figures (loads per key, waits) depend on how busy the machine is; errors do not.
+    // As root the scenarios must run; otherwise they say once that they were skipped.
+    let failed: Vec<&str> = table
+        .lines()
+        .filter(|l| {
+            (l.contains("client errors") && l.contains("**missed**"))
+                || (require && l.contains("| skipped |"))
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "host chaos: clients saw errors, or a scenario was skipped:\n{}",
+            failed.join("\n")
+        ))
+    }
 }
 
 fn docs_all() -> Result<(), String> {
@@ -196,6 +268,13 @@ fn display(command: &Command) -> String {
         text.push_str(&arg.to_string_lossy());
     }
     text
+}
+
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` (relative to the workspace root, where
+/// [`cargo`] runs), or `target/`.
+fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 fn workspace_root() -> PathBuf {

@@ -11,6 +11,10 @@
 //! - `bare-axum` answers `GET /api/{group}/{key}` with a constant, and, for the all-miss run,
 //!   `GET /objects/{key}` after a fixed delay (the slow origin the cache sits in front of).
 //!
+//! [`hosts`] makes hosts with their own addresses on one machine (network namespaces joined by
+//! a bridge) and cuts or separates them, for faults between machines: `e2e --chaos
+//! cut,separate,one-way` runs its nodes there.
+//!
 //! The load generator runs in its own process so that its CPU time is never counted against
 //! the servers; [`procstat`] reads each server's `utime + stime` before and after a run, and
 //! its peak resident memory at the end.
@@ -27,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod duration;
+pub mod hosts;
 pub mod probe;
 pub mod procstat;
 pub mod report;

@@ -6,7 +6,8 @@
 //! The origin counts what it serves, for the chaos runs to tell how often each key was loaded:
 //! `GET /loads` answers `{"requests":N,"keys":K}` (K distinct keys) since the last
 //! `DELETE /loads`. The counts grow with the keys asked for, which is the harness's own bounded
-//! key set; this program listens on loopback only.
+//! key set; this program listens on loopback, or on a host's address inside a network-namespace
+//! lab (`geecache_bench_e2e::hosts`), and nowhere else.
 //!
 //! It prints `listening on http://ADDR` on stdout once bound, like `geecache serve`.
 
@@ -30,7 +31,8 @@ use geecache_bench_e2e::duration;
 #[derive(Debug, Parser)]
 #[command(name = "bare-axum", version, about)]
 struct Args {
-    /// Address to listen on (loopback only); port 0 picks a free port.
+    /// Address to listen on (loopback, or a host's address inside a network-namespace lab);
+    /// port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
 
@@ -58,8 +60,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    if !args.listen.ip().is_loopback() {
-        bail!("--listen {} is not a loopback address", args.listen);
+    // Loopback, or a lab host's address, which exists only inside the lab's namespaces.
+    let ip = args.listen.ip();
+    if !ip.is_loopback() && !geecache_bench_e2e::hosts::is_lab_address(ip) {
+        bail!(
+            "--listen {} is neither a loopback address nor a lab host's",
+            args.listen
+        );
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {

@@ -725,3 +725,5 @@ fn dns_and_etcd_membership_are_refused_together() {
     };
     assert!(message(load_args(&both)).starts_with("--peers-dns and --etcd"));
 }
+
+mod deploy;

@@ -19,4 +19,5 @@ mod etcd_server;
 mod get;
 mod http_source;
 mod metrics;
+mod monitoring;
 mod shutdown;

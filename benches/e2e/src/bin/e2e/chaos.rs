@@ -11,7 +11,8 @@
 //! change of ring in the server cannot silently make the figures about the wrong keys.
 //!
 //! This file holds what the scenarios share (the lab: origin, nodes, etcd, load, and the table);
-//! the scenarios are in `faults.rs` (hung, dead, slow) and `membership.rs` (join, leave, rolling).
+//! the scenarios are in `faults.rs` (hung, dead, slow), `membership.rs` (join, leave, rolling)
+//! and `hosts.rs` (cut: nodes on hosts with their own addresses).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +28,7 @@ use crate::proxy::Proxy;
 use crate::{Bench, signal, stop_all};
 
 mod faults;
+mod hosts;
 mod membership;
 
 /// One scenario of `--chaos`.
@@ -45,6 +47,15 @@ pub(crate) enum Scenario {
     Rolling,
     /// One node's answers slowed by 300 ms (a proxy in front of it) under Zipf load.
     Slow,
+    /// Three nodes on hosts with their own addresses (network namespaces, as root); one
+    /// host's link is cut while both others ask for its keys, then restored.
+    Cut,
+    /// As `cut`, with two hosts unable to reach each other while both reach the third; Zipf
+    /// load through one on the other's keys for --fault-for.
+    Separate,
+    /// As `separate`, with one host's packets to the other dropped silently while the other
+    /// still reaches it (an asymmetric partition; nftables).
+    OneWay,
 }
 
 /// One line of the chaos table.
@@ -102,6 +113,14 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
     let mut rows = Vec::new();
     for scenario in scenarios {
         eprintln!("e2e: chaos: {scenario:?}");
+        if matches!(
+            scenario,
+            Scenario::Cut | Scenario::Separate | Scenario::OneWay
+        ) {
+            // Their nodes run on hosts of their own, not on this machine's loopback.
+            rows.append(&mut hosts::run(bench, *scenario)?);
+            continue;
+        }
         let lab = Lab::new(bench, &format!("{scenario:?}").to_lowercase())?;
         let mut more = match scenario {
             Scenario::Hung => lab.hung()?,
@@ -110,6 +129,9 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
             Scenario::Leave => lab.leave()?,
             Scenario::Rolling => lab.rolling()?,
             Scenario::Slow => lab.slow()?,
+            Scenario::Cut | Scenario::Separate | Scenario::OneWay => {
+                unreachable!("run above")
+            }
         };
         rows.append(&mut more);
     }
@@ -132,6 +154,16 @@ pub(crate) fn markdown(bench: &Bench, rows: &[Row]) -> String {
             |l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
         ),
     );
+    if rows
+        .iter()
+        .any(|r| [hosts::S, hosts::SEPARATED, hosts::ONE_WAY].contains(&r.scenario))
+    {
+        out.push_str(
+            "The nodes of the cut, separate and one-way scenarios run on hosts of their own instead \
+             (network namespaces joined by a bridge, 10.231.0.0/24), with the origin and the \
+             load on a fourth.\n\n",
+        );
+    }
     out.push_str("| scenario | figure | measured | target | |\n|---|---|---|---|---|\n");
     for row in rows {
         let verdict = match row.met {
@@ -168,7 +200,19 @@ struct Lab<'a> {
 
 impl<'a> Lab<'a> {
     fn new(bench: &'a Bench, tag: &str) -> anyhow::Result<Self> {
+        Self::with_origin_on(bench, tag, None)
+    }
+
+    /// As [`Lab::new`], with the origin listening on `listen` (default: a loopback port).
+    fn with_origin_on(
+        bench: &'a Bench,
+        tag: &str,
+        listen: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
         let mut command = bench.bare_axum_command();
+        if let Some(listen) = listen {
+            command.arg("--listen").arg(listen.to_string());
+        }
         command
             .arg("--delay")
             .arg(format!("{}us", ORIGIN_DELAY.as_micros()));

@@ -138,6 +138,11 @@ struct Args {
     #[arg(long, default_value = "20s", value_parser = duration::parse)]
     fault_for: Duration,
 
+    /// Set by `e2e` itself when it runs the `cut` scenario inside the network-namespace lab
+    /// it made, tagged so: not for use by hand.
+    #[arg(long, hide = true, value_name = "TAG")]
+    in_lab: Option<String>,
+
     /// Where the servers' logs go [default: a new directory under the system temp dir].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
