@@ -27,7 +27,9 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
     let Some(runtime) = crate::start_runtime(crate::Workers::Pool(config.threads)) else {
         return ExitCode::from(1);
     };
-    match runtime.block_on(serve(config)) {
+    let result = runtime.block_on(serve(config));
+    crate::stop_runtime(runtime);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "node failed");

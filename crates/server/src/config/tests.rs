@@ -262,7 +262,7 @@ fn bad_values_are_refused_with_what_is_allowed() {
         (
             &["scores=demo,origin_timeout=1s"],
             |_| {},
-            "origin_timeout applies to http: sources only",
+            "origin_timeout applies to dir: and http: sources only",
         ),
         (
             &["scores=demo,max_value_bytes=1KiB"],

@@ -11,7 +11,8 @@ use crate::client::{self, Fetched};
 use crate::source::DirSource;
 
 async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
-    let dir = Arc::new(DirSource::new(root, 1 << 20).unwrap());
+    let dir =
+        Arc::new(DirSource::new(root, 1 << 20, crate::config::defaults::ORIGIN_TIMEOUT).unwrap());
     let options = NodeOptions {
         self_url: None,
         membership: Membership::Static(Vec::new()),

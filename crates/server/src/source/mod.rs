@@ -44,9 +44,11 @@ impl DataSource {
     pub(crate) fn from_config(group: &GroupConfig, client: &HttpClient) -> std::io::Result<Self> {
         Ok(match &group.source {
             SourceSpec::Demo => DataSource::Demo(DemoTable::builder().build()),
-            SourceSpec::Dir(root) => {
-                DataSource::Dir(Arc::new(DirSource::new(root, group.max_value_bytes)?))
-            }
+            SourceSpec::Dir(root) => DataSource::Dir(Arc::new(DirSource::new(
+                root,
+                group.max_value_bytes,
+                group.origin_timeout,
+            )?)),
             SourceSpec::Http(url) => DataSource::Http(Arc::new(HttpOrigin::new(
                 url.clone(),
                 client.clone(),
