@@ -225,6 +225,15 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) threads: Option<String>,
 
+    /// Most connections open at once.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_CONNECTIONS",
+        value_name = "N",
+        help = "Most connections open at once; beyond it a connection is answered 503 and closed [default: three quarters of the open-file limit]"
+    )]
+    pub(crate) max_connections: Option<String>,
+
     /// Which arguments came from an environment variable rather than a flag, by clap id.
     #[arg(skip)]
     pub(crate) from_env: BTreeSet<String>,

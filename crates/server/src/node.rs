@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use axum::http::HeaderValue;
 use geecache_consistenthash::Preset;
 use geecache_group::{Group, PeerPicker, Registry};
-use geecache_transport_http::{HttpPool, RouterConfig};
+use geecache_transport_http::{HttpPool, RouterConfig, ServeConfig, serve_with};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -66,6 +66,8 @@ pub(crate) struct NodeOptions {
     pub(crate) peer_token: Option<String>,
     /// Secret of the client routes.
     pub(crate) api_token: Option<String>,
+    /// Most connections open at once; `None`: no limit (the demo's and tests' nodes).
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// What `/readyz` reports (the transport serves the route and asks this).
@@ -196,7 +198,11 @@ impl Node {
         .context("building the routes")?;
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(geecache_transport_http::serve(listener, app, async move {
+        let mut serving = ServeConfig::new();
+        if let Some(n) = options.max_connections {
+            serving = serving.max_connections(n);
+        }
+        let server = tokio::spawn(serve_with(listener, app, serving, async move {
             // A dropped sender (the node dropped without `shutdown`) stops the server too.
             let _ = stopped.await;
         }));

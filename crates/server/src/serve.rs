@@ -88,6 +88,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_key_bytes: config.max_key_bytes,
         peer_token: config.peer_token.clone(),
         api_token: config.api_token.clone(),
+        max_connections: Some(config.max_connections),
     };
     let node = Node::start(listener, options).await?;
     if !config.peers.is_empty() && !config.peers.iter().any(|p| p == node.url()) {

@@ -53,11 +53,14 @@ pub enum ErrorKind {
     BadBody,
     /// 500 `internal`: anything else.
     Internal,
+    /// 503 `too-many-connections`: the node has as many connections open as it allows, and
+    /// closed this one after answering (`ServeConfig::max_connections`).
+    TooManyConnections,
 }
 
 impl ErrorKind {
     /// Every kind, e.g. for documentation or exhaustive tests.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::NotFound,
         ErrorKind::InvalidKey,
         ErrorKind::NotCached,
@@ -72,6 +75,7 @@ impl ErrorKind {
         ErrorKind::TooLarge,
         ErrorKind::BadBody,
         ErrorKind::Internal,
+        ErrorKind::TooManyConnections,
     ];
 
     /// The kind's name on the wire, e.g. `"not-found"`.
@@ -92,6 +96,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too-large",
             ErrorKind::BadBody => "bad-body",
             ErrorKind::Internal => "internal",
+            ErrorKind::TooManyConnections => "too-many-connections",
         }
     }
 
@@ -119,7 +124,9 @@ impl ErrorKind {
             ErrorKind::KeyTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::LoadFailed | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorKind::ShuttingDown | ErrorKind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ShuttingDown | ErrorKind::NotReady | ErrorKind::TooManyConnections => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }

@@ -114,7 +114,7 @@ pub use error::Error;
 pub use kind::ErrorKind;
 pub use pool::{HttpPool, PoolBuilder};
 pub use routes::{RouterConfig, router, try_router};
-pub use serve::serve;
+pub use serve::{ServeConfig, serve, serve_with};
 
 /// Marks a request from a geecache peer (value `1`): the receiver loads the key itself and
 /// never forwards the request again.

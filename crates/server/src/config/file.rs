@@ -30,6 +30,7 @@ pub(crate) struct FileConfig {
     pub(crate) api_token: Option<String>,
     pub(crate) drain_timeout: Option<String>,
     pub(crate) threads: Option<Scalar>,
+    pub(crate) max_connections: Option<Scalar>,
     /// `[groups.NAME]` tables. A map, not an array, so TOML itself refuses a name given twice.
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, FileGroup>,

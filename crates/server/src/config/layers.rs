@@ -36,10 +36,11 @@ pub(super) mod ids {
     pub(crate) const API_TOKEN: &str = "api_token";
     pub(crate) const DRAIN_TIMEOUT: &str = "drain_timeout";
     pub(crate) const THREADS: &str = "threads";
+    pub(crate) const MAX_CONNECTIONS: &str = "max_connections";
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 21] = [
+    pub(crate) const ALL: [&str; 22] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -61,6 +62,7 @@ pub(super) mod ids {
         API_TOKEN,
         DRAIN_TIMEOUT,
         THREADS,
+        MAX_CONNECTIONS,
     ];
 }
 

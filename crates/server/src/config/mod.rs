@@ -12,7 +12,9 @@
 //! - `groups.rs`: the group-spec language. `etcd.rs`: the etcd settings. `dns.rs`: the DNS
 //!   membership settings.
 //! - `file.rs`: the TOML file as written. `units.rs`: sizes and durations.
+//! - `descriptors.rs`: the open-file limit, which the default connection limit comes from.
 
+mod descriptors;
 mod dns;
 pub(crate) mod error;
 mod etcd;
@@ -36,8 +38,8 @@ use geecache_consistenthash::Preset;
 use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
-    checked_base_path, checked_log_level, checked_peers, checked_replicas, checked_ring,
-    checked_threads, duration_or_zero, duration_setting, node_url, token_setting,
+    checked_base_path, checked_log_level, checked_max_connections, checked_peers, checked_replicas,
+    checked_ring, checked_threads, duration_or_zero, duration_setting, node_url, token_setting,
 };
 
 use crate::cli::ServeArgs;
@@ -108,6 +110,8 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     /// Runtime worker threads; `None`: one per CPU the process may use.
     pub(crate) threads: Option<usize>,
+    /// Most connections open at once; beyond it a connection is answered 503 and closed.
+    pub(crate) max_connections: usize,
 }
 
 /// Where etcd is and which cluster this node belongs to.
@@ -214,7 +218,7 @@ impl Config {
         format!(
             "listen={} self_url={} {} base_path={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
-             drain_timeout={} threads={}",
+             drain_timeout={} threads={} max_connections={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
@@ -242,6 +246,7 @@ impl Config {
             format_duration(self.drain_timeout),
             self.threads
                 .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
+            self.max_connections,
         )
     }
 }
@@ -453,6 +458,15 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         Some((text, field)) => Some(checked_threads(&text, &field)?),
     };
 
+    let max_connections = match layers.pick(
+        ids::MAX_CONNECTIONS,
+        args.max_connections.as_ref(),
+        file.max_connections.as_ref().map(|s| &s.0),
+    ) {
+        None => descriptors::default_max_connections(descriptors::soft_limit()),
+        Some((text, field)) => checked_max_connections(&text, &field)?,
+    };
+
     let groups = groups::resolve_groups(layers)?;
 
     Ok(Config {
@@ -473,5 +487,6 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         api_token,
         drain_timeout,
         threads,
+        max_connections,
     })
 }

@@ -725,3 +725,38 @@ fn dns_and_etcd_membership_are_refused_together() {
     };
     assert!(message(load_args(&both)).starts_with("--peers-dns and --etcd"));
 }
+
+// Regression: a node had no connection limit; by default it now keeps a quarter of its
+// open-file limit (at least 64 descriptors) for its own work.
+#[test]
+fn the_default_connection_limit_leaves_descriptors_for_the_node_itself() {
+    use super::descriptors::{default_max_connections, soft_limit_in};
+    let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                  Max processes             96367                96367                processes \n\
+                  Max open files            1024                 524288               files     \n";
+    assert_eq!(soft_limit_in(limits), Some(1024));
+    assert_eq!(
+        soft_limit_in("Max open files unlimited unlimited files"),
+        None
+    );
+    assert_eq!(soft_limit_in(""), None);
+    assert_eq!(default_max_connections(Some(1024)), 768);
+    assert_eq!(default_max_connections(Some(100)), 36, "64 kept back");
+    assert_eq!(default_max_connections(Some(10)), 16, "never fewer than 16");
+    assert_eq!(default_max_connections(None), 768, "1,024 assumed");
+    let config = load_args(&args(&["scores=demo"])).unwrap();
+    assert!(config.max_connections >= 16);
+    let set = |text: &str| {
+        let mut a = args(&["scores=demo"]);
+        a.max_connections = Some(text.into());
+        load_args(&a).map(|c| c.max_connections)
+    };
+    assert_eq!(set("500").unwrap(), 500);
+    assert!(set("0").unwrap_err().to_string().contains("out of range"));
+    assert!(
+        set("many")
+            .unwrap_err()
+            .to_string()
+            .contains("not a whole number")
+    );
+}

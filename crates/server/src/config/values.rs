@@ -35,6 +35,28 @@ pub(super) fn checked_threads(text: &str, field: &Field) -> Result<usize, Config
     }
 }
 
+/// Most connections accepted for `--max-connections`: far past what one process can hold.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
+pub(super) fn checked_max_connections(text: &str, field: &Field) -> Result<usize, ConfigError> {
+    let allowed = || {
+        format!(
+            "expected between 1 and {MAX_CONNECTIONS}; leave it unset for three quarters of the \
+             open-file limit"
+        )
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => Ok(n),
+        Ok(_) => Err(ConfigError::invalid(field, text, "out of range", allowed())),
+        Err(_) => Err(ConfigError::invalid(
+            field,
+            text,
+            "not a whole number",
+            allowed(),
+        )),
+    }
+}
+
 /// Checks a node's base URL (`--self-url`, `--peers`) with the transport's rule:
 /// `http://HOST[:PORT]`, nothing after it but a trailing `/`, which is dropped.
 ///

@@ -235,6 +235,7 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
             max_key_bytes: usize::try_from(defaults::MAX_KEY_BYTES).unwrap_or(usize::MAX),
             peer_token: None,
             api_token: None,
+            max_connections: None,
         };
         nodes.push(Node::start(listener, options).await?);
     }

@@ -31,6 +31,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         max_key_bytes: 1024,
         peer_token: None,
         api_token: None,
+        max_connections: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     (Node::start(listener, options).await.unwrap(), dir)
