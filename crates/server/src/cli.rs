@@ -234,6 +234,15 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) max_connections: Option<String>,
 
+    /// Most bytes of peer answers received at once, over all peers.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_PEER_BYTES_IN_FLIGHT",
+        value_name = "SIZE",
+        help = "Most bytes of peer answers received at once, over all peers; a fetch beyond it stops and the key is loaded here [default: 256MiB]"
+    )]
+    pub(crate) max_peer_bytes_in_flight: Option<String>,
+
     /// Which arguments came from an environment variable rather than a flag, by clap id.
     #[arg(skip)]
     pub(crate) from_env: BTreeSet<String>,

@@ -68,6 +68,8 @@ pub(crate) struct NodeOptions {
     pub(crate) api_token: Option<String>,
     /// Most connections open at once; `None`: no limit (the demo's and tests' nodes).
     pub(crate) max_connections: Option<usize>,
+    /// Most bytes of peer answers received at once; `None`: no limit but each answer's.
+    pub(crate) max_peer_bytes_in_flight: Option<usize>,
 }
 
 /// What `/readyz` reports (the transport serves the route and asks this).
@@ -135,6 +137,7 @@ impl Node {
             .replicas(options.replicas)
             .handoff(options.handoff)
             .peer_token(options.peer_token.clone())
+            .max_bytes_in_flight(options.max_peer_bytes_in_flight.unwrap_or(usize::MAX))
             .observer(metrics.peer_observer())
             .build()
             .context("building the peer pool")?;

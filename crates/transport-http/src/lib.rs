@@ -92,6 +92,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod budget;
 mod client;
 mod conn;
 mod error;

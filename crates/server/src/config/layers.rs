@@ -37,10 +37,11 @@ pub(super) mod ids {
     pub(crate) const DRAIN_TIMEOUT: &str = "drain_timeout";
     pub(crate) const THREADS: &str = "threads";
     pub(crate) const MAX_CONNECTIONS: &str = "max_connections";
+    pub(crate) const MAX_PEER_BYTES_IN_FLIGHT: &str = "max_peer_bytes_in_flight";
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 22] = [
+    pub(crate) const ALL: [&str; 23] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -63,6 +64,7 @@ pub(super) mod ids {
         DRAIN_TIMEOUT,
         THREADS,
         MAX_CONNECTIONS,
+        MAX_PEER_BYTES_IN_FLIGHT,
     ];
 }
 

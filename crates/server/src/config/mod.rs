@@ -71,6 +71,9 @@ pub(crate) mod defaults {
     pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
     /// Log filter.
     pub(crate) const LOG_LEVEL: &str = "info";
+    /// Bytes of peer answers a node receives at once, over all peers: four answers of the
+    /// largest size a peer may send.
+    pub(crate) const MAX_PEER_BYTES_IN_FLIGHT: u64 = 256 << 20;
 }
 
 /// A validated configuration.
@@ -112,6 +115,8 @@ pub(crate) struct Config {
     pub(crate) threads: Option<usize>,
     /// Most connections open at once; beyond it a connection is answered 503 and closed.
     pub(crate) max_connections: usize,
+    /// Most bytes of peer answers received at once, over all peers.
+    pub(crate) max_peer_bytes_in_flight: usize,
 }
 
 /// Where etcd is and which cluster this node belongs to.
@@ -218,7 +223,7 @@ impl Config {
         format!(
             "listen={} self_url={} {} base_path={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
-             drain_timeout={} threads={} max_connections={}",
+             drain_timeout={} threads={} max_connections={} max_peer_bytes_in_flight={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
@@ -247,6 +252,7 @@ impl Config {
             self.threads
                 .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
             self.max_connections,
+            format_size(self.max_peer_bytes_in_flight as u64),
         )
     }
 }
@@ -467,6 +473,33 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         Some((text, field)) => checked_max_connections(&text, &field)?,
     };
 
+    let max_peer_bytes_in_flight = match layers.pick(
+        ids::MAX_PEER_BYTES_IN_FLIGHT,
+        args.max_peer_bytes_in_flight.as_ref(),
+        file.max_peer_bytes_in_flight.as_ref().map(|s| &s.0),
+    ) {
+        None => defaults::MAX_PEER_BYTES_IN_FLIGHT,
+        Some((text, field)) => match parse_size(&text) {
+            Some(n) if n >= 1 << 20 => n,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    &field,
+                    &text,
+                    "out of range",
+                    "expected at least 1MiB (the default is 256MiB)",
+                ));
+            }
+            None => {
+                return Err(ConfigError::invalid(
+                    &field,
+                    &text,
+                    "not a size",
+                    format!("expected {SIZE_FORMS}"),
+                ));
+            }
+        },
+    };
+
     let groups = groups::resolve_groups(layers)?;
 
     Ok(Config {
@@ -488,5 +521,6 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         drain_timeout,
         threads,
         max_connections,
+        max_peer_bytes_in_flight: usize::try_from(max_peer_bytes_in_flight).unwrap_or(usize::MAX),
     })
 }

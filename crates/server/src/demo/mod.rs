@@ -236,6 +236,7 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
             peer_token: None,
             api_token: None,
             max_connections: None,
+            max_peer_bytes_in_flight: None,
         };
         nodes.push(Node::start(listener, options).await?);
     }

@@ -32,6 +32,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         peer_token: None,
         api_token: None,
         max_connections: None,
+        max_peer_bytes_in_flight: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     (Node::start(listener, options).await.unwrap(), dir)

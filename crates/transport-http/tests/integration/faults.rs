@@ -33,6 +33,8 @@ enum Fake {
     HangUp,
     /// A 404 without geecache's error kind (a proxy, or a node without the group).
     Foreign404,
+    /// 200, chunked: 512 KiB in 16 KiB chunks, then nothing more, the body never ending.
+    Trickle,
 }
 
 const HEAD_LIMIT: usize = 64 << 10;
@@ -76,6 +78,20 @@ async fn answer(mut socket: TcpStream, fake: Fake) {
                     return;
                 }
             }
+            return;
+        }
+        Fake::Trickle => {
+            let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head).await.is_err() {
+                return;
+            }
+            let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+            for _ in 0..32 {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
             return;
         }
         Fake::Hang => {
@@ -563,4 +579,51 @@ async fn a_connection_flood_beyond_the_limit_is_refused_while_open_connections_a
     }
     assert!(served, "no room after the silent connections closed");
     server.abort();
+}
+
+// Regression: peer answers were limited one by one (64 MiB) but not in all: 50 fetches from a
+// peer that trickles chunked bodies took a node to 476 MB. The bytes being received count
+// against one budget per pool, and a fetch that would go over it stops at once and falls back
+// to the local loader, without blaming the peer.
+#[tokio::test]
+async fn trickled_bodies_to_many_fetches_stay_within_the_budget_and_fall_back() {
+    const BUDGET: usize = 1 << 20;
+    const FETCHES: usize = 20;
+    let (url, task) = fake_peer(Fake::Trickle).await;
+    let options = Options {
+        max_bytes_in_flight: BUDGET,
+        // A real, short timeout for the two fetches that fill the budget and then wait: the
+        // assertions are about what happens to the others, not when.
+        timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    let (cluster, _) = beside(&url, options).await;
+    let node = &cluster.nodes[0];
+    let keys: Vec<String> = (0..10_000)
+        .map(|i| format!("t{i}"))
+        .filter(|k| node.pool.owner_of(k).as_deref() == Some(url.as_str()))
+        .take(FETCHES)
+        .collect();
+    let mut fetches = tokio::task::JoinSet::new();
+    for key in keys.clone() {
+        let group = node.group.clone();
+        fetches.spawn(async move { (group.get(&key).await, key) });
+    }
+    let mut most = 0;
+    while let Some(done) = fetches.join_next().await {
+        most = most.max(node.pool.bytes_in_flight());
+        let (value, key) = done.expect("the fetch did not panic");
+        let value = value.expect("a value, from the local loader");
+        assert_eq!(value.to_string(), value_of(&key, 0));
+    }
+    assert!(most <= BUDGET, "{most} bytes in flight");
+    assert_eq!(node.pool.bytes_in_flight(), 0, "every claim given back");
+    let outcomes = node.outcomes.all();
+    let over = (outcomes.iter())
+        .filter(|(_, o)| *o == PeerOutcome::OverBudget)
+        .count();
+    // 512 KiB each: at most two answers fit in 1 MiB at once; every other fetch stopped.
+    assert!(over >= FETCHES - 2, "{outcomes:?}");
+    assert_eq!(cluster.world.loads().len(), FETCHES, "each key loaded here");
+    task.abort();
 }
