@@ -85,6 +85,7 @@ mod registry;
 mod removal;
 mod stats;
 mod sweeper;
+mod warnings;
 
 #[cfg(test)]
 mod tests;

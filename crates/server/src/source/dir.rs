@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use geecache_group::{LoadError, Loaded, Rejected};
+
+use super::shown;
 use tokio::sync::Semaphore;
 
 /// The most disk loads of one `dir:` source in flight at once, stuck ones included. Enough for
@@ -155,6 +157,8 @@ impl DirSource {
     }
 
     fn load_blocking(&self, key: &str) -> Result<Loaded, LoadError> {
+        // Errors are logged and answered to clients: a 64 KiB key is shown by its start.
+        let shown_key = shown(key);
         let Some(path) = self.resolve(key)? else {
             return Err(LoadError::NotFound);
         };
@@ -168,19 +172,19 @@ impl DirSource {
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LoadError::NotFound),
-            Err(e) => return Err(LoadError::failed(format!("cannot open {key:?}: {e}"))),
+            Err(e) => return Err(LoadError::failed(format!("cannot open {shown_key:?}: {e}"))),
         };
         self.check_opened(&file)?;
         let meta = file
             .metadata()
-            .map_err(|e| LoadError::failed(format!("cannot stat {key:?}: {e}")))?;
+            .map_err(|e| LoadError::failed(format!("cannot stat {shown_key:?}: {e}")))?;
         if !meta.is_file() {
             // A directory (or a device) is not a value.
             return Err(LoadError::NotFound);
         }
         if meta.len() > self.max_bytes {
             return Err(LoadError::failed(format!(
-                "{key:?} is {} bytes, over the limit of {} (max_value_bytes)",
+                "{shown_key:?} is {} bytes, over the limit of {} (max_value_bytes)",
                 meta.len(),
                 self.max_bytes
             )));
@@ -189,10 +193,10 @@ impl DirSource {
         // `take` bounds the read even if the file grows after the size check.
         file.take(self.max_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|e| LoadError::failed(format!("cannot read {key:?}: {e}")))?;
+            .map_err(|e| LoadError::failed(format!("cannot read {shown_key:?}: {e}")))?;
         if bytes.len() as u64 > self.max_bytes {
             return Err(LoadError::failed(format!(
-                "{key:?} grew over the limit of {} bytes while being read",
+                "{shown_key:?} grew over the limit of {} bytes while being read",
                 self.max_bytes
             )));
         }
@@ -254,14 +258,4 @@ pub(crate) async fn bounded_blocking<T: Send + 'static>(
     tokio::time::timeout(timeout, run)
         .await
         .unwrap_or(Err(Bounded::TimedOut))
-}
-
-/// Logged and reported keys are cut to this many characters: a key may be 64 KiB.
-const SHOWN_KEY_CHARS: usize = 120;
-
-fn shown(key: &str) -> &str {
-    match key.char_indices().nth(SHOWN_KEY_CHARS) {
-        None => key,
-        Some((cut, _)) => &key[..cut],
-    }
 }

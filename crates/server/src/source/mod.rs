@@ -59,6 +59,18 @@ impl DataSource {
     }
 }
 
+/// Keys and URLs in load errors (which are logged, and answered to clients) are cut to this
+/// many characters: a key may be 64 KiB, and an encoded one three times that.
+const SHOWN_CHARS: usize = 120;
+
+/// `text` as errors show it: whole when short, else its start and how long it was.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()).into(),
+    }
+}
+
 impl Getter for DataSource {
     async fn get(&self, key: &str) -> Result<Loaded, LoadError> {
         match self {

@@ -445,3 +445,13 @@ fn an_origin_value_does_not_keep_the_read_buffer_alive() {
         "the cached value must own its bytes, not point into the answer's buffer"
     );
 }
+
+// Regression: load errors quoted the whole key or origin URL, so a 60 KB key made every
+// failure a 60 KB log line and answer. They show its first 120 characters and its length.
+#[test]
+fn keys_in_load_errors_are_cut_short() {
+    assert_eq!(super::shown("short"), "short");
+    let long = "k".repeat(60_000);
+    let cut = super::shown(&long);
+    assert_eq!(cut, format!("{}... (60000 bytes)", "k".repeat(120)));
+}
