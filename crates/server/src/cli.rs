@@ -243,6 +243,15 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) max_peer_bytes_in_flight: Option<String>,
 
+    /// How the peer route reads a `+` in a key: query or path.
+    #[arg(
+        long,
+        env = "GEECACHE_PEER_KEY_ENCODING",
+        value_name = "ENCODING",
+        help = "How the peer route reads a `+` in a key: query (a space, as golang/groupcache clients mean it) or path (a plus, as mailgun/groupcache and groupcache-go v3 clients mean it) [default: query]"
+    )]
+    pub(crate) peer_key_encoding: Option<String>,
+
     /// Which arguments came from an environment variable rather than a flag, by clap id.
     #[arg(skip)]
     pub(crate) from_env: BTreeSet<String>,

@@ -70,6 +70,8 @@ pub(crate) struct NodeOptions {
     pub(crate) max_connections: Option<usize>,
     /// Most bytes of peer answers received at once; `None`: no limit but each answer's.
     pub(crate) max_peer_bytes_in_flight: Option<usize>,
+    /// How the peer route reads a `+` in a key.
+    pub(crate) peer_key_encoding: geecache_transport_http::path::Decoding,
 }
 
 /// What `/readyz` reports (the transport serves the route and asks this).
@@ -188,6 +190,7 @@ impl Node {
             RouterConfig::new(registry.clone())
                 .pool(Arc::clone(&pool))
                 .max_key_bytes(options.max_key_bytes)
+                .peer_key_decoding(options.peer_key_encoding)
                 .peer_token(options.peer_token.clone())
                 .api_token(options.api_token.clone())
                 .readiness(move || match ready.not_ready_because() {

@@ -90,6 +90,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         api_token: config.api_token.clone(),
         max_connections: Some(config.max_connections),
         max_peer_bytes_in_flight: Some(config.max_peer_bytes_in_flight),
+        peer_key_encoding: config.peer_key_encoding,
     };
     let node = Node::start(listener, options).await?;
     if !config.peers.is_empty() && !config.peers.iter().any(|p| p == node.url()) {

@@ -32,6 +32,7 @@ pub(crate) struct FileConfig {
     pub(crate) threads: Option<Scalar>,
     pub(crate) max_connections: Option<Scalar>,
     pub(crate) max_peer_bytes_in_flight: Option<Scalar>,
+    pub(crate) peer_key_encoding: Option<String>,
     /// `[groups.NAME]` tables. A map, not an array, so TOML itself refuses a name given twice.
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, FileGroup>,

@@ -35,6 +35,7 @@ use std::time::Duration;
 pub(crate) use error::ConfigError;
 use file::FileConfig;
 use geecache_consistenthash::Preset;
+use geecache_transport_http::path::Decoding;
 use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
@@ -117,6 +118,8 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     /// Most bytes of peer answers received at once, over all peers.
     pub(crate) max_peer_bytes_in_flight: usize,
+    /// How the peer route reads a `+` in a key: `query` (a space) or `path` (a plus).
+    pub(crate) peer_key_encoding: Decoding,
 }
 
 /// Where etcd is and which cluster this node belongs to.
@@ -223,7 +226,8 @@ impl Config {
         format!(
             "listen={} self_url={} {} base_path={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
-             drain_timeout={} threads={} max_connections={} max_peer_bytes_in_flight={}",
+             drain_timeout={} threads={} max_connections={} max_peer_bytes_in_flight={} \
+             peer_key_encoding={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
@@ -253,6 +257,10 @@ impl Config {
                 .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
             self.max_connections,
             format_size(self.max_peer_bytes_in_flight as u64),
+            match self.peer_key_encoding {
+                Decoding::Percent => "path",
+                _ => "query",
+            },
         )
     }
 }
@@ -500,6 +508,15 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         },
     };
 
+    let peer_key_encoding = match layers.pick(
+        ids::PEER_KEY_ENCODING,
+        args.peer_key_encoding.as_ref(),
+        file.peer_key_encoding.as_ref(),
+    ) {
+        None => Decoding::Form,
+        Some((text, field)) => checked_key_encoding(&text, &field)?,
+    };
+
     let groups = groups::resolve_groups(layers)?;
 
     Ok(Config {
@@ -522,5 +539,6 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         threads,
         max_connections,
         max_peer_bytes_in_flight: usize::try_from(max_peer_bytes_in_flight).unwrap_or(usize::MAX),
+        peer_key_encoding,
     })
 }

@@ -760,3 +760,28 @@ fn the_default_connection_limit_leaves_descriptors_for_the_node_itself() {
             .contains("not a whole number")
     );
 }
+
+// Regression: keys from mailgun/groupcache and groupcache-go v3 clients (`url.PathEscape`, `+`
+// literal) were read with form semantics, so `p+q` loaded `p q`. `--peer-key-encoding path`
+// reads a `+` as a plus; the default stays golang/groupcache's `query`.
+#[test]
+fn the_peer_key_encoding_is_query_by_default_and_path_on_request() {
+    use geecache_transport_http::path::Decoding;
+    let config = load_args(&args(&["scores=demo"])).unwrap();
+    assert_eq!(config.peer_key_encoding, Decoding::Form);
+    let set = |text: &str| {
+        let mut a = args(&["scores=demo"]);
+        a.peer_key_encoding = Some(text.into());
+        load_args(&a).map(|c| c.peer_key_encoding)
+    };
+    assert_eq!(set("path").unwrap(), Decoding::Percent);
+    assert_eq!(set("Query").unwrap(), Decoding::Form);
+    let error = set("form").unwrap_err().to_string();
+    assert!(error.contains("unknown key encoding"), "{error}");
+    let file = from_toml(
+        "peer_key_encoding = \"path\"\n[groups.s]\nsource = \"demo\"\n",
+        &ServeArgs::default(),
+    )
+    .unwrap();
+    assert_eq!(file.peer_key_encoding, Decoding::Percent);
+}

@@ -237,6 +237,7 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
             api_token: None,
             max_connections: None,
             max_peer_bytes_in_flight: None,
+            peer_key_encoding: geecache_transport_http::path::Decoding::Form,
         };
         nodes.push(Node::start(listener, options).await?);
     }

@@ -58,6 +58,7 @@ pub struct RouterConfig {
     cluster: Option<Arc<Cluster>>,
     base_path: Option<String>,
     max_key_bytes: usize,
+    peer_decoding: Decoding,
     peer_token: Option<String>,
     api_token: Option<String>,
     readiness: Option<Arc<Readiness>>,
@@ -74,6 +75,7 @@ impl RouterConfig {
             cluster: None,
             base_path: None,
             max_key_bytes: 64 << 10,
+            peer_decoding: Decoding::Form,
             peer_token: None,
             api_token: None,
             readiness: None,
@@ -105,6 +107,17 @@ impl RouterConfig {
     /// answered with 414 before any group sees it.
     pub fn max_key_bytes(mut self, n: usize) -> Self {
         self.max_key_bytes = n;
+        self
+    }
+
+    /// How the peer route decodes a `+` in a key. Default [`Decoding::Form`] (`+` is a
+    /// space): golang/groupcache's client form-encodes keys (`url.QueryEscape`), so its `a+b`
+    /// means `a b`. [`Decoding::Percent`] (`+` is a plus) for mailgun/groupcache and
+    /// groupcache-go v3, whose clients path-encode keys (`url.PathEscape`) and leave a `+` as
+    /// it is. A geecache client escapes both `+` and space, so either setting reads its
+    /// requests right: this setting is about the Go clients of a mixed cluster.
+    pub fn peer_key_decoding(mut self, decoding: Decoding) -> Self {
+        self.peer_decoding = decoding;
         self
     }
 
@@ -153,6 +166,7 @@ impl fmt::Debug for RouterConfig {
             .field("cluster", &self.cluster)
             .field("base_path", &self.base_path)
             .field("max_key_bytes", &self.max_key_bytes)
+            .field("peer_decoding", &self.peer_decoding)
             .field("peer_token", &redacted(&self.peer_token))
             .field("api_token", &redacted(&self.api_token))
             .field("readiness", &self.readiness.is_some())
@@ -220,6 +234,7 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
         cluster,
         base: base.clone(),
         max_key_bytes: config.max_key_bytes,
+        peer_decoding: config.peer_decoding,
         readiness: config.readiness,
         metrics: config.metrics,
     }));
@@ -252,6 +267,8 @@ struct AppInner {
     cluster: Option<Arc<Cluster>>,
     base: String,
     max_key_bytes: usize,
+    /// How the peer route reads a `+` in a key.
+    peer_decoding: Decoding,
     readiness: Option<Arc<Readiness>>,
     metrics: Option<(HeaderValue, Arc<Metrics>)>,
 }
