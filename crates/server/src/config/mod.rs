@@ -39,8 +39,9 @@ use geecache_transport_http::path::Decoding;
 use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
-    checked_base_path, checked_log_level, checked_max_connections, checked_peers, checked_replicas,
-    checked_ring, checked_threads, duration_or_zero, duration_setting, node_url, token_setting,
+    checked_base_path, checked_key_encoding, checked_log_level, checked_max_connections,
+    checked_peers, checked_replicas, checked_ring, checked_threads, duration_or_zero,
+    duration_setting, node_url, token_setting,
 };
 
 use crate::cli::ServeArgs;
