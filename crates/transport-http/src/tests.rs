@@ -421,6 +421,7 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
             ("too-large", 413),
             ("bad-body", 400),
             ("internal", 500),
+            ("too-many-connections", 503),
         ]
     );
     for kind in ErrorKind::ALL {
