@@ -312,7 +312,9 @@ fn an_accepted_key_never_resolves_outside_the_root() {
         DirSource::new(&t.root, 1 << 20, crate::config::defaults::ORIGIN_TIMEOUT).unwrap(),
     );
     let secret = fs::read(&t.secret).unwrap();
+    // With time: every load has a deadline.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let mut runner = TestRunner::new(ProptestConfig::with_cases(2048));
