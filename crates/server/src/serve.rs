@@ -54,6 +54,8 @@ fn membership(config: &Config) -> Membership {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before anything answers: a SIGTERM that comes once the node reports ready must drain it.
+    let signal = shutdown::listen();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -110,7 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
 
-    let signal = shutdown::signal().await;
+    let signal = signal.await;
     tracing::info!(
         signal,
         drain_timeout = ?config.drain_timeout,

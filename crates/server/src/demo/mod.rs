@@ -137,7 +137,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         say!("  curl {url}/metrics");
         say!("  geecache get {url} {GROUP} {}", DemoTable::key(7));
         say!("Press Ctrl-C to stop.");
-        let signal = crate::shutdown::signal().await;
+        let signal = crate::shutdown::listen().await;
         say!("{signal}: stopping the nodes");
         for node in nodes {
             node.shutdown(Duration::from_secs(5)).await;
