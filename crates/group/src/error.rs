@@ -94,6 +94,11 @@ pub enum PeerError {
     /// Go groupcache node). An answer, not a failure: it says nothing of the peer's health.
     #[error("peer does not support {0}")]
     Unsupported(&'static str),
+    /// This node did not make the request, or stopped reading the answer, to stay within a
+    /// limit of its own (the bytes of peer answers it may be receiving at once, say). It says
+    /// nothing of the peer, whose health does not change; the caller loads the key itself.
+    #[error("over this node's limit: {0}")]
+    OverLimit(String),
 }
 
 /// Why [`Group::get`](crate::Group::get) returned no value.

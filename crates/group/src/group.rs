@@ -18,6 +18,7 @@ use crate::getter::{DynGetter, Loaded};
 use crate::peers::{PeerGetter, PeerPicker};
 use crate::random::RandomSource;
 use crate::stats::{Counters, Stats};
+use crate::warnings::PeerWarnings;
 
 /// Where a get came from, which decides whether it may be forwarded to a peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -81,6 +82,8 @@ pub struct Group {
     /// replaced by an older one a load was bringing in. (A removal needs no lock: the load
     /// checks the epoch again after its insert and takes its value back out.)
     pub(crate) writes: RwLock<()>,
+    /// Failed fetches and removals are logged at most once per peer per interval.
+    pub(crate) warnings: PeerWarnings,
     sweeper: Option<AbortHandle>,
 }
 
@@ -114,6 +117,7 @@ impl Group {
             epoch: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             writes: RwLock::new(()),
+            warnings: PeerWarnings::default(),
             sweeper,
         }
     }
@@ -467,8 +471,14 @@ impl Group {
             Err(PeerError::Rejected(rejected)) => Err(self.rejected(key, rejected)),
             Err(error) => {
                 self.stats.peer_errors.incr();
-                tracing::warn!(group = self.name(), key = %shown(key), peer = peer.name(), %error,
-                    "peer fetch failed; loading locally");
+                match self.warnings.admit(peer.name()) {
+                    Some(held_back) => tracing::warn!(group = self.name(), key = %shown(key),
+                        peer = peer.name(), %error, held_back,
+                        "peer fetch failed; loading locally (one line per peer per 10 s; \
+                         held_back counts the failures not logged since)"),
+                    None => tracing::debug!(group = self.name(), key = %shown(key),
+                        peer = peer.name(), %error, "peer fetch failed; loading locally"),
+                }
                 self.load_locally(key).await
             }
         }

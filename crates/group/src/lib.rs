@@ -100,6 +100,7 @@ mod registry;
 mod removal;
 mod stats;
 mod sweeper;
+mod warnings;
 mod write;
 
 #[cfg(test)]

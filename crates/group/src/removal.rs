@@ -123,8 +123,14 @@ impl Group {
             .ask(peer.as_ref(), key, RemoveMode::Local)
             .await
             .err()?;
-        tracing::warn!(group = self.name(), key = %shown(key), peer = peer.name(), %error,
-            "peer did not confirm a removal");
+        match self.warnings.admit(peer.name()) {
+            Some(held_back) => tracing::warn!(group = self.name(), key = %shown(key),
+                peer = peer.name(), %error, held_back,
+                "peer did not confirm a removal (one line per peer per 10 s; held_back counts \
+                 the failures not logged since)"),
+            None => tracing::debug!(group = self.name(), key = %shown(key), peer = peer.name(),
+                %error, "peer did not confirm a removal"),
+        }
         Some(peer.name().to_owned())
     }
 

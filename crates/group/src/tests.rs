@@ -60,3 +60,26 @@ fn logged_keys_are_cut_short() {
     assert!(cut.starts_with(&"é".repeat(120)));
     assert!(cut.ends_with("... (400 bytes)"), "{cut}");
 }
+
+// Regression: every failed fetch from a peer logged a WARN line with its key, so a peer that
+// was down made one line per request. Each peer gets one line per interval, which counts the
+// lines held back; other peers are not held back by it.
+#[tokio::test(start_paused = true)]
+async fn peer_warnings_are_logged_once_per_peer_per_interval() {
+    use crate::warnings::{PeerWarnings, WARN_INTERVAL};
+    let warnings = PeerWarnings::default();
+    assert_eq!(warnings.admit("http://a"), Some(0));
+    assert_eq!(warnings.admit("http://a"), None);
+    assert_eq!(warnings.admit("http://a"), None);
+    assert_eq!(
+        warnings.admit("http://b"),
+        Some(0),
+        "another peer's own count"
+    );
+    tokio::time::advance(WARN_INTERVAL - Duration::from_millis(1)).await;
+    assert_eq!(warnings.admit("http://a"), None);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(warnings.admit("http://a"), Some(3), "three held back since");
+    assert_eq!(warnings.admit("http://a"), None);
+    assert_eq!(warnings.admit("http://b"), Some(0));
+}

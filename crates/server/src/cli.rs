@@ -225,6 +225,33 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) threads: Option<String>,
 
+    /// Most connections open at once.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_CONNECTIONS",
+        value_name = "N",
+        help = "Most connections open at once; beyond it a connection is answered 503 and closed [default: three quarters of the open-file limit]"
+    )]
+    pub(crate) max_connections: Option<String>,
+
+    /// Most bytes of peer answers received at once, over all peers.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_PEER_BYTES_IN_FLIGHT",
+        value_name = "SIZE",
+        help = "Most bytes of peer answers received at once, over all peers; a fetch beyond it stops and the key is loaded here [default: 256MiB]"
+    )]
+    pub(crate) max_peer_bytes_in_flight: Option<String>,
+
+    /// How the peer route reads a `+` in a key: query or path.
+    #[arg(
+        long,
+        env = "GEECACHE_PEER_KEY_ENCODING",
+        value_name = "ENCODING",
+        help = "How the peer route reads a `+` in a key: query (a space, as golang/groupcache clients mean it) or path (a plus, as mailgun/groupcache and groupcache-go v3 clients mean it) [default: query]"
+    )]
+    pub(crate) peer_key_encoding: Option<String>,
+
     /// Which arguments came from an environment variable rather than a flag, by clap id.
     #[arg(skip)]
     pub(crate) from_env: BTreeSet<String>,

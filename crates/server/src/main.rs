@@ -18,6 +18,9 @@ mod serve;
 mod shutdown;
 mod source;
 
+#[cfg(test)]
+mod tests;
+
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
@@ -66,6 +69,16 @@ pub(crate) fn start_runtime(workers: Workers) -> Option<tokio::runtime::Runtime>
             None
         }
     }
+}
+
+/// Stops `runtime` without waiting for its blocking threads.
+///
+/// Dropping a runtime waits for every blocking thread to return, and one stuck on a file (a
+/// FIFO, a hung mount) never does: the node would log "drained; bye" and never exit. This is
+/// called once the drain is over, when nothing is left to wait for; the stuck threads end with
+/// the process.
+pub(crate) fn stop_runtime(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_background();
 }
 
 /// Logs go to stderr (stdout carries results: the listening line, values, the demo's

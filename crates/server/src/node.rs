@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use axum::http::HeaderValue;
 use geecache_consistenthash::Preset;
 use geecache_group::{Group, PeerPicker, Registry};
-use geecache_transport_http::{HttpPool, RouterConfig};
+use geecache_transport_http::{HttpPool, RouterConfig, ServeConfig, serve_with};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -66,6 +66,12 @@ pub(crate) struct NodeOptions {
     pub(crate) peer_token: Option<String>,
     /// Secret of the client routes.
     pub(crate) api_token: Option<String>,
+    /// Most connections open at once; `None`: no limit (the demo's and tests' nodes).
+    pub(crate) max_connections: Option<usize>,
+    /// Most bytes of peer answers received at once; `None`: no limit but each answer's.
+    pub(crate) max_peer_bytes_in_flight: Option<usize>,
+    /// How the peer route reads a `+` in a key.
+    pub(crate) peer_key_encoding: geecache_transport_http::path::Decoding,
 }
 
 /// What `/readyz` reports (the transport serves the route and asks this).
@@ -133,6 +139,7 @@ impl Node {
             .replicas(options.replicas)
             .handoff(options.handoff)
             .peer_token(options.peer_token.clone())
+            .max_bytes_in_flight(options.max_peer_bytes_in_flight.unwrap_or(usize::MAX))
             .observer(metrics.peer_observer())
             .build()
             .context("building the peer pool")?;
@@ -183,6 +190,7 @@ impl Node {
             RouterConfig::new(registry.clone())
                 .pool(Arc::clone(&pool))
                 .max_key_bytes(options.max_key_bytes)
+                .peer_key_decoding(options.peer_key_encoding)
                 .peer_token(options.peer_token.clone())
                 .api_token(options.api_token.clone())
                 .readiness(move || match ready.not_ready_because() {
@@ -196,7 +204,11 @@ impl Node {
         .context("building the routes")?;
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(geecache_transport_http::serve(listener, app, async move {
+        let mut serving = ServeConfig::new();
+        if let Some(n) = options.max_connections {
+            serving = serving.max_connections(n);
+        }
+        let server = tokio::spawn(serve_with(listener, app, serving, async move {
             // A dropped sender (the node dropped without `shutdown`) stops the server too.
             let _ = stopped.await;
         }));

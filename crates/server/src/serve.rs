@@ -27,7 +27,9 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
     let Some(runtime) = crate::start_runtime(crate::Workers::Pool(config.threads)) else {
         return ExitCode::from(1);
     };
-    match runtime.block_on(serve(config)) {
+    let result = runtime.block_on(serve(config));
+    crate::stop_runtime(runtime);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "node failed");
@@ -52,6 +54,8 @@ fn membership(config: &Config) -> Membership {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before anything answers: a SIGTERM that comes once the node reports ready must drain it.
+    let signal = shutdown::listen();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -86,6 +90,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_key_bytes: config.max_key_bytes,
         peer_token: config.peer_token.clone(),
         api_token: config.api_token.clone(),
+        max_connections: Some(config.max_connections),
+        max_peer_bytes_in_flight: Some(config.max_peer_bytes_in_flight),
+        peer_key_encoding: config.peer_key_encoding,
     };
     let node = Node::start(listener, options).await?;
     if !config.peers.is_empty() && !config.peers.iter().any(|p| p == node.url()) {
@@ -105,7 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
 
-    let signal = shutdown::signal().await;
+    let signal = signal.await;
     tracing::info!(
         signal,
         drain_timeout = ?config.drain_timeout,

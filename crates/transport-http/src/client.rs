@@ -10,10 +10,11 @@ use geecache_byteview::ByteView;
 use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter, Rejected, RemoveMode};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use prost::Message;
 
 use crate::auth::Token;
+use crate::budget::{Budget, Claim};
 use crate::conn::Connections;
 use crate::kind::ErrorKind;
 use crate::proto::{GetMany, GetManyAnswer, GetResponse, HandOver, HandedValue, KeyAnswer};
@@ -58,11 +59,15 @@ pub enum PeerOutcome {
     Status,
     /// The peer's answer could not be decoded, or was too large.
     Malformed,
+    /// This node stopped (or never started) receiving the answer, to keep the bytes of peer
+    /// answers it receives at once within its budget. The peer is not to blame.
+    OverBudget,
 }
 
 impl PeerOutcome {
     /// A short lower-case name, e.g. for a metrics label: `"ok"`, `"not_found"`,
-    /// `"rejected"`, `"timeout"`, `"unavailable"`, `"status"`, `"malformed"`.
+    /// `"rejected"`, `"timeout"`, `"unavailable"`, `"status"`, `"malformed"`,
+    /// `"over_budget"`.
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -73,6 +78,7 @@ impl PeerOutcome {
             PeerOutcome::Unavailable => "unavailable",
             PeerOutcome::Status => "status",
             PeerOutcome::Malformed => "malformed",
+            PeerOutcome::OverBudget => "over_budget",
         }
     }
 
@@ -84,6 +90,7 @@ impl PeerOutcome {
             Err(PeerError::Timeout(_)) => PeerOutcome::Timeout,
             Err(PeerError::Unavailable(_)) => PeerOutcome::Unavailable,
             Err(PeerError::Status { .. }) => PeerOutcome::Status,
+            Err(PeerError::OverLimit(_)) => PeerOutcome::OverBudget,
             Err(_) => PeerOutcome::Malformed,
         }
     }
@@ -111,6 +118,8 @@ pub trait PeerObserver: Send + Sync + 'static {
 /// binary has no two settings to keep equal.
 pub(crate) struct Transport {
     max_response_bytes: usize,
+    /// The bytes of answers being received, over every peer of the pool.
+    budget: Arc<Budget>,
     token: Option<Token>,
     observer: Option<Arc<dyn PeerObserver>>,
 }
@@ -118,14 +127,20 @@ pub(crate) struct Transport {
 impl Transport {
     pub(crate) fn new(
         max_response_bytes: usize,
+        budget: Arc<Budget>,
         token: Option<Token>,
         observer: Option<Arc<dyn PeerObserver>>,
     ) -> Transport {
         Transport {
             max_response_bytes,
+            budget,
             token,
             observer,
         }
+    }
+
+    pub(crate) fn bytes_in_flight(&self) -> usize {
+        self.budget.used()
     }
 }
 
@@ -396,17 +411,16 @@ impl HttpPeer {
             // announces a gigabyte should not get to send it.
             return Err(too_large(length, limit));
         }
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<LengthLimitError>() {
-                    PeerError::Malformed(format!("response body over the {limit}-byte limit"))
-                } else {
-                    PeerError::Unavailable(e)
-                }
-            })?
-            .to_bytes();
+        let mut claim = self.transport.budget.claim();
+        // An announced length is claimed whole before the first byte, so a fetch that cannot
+        // be received fails at once rather than half-way.
+        let announced = announced.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        if !claim.cover(announced) {
+            return Err(over_budget(&self.transport.budget));
+        }
+        let body = read_body(body, limit, &mut claim, &self.transport.budget).await?;
+        // The claim ends here, with the body handed to its decoder, which copies the value
+        // out and drops the body straight after: a short, bounded overlap.
         // Read whole, so the connection is ready for the next request. On every early
         // return above it is dropped instead, and closes.
         connection.release();
@@ -618,6 +632,42 @@ pub(crate) fn dial_address(authority: &str) -> String {
     } else {
         format!("{authority}:80")
     }
+}
+
+/// Reads a 2xx body of at most `limit` bytes, growing `claim` as its bytes arrive.
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    limit: usize,
+    claim: &mut Claim,
+    budget: &Budget,
+) -> Result<Bytes, PeerError> {
+    let mut received = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| PeerError::Unavailable(Box::new(e)))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let total = received.len().saturating_add(data.len());
+        if total > limit {
+            return Err(PeerError::Malformed(format!(
+                "response body over the {limit}-byte limit"
+            )));
+        }
+        if !claim.cover(total) {
+            return Err(over_budget(budget));
+        }
+        received.extend_from_slice(&data);
+    }
+    Ok(received.freeze())
+}
+
+fn over_budget(budget: &Budget) -> PeerError {
+    PeerError::OverLimit(format!(
+        "{} of the {} bytes of peer answers this node may receive at once are taken \
+         (max_bytes_in_flight)",
+        budget.used(),
+        budget.limit()
+    ))
 }
 
 fn too_large(length: u64, limit: usize) -> PeerError {

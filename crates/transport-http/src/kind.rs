@@ -56,11 +56,14 @@ pub enum ErrorKind {
     OwnerUnavailable,
     /// 500 `internal`: anything else.
     Internal,
+    /// 503 `too-many-connections`: the node has as many connections open as it allows, and
+    /// closed this one after answering (`ServeConfig::max_connections`).
+    TooManyConnections,
 }
 
 impl ErrorKind {
     /// Every kind, e.g. for documentation or exhaustive tests.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::NotFound,
         ErrorKind::InvalidKey,
         ErrorKind::NotCached,
@@ -76,6 +79,7 @@ impl ErrorKind {
         ErrorKind::BadBody,
         ErrorKind::OwnerUnavailable,
         ErrorKind::Internal,
+        ErrorKind::TooManyConnections,
     ];
 
     /// The kind's name on the wire, e.g. `"not-found"`.
@@ -97,6 +101,7 @@ impl ErrorKind {
             ErrorKind::BadBody => "bad-body",
             ErrorKind::OwnerUnavailable => "owner-unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::TooManyConnections => "too-many-connections",
         }
     }
 
@@ -125,7 +130,9 @@ impl ErrorKind {
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::LoadFailed | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::OwnerUnavailable => StatusCode::BAD_GATEWAY,
-            ErrorKind::ShuttingDown | ErrorKind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ShuttingDown | ErrorKind::NotReady | ErrorKind::TooManyConnections => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }

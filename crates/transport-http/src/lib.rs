@@ -92,6 +92,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod budget;
 mod client;
 mod conn;
 mod error;
@@ -114,7 +115,7 @@ pub use error::Error;
 pub use kind::ErrorKind;
 pub use pool::{HttpPool, PoolBuilder};
 pub use routes::{RouterConfig, router, try_router};
-pub use serve::serve;
+pub use serve::{ServeConfig, serve, serve_with};
 
 /// Marks a request from a geecache peer (value `1`): the receiver loads the key itself and
 /// never forwards the request again.

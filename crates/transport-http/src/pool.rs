@@ -9,6 +9,7 @@ use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker, 
 
 use crate::DEFAULT_BASE_PATH;
 use crate::auth::Token;
+use crate::budget::Budget;
 use crate::client::{HttpPeer, PeerObserver, Transport};
 use crate::error::Error;
 use crate::validate;
@@ -52,6 +53,7 @@ impl HttpPool {
             health: HealthPolicy::default(),
             handoff: Duration::from_secs(60),
             max_response_bytes: 64 << 20,
+            max_bytes_in_flight: usize::MAX,
             peer_token: None,
             observer: None,
         }
@@ -133,6 +135,13 @@ impl HttpPool {
         Arc::clone(&self.cluster)
     }
 
+    /// The bytes of peer answers being received now, over every peer: what
+    /// [`PoolBuilder::max_bytes_in_flight`] bounds.
+    #[must_use]
+    pub fn bytes_in_flight(&self) -> usize {
+        self.transport.bytes_in_flight()
+    }
+
     /// The base path of the peer route, e.g. `/_geecache/`.
     #[must_use]
     pub fn base_path(&self) -> &str {
@@ -193,6 +202,7 @@ pub struct PoolBuilder {
     health: HealthPolicy,
     handoff: Duration,
     max_response_bytes: usize,
+    max_bytes_in_flight: usize,
     peer_token: Option<String>,
     observer: Option<Arc<dyn PeerObserver>>,
 }
@@ -243,6 +253,16 @@ impl PoolBuilder {
         self
     }
 
+    /// The most bytes of peer answers the pool receives at once, over all its peers. Default:
+    /// no limit beyond [`max_response_bytes`](Self::max_response_bytes) per answer. A fetch
+    /// whose answer would go over it fails at once (before its first byte when the length is
+    /// announced) with [`PeerError::OverLimit`](geecache_group::PeerError::OverLimit): the
+    /// group loads the key itself, and the peer's health does not change.
+    pub fn max_bytes_in_flight(mut self, n: usize) -> Self {
+        self.max_bytes_in_flight = n;
+        self
+    }
+
     /// A shared secret sent to peers as `Authorization: Bearer <token>`. Default none.
     pub fn peer_token(mut self, token: Option<String>) -> Self {
         self.peer_token = token;
@@ -261,16 +281,20 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] for the node's own URL, [`Error::InvalidBasePath`],
-    /// [`Error::InvalidToken`], or [`Error::Zero`] for a zero response limit.
+    /// [`Error::InvalidToken`], or [`Error::Zero`] for a zero response limit or budget.
     pub fn build(self) -> Result<Arc<HttpPool>, Error> {
         let self_url = validate::peer_url(&self.self_url)?;
         validate::base_path(&self.base_path)?;
         if self.max_response_bytes == 0 {
             return Err(Error::Zero("max_response_bytes"));
         }
+        if self.max_bytes_in_flight == 0 {
+            return Err(Error::Zero("max_bytes_in_flight"));
+        }
         let token = Token::from_option(self.peer_token)?;
         let transport = Arc::new(Transport::new(
             self.max_response_bytes,
+            Budget::new(self.max_bytes_in_flight),
             token,
             self.observer,
         ));
@@ -300,6 +324,7 @@ impl fmt::Debug for PoolBuilder {
             .field("base_path", &self.base_path)
             .field("replicas", &self.replicas)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_bytes_in_flight", &self.max_bytes_in_flight)
             .field(
                 "peer_token",
                 &self.peer_token.as_ref().map(|_| "<redacted>"),

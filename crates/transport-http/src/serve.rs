@@ -26,6 +26,57 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// every call to this node on one connection; past this many it waits for a stream to end.
 const MAX_STREAMS: u32 = 256;
 
+/// How often, at most, a node logs that it refused connections over its limit. A flood is one
+/// line per interval with a count, not one line per connection.
+const REFUSALS_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The answer a connection over the limit gets before it is closed: written without reading
+/// the request, in one non-blocking write that a fresh socket's buffer always takes.
+const BUSY_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+connection: close\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+retry-after: 1\r\n\
+x-geecache-error: too-many-connections\r\n\
+content-length: 21\r\n\
+\r\n\
+too many connections\n";
+
+/// Limits on what the clients of a [`serve_with`] server may hold.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ServeConfig {
+    max_connections: Option<usize>,
+}
+
+impl ServeConfig {
+    /// No limits beyond the fixed ones (a header read timeout, streams per HTTP/2 connection).
+    #[must_use]
+    pub fn new() -> Self {
+        ServeConfig::default()
+    }
+
+    /// Keeps at most `n` connections open. A connection accepted beyond them is answered
+    /// `503` with `connection: close` and closed at once, so a flood of idle connections
+    /// cannot take every file descriptor the process has (which would stop it from reaching
+    /// its peers and its sources, and leave `accept` failing). Refusals are logged once per
+    /// 10 s with a count. `0` is taken as 1.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully, with no
+/// limit on connections: [`serve_with`] with the default [`ServeConfig`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, app, ServeConfig::default(), shutdown).await
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully.
 ///
 /// Each connection speaks HTTP/1.1 or, when the client starts with the HTTP/2 preface, HTTP/2
@@ -47,12 +98,15 @@ const MAX_STREAMS: u32 = 256;
 ///
 /// None so far: errors accepting a connection are logged and retried, errors on a connection
 /// end that connection only. The `Result` leaves room for errors that must stop the server.
-pub async fn serve(
+pub async fn serve_with(
     listener: TcpListener,
     app: Router,
+    config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain = Arc::new(Drain::default());
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut refusals = Refusals::default();
     let (stage, closing) = watch::channel(Stage::Open);
     // The connections live in a `JoinSet`, not in detached tasks: if this future is dropped,
     // every connection is aborted with it instead of outliving the server.
@@ -63,7 +117,11 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, app.clone(), Arc::clone(&drain), closing.clone()));
+                    let Some(slot) = Slot::take(&open, config.max_connections) else {
+                        refusals.refuse(stream, config.max_connections.unwrap_or(0));
+                        continue;
+                    };
+                    connections.spawn(connection(stream, app.clone(), Arc::clone(&drain), closing.clone(), slot));
                 }
                 Err(error) => accept_failed(&error).await,
             },
@@ -106,6 +164,8 @@ async fn connection(
     app: Router,
     drain: Arc<Drain>,
     mut closing: watch::Receiver<Stage>,
+    // Held until the connection is closed, whichever way its task ends.
+    _slot: Slot,
 ) {
     let _ = stream.set_nodelay(true);
     // Whether the client speaks HTTP/2 here (its requests say so), and a wake-up for the
@@ -184,6 +244,59 @@ async fn connection(
             if let Err(error) = conn.await {
                 tracing::debug!(%error, "connection ended with an error while closing");
             }
+        }
+    }
+}
+
+/// One open connection, counted against the limit until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Counts a connection in, unless `limit` connections are open already.
+    fn take(open: &Arc<AtomicUsize>, limit: Option<usize>) -> Option<Slot> {
+        // Only the accept loop counts in, so a load and an add cannot race with another
+        // taker; connections counted out meanwhile only make room.
+        if limit.is_some_and(|limit| open.load(Ordering::Acquire) >= limit) {
+            return None;
+        }
+        open.fetch_add(1, Ordering::AcqRel);
+        Some(Slot(Arc::clone(open)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Connections refused over the limit since the last log line.
+#[derive(Default)]
+struct Refusals {
+    unreported: u64,
+    last_report: Option<tokio::time::Instant>,
+}
+
+impl Refusals {
+    /// Answers `stream` 503 and closes it; logs at most once per interval.
+    fn refuse(&mut self, stream: TcpStream, limit: usize) {
+        // Best effort, never waiting: a client that reads it knows why, and one that does not
+        // sees the connection close.
+        let _ = stream.try_write(BUSY_ANSWER);
+        drop(stream);
+        self.unreported += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last_report
+            .is_none_or(|last| now.duration_since(last) >= REFUSALS_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                refused = self.unreported,
+                max_connections = limit,
+                "connections over the limit refused with 503 (logged at most every 10 s)"
+            );
+            self.unreported = 0;
+            self.last_report = Some(now);
         }
     }
 }

@@ -422,6 +422,7 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
             ("bad-body", 400),
             ("owner-unavailable", 502),
             ("internal", 500),
+            ("too-many-connections", 503),
         ]
     );
     for kind in ErrorKind::ALL {
@@ -454,4 +455,26 @@ async fn the_pool_passes_on_what_its_cluster_knows() {
     assert_eq!(pool.settled_changes(), 0, "the first list's hand-off is on");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(pool.settled_changes(), 1);
+}
+
+#[test]
+fn claims_on_the_budget_never_exceed_it_and_are_given_back() {
+    let budget = crate::budget::Budget::new(100);
+    let mut a = budget.claim();
+    assert!(a.cover(60));
+    assert!(a.cover(40), "covering less than claimed changes nothing");
+    let mut b = budget.claim();
+    assert!(!b.cover(41), "60 + 41 is over 100");
+    assert!(b.cover(40));
+    assert_eq!(budget.used(), 100);
+    assert!(!a.cover(61));
+    assert_eq!(budget.used(), 100, "a refused claim takes nothing");
+    drop(a);
+    assert_eq!(budget.used(), 40);
+    drop(b);
+    assert_eq!(budget.used(), 0);
+    let unlimited = crate::budget::Budget::new(usize::MAX);
+    let mut c = unlimited.claim();
+    assert!(c.cover(usize::MAX));
+    assert!(!unlimited.claim().cover(1), "no overflow past the limit");
 }

@@ -561,6 +561,10 @@ impl<'a> Attempt<'a> {
 
     fn report<T>(mut self, result: &Result<T, PeerError>) {
         self.reported = true;
+        if let Err(PeerError::OverLimit(_)) = result {
+            // This node's own limit, not the peer's failure: the breaker hears nothing.
+            return;
+        }
         let outcome = match Outcome::of(result) {
             Outcome::Answered => {
                 let elapsed = now().saturating_duration_since(self.started);

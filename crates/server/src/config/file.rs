@@ -30,6 +30,9 @@ pub(crate) struct FileConfig {
     pub(crate) api_token: Option<String>,
     pub(crate) drain_timeout: Option<String>,
     pub(crate) threads: Option<Scalar>,
+    pub(crate) max_connections: Option<Scalar>,
+    pub(crate) max_peer_bytes_in_flight: Option<Scalar>,
+    pub(crate) peer_key_encoding: Option<String>,
     /// `[groups.NAME]` tables. A map, not an array, so TOML itself refuses a name given twice.
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, FileGroup>,

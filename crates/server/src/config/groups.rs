@@ -208,12 +208,12 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         None => defaults::ORIGIN_TIMEOUT,
         Some(text) => {
             let (field, value) = g.field("origin_timeout", text);
-            if !matches!(source, SourceSpec::Http(_)) {
+            if source == SourceSpec::Demo {
                 return Err(ConfigError::invalid(
                     &field,
                     &value,
-                    "origin_timeout applies to http: sources only",
-                    "remove it, or use an http:URL source",
+                    "origin_timeout applies to dir: and http: sources only",
+                    "remove it, or use a dir:PATH or http:URL source",
                 ));
             }
             group_duration(text, &field, &value, "origin_timeout")?

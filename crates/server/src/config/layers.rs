@@ -36,10 +36,13 @@ pub(super) mod ids {
     pub(crate) const API_TOKEN: &str = "api_token";
     pub(crate) const DRAIN_TIMEOUT: &str = "drain_timeout";
     pub(crate) const THREADS: &str = "threads";
+    pub(crate) const MAX_CONNECTIONS: &str = "max_connections";
+    pub(crate) const MAX_PEER_BYTES_IN_FLIGHT: &str = "max_peer_bytes_in_flight";
+    pub(crate) const PEER_KEY_ENCODING: &str = "peer_key_encoding";
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 21] = [
+    pub(crate) const ALL: [&str; 24] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -61,6 +64,9 @@ pub(super) mod ids {
         API_TOKEN,
         DRAIN_TIMEOUT,
         THREADS,
+        MAX_CONNECTIONS,
+        MAX_PEER_BYTES_IN_FLIGHT,
+        PEER_KEY_ENCODING,
     ];
 }
 

@@ -12,7 +12,9 @@
 //! - `groups.rs`: the group-spec language. `etcd.rs`: the etcd settings. `dns.rs`: the DNS
 //!   membership settings.
 //! - `file.rs`: the TOML file as written. `units.rs`: sizes and durations.
+//! - `descriptors.rs`: the open-file limit, which the default connection limit comes from.
 
+mod descriptors;
 mod dns;
 pub(crate) mod error;
 mod etcd;
@@ -33,11 +35,13 @@ use std::time::Duration;
 pub(crate) use error::ConfigError;
 use file::FileConfig;
 use geecache_consistenthash::Preset;
+use geecache_transport_http::path::Decoding;
 use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
-    checked_base_path, checked_log_level, checked_peers, checked_replicas, checked_ring,
-    checked_threads, duration_or_zero, duration_setting, node_url, token_setting,
+    checked_base_path, checked_key_encoding, checked_log_level, checked_max_connections,
+    checked_peers, checked_replicas, checked_ring, checked_threads, duration_or_zero,
+    duration_setting, node_url, token_setting,
 };
 
 use crate::cli::ServeArgs;
@@ -69,6 +73,9 @@ pub(crate) mod defaults {
     pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
     /// Log filter.
     pub(crate) const LOG_LEVEL: &str = "info";
+    /// Bytes of peer answers a node receives at once, over all peers: four answers of the
+    /// largest size a peer may send.
+    pub(crate) const MAX_PEER_BYTES_IN_FLIGHT: u64 = 256 << 20;
 }
 
 /// A validated configuration.
@@ -108,6 +115,12 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     /// Runtime worker threads; `None`: one per CPU the process may use.
     pub(crate) threads: Option<usize>,
+    /// Most connections open at once; beyond it a connection is answered 503 and closed.
+    pub(crate) max_connections: usize,
+    /// Most bytes of peer answers received at once, over all peers.
+    pub(crate) max_peer_bytes_in_flight: usize,
+    /// How the peer route reads a `+` in a key: `query` (a space) or `path` (a plus).
+    pub(crate) peer_key_encoding: Decoding,
 }
 
 /// Where etcd is and which cluster this node belongs to.
@@ -214,7 +227,8 @@ impl Config {
         format!(
             "listen={} self_url={} {} base_path={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
-             drain_timeout={} threads={}",
+             drain_timeout={} threads={} max_connections={} max_peer_bytes_in_flight={} \
+             peer_key_encoding={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
@@ -242,6 +256,12 @@ impl Config {
             format_duration(self.drain_timeout),
             self.threads
                 .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
+            self.max_connections,
+            format_size(self.max_peer_bytes_in_flight as u64),
+            match self.peer_key_encoding {
+                Decoding::Percent => "path",
+                _ => "query",
+            },
         )
     }
 }
@@ -453,6 +473,51 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         Some((text, field)) => Some(checked_threads(&text, &field)?),
     };
 
+    let max_connections = match layers.pick(
+        ids::MAX_CONNECTIONS,
+        args.max_connections.as_ref(),
+        file.max_connections.as_ref().map(|s| &s.0),
+    ) {
+        None => descriptors::default_max_connections(descriptors::soft_limit()),
+        Some((text, field)) => checked_max_connections(&text, &field)?,
+    };
+
+    let max_peer_bytes_in_flight = match layers.pick(
+        ids::MAX_PEER_BYTES_IN_FLIGHT,
+        args.max_peer_bytes_in_flight.as_ref(),
+        file.max_peer_bytes_in_flight.as_ref().map(|s| &s.0),
+    ) {
+        None => defaults::MAX_PEER_BYTES_IN_FLIGHT,
+        Some((text, field)) => match parse_size(&text) {
+            Some(n) if n >= 1 << 20 => n,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    &field,
+                    &text,
+                    "out of range",
+                    "expected at least 1MiB (the default is 256MiB)",
+                ));
+            }
+            None => {
+                return Err(ConfigError::invalid(
+                    &field,
+                    &text,
+                    "not a size",
+                    format!("expected {SIZE_FORMS}"),
+                ));
+            }
+        },
+    };
+
+    let peer_key_encoding = match layers.pick(
+        ids::PEER_KEY_ENCODING,
+        args.peer_key_encoding.as_ref(),
+        file.peer_key_encoding.as_ref(),
+    ) {
+        None => Decoding::Form,
+        Some((text, field)) => checked_key_encoding(&text, &field)?,
+    };
+
     let groups = groups::resolve_groups(layers)?;
 
     Ok(Config {
@@ -473,5 +538,8 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         api_token,
         drain_timeout,
         threads,
+        max_connections,
+        max_peer_bytes_in_flight: usize::try_from(max_peer_bytes_in_flight).unwrap_or(usize::MAX),
+        peer_key_encoding,
     })
 }

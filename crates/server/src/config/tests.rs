@@ -262,7 +262,7 @@ fn bad_values_are_refused_with_what_is_allowed() {
         (
             &["scores=demo,origin_timeout=1s"],
             |_| {},
-            "origin_timeout applies to http: sources only",
+            "origin_timeout applies to dir: and http: sources only",
         ),
         (
             &["scores=demo,max_value_bytes=1KiB"],
@@ -727,3 +727,62 @@ fn dns_and_etcd_membership_are_refused_together() {
 }
 
 mod deploy;
+// Regression: a node had no connection limit; by default it now keeps a quarter of its
+// open-file limit (at least 64 descriptors) for its own work.
+#[test]
+fn the_default_connection_limit_leaves_descriptors_for_the_node_itself() {
+    use super::descriptors::{default_max_connections, soft_limit_in};
+    let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                  Max processes             96367                96367                processes \n\
+                  Max open files            1024                 524288               files     \n";
+    assert_eq!(soft_limit_in(limits), Some(1024));
+    assert_eq!(
+        soft_limit_in("Max open files unlimited unlimited files"),
+        None
+    );
+    assert_eq!(soft_limit_in(""), None);
+    assert_eq!(default_max_connections(Some(1024)), 768);
+    assert_eq!(default_max_connections(Some(100)), 36, "64 kept back");
+    assert_eq!(default_max_connections(Some(10)), 16, "never fewer than 16");
+    assert_eq!(default_max_connections(None), 768, "1,024 assumed");
+    let config = load_args(&args(&["scores=demo"])).unwrap();
+    assert!(config.max_connections >= 16);
+    let set = |text: &str| {
+        let mut a = args(&["scores=demo"]);
+        a.max_connections = Some(text.into());
+        load_args(&a).map(|c| c.max_connections)
+    };
+    assert_eq!(set("500").unwrap(), 500);
+    assert!(set("0").unwrap_err().to_string().contains("out of range"));
+    assert!(
+        set("many")
+            .unwrap_err()
+            .to_string()
+            .contains("not a whole number")
+    );
+}
+
+// Regression: keys from mailgun/groupcache and groupcache-go v3 clients (`url.PathEscape`, `+`
+// literal) were read with form semantics, so `p+q` loaded `p q`. `--peer-key-encoding path`
+// reads a `+` as a plus; the default stays golang/groupcache's `query`.
+#[test]
+fn the_peer_key_encoding_is_query_by_default_and_path_on_request() {
+    use geecache_transport_http::path::Decoding;
+    let config = load_args(&args(&["scores=demo"])).unwrap();
+    assert_eq!(config.peer_key_encoding, Decoding::Form);
+    let set = |text: &str| {
+        let mut a = args(&["scores=demo"]);
+        a.peer_key_encoding = Some(text.into());
+        load_args(&a).map(|c| c.peer_key_encoding)
+    };
+    assert_eq!(set("path").unwrap(), Decoding::Percent);
+    assert_eq!(set("Query").unwrap(), Decoding::Form);
+    let error = set("form").unwrap_err().to_string();
+    assert!(error.contains("unknown key encoding"), "{error}");
+    let file = from_toml(
+        "peer_key_encoding = \"path\"\n[groups.s]\nsource = \"demo\"\n",
+        &ServeArgs::default(),
+    )
+    .unwrap();
+    assert_eq!(file.peer_key_encoding, Decoding::Percent);
+}

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use geecache_consistenthash::{MAX_REPLICAS, Preset};
+use geecache_transport_http::path::Decoding;
 use geecache_transport_http::validate;
 
 use super::error::{ConfigError, Field};
@@ -31,6 +32,28 @@ pub(super) fn checked_threads(text: &str, field: &Field) -> Result<usize, Config
             text,
             "not a whole number",
             format!("expected between 1 and {MAX_THREADS}; leave it unset for one per CPU"),
+        )),
+    }
+}
+
+/// Most connections accepted for `--max-connections`: far past what one process can hold.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
+pub(super) fn checked_max_connections(text: &str, field: &Field) -> Result<usize, ConfigError> {
+    let allowed = || {
+        format!(
+            "expected between 1 and {MAX_CONNECTIONS}; leave it unset for three quarters of the \
+             open-file limit"
+        )
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => Ok(n),
+        Ok(_) => Err(ConfigError::invalid(field, text, "out of range", allowed())),
+        Err(_) => Err(ConfigError::invalid(
+            field,
+            text,
+            "not a whole number",
+            allowed(),
         )),
     }
 }
@@ -216,6 +239,21 @@ pub(super) fn checked_ring(text: &str, field: &Field) -> Result<Preset, ConfigEr
              ring, needed beside Go nodes)",
         )
     })
+}
+
+/// Checks `--peer-key-encoding`: how the peer route reads a `+` in a key.
+pub(super) fn checked_key_encoding(text: &str, field: &Field) -> Result<Decoding, ConfigError> {
+    match text.trim() {
+        t if t.eq_ignore_ascii_case("query") => Ok(Decoding::Form),
+        t if t.eq_ignore_ascii_case("path") => Ok(Decoding::Percent),
+        _ => Err(ConfigError::invalid(
+            field,
+            text,
+            "unknown key encoding",
+            "expected query (`+` is a space, as golang/groupcache clients send it; the default) \
+             or path (`+` is a plus, as mailgun/groupcache and groupcache-go v3 clients send it)",
+        )),
+    }
 }
 
 /// Checks `--replicas`: a whole number of virtual nodes per member the ring will take.

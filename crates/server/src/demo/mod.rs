@@ -137,7 +137,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         say!("  curl {url}/metrics");
         say!("  geecache get {url} {GROUP} {}", DemoTable::key(7));
         say!("Press Ctrl-C to stop.");
-        let signal = crate::shutdown::signal().await;
+        let signal = crate::shutdown::listen().await;
         say!("{signal}: stopping the nodes");
         for node in nodes {
             node.shutdown(Duration::from_secs(5)).await;
@@ -235,6 +235,9 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
             max_key_bytes: usize::try_from(defaults::MAX_KEY_BYTES).unwrap_or(usize::MAX),
             peer_token: None,
             api_token: None,
+            max_connections: None,
+            max_peer_bytes_in_flight: None,
+            peer_key_encoding: geecache_transport_http::path::Decoding::Form,
         };
         nodes.push(Node::start(listener, options).await?);
     }

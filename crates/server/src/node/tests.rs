@@ -11,7 +11,8 @@ use crate::client::{self, Fetched};
 use crate::source::DirSource;
 
 async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
-    let dir = Arc::new(DirSource::new(root, 1 << 20).unwrap());
+    let dir =
+        Arc::new(DirSource::new(root, 1 << 20, crate::config::defaults::ORIGIN_TIMEOUT).unwrap());
     let options = NodeOptions {
         self_url: None,
         membership: Membership::Static(Vec::new()),
@@ -30,6 +31,9 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         max_key_bytes: 1024,
         peer_token: None,
         api_token: None,
+        max_connections: None,
+        max_peer_bytes_in_flight: None,
+        peer_key_encoding: geecache_transport_http::path::Decoding::Form,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     (Node::start(listener, options).await.unwrap(), dir)

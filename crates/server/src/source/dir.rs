@@ -20,8 +20,18 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use geecache_group::{LoadError, Loaded, Rejected};
+
+use super::shown;
+use tokio::sync::Semaphore;
+
+/// The most disk loads of one `dir:` source in flight at once, stuck ones included. Enough for
+/// a busy disk; small beside the blocking pool's 512 threads, which every source and every
+/// other blocking task share.
+pub(crate) const DISK_LOADS: usize = 64;
 
 /// A `dir:` source.
 #[derive(Debug)]
@@ -29,6 +39,10 @@ pub(crate) struct DirSource {
     /// Canonical (absolute, symlink-free) root.
     root: PathBuf,
     max_bytes: u64,
+    /// How long a load may take, from waiting for a slot to the last byte read.
+    timeout: Duration,
+    /// One permit per disk load in flight; a thread stuck on a file keeps its permit.
+    slots: Arc<Semaphore>,
     /// Keys looked up on disk: each is a `canonicalize` and, when it exists, an open. A
     /// counter rather than a mock file system, so tests see the real calls.
     #[cfg(test)]
@@ -64,15 +78,18 @@ pub(crate) fn check_key_syntax(key: &str) -> Result<(), Rejected> {
 }
 
 impl DirSource {
-    /// A source serving files under `root`, none larger than `max_bytes`.
+    /// A source serving files under `root`, none larger than `max_bytes`, each load within
+    /// `timeout`.
     ///
     /// # Errors
     ///
     /// When `root` cannot be canonicalised (it does not exist, or is unreadable).
-    pub(crate) fn new(root: &Path, max_bytes: u64) -> io::Result<Self> {
+    pub(crate) fn new(root: &Path, max_bytes: u64, timeout: Duration) -> io::Result<Self> {
         Ok(DirSource {
             root: root.canonicalize()?,
             max_bytes,
+            timeout,
+            slots: Arc::new(Semaphore::new(DISK_LOADS)),
             #[cfg(test)]
             disk_lookups: std::sync::atomic::AtomicU64::new(0),
         })
@@ -119,35 +136,55 @@ impl DirSource {
         Ok(Some(real))
     }
 
-    /// Loads a file (on the blocking pool: file I/O would stall the async workers).
-    pub(crate) async fn load(self: &std::sync::Arc<Self>, key: &str) -> Result<Loaded, LoadError> {
-        let this = std::sync::Arc::clone(self);
-        let key = key.to_owned();
-        tokio::task::spawn_blocking(move || this.load_blocking(&key))
-            .await
-            .map_err(|e| LoadError::failed(format!("file read task failed: {e}")))?
+    /// Loads a file (on the blocking pool: file I/O would stall the async workers), within
+    /// the source's timeout.
+    pub(crate) async fn load(self: &Arc<Self>, key: &str) -> Result<Loaded, LoadError> {
+        let this = Arc::clone(self);
+        let owned = key.to_owned();
+        bounded_blocking(&self.slots, self.timeout, move || {
+            this.load_blocking(&owned)
+        })
+        .await
+        .map_err(|e| match e {
+            Bounded::TimedOut => LoadError::failed(format!(
+                "reading {:?} took longer than {:?} (origin_timeout); the file may be \
+                     a FIFO or on a hung mount",
+                shown(key),
+                self.timeout
+            )),
+            Bounded::Failed(e) => e,
+        })
     }
 
     fn load_blocking(&self, key: &str) -> Result<Loaded, LoadError> {
+        // Errors are logged and answered to clients: a 64 KiB key is shown by its start.
+        let shown_key = shown(key);
         let Some(path) = self.resolve(key)? else {
             return Err(LoadError::NotFound);
         };
+        // Only a regular file is a value, and only one is opened: opening a FIFO would wait
+        // for a writer, and a device may do anything. (A file swapped for a FIFO after this
+        // check is what the timeout is for.)
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => {}
+            _ => return Err(LoadError::NotFound),
+        }
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LoadError::NotFound),
-            Err(e) => return Err(LoadError::failed(format!("cannot open {key:?}: {e}"))),
+            Err(e) => return Err(LoadError::failed(format!("cannot open {shown_key:?}: {e}"))),
         };
         self.check_opened(&file)?;
         let meta = file
             .metadata()
-            .map_err(|e| LoadError::failed(format!("cannot stat {key:?}: {e}")))?;
+            .map_err(|e| LoadError::failed(format!("cannot stat {shown_key:?}: {e}")))?;
         if !meta.is_file() {
             // A directory (or a device) is not a value.
             return Err(LoadError::NotFound);
         }
         if meta.len() > self.max_bytes {
             return Err(LoadError::failed(format!(
-                "{key:?} is {} bytes, over the limit of {} (max_value_bytes)",
+                "{shown_key:?} is {} bytes, over the limit of {} (max_value_bytes)",
                 meta.len(),
                 self.max_bytes
             )));
@@ -156,10 +193,10 @@ impl DirSource {
         // `take` bounds the read even if the file grows after the size check.
         file.take(self.max_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|e| LoadError::failed(format!("cannot read {key:?}: {e}")))?;
+            .map_err(|e| LoadError::failed(format!("cannot read {shown_key:?}: {e}")))?;
         if bytes.len() as u64 > self.max_bytes {
             return Err(LoadError::failed(format!(
-                "{key:?} grew over the limit of {} bytes while being read",
+                "{shown_key:?} grew over the limit of {} bytes while being read",
                 self.max_bytes
             )));
         }
@@ -183,4 +220,42 @@ impl DirSource {
         let _ = file;
         Ok(())
     }
+}
+
+/// Why [`bounded_blocking`] gave no result.
+#[derive(Debug)]
+pub(crate) enum Bounded {
+    /// The deadline passed, waiting for a slot or for the work.
+    TimedOut,
+    /// The work failed (or panicked).
+    Failed(LoadError),
+}
+
+/// Runs `work` on the blocking pool while holding one of `slots`, and waits for it at most
+/// `timeout`, the wait for a slot included.
+///
+/// A blocking thread cannot be cancelled: one stuck in `open` stays stuck when the caller
+/// stops waiting. It keeps its slot until it returns, so the stuck ones never outnumber the
+/// slots, and once every slot is stuck a load fails at its deadline instead of taking yet
+/// another thread.
+pub(crate) async fn bounded_blocking<T: Send + 'static>(
+    slots: &Arc<Semaphore>,
+    timeout: Duration,
+    work: impl FnOnce() -> Result<T, LoadError> + Send + 'static,
+) -> Result<T, Bounded> {
+    let run = async {
+        // The semaphore is never closed; an error here would be a bug, reported as a failure.
+        let slot = (Arc::clone(slots).acquire_owned().await)
+            .map_err(|e| Bounded::Failed(LoadError::failed(e)))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
+        .map_err(|e| Bounded::Failed(LoadError::failed(format!("file read task failed: {e}"))))?
+        .map_err(Bounded::Failed)
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .unwrap_or(Err(Bounded::TimedOut))
 }

@@ -44,9 +44,11 @@ impl DataSource {
     pub(crate) fn from_config(group: &GroupConfig, client: &HttpClient) -> std::io::Result<Self> {
         Ok(match &group.source {
             SourceSpec::Demo => DataSource::Demo(DemoTable::builder().build()),
-            SourceSpec::Dir(root) => {
-                DataSource::Dir(Arc::new(DirSource::new(root, group.max_value_bytes)?))
-            }
+            SourceSpec::Dir(root) => DataSource::Dir(Arc::new(DirSource::new(
+                root,
+                group.max_value_bytes,
+                group.origin_timeout,
+            )?)),
             SourceSpec::Http(url) => DataSource::Http(Arc::new(HttpOrigin::new(
                 url.clone(),
                 client.clone(),
@@ -54,6 +56,18 @@ impl DataSource {
                 group.max_value_bytes,
             ))),
         })
+    }
+}
+
+/// Keys and URLs in load errors (which are logged, and answered to clients) are cut to this
+/// many characters: a key may be 64 KiB, and an encoded one three times that.
+const SHOWN_CHARS: usize = 120;
+
+/// `text` as errors show it: whole when short, else its start and how long it was.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()).into(),
     }
 }
 

@@ -50,7 +50,7 @@ impl HttpOrigin {
                 FetchError::TooLarge(limit) => LoadError::failed(format!(
                     "origin value is larger than {limit} bytes (max_value_bytes)"
                 )),
-                other => LoadError::failed(format!("origin {url}: {other}")),
+                other => LoadError::failed(format!("origin {}: {other}", super::shown(&url))),
             })?;
         answer(&url, &fetched)
     }
@@ -80,7 +80,8 @@ pub(super) fn answer(url: &str, fetched: &Fetched) -> Result<Loaded, LoadError> 
             let text = String::from_utf8_lossy(&fetched.body);
             let snippet: String = text.chars().take(200).collect();
             Err(LoadError::failed(format!(
-                "origin {url} answered {status}: {}",
+                "origin {} answered {status}: {}",
+                super::shown(url),
                 snippet.trim()
             )))
         }

@@ -128,7 +128,7 @@ fn tree() -> Tree {
 }
 
 fn source(t: &Tree) -> Arc<DirSource> {
-    Arc::new(DirSource::new(&t.root, 1 << 20).unwrap())
+    Arc::new(DirSource::new(&t.root, 1 << 20, crate::config::defaults::ORIGIN_TIMEOUT).unwrap())
 }
 
 #[tokio::test]
@@ -182,13 +182,74 @@ async fn symlinks_that_leave_the_root_are_refused_not_read() {
 async fn files_over_the_size_limit_are_a_load_error() {
     let t = tree();
     fs::write(t.root.join("big"), vec![b'x'; 2048]).unwrap();
-    let dir = Arc::new(DirSource::new(&t.root, 1024).unwrap());
+    let dir =
+        Arc::new(DirSource::new(&t.root, 1024, crate::config::defaults::ORIGIN_TIMEOUT).unwrap());
     match dir.load("big").await {
         Err(LoadError::Failed(e)) => {
             assert!(e.to_string().contains("over the limit of 1024"), "{e}")
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Makes a FIFO at `path` with the system's `mkfifo`.
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("running mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+// Regression: opening a FIFO in a `dir:` root waits for a writer, so a get of it hung for ever
+// (and then the shutdown). Only regular files are opened; a FIFO is no value.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_in_the_root_is_not_found_and_never_opened() {
+    let t = tree();
+    mkfifo(&t.root.join("pipe"));
+    let dir = source(&t);
+    match dir.load("pipe").await {
+        Err(LoadError::NotFound) => {}
+        other => panic!("a FIFO gave {other:?}"),
+    }
+}
+
+// Regression: a `dir:` load had no deadline; a thread stuck in `open` (a hung mount) held its
+// request for ever. The load fails at its deadline, and a stuck thread keeps its slot, so stuck
+// loads never take more than `DISK_LOADS` threads: beyond that a load fails at its deadline
+// without starting.
+#[tokio::test]
+async fn a_stuck_disk_load_fails_at_its_deadline_and_keeps_its_slot() {
+    use super::dir::{Bounded, bounded_blocking};
+    let slots = Arc::new(tokio::sync::Semaphore::new(1));
+    let (release, stuck) = std::sync::mpsc::channel::<()>();
+    let timeout = Duration::from_millis(50);
+    let first = bounded_blocking(&slots, timeout, move || {
+        let _ = stuck.recv();
+        Ok(())
+    })
+    .await;
+    assert!(matches!(first, Err(Bounded::TimedOut)), "{first:?}");
+    assert_eq!(
+        slots.available_permits(),
+        0,
+        "the stuck thread keeps its slot"
+    );
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ran);
+    let second = bounded_blocking(&slots, timeout, move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })
+    .await;
+    assert!(matches!(second, Err(Bounded::TimedOut)), "{second:?}");
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "no thread beyond the slots");
+    drop(release);
+    // Once the stuck thread returns, its slot serves the next load.
+    let third = bounded_blocking(&slots, Duration::from_secs(30), || Ok(7)).await;
+    assert_eq!(third.ok(), Some(7));
 }
 
 /// Path segments the property test builds keys from: plain names, names of symlinks that
@@ -247,9 +308,13 @@ fn os_resolution(root: &Path, key: &str) -> Option<PathBuf> {
 #[test]
 fn an_accepted_key_never_resolves_outside_the_root() {
     let t = tree();
-    let dir = Arc::new(DirSource::new(&t.root, 1 << 20).unwrap());
+    let dir = Arc::new(
+        DirSource::new(&t.root, 1 << 20, crate::config::defaults::ORIGIN_TIMEOUT).unwrap(),
+    );
     let secret = fs::read(&t.secret).unwrap();
+    // With time: every load has a deadline.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let mut runner = TestRunner::new(ProptestConfig::with_cases(2048));
@@ -381,4 +446,14 @@ fn an_origin_value_does_not_keep_the_read_buffer_alive() {
         inner.end <= outer.start || inner.start >= outer.end,
         "the cached value must own its bytes, not point into the answer's buffer"
     );
+}
+
+// Regression: load errors quoted the whole key or origin URL, so a 60 KB key made every
+// failure a 60 KB log line and answer. They show its first 120 characters and its length.
+#[test]
+fn keys_in_load_errors_are_cut_short() {
+    assert_eq!(super::shown("short"), "short");
+    let long = "k".repeat(60_000);
+    let cut = super::shown(&long);
+    assert_eq!(cut, format!("{}... (60000 bytes)", "k".repeat(120)));
 }

@@ -103,3 +103,26 @@ fn path_escapes_are_refused_with_400_and_never_read() {
         Some(looked_up)
     );
 }
+
+// Regression: a FIFO in a `dir:` root hung its request for ever (the open waits for a writer),
+// and then the shutdown: the node logged "drained; bye" and never exited. A FIFO is no value,
+// and the node exits after a drain whatever its blocking threads are doing.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_the_root_is_not_found_and_the_node_still_shuts_down() {
+    let (tmp, _) = root();
+    let root = tmp.path().join("root");
+    let status = std::process::Command::new("mkfifo")
+        .arg(root.join("pipe"))
+        .status()
+        .expect("running mkfifo");
+    assert!(status.success());
+    let spec = format!("files=dir:{},origin_timeout=2s", root.display());
+    let mut node = Server::start(&["--group", &spec]);
+    let r = node.get("/api/files/pipe");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(node.get("/api/files/hello.txt").body, b"hello, world\n");
+    node.process.terminate();
+    let exit = node.process.wait(crate::support::DEADLINE);
+    assert!(exit.success(), "{exit:?}");
+}

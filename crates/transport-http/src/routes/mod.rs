@@ -63,6 +63,7 @@ pub struct RouterConfig {
     max_batch_keys: usize,
     max_batch_bytes: usize,
     max_value_bytes: usize,
+    peer_decoding: Decoding,
     peer_token: Option<String>,
     api_token: Option<String>,
     readiness: Option<Arc<Readiness>>,
@@ -82,6 +83,7 @@ impl RouterConfig {
             max_batch_keys: 1000,
             max_batch_bytes: 4 << 20,
             max_value_bytes: 8 << 20,
+            peer_decoding: Decoding::Form,
             peer_token: None,
             api_token: None,
             readiness: None,
@@ -137,6 +139,17 @@ impl RouterConfig {
         self
     }
 
+    /// How the peer route decodes a `+` in a key. Default [`Decoding::Form`] (`+` is a
+    /// space): golang/groupcache's client form-encodes keys (`url.QueryEscape`), so its `a+b`
+    /// means `a b`. [`Decoding::Percent`] (`+` is a plus) for mailgun/groupcache and
+    /// groupcache-go v3, whose clients path-encode keys (`url.PathEscape`) and leave a `+` as
+    /// it is. A geecache client escapes both `+` and space, so either setting reads its
+    /// requests right: this setting is about the Go clients of a mixed cluster.
+    pub fn peer_key_decoding(mut self, decoding: Decoding) -> Self {
+        self.peer_decoding = decoding;
+        self
+    }
+
     /// A shared secret that peer and admin routes require as `Authorization: Bearer <token>`.
     /// Default none: those routes are open, as in groupcache.
     pub fn peer_token(mut self, token: Option<String>) -> Self {
@@ -185,6 +198,7 @@ impl fmt::Debug for RouterConfig {
             .field("max_batch_keys", &self.max_batch_keys)
             .field("max_batch_bytes", &self.max_batch_bytes)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("peer_decoding", &self.peer_decoding)
             .field("peer_token", &redacted(&self.peer_token))
             .field("api_token", &redacted(&self.api_token))
             .field("readiness", &self.readiness.is_some())
@@ -271,6 +285,7 @@ pub fn try_router(config: RouterConfig) -> Result<Router, Error> {
         max_batch_keys: config.max_batch_keys,
         max_batch_bytes: config.max_batch_bytes,
         max_value_bytes: config.max_value_bytes,
+        peer_decoding: config.peer_decoding,
         readiness: config.readiness,
         metrics: config.metrics,
     }));
@@ -306,6 +321,8 @@ struct AppInner {
     max_batch_keys: usize,
     max_batch_bytes: usize,
     max_value_bytes: usize,
+    /// How the peer route reads a `+` in a key.
+    peer_decoding: Decoding,
     readiness: Option<Arc<Readiness>>,
     metrics: Option<(HeaderValue, Arc<Metrics>)>,
 }

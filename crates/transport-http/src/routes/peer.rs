@@ -15,7 +15,7 @@ use prost::Message;
 use super::{App, bad_path, removal_response, with_source};
 use crate::failure::{Failure, quoted};
 use crate::kind::ErrorKind;
-use crate::path::{Decoding, PathError};
+use crate::path::PathError;
 use crate::proto::{GetResponse, HandOver};
 use crate::{FANOUT_HEADER, PEEK_HEADER, PEER_HEADER, PROTOBUF, TAKEN_HEADER, names};
 
@@ -41,7 +41,7 @@ fn is_marked(headers: &HeaderMap, name: &str) -> bool {
 async fn fetch(State(app): State<App>, request: Request) -> Result<Response, Failure> {
     // Read in place: the `HeaderMap` and `Uri` extractors would copy them.
     let (headers, uri) = (request.headers(), request.uri());
-    let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
+    let (group, key) = app.locate(uri, &app.0.base, app.0.peer_decoding)?;
     if is_marked(headers, PEEK_HEADER) {
         return peek(&group, &key);
     }
@@ -95,7 +95,7 @@ async fn remove(State(app): State<App>, request: Request) -> Result<Response, Fa
         return super::write::purge_from_peer(app, request).await;
     }
     let (headers, uri) = (request.headers(), request.uri());
-    let (group, key) = app.locate(uri, &app.0.base, Decoding::Form)?;
+    let (group, key) = app.locate(uri, &app.0.base, app.0.peer_decoding)?;
     let removal = match (
         is_marked(headers, PEER_HEADER),
         is_marked(headers, FANOUT_HEADER),

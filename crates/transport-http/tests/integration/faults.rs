@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use geecache_transport_http::proto::GetResponse;
-use geecache_transport_http::{ErrorKind, PeerOutcome, serve};
+use geecache_transport_http::{ErrorKind, PeerOutcome, ServeConfig, serve, serve_with};
 use http::StatusCode;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +33,8 @@ enum Fake {
     HangUp,
     /// A 404 without geecache's error kind (a proxy, or a node without the group).
     Foreign404,
+    /// 200, chunked: 512 KiB in 16 KiB chunks, then nothing more, the body never ending.
+    Trickle,
 }
 
 const HEAD_LIMIT: usize = 64 << 10;
@@ -76,6 +78,20 @@ async fn answer(mut socket: TcpStream, fake: Fake) {
                     return;
                 }
             }
+            return;
+        }
+        Fake::Trickle => {
+            let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head).await.is_err() {
+                return;
+            }
+            let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+            for _ in 0..32 {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
             return;
         }
         Fake::Hang => {
@@ -480,4 +496,134 @@ async fn a_removal_owned_by_a_node_that_does_not_confirm_is_fanned_out_and_repor
         Some(go_like.as_str())
     );
     server.abort();
+}
+
+/// Sends `GET /x` on a kept-alive connection and reads the `ok` answer to its last byte.
+async fn ask_ok(socket: &mut TcpStream) -> String {
+    socket
+        .write_all(b"GET /x HTTP/1.1\r\nHost: node\r\n\r\n")
+        .await
+        .expect("the request is written");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(b"\r\n\r\nok") {
+        let n = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut buf))
+            .await
+            .expect("an answer")
+            .expect("a read");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+// Regression: a node had no connection limit, so 1,100 silent connections under a 1,024
+// descriptor limit left `accept` failing and real clients waiting up to 30 s. Beyond the limit a
+// connection is answered 503 `too-many-connections` and closed at once, while the connections
+// already open are served.
+#[tokio::test]
+async fn a_connection_flood_beyond_the_limit_is_refused_while_open_connections_are_served() {
+    const LIMIT: usize = 4;
+    let listener = loopback().await;
+    let addr = listener.local_addr().expect("bound");
+    let app = Router::new().route("/x", axum::routing::get(|| async { "ok" }));
+    let config = ServeConfig::new().max_connections(LIMIT);
+    let server = tokio::spawn(serve_with(listener, app, config, std::future::pending()));
+
+    // A client whose connection is open (and served) before the flood.
+    let mut client = TcpStream::connect(addr).await.expect("connects");
+    assert!(ask_ok(&mut client).await.starts_with("HTTP/1.1 200"));
+    // Silent connections up to the limit; the server accepts them in order.
+    let mut silent = Vec::new();
+    for _ in 1..LIMIT {
+        silent.push(TcpStream::connect(addr).await.expect("connects"));
+    }
+    // The flood beyond the limit: each is told why, and closed.
+    for _ in 0..20 {
+        let mut extra = TcpStream::connect(addr).await.expect("connects");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), extra.read_to_end(&mut answer))
+            .await
+            .expect("closed by the server")
+            .expect("read to the end");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{answer:?}"
+        );
+        let kind = ErrorKind::TooManyConnections.as_str();
+        assert!(
+            answer.contains(&format!("x-geecache-error: {kind}\r\n")),
+            "{answer:?}"
+        );
+    }
+    // The open connection is still served.
+    assert!(ask_ok(&mut client).await.starts_with("HTTP/1.1 200"));
+    // Once silent connections close, new ones get in again (as soon as the server has seen
+    // the close: a bounded number of attempts).
+    drop(silent);
+    let mut served = false;
+    for _ in 0..1_000 {
+        let mut fresh = TcpStream::connect(addr).await.expect("connects");
+        let request = b"GET /x HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n";
+        // A refused connection may be reset before the request is written or read back.
+        let mut answer = Vec::new();
+        if fresh.write_all(request).await.is_ok() {
+            let _ = fresh.read_to_end(&mut answer).await;
+        }
+        if answer.starts_with(b"HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(served, "no room after the silent connections closed");
+    server.abort();
+}
+
+// Regression: peer answers were limited one by one (64 MiB) but not in all: 50 fetches from a
+// peer that trickles chunked bodies took a node to 476 MB. The bytes being received count
+// against one budget per pool, and a fetch that would go over it stops at once and falls back
+// to the local loader, without blaming the peer.
+#[tokio::test]
+async fn trickled_bodies_to_many_fetches_stay_within_the_budget_and_fall_back() {
+    const BUDGET: usize = 1 << 20;
+    const FETCHES: usize = 20;
+    let (url, task) = fake_peer(Fake::Trickle).await;
+    let options = Options {
+        max_bytes_in_flight: BUDGET,
+        // A real, short timeout for the two fetches that fill the budget and then wait: the
+        // assertions are about what happens to the others, not when.
+        timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    let (cluster, _) = beside(&url, options).await;
+    let node = &cluster.nodes[0];
+    let keys: Vec<String> = (0..10_000)
+        .map(|i| format!("t{i}"))
+        .filter(|k| node.pool.owner_of(k).as_deref() == Some(url.as_str()))
+        .take(FETCHES)
+        .collect();
+    let mut fetches = tokio::task::JoinSet::new();
+    for key in keys.clone() {
+        let group = node.group.clone();
+        fetches.spawn(async move { (group.get(&key).await, key) });
+    }
+    let mut most = 0;
+    while let Some(done) = fetches.join_next().await {
+        most = most.max(node.pool.bytes_in_flight());
+        let (value, key) = done.expect("the fetch did not panic");
+        let value = value.expect("a value, from the local loader");
+        assert_eq!(value.to_string(), value_of(&key, 0));
+    }
+    assert!(most <= BUDGET, "{most} bytes in flight");
+    assert_eq!(node.pool.bytes_in_flight(), 0, "every claim given back");
+    let outcomes = node.outcomes.all();
+    let over = (outcomes.iter())
+        .filter(|(_, o)| *o == PeerOutcome::OverBudget)
+        .count();
+    // 512 KiB each: at most two answers fit in 1 MiB at once; every other fetch stopped.
+    assert!(over >= FETCHES - 2, "{outcomes:?}");
+    assert_eq!(cluster.world.loads().len(), FETCHES, "each key loaded here");
+    task.abort();
 }

@@ -142,6 +142,42 @@ async fn the_client_route_answers_raw_bytes() {
     );
 }
 
+// Regression: mailgun/groupcache and groupcache-go v3 clients path-encode keys
+// (`url.PathEscape`), which leaves `+` literal, and the peer route read it with form semantics:
+// `GET /_geecache/g/p+q` loaded and returned the value of `p q`. With path decoding on the peer
+// route a `+` is a plus, and our own clients' escapes still decode the same way.
+#[tokio::test]
+async fn a_path_escaped_plus_is_a_plus_with_path_decoding_on_the_peer_route() {
+    use geecache_transport_http::path::Decoding;
+    let (app, world) = app_with(|c| c.peer_key_decoding(Decoding::Percent));
+    let value = |reply: Reply| {
+        let message = GetResponse::decode(reply.body).expect("a GetResponse");
+        String::from_utf8_lossy(&message.value.unwrap_or_default()).into_owned()
+    };
+    let plus = call(&app, Method::GET, "/_geecache/g/p+q", &[]).await;
+    assert_eq!(plus.status, StatusCode::OK, "{}", plus.text());
+    assert_eq!(value(plus), value_of("p+q", 0));
+    // What a geecache peer sends for "p q" and "p+q" reads the same under either decoding.
+    let space = call(&app, Method::GET, "/_geecache/g/p%20q", &[]).await;
+    assert_eq!(value(space), value_of("p q", 0));
+    let escaped = call(&app, Method::GET, "/_geecache/g/p%2Bq", &[]).await;
+    assert_eq!(value(escaped), value_of("p+q", 0));
+    let loaded: Vec<String> = world.loads().into_iter().map(|l| l.key).collect();
+    assert!(
+        loaded.iter().all(|k| k == "p+q" || k == "p q"),
+        "{loaded:?}"
+    );
+    // Removals on the peer route read keys the same way.
+    let removed = call(
+        &app,
+        Method::DELETE,
+        "/_geecache/g/p+q",
+        &[(PEER_HEADER, "1")],
+    )
+    .await;
+    assert!(removed.status.is_success(), "{}", removed.text());
+}
+
 #[tokio::test]
 async fn bad_paths_get_precise_statuses() {
     let app = app();

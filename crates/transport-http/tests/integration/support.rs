@@ -193,6 +193,8 @@ pub(crate) struct Options {
     /// The groups' peer timeout.
     pub(crate) timeout: Duration,
     pub(crate) max_response_bytes: usize,
+    /// The pools' budget of peer answer bytes being received at once.
+    pub(crate) max_bytes_in_flight: usize,
     /// Nodes (by index) whose loaders hold `slow*` keys at a gate.
     pub(crate) gated: Vec<usize>,
 }
@@ -206,6 +208,7 @@ impl Default for Options {
             pool_token: None,
             timeout: PATIENT,
             max_response_bytes: 64 << 20,
+            max_bytes_in_flight: usize::MAX,
             gated: Vec::new(),
         }
     }
@@ -289,6 +292,7 @@ impl Cluster {
             let outcomes = Arc::new(Outcomes::default());
             let pool = HttpPool::builder(url.as_str())
                 .max_response_bytes(options.max_response_bytes)
+                .max_bytes_in_flight(options.max_bytes_in_flight)
                 .peer_token(options.pool_token.clone())
                 .observer(outcomes.clone())
                 .build()
