@@ -201,7 +201,7 @@ pub trait PeerGetter: Send + Sync + 'static {
     }
 
     /// Asks the peer, the owner of `key`, to store `value` as a client's write
-    /// ([`Group::set_as_owner`](crate::Group::set_as_owner)): it stores it in its main cache and
+    /// ([`Group::set_for_peer`](crate::Group::set_for_peer)): it stores it in its main cache and
     /// tells every other member to drop its copy. Returns the members it could not confirm
     /// that with. Default: [`PeerError::Unsupported`], a transport (or a peer) that takes no
     /// writes.
