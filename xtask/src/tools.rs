@@ -68,6 +68,12 @@ const TOOLS: &[Tool] = &[
         probe: Probe::Path("/usr/share/gocode/src/github.com/golang/protobuf/proto/lib.go"),
         package: "golang-github-golang-protobuf-1-3-dev",
     },
+    Tool {
+        purpose: "promtool, which checks a node's /metrics output as Prometheus would",
+        needed_by: "crates/server",
+        probe: Probe::Binary("promtool"),
+        package: "prometheus",
+    },
 ];
 
 /// Installs every missing tool that an existing crate needs, or explains which package to install.
