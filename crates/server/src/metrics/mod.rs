@@ -1,5 +1,5 @@
 //! `GET /metrics`: the node's figures in the OpenMetrics text format, or the Prometheus text
-//! format 0.0.4 for a scraper that asks for it ([`format`]).
+//! format 0.0.4 for a scraper that asks for it ([`format`](mod@format)).
 //!
 //! Two kinds of figures live here:
 //!
