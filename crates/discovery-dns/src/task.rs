@@ -23,10 +23,10 @@ impl BackgroundTask {
     /// Aborts the task and waits until it is gone. A panic inside the task is passed on.
     pub(crate) async fn stop(mut self) {
         self.0.abort();
-        if let Err(error) = (&mut self.0).await {
-            if error.is_panic() {
-                std::panic::resume_unwind(error.into_panic());
-            }
+        if let Err(error) = (&mut self.0).await
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
         }
     }
 }

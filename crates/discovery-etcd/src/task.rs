@@ -24,10 +24,10 @@ impl BackgroundTask {
     /// caller does next. A panic inside the task is passed on to the caller.
     pub(crate) async fn stop(mut self) {
         self.0.abort();
-        if let Err(error) = (&mut self.0).await {
-            if error.is_panic() {
-                std::panic::resume_unwind(error.into_panic());
-            }
+        if let Err(error) = (&mut self.0).await
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
         }
     }
 }

@@ -533,7 +533,7 @@ impl Group {
 
     fn admit_to_hot(&self) -> bool {
         let n = self.inner.hot_admission;
-        n != 0 && (self.inner.random)() % u64::from(n) == 0
+        n != 0 && (self.inner.random)().is_multiple_of(u64::from(n))
     }
 
     /// Counts and logs a refused key, and makes it the caller's error.

@@ -137,10 +137,12 @@ stats_struct! {
         peer_errors: u64 as Counter,
         /// Gets that missed the cache (`gets - cache hits` outside flights).
         loads: u64 as Counter,
-        /// Loads actually run after concurrent loads of a key were collapsed into one.
+        /// Loads that ran, one per flight: `loads` less those joined to a concurrent one.
         ///
-        /// One per flight, remote or local (a remote flight that falls back also runs a local
-        /// flight).
+        /// The name is groupcache's (`LoadsDeduped`, "after singleflight") and reads like the
+        /// number of loads saved; it is the number that ran. Those saved are `loads -
+        /// loads_deduped`. One per flight, remote or local (a remote flight that falls back
+        /// also runs a local flight).
         loads_deduped: u64 as Counter,
         /// Successful calls of the local loader.
         local_loads: u64 as Counter,

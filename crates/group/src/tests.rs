@@ -29,7 +29,7 @@ fn the_default_random_source_does_not_repeat_itself() {
     assert_eq!(draws.len(), 1_000, "xorshift64* has period 2^64 - 1");
     // Roughly one in ten admitted, as hot-cache admission will ask: a loose bound, since a
     // fair generator lands within ±3% of 10% over 10,000 draws with overwhelming odds.
-    let admitted = (0..10_000).filter(|_| source() % 10 == 0).count();
+    let admitted = (0..10_000).filter(|_| source().is_multiple_of(10)).count();
     assert!((700..1_300).contains(&admitted), "{admitted}");
 }
 

@@ -164,13 +164,13 @@ fn opt(capacity: usize, trace: &[u64]) -> f64 {
             }
             furthest.pop();
         }
-        if let Some(&(when, victim)) = furthest.peek() {
-            if when > next {
-                furthest.pop();
-                cached.remove(&victim);
-                cached.insert(key, next);
-                furthest.push((next, key));
-            }
+        if let Some(&(when, victim)) = furthest.peek()
+            && when > next
+        {
+            furthest.pop();
+            cached.remove(&victim);
+            cached.insert(key, next);
+            furthest.push((next, key));
         }
     }
     ratio(hits, trace)

@@ -8,7 +8,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A distributed read-through cache in the groupcache family.
 #[derive(Debug, Parser)]
-#[command(name = "geecache", version, about, long_about = None)]
+// Help wraps at the terminal's width, and at 100 columns at most (or when piped): a line of
+// 285 columns is unreadable in any terminal.
+#[command(name = "geecache", version, about, long_about = None, max_term_width = 100)]
 pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -27,6 +29,11 @@ pub(crate) enum Command {
     /// (exit 1) or that something failed (exit 2).
     Get(GetArgs),
 }
+
+/// Whether this build lacks etcd membership. Its flags are still parsed, so that a config
+/// naming etcd gets the message that this build cannot use it, but `--help` does not offer
+/// what the build cannot do.
+const WITHOUT_ETCD: bool = cfg!(not(feature = "etcd"));
 
 /// Flags of `geecache serve`. Every flag can also come from a `GEECACHE_*` variable or the
 /// config file; the flag wins over the variable, which wins over the file.
@@ -71,12 +78,13 @@ pub(crate) struct ServeArgs {
         long,
         env = "GEECACHE_ETCD",
         value_name = "URL,...",
-        value_delimiter = ','
+        value_delimiter = ',',
+        hide = WITHOUT_ETCD
     )]
     pub(crate) etcd: Option<Vec<String>>,
 
     /// The cluster's name in etcd (one path segment): nodes see only nodes of their own cluster.
-    #[arg(long, env = "GEECACHE_CLUSTER", value_name = "NAME")]
+    #[arg(long, env = "GEECACHE_CLUSTER", value_name = "NAME", hide = WITHOUT_ETCD)]
     pub(crate) cluster: Option<String>,
 
     /// How long a node that stopped without leaving (a crash) stays in its peers' lists.
@@ -84,6 +92,7 @@ pub(crate) struct ServeArgs {
         long,
         env = "GEECACHE_ETCD_TTL",
         value_name = "DURATION",
+        hide = WITHOUT_ETCD,
         help = "How long a node that stopped without leaving (a crash) stays in its peers' lists [default: 10s]"
     )]
     pub(crate) etcd_ttl: Option<String>,
@@ -158,7 +167,7 @@ pub(crate) struct ServeArgs {
         env = "GEECACHE_GROUPS",
         value_name = "NAME=SOURCE",
         value_delimiter = ';',
-        help = "A group to serve: NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE]. SOURCE is `demo`, `dir:PATH` or `http:URL`. Repeat the flag for more groups; in the variable, separate groups with `;`."
+        help = "A group to serve: NAME=SOURCE[,OPTION=VALUE]..., where SOURCE is `demo`, `dir:PATH` or `http:URL` and OPTION is cache=SIZE, ttl=DURATION, origin_timeout=DURATION, max_value_bytes=SIZE or policy=lru|s3fifo. Repeat the flag for more groups; in the variable, separate groups with `;`."
     )]
     pub(crate) groups: Vec<String>,
 

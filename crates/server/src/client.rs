@@ -48,7 +48,10 @@ pub(crate) enum FetchError {
     /// Request and body took longer than the deadline.
     #[error("no complete answer within {0:?}")]
     Timeout(Duration),
-    /// Connecting or sending failed.
+    /// No connection could be made; the text says why, e.g. `connection refused`.
+    #[error("{0}")]
+    Connect(String),
+    /// Sending the request or reading the response's head failed.
     #[error("request failed: {0}")]
     Request(#[source] hyper_util::client::legacy::Error),
     /// The body was longer than allowed.
@@ -80,7 +83,13 @@ pub(crate) async fn get(
         .body(Empty::<Bytes>::new())
         .map_err(|_| FetchError::InvalidUrl(url.to_owned()))?;
     let exchange = async {
-        let response = client.request(request).await.map_err(FetchError::Request)?;
+        let response = client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                FetchError::Connect(connect_failure(&e))
+            } else {
+                FetchError::Request(e)
+            }
+        })?;
         let status = response.status();
         let kind = response
             .headers()
@@ -103,4 +112,21 @@ pub(crate) async fn get(
     tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or(Err(FetchError::Timeout(timeout)))
+}
+
+/// Why a connection failed, in a person's words: hyper-util says only "client error
+/// (Connect)" and keeps the reason, an I/O error, further down its chain of sources.
+fn connect_failure(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+                std::io::ErrorKind::TimedOut => "connection timed out".to_owned(),
+                _ => format!("cannot connect: {io}"),
+            };
+        }
+        source = e.source();
+    }
+    format!("cannot connect: {error}")
 }

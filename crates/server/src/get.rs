@@ -1,6 +1,6 @@
 //! `geecache get URL GROUP KEY`: fetch one value through a node's client route.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use geecache_transport_http::{ErrorKind, path};
@@ -55,6 +55,12 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
     });
     let fetched = match fetched {
         Ok(f) => f,
+        Err(client::FetchError::Connect(why)) => {
+            // The node's address is what the user typed and may have wrong; the full URL
+            // would bury it.
+            eprintln!("geecache: {why} to {}", args.url);
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("geecache: GET {url}: {e}");
             return ExitCode::from(2);
@@ -67,7 +73,16 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
     match fetched.status {
         StatusCode::OK => {}
         StatusCode::NOT_FOUND if kind.is_none_or(|k| k == Some(ErrorKind::NotFound)) => {
-            eprintln!("geecache: not found: {}", message());
+            // A geecache node's message starts with "not found:" already; say it once.
+            let message = message();
+            let detail = message
+                .strip_prefix("not found:")
+                .unwrap_or(&message)
+                .trim();
+            match detail {
+                "" => eprintln!("geecache: not found"),
+                detail => eprintln!("geecache: not found: {detail}"),
+            }
             return ExitCode::from(1);
         }
         status => {
@@ -80,7 +95,17 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
             .map_err(|e| format!("cannot write {}: {e}", path.display())),
         None => {
             let mut out = std::io::stdout().lock();
+            // A person at a terminal gets the prompt on a line of its own; a pipe or a file
+            // gets the value's bytes exactly.
+            let newline = out.is_terminal() && !fetched.body.ends_with(b"\n");
             out.write_all(&fetched.body)
+                .and_then(|()| {
+                    if newline {
+                        out.write_all(b"\n")
+                    } else {
+                        Ok(())
+                    }
+                })
                 .and_then(|()| out.flush())
                 .map_err(|e| format!("cannot write to standard output: {e}"))
         }

@@ -186,6 +186,7 @@ impl Node {
         let ready = Arc::clone(&readiness);
         // `try_router`, not `router`: the config was validated already, but a transport that
         // disagrees must stop the node with a message, not a panic.
+        let api_metrics = metrics.api();
         let app = geecache_transport_http::try_router(
             RouterConfig::new(registry.clone())
                 .pool(Arc::clone(&pool))
@@ -197,11 +198,16 @@ impl Node {
                     None => Ok(()),
                     Some(reason) => Err(reason.to_owned()),
                 })
-                .metrics(HeaderValue::from_static(metrics::CONTENT_TYPE), move || {
-                    metrics.encode()
+                .metrics(move |accept| {
+                    let (content_type, text) = metrics.render(accept);
+                    (HeaderValue::from_static(content_type), text)
                 }),
         )
-        .context("building the routes")?;
+        .context("building the routes")?
+        .layer(axum::middleware::from_fn_with_state(
+            api_metrics,
+            metrics::api::observe,
+        ));
 
         let (stop, stopped) = oneshot::channel::<()>();
         let mut serving = ServeConfig::new();
@@ -225,11 +231,6 @@ impl Node {
             stop: Some(stop),
             server,
         })
-    }
-
-    /// The bound address.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// The URL peers (and clients) reach this node at.

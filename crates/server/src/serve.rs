@@ -32,7 +32,8 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "node failed");
+            // Once, on stderr, where the log lines go too: a log line and this would say it
+            // twice (a taken port was reported twice).
             eprintln!("geecache: {e:#}");
             ExitCode::from(1)
         }

@@ -71,12 +71,11 @@ fn check_peer_url(url: &str) -> Result<(), Error> {
     {
         return bad("host holds a character that is not allowed");
     }
-    if !authority.ends_with(']') {
-        if let Some((_, port)) = authority.rsplit_once(':') {
-            if port.parse::<u16>().is_err() {
-                return bad("port is not a number from 0 to 65535");
-            }
-        }
+    if !authority.ends_with(']')
+        && let Some((_, port)) = authority.rsplit_once(':')
+        && port.parse::<u16>().is_err()
+    {
+        return bad("port is not a number from 0 to 65535");
     }
     match http::uri::Authority::try_from(authority) {
         Ok(parsed) if parsed.host().is_empty() => bad("missing host"),

@@ -295,7 +295,42 @@ fn group_duration(
     }
 }
 
+/// The option a spec's source ends with, when the source is refused and ends in
+/// `,word=...`: `scores=demo,cach=64MiB` is far likelier a misspelt option than a source
+/// named `demo,cach=64MiB`, and saying "unknown source" would send the reader to the wrong
+/// half of the spec. (A source that is accepted keeps its commas: a path may have them.)
+fn unknown_option(source: &str) -> Option<&str> {
+    let (_, tail) = source.rsplit_once(',')?;
+    let (key, _) = tail.split_once('=')?;
+    let word = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    word.then_some(key)
+}
+
+fn unknown_option_error(key: &str, field: &Field, value: &str) -> ConfigError {
+    ConfigError::invalid(
+        field,
+        value,
+        format!("unknown option {key:?}"),
+        format!("expected one of {}", GROUP_OPTIONS.join(", ")),
+    )
+}
+
 fn checked_source(text: &str, field: &Field, value: &str) -> Result<SourceSpec, ConfigError> {
+    let checked = checked_source_as_given(text, field, value);
+    match (&checked, unknown_option(text.trim())) {
+        (Err(_), Some(key)) => Err(unknown_option_error(key, field, value)),
+        _ => checked,
+    }
+}
+
+fn checked_source_as_given(
+    text: &str,
+    field: &Field,
+    value: &str,
+) -> Result<SourceSpec, ConfigError> {
     const ALLOWED: &str = "expected demo, dir:PATH (a directory) or http:URL (an http:// origin), \
                            e.g. dir:/srv/files or http:http://127.0.0.1:9000/objects/";
     let text = text.trim();

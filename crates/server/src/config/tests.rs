@@ -244,6 +244,17 @@ fn bad_values_are_refused_with_what_is_allowed() {
             |_| {},
             ": unknown source; expected demo, dir:PATH",
         ),
+        // Regression: a misspelt option was reported as an unknown source.
+        (
+            &["scores=demo,cach=64MiB"],
+            |_| {},
+            ": unknown option \"cach\"; expected one of cache, ttl, origin_timeout",
+        ),
+        (
+            &["scores=dir:/definitely/not/here,tll=5s"],
+            |_| {},
+            ": unknown option \"tll\"",
+        ),
         (
             &["scores=dir:/definitely/not/here"],
             |_| {},

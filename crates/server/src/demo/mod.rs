@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use geecache_group::Stats;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
@@ -33,7 +33,19 @@ const GROUP: &str = "scores";
 /// How many nodes.
 const NODES: usize = 3;
 
-/// Runs the demo: exit 0 when every request succeeded and each key was loaded once.
+/// How a demo ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// Every request succeeded and each key was loaded once.
+    Healthy,
+    /// Some request failed, or a key was loaded twice.
+    Unhealthy,
+    /// Ctrl-C (or SIGTERM) stopped it; the summary so far was printed.
+    Interrupted,
+}
+
+/// Runs the demo: exit 0 when every request succeeded and each key was loaded once, 130
+/// (the shells' code for Ctrl-C) when interrupted.
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     // Quiet by default: the demo's output is its tables, and during the failure phase the
     // group warns once per failed peer fetch, which is the point of that phase, not news.
@@ -43,8 +55,9 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     match runtime.block_on(demo(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Ending::Healthy) => ExitCode::SUCCESS,
+        Ok(Ending::Unhealthy) => ExitCode::from(1),
+        Ok(Ending::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("geecache: demo failed: {e:#}");
             ExitCode::from(1)
@@ -62,14 +75,28 @@ macro_rules! say {
     }};
 }
 
-async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
+/// Listens for Ctrl-C (and SIGTERM) from now on: the receiver turns `true` at the first
+/// one, and the demo stops sending requests and sums up what it did so far.
+fn interruption() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    // Listening starts here, before the task first runs (see `shutdown::listen`).
+    let signal = crate::shutdown::listen();
+    tokio::spawn(async move {
+        signal.await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn demo(args: &DemoArgs) -> anyhow::Result<Ending> {
+    let mut interrupted = interruption();
     let table = DemoTable::builder()
         .rows(args.keys)
         .delay(args.load_delay)
         .build();
+    say!("geecache demo: {NODES} nodes in this process, serving the group {GROUP:?}");
     say!(
-        "geecache demo: {NODES} nodes in this process, group {GROUP:?} backed by a table of {} rows \
-         (each load takes {})",
+        "  from a table of {} rows (each load takes {})",
         table.rows(),
         format_duration(args.load_delay)
     );
@@ -92,6 +119,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         concurrency: args.concurrency,
         stop,
         seed: args.seed,
+        interrupted: interrupted.clone(),
     };
     say!("");
     say!(
@@ -105,12 +133,20 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     );
     let first = run_phase(&workload, &http).await;
     let stats = group_stats(&nodes)?;
+    let stopped_early = *interrupted.borrow();
+    if stopped_early {
+        say!("interrupted: the figures so far");
+    }
     say!("{}", report::outcome_line(&first));
     say!("");
     say!("{}", report::node_table(&rows(&nodes, &first, &stats)));
+    for line in report::LEGEND {
+        say!("{line}");
+    }
+    say!("");
     let refs: Vec<&Stats> = stats.iter().collect();
     say!(
-        "cluster-wide hit ratio: {:.1}% (cache hits / gets on all nodes, peer gets included)",
+        "cluster hit ratio: {:.1}% (client requests answered without a load from the table)",
         report::hit_ratio(&refs)
     );
     let summary = table.load_summary();
@@ -120,14 +156,16 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         .map(|s| s.main.evictions + s.hot.evictions)
         .sum();
     if evictions > 0 {
-        say!(
-            "note: {evictions} entries were evicted to fit --cache-bytes; an evicted key is \
-             loaded again when asked for"
-        );
+        say!("note: {evictions} entries were evicted to fit --cache-bytes;");
+        say!("  an evicted key is loaded again when asked for");
     }
     let mut healthy =
         first.failed() == 0 && (summary.total_loads == summary.distinct_keys || evictions > 0);
 
+    if stopped_early {
+        stop_all(nodes).await;
+        return Ok(Ending::Interrupted);
+    }
     if args.keep_running {
         say!("");
         say!("The cluster keeps running (the node-failure phase is skipped). Try:");
@@ -135,15 +173,16 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
         say!("  curl {url}/api/{GROUP}/{}", DemoTable::key(42));
         say!("  curl {url}/stats");
         say!("  curl {url}/metrics");
-        say!("  geecache get {url} {GROUP} {}", DemoTable::key(7));
+        say!(
+            "  {} get {url} {GROUP} {}",
+            self_command(),
+            DemoTable::key(7)
+        );
         say!("Press Ctrl-C to stop.");
-        let signal = crate::shutdown::listen().await;
-        say!("{signal}: stopping the nodes");
-        for node in nodes {
-            node.shutdown(Duration::from_secs(5)).await;
-        }
-        say!("all nodes stopped");
-        return Ok(healthy);
+        let _ = interrupted.wait_for(|stop| *stop).await;
+        say!("stopping the nodes");
+        stop_all(nodes).await;
+        return Ok(verdict(healthy));
     }
 
     // Phase 2: one node goes away. Its peers still have it on their hash ring (static
@@ -167,6 +206,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     };
     let second = run_phase(&second_workload, &http).await;
     let after = group_stats(&nodes)?;
+    let stopped_early = *interrupted.borrow();
+    if stopped_early {
+        say!("interrupted: the figures so far");
+    }
     say!("{}", report::outcome_line(&second));
     say!("");
     let delta: Vec<Stats> = after
@@ -179,23 +222,57 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     let fallbacks: u64 = delta.iter().map(|d| d.peer_errors).sum();
     let (reloaded, fresh) = report::reloads(&counts_before, &table.load_counts());
     say!(
-        "requests kept succeeding: {} of {} answered; {fallbacks} peer fetches failed over to a \
-         local load",
+        "requests kept succeeding: {} of {} answered;",
         second.sent() - second.failed(),
         second.sent()
     );
-    say!(
-        "{reloaded} keys loaded before were loaded again (the stopped node owned them), \
-         {fresh} keys were loaded for the first time"
-    );
+    say!("  {fallbacks} peer fetches failed over to a local load");
+    say!("{reloaded} keys loaded before were loaded again (the stopped node owned them),");
+    say!("  {fresh} keys were loaded for the first time");
     healthy &= second.failed() == 0;
 
-    for node in nodes {
-        node.shutdown(Duration::from_secs(5)).await;
+    stop_all(nodes).await;
+    if stopped_early {
+        return Ok(Ending::Interrupted);
     }
     say!("");
     say!("all nodes stopped cleanly");
-    Ok(healthy)
+    Ok(verdict(healthy))
+}
+
+fn verdict(healthy: bool) -> Ending {
+    if healthy {
+        Ending::Healthy
+    } else {
+        Ending::Unhealthy
+    }
+}
+
+async fn stop_all(nodes: Vec<Node>) {
+    for node in nodes {
+        node.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// How to run this binary again from the user's shell: `geecache` when that is what runs on
+/// the `PATH` (an installed binary), else the path it was started by (`target/release/
+/// geecache` after `cargo run`), so that the hint printed with it works when pasted.
+fn self_command() -> String {
+    let invoked = std::env::args_os().next().map(std::path::PathBuf::from);
+    let on_path = invoked
+        .as_deref()
+        .is_some_and(|p| p.components().count() == 1);
+    match invoked {
+        Some(path) if !on_path => {
+            let cwd = std::env::current_dir().ok();
+            let shown = cwd
+                .as_deref()
+                .and_then(|cwd| path.strip_prefix(cwd).ok())
+                .unwrap_or(&path);
+            shown.display().to_string()
+        }
+        _ => "geecache".to_owned(),
+    }
 }
 
 /// Binds three loopback ports first, so every node knows all three URLs when it starts.
@@ -251,15 +328,22 @@ async fn run_phase(workload: &Workload, http: &HttpClient) -> Outcome {
         let (bar, template) = match workload.stop {
             Stop::Requests(n) => (
                 ProgressBar::new(n),
-                "  {bar:40.cyan/blue} {pos}/{len} requests, {per_sec}, {elapsed}",
+                "  {bar:40.cyan/blue} {pos}/{len} requests, {rate}, {elapsed}",
             ),
             Stop::Elapsed(_) => (
                 ProgressBar::no_length(),
-                "  {spinner} {pos} requests, {per_sec}, {elapsed}",
+                "  {spinner} {pos} requests, {rate}, {elapsed}",
             ),
         };
         bar.set_style(
-            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                        let _ = out.write_str(&report::rate(state.per_sec()));
+                    },
+                ),
         );
         bar
     } else {
@@ -287,9 +371,8 @@ fn rows<'a>(nodes: &[Node], outcome: &Outcome, stats: &'a [Stats]) -> Vec<NodeRo
         .iter()
         .zip(stats)
         .enumerate()
-        .map(|(i, (node, stats))| NodeRow {
+        .map(|(i, (_, stats))| NodeRow {
             name: format!("node {}", i + 1),
-            addr: node.addr().to_string(),
             requests: outcome.targets.get(i).map_or(0, |t| t.sent),
             stats,
         })

@@ -10,65 +10,96 @@ use crate::source::demo::LoadSummary;
 
 /// One node's line.
 pub(crate) struct NodeRow<'a> {
-    /// e.g. "node 1".
+    /// e.g. "node 1" (its address is printed when it starts).
     pub(crate) name: String,
-    /// Its address.
-    pub(crate) addr: String,
     /// Client requests the workload sent it.
     pub(crate) requests: u64,
     /// Its group's counters.
     pub(crate) stats: &'a Stats,
 }
 
-const HEADERS: [&str; 11] = [
+/// The widest the table may be: it must fit a 100-column terminal without wrapping, even
+/// with seven-digit counts (a demo of millions of requests). The headings are chosen for it.
+#[cfg(test)]
+pub(crate) const MAX_WIDTH: usize = 100;
+
+/// Column headings, short enough that the table fits 100 columns; the legend printed
+/// under the table says what each one counts.
+const HEADERS: [&str; COLUMNS] = [
     "node",
-    "address",
     "requests",
     "from peers",
     "hits",
     "hot hits",
     "peer loads",
     "local loads",
-    "loads deduped",
-    "peer errors",
-    "bytes cached",
+    "failovers",
+    "cached",
 ];
+const COLUMNS: usize = 9;
+
+/// What the headings mean, printed under the first table.
+pub(crate) const LEGEND: [&str; 4] = [
+    "  from peers: gets this node served for a peer (it owns the key); hits: from a cache;",
+    "  hot hits: from the copies of other nodes' keys; peer loads: fetched from the owner;",
+    "  local loads: loaded from the table; failovers: peer fetches that failed and were",
+    "  loaded locally instead; cached: bytes held by the main and hot caches",
+];
+
+/// The counters of one row, in [`HEADERS`] order after the name.
+fn figures(s: &Stats) -> [u64; COLUMNS - 2] {
+    [
+        s.server_requests,
+        s.cache_hits,
+        s.hot.hits,
+        s.peer_loads,
+        s.local_loads,
+        s.peer_errors,
+        (s.main.bytes + s.hot.bytes) as u64,
+    ]
+}
 
 /// The per-node table with a total line.
 pub(crate) fn node_table(rows: &[NodeRow<'_>]) -> String {
-    let cells = |r: &NodeRow<'_>| -> [String; 11] {
-        let s = r.stats;
+    let line = |name: String, requests: u64, figures: [u64; COLUMNS - 2]| -> [String; COLUMNS] {
+        let [
+            from_peers,
+            hits,
+            hot_hits,
+            peer_loads,
+            local_loads,
+            failovers,
+            bytes,
+        ] = figures;
         [
-            r.name.clone(),
-            r.addr.clone(),
-            r.requests.to_string(),
-            s.server_requests.to_string(),
-            s.cache_hits.to_string(),
-            s.hot.hits.to_string(),
-            s.peer_loads.to_string(),
-            s.local_loads.to_string(),
-            s.loads_deduped.to_string(),
-            s.peer_errors.to_string(),
-            format_size((s.main.bytes + s.hot.bytes) as u64),
+            name,
+            requests.to_string(),
+            from_peers.to_string(),
+            hits.to_string(),
+            hot_hits.to_string(),
+            peer_loads.to_string(),
+            local_loads.to_string(),
+            failovers.to_string(),
+            format_size(bytes),
         ]
     };
-    let mut lines: Vec<[String; 11]> = vec![HEADERS.map(str::to_owned)];
-    lines.extend(rows.iter().map(cells));
-    let sum = |f: fn(&Stats) -> u64| rows.iter().map(|r| f(r.stats)).sum::<u64>();
-    lines.push([
+    let mut lines: Vec<[String; COLUMNS]> = vec![HEADERS.map(str::to_owned)];
+    lines.extend(
+        rows.iter()
+            .map(|r| line(r.name.clone(), r.requests, figures(r.stats))),
+    );
+    let mut total = [0_u64; COLUMNS - 2];
+    for r in rows {
+        for (sum, figure) in total.iter_mut().zip(figures(r.stats)) {
+            *sum += figure;
+        }
+    }
+    lines.push(line(
         "total".to_owned(),
-        String::new(),
-        rows.iter().map(|r| r.requests).sum::<u64>().to_string(),
-        sum(|s| s.server_requests).to_string(),
-        sum(|s| s.cache_hits).to_string(),
-        sum(|s| s.hot.hits).to_string(),
-        sum(|s| s.peer_loads).to_string(),
-        sum(|s| s.local_loads).to_string(),
-        sum(|s| s.loads_deduped).to_string(),
-        sum(|s| s.peer_errors).to_string(),
-        format_size(sum(|s| (s.main.bytes + s.hot.bytes) as u64)),
-    ]);
-    let widths: Vec<usize> = (0..HEADERS.len())
+        rows.iter().map(|r| r.requests).sum(),
+        total,
+    ));
+    let widths: Vec<usize> = (0..COLUMNS)
         .map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -83,7 +114,7 @@ pub(crate) fn node_table(rows: &[NodeRow<'_>]) -> String {
                 text.push_str("  ");
             }
             // Names left, numbers right, as a reader scans them.
-            if c < 2 {
+            if c == 0 {
                 let _ = write!(text, "{cell:<w$}", w = widths[c]);
             } else {
                 let _ = write!(text, "{cell:>w$}", w = widths[c]);
@@ -116,14 +147,33 @@ pub(crate) fn since(now: &Stats, before: &Stats) -> Stats {
     d
 }
 
-/// Hits over gets across the cluster, in percent.
+/// The share of client requests answered without a load from the source, in percent: what
+/// the clients got from the cache as a whole.
+///
+/// Not cache hits over gets: a request that goes to the key's owner is counted as a get
+/// twice (where it arrived, and at the owner), so that ratio mixes two views of one request.
+/// Here each client request counts once (`gets - server_requests`), and each load from the
+/// source is a request the cache could not answer.
 pub(crate) fn hit_ratio(stats: &[&Stats]) -> f64 {
-    let gets: u64 = stats.iter().map(|s| s.gets).sum();
-    let hits: u64 = stats.iter().map(|s| s.cache_hits).sum();
-    if gets == 0 {
+    let client_gets: u64 = stats
+        .iter()
+        .map(|s| s.gets.saturating_sub(s.server_requests))
+        .sum();
+    let loads: u64 = stats.iter().map(|s| s.local_loads).sum();
+    if client_gets == 0 {
         0.0
     } else {
-        100.0 * hits as f64 / gets as f64
+        100.0 * (1.0 - loads.min(client_gets) as f64 / client_gets as f64)
+    }
+}
+
+/// A request rate as the progress bar shows it: whole requests per second (indicatif's own
+/// `{per_sec}` prints `4,809.2362/s`, more digits than anyone reads).
+pub(crate) fn rate(per_sec: f64) -> String {
+    if per_sec.is_finite() && per_sec >= 0.0 {
+        format!("{per_sec:.0}/s")
+    } else {
+        "-/s".to_owned()
     }
 }
 
@@ -166,7 +216,7 @@ pub(crate) fn loads_line(summary: &LoadSummary) -> String {
         "some keys were loaded more than once"
     };
     format!(
-        "distinct keys loaded: {}, loads in total: {}, most loads of one key: {} => {verdict}",
+        "distinct keys loaded: {}, loads in total: {}, most loads of one key: {}\n  => {verdict}",
         summary.distinct_keys, summary.total_loads, summary.max_loads_per_key
     )
 }

@@ -40,6 +40,9 @@ pub(crate) struct Workload {
     pub(crate) stop: Stop,
     /// RNG seed; worker `w` uses `seed + w`.
     pub(crate) seed: u64,
+    /// Turns `true` to end the run early (Ctrl-C): no request is sent after it, and the run
+    /// returns what it saw so far.
+    pub(crate) interrupted: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What one target saw.
@@ -115,7 +118,10 @@ pub(crate) async fn run(workload: &Workload, http: &HttpClient, progress: &Progr
             let mut rng = SmallRng::seed_from_u64(workload.seed.wrapping_add(u64::from(w)));
             loop {
                 let i = shared.next.fetch_add(1, Ordering::Relaxed);
-                if i >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
+                if i >= limit
+                    || deadline.is_some_and(|d| Instant::now() >= d)
+                    || *workload.interrupted.borrow()
+                {
                     break;
                 }
                 let target = (i % workload.targets.len() as u64) as usize;

@@ -1,4 +1,5 @@
-//! `GET /metrics`: the node's figures in the Prometheus (OpenMetrics) text format.
+//! `GET /metrics`: the node's figures in the OpenMetrics text format, or the Prometheus text
+//! format 0.0.4 for a scraper that asks for it ([`format`](mod@format)).
 //!
 //! Two kinds of figures live here:
 //!
@@ -7,17 +8,26 @@
 //!   Prometheus counters on every request would count twice and drift. A custom
 //!   [`Collector`] snapshots `Group::stats()` when Prometheus asks instead.
 //! - **Observed as they happen**: latency histograms, which no snapshot can rebuild: peer
-//!   requests (through the pool's [`PeerObserver`] hook) and loader calls (a [`TimedGetter`]
-//!   wrapped around each group's source).
+//!   requests (through the pool's [`PeerObserver`] hook), loader calls (a [`TimedGetter`]
+//!   wrapped around each group's source) and client-route requests ([`api`], a middleware).
+//!
+//! The process's own figures (CPU, memory, descriptors) are read from `/proc` at scrape time
+//! ([`process`]).
 //!
 //! Each node has its own registry, not a process-wide one, so the demo's three in-process
 //! nodes report three sets of figures.
 
+pub(crate) mod api;
+mod format;
+#[cfg(test)]
+mod lint;
+mod process;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use geecache_group::PeerState;
@@ -31,11 +41,13 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-/// The `Content-Type` of the exposition.
-pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) use api::ApiMetrics;
+pub(crate) use format::Format;
 
 /// Labels of the peer request histogram: the peer's URL and how the request ended.
 type PeerLabels = [(&'static str, String); 2];
+/// The label sets the peer request histogram has series for.
+type SeenPeers = Arc<Mutex<HashSet<PeerLabels>>>;
 /// Labels of the loader histogram: the group and how the load ended.
 type LoadLabels = [(&'static str, String); 2];
 
@@ -54,8 +66,11 @@ pub(crate) struct Metrics {
     /// The peers whose health is reported, once the node has its pool.
     peers_health: Arc<OnceLock<Arc<HttpPool>>>,
     peer_requests: HistogramFamily<PeerLabels>,
+    /// Which peers `peer_requests` has series for, so that those of departed peers can go.
+    seen_peers: SeenPeers,
     loads: HistogramFamily<LoadLabels>,
     peers: Gauge,
+    api: ApiMetrics,
 }
 
 impl Metrics {
@@ -83,8 +98,10 @@ impl Metrics {
             "Members of the hash ring, this node included",
             peers.clone(),
         );
+        let api = ApiMetrics::register(&mut registry);
         registry.register_collector(Box::new(GroupCollector { groups }));
         registry.register_collector(Box::new(BuildInfo));
+        registry.register_collector(Box::new(process::ProcessCollector));
         let peers_health = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(HealthCollector {
             pool: Arc::clone(&peers_health),
@@ -93,8 +110,10 @@ impl Metrics {
             registry,
             peers_health,
             peer_requests,
+            seen_peers: SeenPeers::default(),
             loads,
             peers,
+            api,
         }
     }
 
@@ -102,7 +121,13 @@ impl Metrics {
     pub(crate) fn peer_observer(&self) -> Arc<dyn PeerObserver> {
         Arc::new(PeerMetrics {
             requests: self.peer_requests.clone(),
+            seen: Arc::clone(&self.seen_peers),
         })
+    }
+
+    /// The client routes' counters, for the middleware ([`api::observe`]) around the router.
+    pub(crate) fn api(&self) -> ApiMetrics {
+        self.api.clone()
     }
 
     /// Wraps a group's loader so each call is timed.
@@ -133,8 +158,19 @@ impl Metrics {
         self.peers.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The exposition text, ending with `# EOF`.
+    /// The exposition for a scrape that sent `Accept: accept`: its content type and text.
+    pub(crate) fn render(&self, accept: Option<&str>) -> (&'static str, String) {
+        let format = Format::negotiate(accept);
+        let text = match format {
+            Format::OpenMetrics => self.encode(),
+            Format::PrometheusText => format::to_prometheus_text(&self.encode()),
+        };
+        (format.content_type(), text)
+    }
+
+    /// The OpenMetrics exposition text, ending with `# EOF`.
     pub(crate) fn encode(&self) -> String {
+        self.forget_departed_peers();
         let mut out = String::new();
         // Writing to a String cannot fail; an encoder error would mean a bug in a collector,
         // and a partial scrape is more useful than none.
@@ -146,20 +182,50 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Drops the peer request series of peers that are no longer members, so that a cluster
+    /// whose members come and go (every deploy, with DNS or etcd) does not grow the
+    /// exposition forever. Done at scrape time, when the member list is read anyway; a fetch
+    /// from a departed peer that finishes later makes its series again, until the next scrape.
+    fn forget_departed_peers(&self) {
+        let Some(pool) = self.peers_health.get() else {
+            return;
+        };
+        let members: HashSet<String> = pool.health().into_iter().map(|p| p.name).collect();
+        let mut seen = self
+            .seen_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.retain(|labels| {
+            let keep = members.contains(&labels[0].1);
+            if !keep {
+                self.peer_requests.remove(labels);
+            }
+            keep
+        });
+    }
+}
+
 /// Feeds the peer request histogram from the pool.
 #[derive(Debug)]
 struct PeerMetrics {
     requests: HistogramFamily<PeerLabels>,
+    seen: SeenPeers,
 }
 
 impl PeerObserver for PeerMetrics {
     fn on_peer_request(&self, peer: &str, outcome: PeerOutcome, elapsed: Duration) {
+        let labels = [
+            ("peer", peer.to_owned()),
+            ("outcome", outcome.as_str().to_owned()),
+        ];
         self.requests
-            .get_or_create(&[
-                ("peer", peer.to_owned()),
-                ("outcome", outcome.as_str().to_owned()),
-            ])
+            .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if !seen.contains(&labels) {
+            seen.insert(labels);
+        }
     }
 }
 

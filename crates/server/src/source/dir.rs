@@ -210,10 +210,10 @@ impl DirSource {
         {
             use std::os::fd::AsRawFd;
             let link = format!("/proc/self/fd/{}", file.as_raw_fd());
-            if let Ok(real) = std::fs::read_link(link) {
-                if !real.starts_with(&self.root) {
-                    return Err(Rejected::new("the path leads outside the root").into());
-                }
+            if let Ok(real) = std::fs::read_link(link)
+                && !real.starts_with(&self.root)
+            {
+                return Err(Rejected::new("the path leads outside the root").into());
             }
         }
         #[cfg(not(target_os = "linux"))]

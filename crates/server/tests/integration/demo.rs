@@ -1,6 +1,6 @@
 //! `geecache demo` in a short configuration: exit 0, a readable table, one load per key.
 
-use crate::support::{geecache, run};
+use crate::support::{DEADLINE, Running, geecache, run};
 
 #[test]
 fn a_short_demo_succeeds_and_proves_one_load_per_key() {
@@ -30,19 +30,23 @@ fn a_short_demo_succeeds_and_proves_one_load_per_key() {
 
     for column in [
         "requests",
+        "from peers",
         "hits",
         "hot hits",
         "peer loads",
         "local loads",
-        "loads deduped",
-        "peer errors",
-        "bytes cached",
+        "failovers",
+        "cached",
     ] {
         assert!(text.contains(column), "missing column {column:?}:\n{text}");
     }
+    // Regression: the tables were 131 columns wide and wrapped in a 120-column terminal.
+    for line in text.lines() {
+        assert!(line.len() <= 100, "{} columns: {line}", line.len());
+    }
     assert!(text.contains("3000 requests in"), "{text}");
     assert!(text.contains("3000 succeeded, 0 failed"), "{text}");
-    assert!(text.contains("cluster-wide hit ratio: "), "{text}");
+    assert!(text.contains("cluster hit ratio: "), "{text}");
 
     // "distinct keys loaded: N, loads in total: M, ..." with N == M.
     let line = text
@@ -58,7 +62,12 @@ fn a_short_demo_succeeds_and_proves_one_load_per_key() {
     assert!(distinct > 0, "{line}");
     assert_eq!(distinct, total, "{line}");
     assert_eq!(most, 1, "{line}");
-    assert!(line.ends_with("every key was loaded exactly once across the cluster"));
+    assert!(
+        text.contains(&format!(
+            "{line}\n  => every key was loaded exactly once across the cluster\n"
+        )),
+        "{text}"
+    );
 
     // The per-node local loads add up to the same number.
     let total_row = text
@@ -70,7 +79,7 @@ fn a_short_demo_succeeds_and_proves_one_load_per_key() {
 
     assert!(text.contains("phase 2: node 3"), "{text}");
     assert!(
-        text.contains("requests kept succeeding: 600 of 600 answered"),
+        text.contains("requests kept succeeding: 600 of 600 answered;"),
         "{text}"
     );
     assert!(text.contains("all nodes stopped cleanly"), "{text}");
@@ -84,5 +93,87 @@ fn demo_flags_are_validated() {
         out.stderr.contains("expected a number greater than 0"),
         "{}",
         out.stderr
+    );
+}
+
+/// A demo that would run for minutes, for the tests that stop it.
+fn long_demo(extra: &[&str]) -> Running {
+    Running::spawn(
+        geecache()
+            .args([
+                "demo",
+                "--keys",
+                "500",
+                "--duration",
+                "10m",
+                "--concurrency",
+                "4",
+                "--load-delay",
+                "1ms",
+            ])
+            .args(extra),
+    )
+}
+
+// Regression: Ctrl-C during the demo killed it without a word about what it had done.
+#[test]
+fn ctrl_c_during_the_demo_prints_the_figures_so_far() {
+    let mut demo = long_demo(&[]);
+    demo.wait_for_line("phase 1: ");
+    demo.interrupt();
+    let status = demo.wait(DEADLINE);
+    let text = demo.stdout_text();
+    assert_eq!(status.code(), Some(130), "{text}\n{}", demo.stderr_text());
+    assert!(text.contains("interrupted: the figures so far"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("total")),
+        "{text}"
+    );
+    assert!(text.contains("distinct keys loaded: "), "{text}");
+    assert!(
+        !text.contains("phase 2"),
+        "stops instead of going on: {text}"
+    );
+}
+
+// Regression: the --keep-running hint said `geecache get` to a user who ran `cargo run`,
+// where no `geecache` is on the PATH.
+#[test]
+fn the_keep_running_hint_names_the_binary_that_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Running::spawn(
+        geecache()
+            .args([
+                "demo",
+                "--keys",
+                "100",
+                "--requests",
+                "200",
+                "--concurrency",
+                "2",
+                "--load-delay",
+                "1ms",
+                "--keep-running",
+            ])
+            .current_dir(dir.path()),
+    );
+    // The hint is indented like the table's lines before it.
+    let hint = loop {
+        let line = demo.wait_for_line("  ");
+        if line.contains(" get ") {
+            break line;
+        }
+    };
+    assert!(
+        hint.starts_with(&format!("{} get http://", env!("CARGO_BIN_EXE_geecache"))),
+        "{hint}"
+    );
+    demo.wait_for_line("Press Ctrl-C to stop.");
+    demo.interrupt();
+    assert_eq!(
+        demo.wait(DEADLINE).code(),
+        Some(0),
+        "{}",
+        demo.stdout_text()
     );
 }

@@ -1,6 +1,12 @@
 //! `/metrics`, `/healthz`, `/readyz` of a running node.
 
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
 use crate::support::{Server, metric, parse_metrics, request};
+
+/// Set to `1` to make a missing `promtool` a test failure instead of a skip (CI does).
+const REQUIRE_PROMTOOL: &str = "GEECACHE_REQUIRE_PROMTOOL";
 
 #[test]
 fn metrics_parse_as_prometheus_text_and_count_the_traffic() {
@@ -110,5 +116,101 @@ fn admin_routes_require_the_peer_token_when_one_is_set() {
             .stderr_text()
             .contains("missing or wrong bearer token"),
         "refusals are logged"
+    );
+}
+
+/// `promtool check metrics` over `text`: `Some((passed, what it said))`, or `None` when
+/// promtool is not installed and not required.
+fn promtool_check(text: &str) -> Option<(bool, String)> {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                !std::env::var(REQUIRE_PROMTOOL).is_ok_and(|v| v == "1"),
+                "`promtool` is not installed and {REQUIRE_PROMTOOL}=1 requires it \
+                 (Debian package `prometheus`)"
+            );
+            eprintln!("skipped: promtool is not installed (Debian package `prometheus`)");
+            return None;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), said))
+}
+
+// Regression: `curl /metrics | promtool check metrics` failed: promtool reads the Prometheus
+// text format 0.0.4, and the node answered OpenMetrics whatever the scraper asked for.
+#[test]
+fn promtool_passes_the_text_format_a_scraper_asks_for() {
+    let node = Server::start(&["--group", "scores=demo,cache=8MiB"]);
+    for path in [
+        "/api/scores/player-000001",
+        "/api/scores/player-x",
+        "/api/nope/k",
+    ] {
+        node.get(path);
+    }
+    let text = request(node.addr, "GET", "/metrics", &[("Accept", "text/plain")]);
+    assert_eq!(text.status, 200);
+    assert_eq!(
+        text.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = text.text();
+    assert!(!body.contains("# EOF"), "{body}");
+    let scrape = parse_metrics(&body);
+    let requests = |status: &str| {
+        metric(
+            &scrape,
+            "geecache_api_requests_total",
+            &[("route", "get"), ("status", status)],
+        )
+    };
+    assert_eq!((requests("2xx"), requests("4xx")), (Some(1.0), Some(2.0)));
+    assert!(metric(&scrape, "process_resident_memory_bytes", &[]).is_some_and(|b| b > 0.0));
+    assert!(metric(&scrape, "process_open_fds", &[]).is_some_and(|n| n > 0.0));
+
+    // What Prometheus sends gets OpenMetrics.
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let om = request(
+        node.addr,
+        "GET",
+        "/metrics",
+        &[("Accept", prometheus_accept)],
+    );
+    assert!(
+        om.headers["content-type"].starts_with("application/openmetrics-text"),
+        "{:?}",
+        om.headers
+    );
+
+    let Some((passed, said)) = promtool_check(&body) else {
+        return;
+    };
+    assert!(passed, "promtool refused the text format:\n{said}\n{body}");
+    // The check can fail: OpenMetrics is not what promtool reads.
+    let (passed, _) = promtool_check(&om.text()).unwrap();
+    assert!(
+        !passed,
+        "promtool is expected to refuse OpenMetrics counters"
     );
 }

@@ -165,8 +165,17 @@ impl Running {
 
     /// Sends SIGTERM.
     pub(crate) fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub(crate) fn interrupt(&self) {
+        self.signal("-INT");
+    }
+
+    fn signal(&self, which: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([which, &self.pid().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
@@ -217,10 +226,10 @@ impl Server {
     pub(crate) fn wait_ready(&self, headers: &[(&str, &str)]) {
         let end = Instant::now() + DEADLINE;
         loop {
-            if let Ok(r) = try_request(self.addr, "GET", "/readyz", headers) {
-                if r.status == 200 {
-                    return;
-                }
+            if let Ok(r) = try_request(self.addr, "GET", "/readyz", headers)
+                && r.status == 200
+            {
+                return;
             }
             assert!(Instant::now() < end, "node never became ready");
             std::thread::sleep(Duration::from_millis(10)); // polling interval

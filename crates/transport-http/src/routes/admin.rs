@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -46,10 +46,12 @@ async fn stats(State(app): State<App>) -> Result<Response, Failure> {
     Ok(([(header::CONTENT_TYPE, content_type)], json).into_response())
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     match &app.0.metrics {
-        Some((content_type, render)) => {
-            ([(header::CONTENT_TYPE, content_type.clone())], render()).into_response()
+        Some(render) => {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (content_type, body) = render(accept);
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         // The route is added only with a renderer, so this is never reached.
         None => Failure::new(ErrorKind::NoRoute, "no route for \"/metrics\"").into_response(),

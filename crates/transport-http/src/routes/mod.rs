@@ -35,8 +35,8 @@ const API_BASE: &str = "/api/";
 
 /// Whether the node is ready for traffic; `Err` says why not.
 type Readiness = dyn Fn() -> Result<(), String> + Send + Sync;
-/// The metrics exposition, rendered on each scrape.
-type Metrics = dyn Fn() -> String + Send + Sync;
+/// The metrics exposition, rendered on each scrape for the request's `Accept` header.
+type Metrics = dyn Fn(Option<&str>) -> (HeaderValue, String) + Send + Sync;
 
 /// Everything the HTTP routes need: the groups, the pool, limits, secrets, and the hooks
 /// behind `/readyz` and `/metrics`.
@@ -49,7 +49,7 @@ type Metrics = dyn Fn() -> String + Send + Sync;
 ///     RouterConfig::new(Registry::new())
 ///         .max_key_bytes(1024)
 ///         .readiness(|| Ok(()))
-///         .metrics(http::HeaderValue::from_static("text/plain"), || "# EOF\n".into()),
+///         .metrics(|_accept| (http::HeaderValue::from_static("text/plain"), String::new())),
 /// );
 /// # let _ = app;
 /// ```
@@ -67,7 +67,7 @@ pub struct RouterConfig {
     peer_token: Option<String>,
     api_token: Option<String>,
     readiness: Option<Arc<Readiness>>,
-    metrics: Option<(HeaderValue, Arc<Metrics>)>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl RouterConfig {
@@ -174,14 +174,15 @@ impl RouterConfig {
         self
     }
 
-    /// Serves `GET /metrics`: `render` makes the body on each scrape, sent with
-    /// `content_type` (e.g. the OpenMetrics text format's). Default: no `/metrics` route.
+    /// Serves `GET /metrics`: on each scrape, `render` gets the request's `Accept` header
+    /// (`None` when absent or not text) and returns the `Content-Type` and the body. The
+    /// format is the application's choice, so that a scraper asking for the Prometheus text
+    /// format and one asking for OpenMetrics can each get theirs. Default: no `/metrics` route.
     pub fn metrics(
         mut self,
-        content_type: HeaderValue,
-        render: impl Fn() -> String + Send + Sync + 'static,
+        render: impl Fn(Option<&str>) -> (HeaderValue, String) + Send + Sync + 'static,
     ) -> Self {
-        self.metrics = Some((content_type, Arc::new(render)));
+        self.metrics = Some(Arc::new(render));
         self
     }
 }
@@ -202,7 +203,7 @@ impl fmt::Debug for RouterConfig {
             .field("peer_token", &redacted(&self.peer_token))
             .field("api_token", &redacted(&self.api_token))
             .field("readiness", &self.readiness.is_some())
-            .field("metrics", &self.metrics.as_ref().map(|(ct, _)| ct))
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -324,7 +325,7 @@ struct AppInner {
     /// How the peer route reads a `+` in a key.
     peer_decoding: Decoding,
     readiness: Option<Arc<Readiness>>,
-    metrics: Option<(HeaderValue, Arc<Metrics>)>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl App {

@@ -488,10 +488,12 @@ async fn readiness_and_metrics_come_from_the_application() {
                 false => Err("warming up".to_owned()),
             },
         )
-        .metrics(
-            http::HeaderValue::from_static("text/plain; version=0.0.4"),
-            || "hits 1\n".to_owned(),
-        )
+        .metrics(|accept| {
+            (
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                format!("hits 1\naccept {accept:?}\n"),
+            )
+        })
     });
     let not_ready = call(&app, Method::GET, "/readyz", &[]).await;
     assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -513,7 +515,10 @@ async fn readiness_and_metrics_come_from_the_application() {
         metrics.content_type.as_deref(),
         Some("text/plain; version=0.0.4")
     );
-    assert_eq!(metrics.text(), "hits 1\n");
+    assert_eq!(metrics.text(), "hits 1\naccept None\n");
+    // The renderer sees what the scraper accepts, to choose the format.
+    let asked = call(&app, Method::GET, "/metrics", &[("accept", "text/plain")]).await;
+    assert_eq!(asked.text(), "hits 1\naccept Some(\"text/plain\")\n");
 
     // Without a renderer there is no such route.
     let (bare, _) = app_with(|c| c);
@@ -529,7 +534,7 @@ async fn readiness_and_metrics_come_from_the_application() {
 async fn the_peer_token_guards_readyz_and_metrics_too() {
     let (app, _) = app_with(|c| {
         c.peer_token(Some("s3cret".into()))
-            .metrics(http::HeaderValue::from_static("text/plain"), String::new)
+            .metrics(|_| (http::HeaderValue::from_static("text/plain"), String::new()))
     });
     for uri in ["/readyz", "/metrics"] {
         let refused = call(&app, Method::GET, uri, &[]).await;

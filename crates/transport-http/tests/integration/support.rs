@@ -128,12 +128,12 @@ impl geecache_group::Getter for Loader {
                 node: self.node.clone(),
                 key: key.to_owned(),
             });
-        if key.starts_with("slow") {
-            if let Some(gate) = &self.gate {
-                let _ = gate.entered.send(key.to_owned());
-                let permit = gate.release.acquire().await.expect("gate open");
-                permit.forget();
-            }
+        if key.starts_with("slow")
+            && let Some(gate) = &self.gate
+        {
+            let _ = gate.entered.send(key.to_owned());
+            let permit = gate.release.acquire().await.expect("gate open");
+            permit.forget();
         }
         if key.starts_with("missing") {
             return Err(LoadError::NotFound);

@@ -59,10 +59,8 @@ impl Server {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(url) = line.trim().strip_prefix("listening on http://") {
-                        sent = tx.send(url.to_owned()).is_ok();
-                    }
+                if !sent && let Some(url) = line.trim().strip_prefix("listening on http://") {
+                    sent = tx.send(url.to_owned()).is_ok();
                 }
             }
         });
