@@ -38,8 +38,9 @@
 /// decided the same way for a given cache, so the branch predictor learns it once; on the hit
 /// path S3-FIFO's side is laid out of line, so LRU's code runs straight through as it did before
 /// (`benches/hit_path.rs` times that path in-cache; `benches/single_thread.rs` runs both
-/// policies beside the peer crates). Then one byte per slot for the S3-FIFO tag, which LRU never
-/// reads or writes, and one spare slot for the second queue's sentinel.
+/// policies beside the peer crates). The S3-FIFO tag costs no space: it shares a word in the
+/// slot with the entry's weight, and LRU never reads or writes it. Then one spare slot for the
+/// second queue's sentinel.
 ///
 /// # Eviction order
 ///
