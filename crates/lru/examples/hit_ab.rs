@@ -50,7 +50,9 @@ fn keys(rng: &mut SmallRng) -> Vec<String> {
     let mut keys = Vec::with_capacity(ENTRIES);
     while keys.len() < ENTRIES {
         let len = rng.random_range(16..=32);
-        let key: String = (0..len).map(|_| char::from(Alphanumeric.sample(rng))).collect();
+        let key: String = (0..len)
+            .map(|_| char::from(Alphanumeric.sample(rng)))
+            .collect();
         if seen.insert(key.clone()) {
             keys.push(key);
         }

@@ -68,10 +68,10 @@ pub enum Policy {
     ///
     /// A new key enters the small queue, or the main one if its hash is a ghost (it was
     /// evicted recently, so this is its second use). A hit only raises the entry's counter
-    /// (0 to 3): no list is touched, though at 100,000 entries a hit measured no faster than
-    /// LRU's (the lookup's cache misses dominate; `docs/performance.md`). To evict, the cache takes the
-    /// tail of the main queue if the main queue holds more than its share (99%) or the
-    /// small queue is empty, and the tail of the small queue otherwise:
+    /// (0 to 3): no list is touched, though at 100,000 entries a hit measured hardly faster
+    /// than LRU's, 0.98x (the lookup's cache misses dominate; `docs/performance.md`). To evict,
+    /// the cache takes the tail of the main queue if the main queue holds more than its share
+    /// (99%) or the small queue is empty, and the tail of the small queue otherwise:
     ///
     /// - a small-queue tail that was hit since it arrived moves to the main queue (counter
     ///   reset); one that was not is evicted and its hash becomes a ghost;

@@ -106,7 +106,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     ///
     /// The paper's ghost holds as many entries as the main queue. Half scored 0.15 to 0.5
     /// points higher on the four plain Zipf rows, the same on the loop and 0.14 lower when the
-    /// hot set shifts; a quarter lost 0.7 points there. A ghost costs about 13 bytes (hash, sequence number, control byte).
+    /// hot set shifts; a quarter lost 0.7 points there. A ghost costs about 13 bytes (hash,
+    /// sequence number, control byte).
     pub(super) fn ghost_bound(&self) -> usize {
         self.slots.len() / 2
     }
