@@ -60,7 +60,7 @@ impl Epoch {
     }
 
     /// The instant `deadline` stands for (exact within 292 years of the epoch).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn instant(self, deadline: Deadline) -> Option<Instant> {
         if !deadline.is_some() {
             return None;
