@@ -8,8 +8,10 @@ the fill, RSS growth / cache bytes, RSS / cache bytes. See docs/operations.md, "
 
 With CHURN_SECONDS, the fill is followed by that long of reads of files drawn uniformly at
 random (seeded), four connections, so that a cache smaller than the files keeps evicting and
-loading; VmRSS "after" is read when the churn ends. POLICY is the group's `policy=` (default:
-the server's default).
+loading; VmRSS "after" is read when the churn ends, and the server's CPU time per churn
+request (user + system, from /proc/PID/stat) is printed to stderr, so that allocator settings
+can be compared on CPU as well as memory. POLICY is the group's `policy=` (default: the
+server's default).
 """
 import http.client, os, random, re, subprocess, sys, threading, time
 
@@ -51,17 +53,28 @@ threads = [threading.Thread(target=worker, args=(range(t, count, 4),)) for t in 
 for t in threads: t.start()
 for t in threads: t.join()
 
+def cpu_seconds():
+    with open(f"/proc/{proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+requests = [0] * 4
 def churner(seed, until):
     rng = random.Random(seed)
     conn = http.client.HTTPConnection(host, int(port))
     while time.monotonic() < until:
         status, _ = get(conn, f"/api/files/{rng.randrange(count):07d}")
         assert status == 200, status
+        requests[seed] += 1
 if churn > 0:
+    cpu_before = cpu_seconds()
     until = time.monotonic() + churn
     threads = [threading.Thread(target=churner, args=(t, until)) for t in range(4)]
     for t in threads: t.start()
     for t in threads: t.join()
+    done = sum(requests)
+    print(f"churn: {done} requests, server CPU {1e6 * (cpu_seconds() - cpu_before) / max(done, 1):.1f} us/request",
+          file=sys.stderr)
 
 conn = http.client.HTTPConnection(host, int(port))
 _, metrics = get(conn, "/metrics")
