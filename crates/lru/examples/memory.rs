@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p geecache-lru --example memory              # every row, one process each
 //! cargo run --release -p geecache-lru --example memory -- s3fifo 128  # one row
+//! cargo run --release -p geecache-lru --example memory -- s3fifo 128 300  # churn for 5 minutes
 //! ```
 //!
 //! Each row runs in a process of its own, so that what one cache leaves behind in the allocator
@@ -12,7 +13,8 @@
 //! weighing key + value bytes. It is filled to its budget, then churned by read-through requests
 //! (a `get`, and on a miss an `add` of a fresh 1 KiB value) drawn uniformly from twice as many
 //! keys as fit, ten times as many requests as entries fit, so that every slot has been evicted
-//! and refilled several times over.
+//! and refilled several times over (or, given a number of seconds, rounds of as many requests
+//! as entries fit until that much time has passed, at least ten).
 //!
 //! Columns: the budget; the entries held and what they weigh; what is live in the allocator,
 //! as asked for by the program (a counting global allocator), split into the blocks of values,
@@ -27,6 +29,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use geecache_lru::{Policy, SegmentedCache};
@@ -101,7 +104,7 @@ fn mib(bytes: usize) -> String {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn one_row(policy: Policy, budget_mib: usize) {
+fn one_row(policy: Policy, budget_mib: usize, churn: Duration) {
     let budget = budget_mib * MIB;
     let cache = SegmentedCache::<String, Bytes>::builder(budget)
         .policy(policy)
@@ -118,11 +121,16 @@ fn one_row(policy: Policy, budget_mib: usize) {
     for n in 0..fits {
         cache.add(key(n), fresh(&mut rng));
     }
-    for _ in 0..10 * fits {
-        let n = rng.random_range(0..2 * fits);
-        if cache.get(key(n).as_str()).is_none() {
-            cache.add(key(n), fresh(&mut rng));
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds < 10 || start.elapsed() < churn {
+        for _ in 0..fits {
+            let n = rng.random_range(0..2 * fits);
+            if cache.get(key(n).as_str()).is_none() {
+                cache.add(key(n), fresh(&mut rng));
+            }
         }
+        rounds += 1;
     }
     let live: Vec<usize> = LIVE.iter().map(|c| c.load(Relaxed)).collect();
     let rss = status("VmRSS");
@@ -142,7 +150,7 @@ fn one_row(policy: Policy, budget_mib: usize) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [policy, budget] = &args[..] {
+    if let [policy, budget, rest @ ..] = &args[..] {
         let policy = match policy.as_str() {
             "lru" => Policy::Lru,
             "s3fifo" => Policy::S3Fifo,
@@ -153,7 +161,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !(1..=1024).contains(&budget) {
             return Err(format!("budget {budget} MiB: 1 to 1024").into());
         }
-        one_row(policy, budget);
+        let churn = match rest {
+            [] => Duration::ZERO,
+            [seconds] => Duration::from_secs(seconds.parse()?),
+            _ => return Err("arguments: POLICY MIB [SECONDS]".into()),
+        };
+        // Bounded by the hour, so that a mistyped figure does not run for days.
+        if churn > Duration::from_secs(3600) {
+            return Err("churn: at most 3600 seconds".into());
+        }
+        one_row(policy, budget, churn);
         return Ok(());
     }
     println!(

@@ -75,6 +75,7 @@
 
 mod cache;
 mod clock;
+mod deadline;
 mod error;
 mod ghost;
 mod policy;

@@ -38,8 +38,9 @@
 /// decided the same way for a given cache, so the branch predictor learns it once; on the hit
 /// path S3-FIFO's side is laid out of line, so LRU's code runs straight through as it did before
 /// (`benches/hit_path.rs` times that path in-cache; `benches/single_thread.rs` runs both
-/// policies beside the peer crates). Then one byte per slot for the S3-FIFO tag, which LRU never
-/// reads or writes, and one spare slot for the second queue's sentinel.
+/// policies beside the peer crates). The S3-FIFO tag costs no space: it shares a word in the
+/// slot with the entry's weight, and LRU never reads or writes it. Then one spare slot for the
+/// second queue's sentinel.
 ///
 /// # Eviction order
 ///
@@ -67,10 +68,10 @@ pub enum Policy {
     ///
     /// A new key enters the small queue, or the main one if its hash is a ghost (it was
     /// evicted recently, so this is its second use). A hit only raises the entry's counter
-    /// (0 to 3): no list is touched, though at 100,000 entries a hit measured no faster than
-    /// LRU's (the lookup's cache misses dominate; `docs/performance.md`). To evict, the cache takes the
-    /// tail of the main queue if the main queue holds more than its share (99%) or the
-    /// small queue is empty, and the tail of the small queue otherwise:
+    /// (0 to 3): no list is touched, though at 100,000 entries a hit measured hardly faster
+    /// than LRU's, 0.98x (the lookup's cache misses dominate; `docs/performance.md`). To evict,
+    /// the cache takes the tail of the main queue if the main queue holds more than its share
+    /// (99%) or the small queue is empty, and the tail of the small queue otherwise:
     ///
     /// - a small-queue tail that was hit since it arrived moves to the main queue (counter
     ///   reset); one that was not is evicted and its hash becomes a ghost;

@@ -17,9 +17,9 @@
 //! into the same ring only when two queues are asked for: the ring then runs
 //! `0 → main queue (head to tail) → 1 → small queue (head to tail) → 0`, so each queue is the
 //! stretch after its sentinel, and linking after a sentinel or unlinking works as before. An LRU
-//! cache leaves index 1 out of the ring and never sees it. `tags[i]` is one byte per slot for
-//! the policy (S3-FIFO keeps its counter and queue there); a dense byte array, so a hit that
-//! only bumps a counter writes one byte and no link.
+//! cache leaves index 1 out of the ring and never sees it. The list keeps no per-slot state for
+//! the policy: S3-FIFO's counter and queue bits live in the item (see `cache::Meta`), in the
+//! slot a hit has just read, rather than in an array of their own that a hit would also touch.
 //!
 //! Freed slots form a free list threaded through `links[i].next` (their `prev` is unused), so a
 //! cache in steady state (insert one, evict one) reuses the slot it just freed: no allocation, no
@@ -48,8 +48,6 @@ struct Link {
 pub(crate) struct Slots<T> {
     links: Vec<Link>,
     items: Vec<Option<T>>,
-    /// One byte per slot for the eviction policy; never read by the list itself.
-    tags: Vec<u8>,
     /// Whether the `SMALL` sentinel is in the ring (two queues) or not (one list).
     two_queues: bool,
     /// Head of the free list, or `SENTINEL` when no slot is free.
@@ -87,7 +85,6 @@ impl<T> Slots<T> {
         Slots {
             links: vec![main, small],
             items: vec![None, None],
-            tags: vec![0, 0],
             two_queues,
             free: SENTINEL,
             len: 0,
@@ -118,20 +115,6 @@ impl<T> Slots<T> {
         self.items.get_mut(i as usize)?.as_mut()
     }
 
-    /// The policy's byte for slot `i` (0 for a slot that does not exist).
-    #[inline]
-    pub(crate) fn tag(&self, i: Index) -> u8 {
-        self.tags.get(i as usize).copied().unwrap_or(0)
-    }
-
-    /// Sets the policy's byte for slot `i`.
-    #[inline]
-    pub(crate) fn set_tag(&mut self, i: Index, tag: u8) {
-        if let Some(t) = self.tags.get_mut(i as usize) {
-            *t = tag;
-        }
-    }
-
     /// The least recently used slot (one list); the small queue's tail (two queues).
     pub(crate) fn back(&self) -> Option<Index> {
         let back = self.links[SENTINEL as usize].prev;
@@ -158,8 +141,7 @@ impl<T> Slots<T> {
     /// Stores `item` in a free slot at the front of the recency order and returns the slot.
     ///
     /// Gives the item back when every index is taken (four billion entries; the caller evicts
-    /// and retries) rather than panicking. Leaves the slot's tag alone: with one list, tags are
-    /// never set and stay 0, and the LRU insert path writes no byte it does not need.
+    /// and retries) rather than panicking.
     #[inline]
     pub(crate) fn push_front(&mut self, item: T) -> Result<Index, T> {
         let i = self.alloc(item)?;
@@ -167,11 +149,10 @@ impl<T> Slots<T> {
         Ok(i)
     }
 
-    /// Stores `item`, tagged `tag`, at the head of the queue after `anchor` (`MAIN` or
-    /// `SMALL`); see [`push_front`](Slots::push_front).
-    pub(crate) fn push_after(&mut self, anchor: Index, item: T, tag: u8) -> Result<Index, T> {
+    /// Stores `item` at the head of the queue after `anchor` (`MAIN` or `SMALL`); see
+    /// [`push_front`](Slots::push_front).
+    pub(crate) fn push_after(&mut self, anchor: Index, item: T) -> Result<Index, T> {
         let i = self.alloc(item)?;
-        self.tags[i as usize] = tag;
         self.link_after(anchor, i);
         Ok(i)
     }
@@ -192,7 +173,6 @@ impl<T> Slots<T> {
                 return Err(item);
             }
             self.items.push(Some(item));
-            self.tags.push(0);
             self.links.push(Link {
                 prev: SENTINEL,
                 next: SENTINEL,
@@ -294,9 +274,6 @@ impl<T> Slots<T> {
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.links.len() != self.items.len() {
             return Err("links and items differ in length".into());
-        }
-        if self.tags.len() != self.items.len() {
-            return Err("tags and items differ in length".into());
         }
         if self.items[SENTINEL as usize].is_some() || self.items[SMALL as usize].is_some() {
             return Err("a sentinel holds an item".into());

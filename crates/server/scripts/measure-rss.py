@@ -1,14 +1,23 @@
 #!/usr/bin/env python3
 """Fill a geecache node's cache with N values of S bytes and report VmRSS against cache bytes.
 
-usage: measure-rss.py BINARY VALUE_BYTES FILL_MIB CACHE_BUDGET
+usage: measure-rss.py BINARY VALUE_BYTES FILL_MIB CACHE_BUDGET [CHURN_SECONDS [POLICY]]
 
 Prints one markdown row: value size, items, cache bytes, evictions, VmRSS before and after
 the fill, RSS growth / cache bytes, RSS / cache bytes. See docs/operations.md, "Sizing".
+
+With CHURN_SECONDS, the fill is followed by that long of reads of files drawn uniformly at
+random (seeded), four connections, so that a cache smaller than the files keeps evicting and
+loading; VmRSS "after" is read when the churn ends, and the server's CPU time per churn
+request (user + system, from /proc/PID/stat) is printed to stderr, so that allocator settings
+can be compared on CPU as well as memory. POLICY is the group's `policy=` (default: the
+server's default).
 """
-import http.client, os, re, subprocess, sys, threading
+import http.client, os, random, re, subprocess, sys, threading, time
 
 binary, size, fill_mib, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+churn = float(sys.argv[5]) if len(sys.argv) > 5 else 0
+policy = f",policy={sys.argv[6]}" if len(sys.argv) > 6 else ""
 count = fill_mib * (1 << 20) // size
 data = f"/tmp/rss/data-{size}-{count}"
 if not os.path.isdir(data):
@@ -19,7 +28,7 @@ if not os.path.isdir(data):
 
 proc = subprocess.Popen(
     [binary, "serve", "--listen", "127.0.0.1:0", "--log-level", "warn",
-     "--group", f"files=dir:{data},cache={budget}"],
+     "--group", f"files=dir:{data},cache={budget}{policy}"],
     stdout=subprocess.PIPE, text=True)
 line = proc.stdout.readline()
 host, port = re.match(r"listening on http://(.+):(\d+)", line).groups()
@@ -43,6 +52,29 @@ def worker(ids):
 threads = [threading.Thread(target=worker, args=(range(t, count, 4),)) for t in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
+
+def cpu_seconds():
+    with open(f"/proc/{proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+requests = [0] * 4
+def churner(seed, until):
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection(host, int(port))
+    while time.monotonic() < until:
+        status, _ = get(conn, f"/api/files/{rng.randrange(count):07d}")
+        assert status == 200, status
+        requests[seed] += 1
+if churn > 0:
+    cpu_before = cpu_seconds()
+    until = time.monotonic() + churn
+    threads = [threading.Thread(target=churner, args=(t, until)) for t in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    done = sum(requests)
+    print(f"churn: {done} requests, server CPU {1e6 * (cpu_seconds() - cpu_before) / max(done, 1):.1f} us/request",
+          file=sys.stderr)
 
 conn = http.client.HTTPConnection(host, int(port))
 _, metrics = get(conn, "/metrics")

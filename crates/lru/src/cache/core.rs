@@ -44,10 +44,10 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         }
         // The one test the LRU hit path pays for the policy choice (see `Policy`). S3-FIFO's
         // side is marked cold so that LRU runs straight through, the way it did before there
-        // was a choice, and S3-FIFO takes the jump: its hit writes one byte and no links, so it
-        // was expected to have the cycle to spare (`benches/hit_path.rs` measured a taken branch
-        // on the LRU side). Measured at 100,000 entries, S3-FIFO's hit took 0.92 to 1.61x LRU's
-        // time (`docs/performance.md`); whether the cold call is part of that is not yet known.
+        // was a choice, and S3-FIFO takes the jump: its hit reads (and until the counter
+        // saturates, writes) the slot it has just read and no links, so it has the cycle to
+        // spare (`benches/hit_path.rs` measured a taken branch on the LRU side). At 100,000
+        // entries S3-FIFO's hit takes 0.98x LRU's time (`examples/hit_ab.rs`).
         if self.policy == Policy::Lru {
             self.slots.move_to_front(i);
         } else {
@@ -125,9 +125,9 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         let (i, _) = found.ok()?.remove();
         let in_small = self.in_small(i);
         let entry = self.slots.remove(i)?;
-        self.bytes = self.bytes.saturating_sub(entry.weight);
+        self.bytes = self.bytes.saturating_sub(entry.weight());
         if in_small {
-            self.small_bytes = self.small_bytes.saturating_sub(entry.weight);
+            self.small_bytes = self.small_bytes.saturating_sub(entry.weight());
         }
         if self.has_expired(&entry) {
             self.counters.expirations += 1;
@@ -157,7 +157,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     ) -> (Option<V>, Option<Index>) {
         // Weigh before touching anything: if a user weigher panics, the cache is still whole.
         let weight = self.weigher.weigh(&key, &value);
-        let fits = self.max_bytes == 0 || weight <= self.max_bytes;
+        let fits = self.fits(weight);
         if fits && self.slots.is_full() {
             // Every index is taken (four billion entries): make room the way the budget would.
             self.evict_oldest();
@@ -185,8 +185,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             key,
             value,
             hash,
-            weight,
-            deadline,
+            meta: Meta::new(weight, 0),
+            deadline: self.epoch.deadline(deadline),
         };
         if self.policy == Policy::S3Fifo {
             // S3-FIFO makes room before linking the entry, so that the newcomer is never its
@@ -220,12 +220,13 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         deadline: Option<Instant>,
     ) -> Option<V> {
         let expired = self.slot_has_expired(i);
-        let old = if self.max_bytes == 0 || weight <= self.max_bytes {
+        let old = if self.fits(weight) {
             // Replace in place: the key stays where it is in the table, so nothing is rehashed,
             // and the slot moves to the front like any fresh insert (S3-FIFO: is used).
             let entry = self.slots.get_mut(i)?;
-            let old_weight = mem::replace(&mut entry.weight, weight);
-            entry.deadline = deadline;
+            let old_weight = entry.weight();
+            entry.meta.set_weight(weight);
+            entry.deadline = self.epoch.deadline(deadline);
             let old = mem::replace(&mut entry.value, value);
             self.reweighed(i, old_weight, weight);
             match self.policy {
@@ -288,17 +289,19 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             return;
         };
         let weight = self.weigher.weigh(&entry.key, &entry.value);
-        let Some(entry) = self.slots.get_mut(i) else {
-            return;
-        };
-        let old = mem::replace(&mut entry.weight, weight);
-        self.reweighed(i, old, weight);
-        if self.max_bytes != 0 && weight > self.max_bytes {
+        if !self.fits(weight) {
+            // Checked before the weight is stored: one over `MAX_WEIGHT` has no room in `Meta`.
             if let Some(entry) = self.remove_slot(i) {
                 self.reject(entry.key, entry.value);
             }
             return;
         }
+        let Some(entry) = self.slots.get_mut(i) else {
+            return;
+        };
+        let old = entry.weight();
+        entry.meta.set_weight(weight);
+        self.reweighed(i, old, weight);
         self.evict_to_budget();
     }
 
@@ -328,9 +331,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     #[inline]
     pub(super) fn has_expired(&self, entry: &Entry<K, V>) -> bool {
         // The clock is read only when there is a deadline to compare with.
-        entry
-            .deadline
-            .is_some_and(|deadline| self.now() >= deadline)
+        entry.deadline.is_some() && entry.deadline.passed_at(self.epoch.offset(self.now()))
     }
 
     #[inline]
@@ -345,9 +346,9 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         if let Ok(bucket) = self.table.find_entry(entry.hash, |&j| j == i) {
             bucket.remove();
         }
-        self.bytes = self.bytes.saturating_sub(entry.weight);
+        self.bytes = self.bytes.saturating_sub(entry.weight());
         if in_small {
-            self.small_bytes = self.small_bytes.saturating_sub(entry.weight);
+            self.small_bytes = self.small_bytes.saturating_sub(entry.weight());
         }
         Some(entry)
     }
@@ -372,6 +373,27 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         }
     }
 
+    /// Whether an entry of `weight` may be stored at all: within the budget (when there is
+    /// one) and `MAX_WEIGHT`.
+    #[inline]
+    pub(super) fn fits(&self, weight: usize) -> bool {
+        weight <= MAX_WEIGHT && (self.max_bytes == 0 || weight <= self.max_bytes)
+    }
+
+    /// S3-FIFO's tag for slot `i` (0 for an empty slot, and always 0 under LRU).
+    #[inline]
+    pub(super) fn tag(&self, i: Index) -> u8 {
+        self.slots.get(i).map_or(0, |e| e.meta.tag())
+    }
+
+    /// Sets S3-FIFO's tag for slot `i`, if it is occupied.
+    #[inline]
+    pub(super) fn set_tag(&mut self, i: Index, tag: u8) {
+        if let Some(e) = self.slots.get_mut(i) {
+            e.meta.set_tag(tag);
+        }
+    }
+
     /// An entry that cannot be stored at all is evicted on arrival.
     pub(super) fn reject(&mut self, key: K, value: V) {
         self.counters.evictions += 1;
@@ -392,9 +414,13 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     pub(crate) fn entry_meta(&self) -> Vec<(Option<Instant>, u8, bool)> {
         self.slots
             .iter()
-            .map(|(i, e)| {
-                let tag = self.slots.tag(i);
-                (e.deadline, tag & FREQ, tag & IN_SMALL != 0)
+            .map(|(_, e)| {
+                let tag = e.meta.tag();
+                (
+                    self.epoch.instant(e.deadline),
+                    tag & FREQ,
+                    tag & IN_SMALL != 0,
+                )
             })
             .collect()
     }

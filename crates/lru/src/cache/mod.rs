@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use hashbrown::{HashTable, hash_table};
 
+use crate::deadline::{Deadline, Epoch};
 use crate::ghost::Ghost;
 use crate::slots::{self, Index, MAIN, SMALL, Slots};
 use crate::{ByWeight, CacheStats, Clock, Policy, Weigher};
@@ -50,10 +51,72 @@ struct Entry<K, V> {
     /// Kept so that growing the table and evicting never hash a key again: eviction finds the
     /// table bucket by comparing slot indices under this hash, not by comparing keys.
     hash: u64,
-    /// Kept rather than recomputed on removal, so a weigher that reads mutable state (or just
-    /// costs time) is called once per insert.
-    weight: usize,
-    deadline: Option<Instant>,
+    /// The weight, kept rather than recomputed on removal (so a weigher that reads mutable
+    /// state, or just costs time, is called once per insert), and S3-FIFO's tag.
+    meta: Meta,
+    /// 8 bytes from the cache's epoch rather than a 16-byte `Option<Instant>` (see `deadline`).
+    deadline: Deadline,
+}
+
+impl<K, V> Entry<K, V> {
+    #[inline]
+    fn weight(&self) -> usize {
+        self.meta.weight()
+    }
+}
+
+/// The heaviest entry a cache stores: 2^56 - 1 bytes (64 PiB) on 64-bit targets, every `usize`
+/// on 32-bit ones. A heavier entry is rejected as one over the budget is.
+#[allow(clippy::cast_possible_truncation)] // the `if` takes the cast only when it fits
+pub(crate) const MAX_WEIGHT: usize = if usize::MAX as u64 > Meta::WEIGHT {
+    Meta::WEIGHT as usize
+} else {
+    usize::MAX
+};
+
+/// An entry's weight (the low 56 bits) and S3-FIFO's tag byte (the top 8), in one word.
+///
+/// S3-FIFO's hit raises a counter. It was kept in a byte array beside the slots, a line that
+/// nothing else in the hit touches; here it lands in the slot whose key the lookup has just
+/// compared. At 100,000 entries the hit measured the same either way (a lookup is a chain of
+/// misses that this line did not lengthen much; `docs/performance.md`), so what the word buys is
+/// space: the array's byte per slot is gone, where a separate `u8` field in the slot would pad
+/// it by 8 bytes, and no weight comes near 2^56 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Meta(u64);
+
+impl Meta {
+    const WEIGHT: u64 = (1 << 56) - 1;
+    const TAG_SHIFT: u32 = 56;
+
+    /// `weight` (at most `MAX_WEIGHT`, checked by every caller) with `tag`.
+    #[inline]
+    fn new(weight: usize, tag: u8) -> Self {
+        debug_assert!(weight <= MAX_WEIGHT);
+        Meta((weight as u64 & Self::WEIGHT) | (u64::from(tag) << Self::TAG_SHIFT))
+    }
+
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)] // at most `MAX_WEIGHT`, which fits a `usize`
+    fn weight(self) -> usize {
+        (self.0 & Self::WEIGHT) as usize
+    }
+
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)] // the top 8 bits
+    fn tag(self) -> u8 {
+        (self.0 >> Self::TAG_SHIFT) as u8
+    }
+
+    #[inline]
+    fn set_weight(&mut self, weight: usize) {
+        *self = Meta::new(weight, self.tag());
+    }
+
+    #[inline]
+    fn set_tag(&mut self, tag: u8) {
+        *self = Meta::new(self.weight(), tag);
+    }
 }
 
 type EvictionCallback<K, V> = Box<dyn FnMut(K, V) + Send>;
@@ -115,6 +178,8 @@ struct Counters {
 /// An entry that weighs more than `max_bytes` on its own is never stored: it goes straight to the
 /// eviction callback (and counts as an eviction), and the entries already cached stay. Flushing
 /// the whole cache for a value that cannot be kept anyway (what groupcache does) helps nobody.
+/// So is an entry that weighs more than 2^56 - 1 bytes (64 PiB), budget or not: the weight
+/// shares its word in the slot with the policy's bits.
 ///
 /// # Expiry
 ///
@@ -140,6 +205,8 @@ pub struct Cache<K, V, W = ByWeight> {
     weigher: W,
     /// `None` reads `Instant::now()` directly: the common case skips a virtual call.
     clock: Option<Arc<dyn Clock>>,
+    /// What entries' deadlines are counted from.
+    epoch: Epoch,
     on_evicted: Option<EvictionCallback<K, V>>,
 }
 
@@ -214,6 +281,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             hasher,
             weigher,
             clock: None,
+            epoch: Epoch::now(),
             on_evicted: None,
         }
     }
@@ -428,12 +496,9 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// Visits every slot: run it from a periodic sweeper, not on a hot path.
     pub fn purge_expired(&mut self, now: Instant) -> usize {
         let mut purged = 0;
+        let now = self.epoch.offset(now);
         for i in slots::FIRST..self.slots.end() {
-            let expired = self
-                .slots
-                .get(i)
-                .and_then(|e| e.deadline)
-                .is_some_and(|deadline| deadline <= now);
+            let expired = self.slots.get(i).is_some_and(|e| e.deadline.passed_at(now));
             if !expired {
                 continue;
             }

@@ -5,8 +5,8 @@ use super::*;
 
 impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// Links a new entry that fits the budget into S3-FIFO's queues, after making room.
-    pub(super) fn insert_s3(&mut self, hash: u64, entry: Entry<K, V>) -> Option<Index> {
-        let weight = entry.weight;
+    pub(super) fn insert_s3(&mut self, hash: u64, mut entry: Entry<K, V>) -> Option<Index> {
+        let weight = entry.weight();
         // A ghost is looked up before evicting, as the paper does: the evictions below may
         // push out the very ghost that makes this key's second use count.
         let seen_recently = self.ghost.take(hash);
@@ -20,7 +20,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         } else {
             (SMALL, IN_SMALL)
         };
-        let i = match self.slots.push_after(anchor, entry, tag) {
+        entry.meta.set_tag(tag);
+        let i = match self.slots.push_after(anchor, entry) {
             Ok(i) => i,
             Err(entry) => {
                 self.reject(entry.key, entry.value);
@@ -55,24 +56,24 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             };
             if from_main {
                 let i = main_tail?;
-                let tag = self.slots.tag(i);
+                let tag = self.tag(i);
                 if tag & FREQ == 0 {
                     return Some(i);
                 }
                 // Used since it last came round: another lap, one use fewer to its credit.
-                self.slots.set_tag(i, tag - 1);
+                self.set_tag(i, tag - 1);
                 self.slots.move_after(MAIN, i);
             } else {
                 let i = small_tail?;
-                let (hash, weight) = self.slots.get(i).map(|e| (e.hash, e.weight))?;
-                if self.slots.tag(i) & FREQ == 0 {
+                let (hash, weight) = self.slots.get(i).map(|e| (e.hash, e.weight()))?;
+                if self.tag(i) & FREQ == 0 {
                     // Used once: out, but remembered, so that a second use soon goes to main.
                     self.ghost.push(hash, self.ghost_bound());
                     return Some(i);
                 }
                 // Used again while on probation: promoted, its counter starting over.
                 self.small_bytes = self.small_bytes.saturating_sub(weight);
-                self.slots.set_tag(i, 0);
+                self.set_tag(i, 0);
                 self.slots.move_after(MAIN, i);
             }
         }
@@ -105,7 +106,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     ///
     /// The paper's ghost holds as many entries as the main queue. Half scored 0.15 to 0.5
     /// points higher on the four plain Zipf rows, the same on the loop and 0.14 lower when the
-    /// hot set shifts; a quarter lost 0.7 points there. A ghost costs about 13 bytes (hash, sequence number, control byte).
+    /// hot set shifts; a quarter lost 0.7 points there. A ghost costs about 13 bytes (hash,
+    /// sequence number, control byte).
     pub(super) fn ghost_bound(&self) -> usize {
         self.slots.len() / 2
     }
@@ -114,15 +116,18 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// never touches the tag array.
     #[inline]
     pub(super) fn in_small(&self, i: Index) -> bool {
-        self.policy == Policy::S3Fifo && self.slots.tag(i) & IN_SMALL != 0
+        self.policy == Policy::S3Fifo && self.tag(i) & IN_SMALL != 0
     }
 
-    /// S3-FIFO: a use of slot `i`; the counter saturates at 3.
+    /// S3-FIFO: a use of slot `i`; the counter saturates at 3, and a saturated one is not
+    /// written again (under a skewed load most hits are on such entries).
     #[inline]
     pub(super) fn bump(&mut self, i: Index) {
-        let tag = self.slots.tag(i);
-        if tag & FREQ < FREQ {
-            self.slots.set_tag(i, tag + 1);
+        if let Some(e) = self.slots.get_mut(i) {
+            let tag = e.meta.tag();
+            if tag & FREQ < FREQ {
+                e.meta.set_tag(tag + 1);
+            }
         }
     }
 }

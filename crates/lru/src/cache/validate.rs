@@ -20,7 +20,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             if entry.hash != self.hasher.hash_one(&entry.key) {
                 return Err(format!("slot {i} stores a stale hash"));
             }
-            if entry.weight != self.weigher.weigh(&entry.key, &entry.value) {
+            if entry.weight() != self.weigher.weigh(&entry.key, &entry.value) {
                 return Err(format!("slot {i} stores a stale weight"));
             }
             // The key leads to this slot and to no other: with `table.len() == slots.len()`
@@ -28,7 +28,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             if self.find(entry.hash, &entry.key) != Some(i) {
                 return Err(format!("the key in slot {i} does not lead back to it"));
             }
-            total += entry.weight;
+            total += entry.weight();
         }
         if total != self.bytes {
             return Err(format!("entries weigh {total}, bytes says {}", self.bytes));
@@ -36,7 +36,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         let small = self.slots.small_queue();
         let mut small_total = 0usize;
         for (i, _) in self.slots.occupied() {
-            let tag = self.slots.tag(i);
+            let tag = self.tag(i);
             let listed = small.contains(&i);
             match self.policy {
                 Policy::Lru if tag != 0 => return Err(format!("LRU slot {i} has tag {tag}")),
@@ -49,7 +49,7 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
                 return Err(format!("slot {i} has stray tag bits {tag:#b}"));
             }
             if listed {
-                small_total += self.slots.get(i).map_or(0, |e| e.weight);
+                small_total += self.slots.get(i).map_or(0, Entry::weight);
             }
         }
         if small_total != self.small_bytes {

@@ -65,6 +65,59 @@ fn oversized_entry_is_rejected_without_flushing() {
     cache.validate().unwrap();
 }
 
+/// The weight shares a word with S3-FIFO's tag (`cache::Meta`): a weight that would spill into
+/// the tag bits is refused rather than stored cut short, under both policies.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn an_entry_heavier_than_the_weight_word_is_rejected_even_when_unbounded() {
+    for policy in [Policy::Lru, Policy::S3Fifo] {
+        let heavy = |_: &u8, v: &usize| *v;
+        let mut cache = Cache::with_weigher_and_policy(0, heavy, policy);
+        let evicted = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&evicted);
+        cache.set_on_evicted(move |k, _| sink.lock().unwrap().push(k));
+        cache.add(1, (1 << 56) - 1); // the heaviest that fits
+        cache.add(2, 1 << 56);
+        assert_eq!(cache.peek(&1), Some(&((1 << 56) - 1)), "{policy:?}");
+        assert_eq!(cache.peek(&2), None, "{policy:?}");
+        assert_eq!(cache.bytes(), (1 << 56) - 1, "{policy:?}");
+        assert_eq!(*evicted.lock().unwrap(), [2], "{policy:?}");
+        // Growing in place past the limit drops the entry the same way.
+        *cache.get_mut(&1).unwrap() = 1 << 57;
+        assert_eq!(cache.peek(&1), None, "{policy:?}");
+        assert_eq!(cache.bytes(), 0, "{policy:?}");
+        assert_eq!(*evicted.lock().unwrap(), [2, 1], "{policy:?}");
+        cache.validate().unwrap();
+    }
+}
+
+/// Deadlines are stored as nanoseconds from the cache's epoch (`deadline.rs`): the round trip
+/// is exact on either side of the epoch, order is kept, and "none" never expires.
+#[test]
+fn deadlines_survive_their_compact_form() {
+    use crate::deadline::{Deadline, Epoch};
+    use std::time::Duration;
+
+    let epoch = Epoch::now();
+    let base = Instant::now();
+    let times = [
+        base.checked_sub(Duration::from_secs(3600)).unwrap_or(base),
+        base,
+        base + Duration::from_nanos(1),
+        base + Duration::from_secs(86_400 * 365),
+    ];
+    for (n, &at) in times.iter().enumerate() {
+        let deadline = epoch.deadline(Some(at));
+        assert_eq!(epoch.instant(deadline), Some(at));
+        for &now in &times {
+            assert_eq!(deadline.passed_at(epoch.offset(now)), now >= at, "{n}");
+        }
+    }
+    assert_eq!(epoch.deadline(None), Deadline::NONE);
+    assert_eq!(epoch.instant(Deadline::NONE), None);
+    assert!(!Deadline::NONE.passed_at(i64::MAX));
+}
+
 #[test]
 fn zero_budget_is_unbounded() {
     let (mut cache, log) = logged(0);
