@@ -39,6 +39,8 @@ pub(crate) struct NodeGroup {
     pub(crate) source: DataSource,
     /// Which entries the caches give up first.
     pub(crate) policy: geecache_group::Policy,
+    /// How long a "not found" is cached at the key's owner; `None`: not cached.
+    pub(crate) negative_ttl: Option<Duration>,
 }
 
 /// Everything a node needs besides its listener.
@@ -155,6 +157,9 @@ impl Node {
                 .getter(metrics.timed(&group.name, group.source.clone()));
             if let Some(ttl) = group.ttl {
                 builder = builder.ttl(ttl);
+            }
+            if let Some(ttl) = group.negative_ttl {
+                builder = builder.negative_ttl(ttl);
             }
             builder
                 .build()

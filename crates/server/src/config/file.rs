@@ -48,6 +48,7 @@ pub(crate) struct FileGroup {
     pub(crate) origin_timeout: Option<String>,
     pub(crate) max_value_bytes: Option<Scalar>,
     pub(crate) policy: Option<String>,
+    pub(crate) negative_ttl: Option<String>,
 }
 
 /// A size may be written as a TOML integer (`67108864`) or a string (`"64MiB"`).

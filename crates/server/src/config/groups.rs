@@ -21,6 +21,7 @@ pub(super) struct RawGroup {
     pub(super) origin_timeout: Option<String>,
     pub(super) max_value_bytes: Option<String>,
     pub(super) policy: Option<String>,
+    pub(super) negative_ttl: Option<String>,
     /// How to name this group's fields in an error: `(field, value shown)` per option.
     origin: GroupOrigin,
 }
@@ -49,12 +50,13 @@ impl RawGroup {
 }
 
 /// Options a `--group` spec may carry after `NAME=SOURCE`.
-const GROUP_OPTIONS: [&str; 5] = [
+const GROUP_OPTIONS: [&str; 6] = [
     "cache",
     "ttl",
     "origin_timeout",
     "max_value_bytes",
     "policy",
+    "negative_ttl",
 ];
 
 /// Splits `NAME=SOURCE[,cache=SIZE][,ttl=DURATION]...`.
@@ -62,7 +64,7 @@ const GROUP_OPTIONS: [&str; 5] = [
 /// Options are peeled off the end only while they look like `,known_option=...`, so a comma
 /// inside a source (a path or a URL with a comma) stays part of the source.
 pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, ConfigError> {
-    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo] \
+    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo][,negative_ttl=DURATION] \
                            where SOURCE is demo, dir:PATH or http:URL, e.g. scores=demo,cache=64MiB";
     let Some((name, rest)) = spec.split_once('=') else {
         return Err(ConfigError::invalid(
@@ -100,6 +102,7 @@ pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, Co
         origin_timeout: get("origin_timeout"),
         max_value_bytes: get("max_value_bytes"),
         policy: get("policy"),
+        negative_ttl: get("negative_ttl"),
         origin: GroupOrigin::Cli {
             field: field.clone(),
             spec: spec.to_owned(),
@@ -117,6 +120,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
             origin_timeout,
             max_value_bytes,
             policy,
+            negative_ttl,
         } = g;
         raw.insert(
             name.clone(),
@@ -128,6 +132,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
                 origin_timeout: origin_timeout.clone(),
                 max_value_bytes: max_value_bytes.as_ref().map(|s| s.0.clone()),
                 policy: policy.clone(),
+                negative_ttl: negative_ttl.clone(),
                 origin: GroupOrigin::File {
                     path: layers.file_path.clone(),
                 },
@@ -261,6 +266,13 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
             ));
         }
     };
+    let negative_ttl = match &g.negative_ttl {
+        None => None,
+        Some(text) => {
+            let (field, value) = g.field("negative_ttl", text);
+            Some(group_duration(text, &field, &value, "negative_ttl")?)
+        }
+    };
     Ok(GroupConfig {
         name: g.name.clone(),
         source,
@@ -269,6 +281,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         origin_timeout,
         max_value_bytes,
         policy,
+        negative_ttl,
     })
 }
 

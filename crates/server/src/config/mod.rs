@@ -162,6 +162,9 @@ pub(crate) struct GroupConfig {
     pub(crate) max_value_bytes: u64,
     /// Which entries the caches give up first.
     pub(crate) policy: geecache_group::Policy,
+    /// How long the owner of a key its source does not have answers "not found" without
+    /// asking again; `None`: every miss asks.
+    pub(crate) negative_ttl: Option<Duration>,
 }
 
 /// Where a group's values come from.
@@ -203,6 +206,9 @@ impl Config {
                 }
                 if g.policy != geecache_group::Policy::Lru {
                     s.push_str(" policy=s3fifo");
+                }
+                if let Some(ttl) = g.negative_ttl {
+                    s.push_str(&format!(" negative_ttl={}", format_duration(ttl)));
                 }
                 s
             })

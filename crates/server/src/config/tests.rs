@@ -54,6 +54,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
             origin_timeout: Duration::from_secs(5),
             max_value_bytes: 64 << 20,
             policy: geecache_group::Policy::Lru,
+            negative_ttl: None,
         }]
     );
 }
@@ -643,6 +644,30 @@ fn a_group_may_choose_its_eviction_policy() {
         refused.contains("policy \"arc\" is not an eviction policy"),
         "{refused}"
     );
+}
+
+#[test]
+fn a_group_may_cache_not_found() {
+    let config = load_args(&args(&["s=demo,negative_ttl=30s", "t=demo"])).unwrap();
+    let ttls: Vec<_> = config.groups.iter().map(|g| g.negative_ttl).collect();
+    assert_eq!(ttls, [Some(Duration::from_secs(30)), None]);
+    assert!(
+        config.summary().contains("negative_ttl=30s"),
+        "{}",
+        config.summary()
+    );
+    let file = from_toml(
+        "[groups.f]\nsource = \"demo\"\nnegative_ttl = \"2m\"\n",
+        &args(&[]),
+    );
+    assert_eq!(
+        file.unwrap().groups[0].negative_ttl,
+        Some(Duration::from_secs(120))
+    );
+    for bad in ["s=demo,negative_ttl=0s", "s=demo,negative_ttl=soon"] {
+        let refused = message(load_args(&args(&[bad])));
+        assert!(refused.contains("negative_ttl"), "{bad}: {refused}");
+    }
 }
 
 fn dns_args(name: &str) -> ServeArgs {

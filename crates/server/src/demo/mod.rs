@@ -304,6 +304,7 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
                 ttl: None,
                 source: DataSource::Demo(table.clone()),
                 policy: geecache_group::Policy::Lru,
+                negative_ttl: None,
             }],
             // Generous: on a busy two-core machine a peer may take a while under load, and a
             // timed-out peer fetch falls back to a second load, which would muddy the

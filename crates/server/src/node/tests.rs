@@ -26,6 +26,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
             ttl: None,
             source: DataSource::Dir(Arc::clone(&dir)),
             policy: geecache_group::Policy::Lru,
+            negative_ttl: None,
         }],
         peer_timeout: Duration::from_secs(1),
         max_key_bytes: 1024,
