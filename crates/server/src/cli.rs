@@ -318,10 +318,12 @@ pub(crate) struct GetArgs {
     pub(crate) url: String,
     /// The group, e.g. scores.
     pub(crate) group: String,
-    /// The key.
-    pub(crate) key: String,
-    /// Write the value to this file instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// The key; several keys are fetched in one request.
+    #[arg(value_name = "KEY", required = true, num_args = 1..)]
+    pub(crate) keys: Vec<String>,
+    /// Write the value to this file instead of standard output; with several keys, a
+    /// directory that gets one file per key, named for the key (percent-encoded).
+    #[arg(short, long, value_name = "PATH")]
     pub(crate) output: Option<PathBuf>,
     /// Give up after this long.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration_arg)]

@@ -1,21 +1,22 @@
-//! The HTTP client the binary's own requests use: hyper-util's pooled client, plus a bounded GET.
+//! The HTTP client the binary's own requests use: hyper-util's pooled client, plus a bounded
+//! GET and POST.
 //!
 //! The transport crate already links hyper and hyper-util, so the origin source, the `get`
 //! command and the demo's load generator use them too rather than pulling in a second HTTP
-//! stack (reqwest) for three plain GETs. (Peer traffic goes through the transport's own
+//! stack (reqwest) for a few plain requests. (Peer traffic goes through the transport's own
 //! per-peer connections.)
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// A keep-alive client for plain HTTP.
-pub(crate) type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// A pooled client. Connections are reused across requests and tasks.
 pub(crate) fn new_client() -> HttpClient {
@@ -39,7 +40,7 @@ pub(crate) struct Fetched {
     pub(crate) body: Bytes,
 }
 
-/// Why a GET produced no response.
+/// Why a request produced no response.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
     /// The URL does not parse.
@@ -70,18 +71,54 @@ pub(crate) async fn get(
     timeout: Duration,
     max_body: usize,
 ) -> Result<Fetched, FetchError> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| FetchError::InvalidUrl(url.to_owned()))?;
-    let mut request = Request::get(uri);
+    send(
+        client,
+        Method::GET,
+        url,
+        Bytes::new(),
+        bearer,
+        timeout,
+        max_body,
+    )
+    .await
+}
+
+/// POSTs `body` (JSON) to `url`, reading at most `max_body` bytes of answer, all within
+/// `timeout`.
+pub(crate) async fn post_json(
+    client: &HttpClient,
+    url: &str,
+    body: Bytes,
+    bearer: Option<&str>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    send(client, Method::POST, url, body, bearer, timeout, max_body).await
+}
+
+async fn send(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+    body: Bytes,
+    bearer: Option<&str>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    let invalid = || FetchError::InvalidUrl(url.to_owned());
+    let uri: Uri = url.parse().map_err(|_| invalid())?;
+    let mut request = Request::builder().method(method.clone()).uri(uri);
+    if method == Method::POST {
+        request = request.header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     if let Some(token) = bearer {
-        let value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| FetchError::InvalidUrl(url.to_owned()))?;
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| invalid())?;
         request = request.header(header::AUTHORIZATION, value);
     }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| FetchError::InvalidUrl(url.to_owned()))?;
+    let request = request.body(Full::new(body)).map_err(|_| invalid())?;
     let exchange = async {
         let response = client.request(request).await.map_err(|e| {
             if e.is_connect() {

@@ -1,4 +1,5 @@
-//! `geecache get URL GROUP KEY`: fetch one value through a node's client route.
+//! `geecache get URL GROUP KEY [KEY...]`: fetch values through a node's client routes, one
+//! key with `GET /api/{group}/{key}`, several in one `POST /api/{group}`.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -9,8 +10,8 @@ use http::StatusCode;
 use crate::cli::GetArgs;
 use crate::client;
 
-/// The largest value `get` will read.
-const MAX_VALUE: usize = 1 << 30;
+/// The largest value (or answer to a batch) `get` will read.
+pub(crate) const MAX_VALUE: usize = 1 << 30;
 
 /// The client-route URL of `key` in `group` at node `base`.
 ///
@@ -25,7 +26,7 @@ pub(crate) fn value_url(base: &str, group: &str, key: &str) -> String {
     )
 }
 
-/// Runs `get`: 0 with the value, 1 when not found, 2 on any error.
+/// Runs `get`: 0 with every value, 1 when a key is not found, 2 on any error.
 pub(crate) fn run(args: &GetArgs) -> ExitCode {
     if !args.url.starts_with("http://") {
         eprintln!(
@@ -34,14 +35,21 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    if args.key.is_empty() {
-        eprintln!("geecache: the key is empty; groups never store the empty key");
+    if args.keys.iter().any(String::is_empty) {
+        eprintln!("geecache: a key is empty; groups never store the empty key");
         return ExitCode::from(2);
     }
     let Some(runtime) = crate::start_runtime(crate::Workers::CallingThread) else {
         return ExitCode::from(2);
     };
-    let url = value_url(&args.url, &args.group, &args.key);
+    match args.keys.as_slice() {
+        [key] => run_one(args, key, &runtime),
+        keys => crate::get_many::run(args, keys, &runtime),
+    }
+}
+
+fn run_one(args: &GetArgs, key: &str, runtime: &tokio::runtime::Runtime) -> ExitCode {
+    let url = value_url(&args.url, &args.group, key);
     let fetched = runtime.block_on(async {
         let http = client::new_client();
         client::get(

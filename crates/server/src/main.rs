@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod demo;
 mod get;
+mod get_many;
 mod membership;
 mod metrics;
 mod node;

@@ -48,6 +48,45 @@ fn get_prints_the_value_or_says_why_not() {
 }
 
 #[test]
+fn get_of_several_keys_fetches_them_in_one_request() {
+    let node = Server::start(&["--group", "scores=demo"]);
+    let url = node.url();
+    let keys = ["player-000001", "player-000002", "player-000003"];
+    let out = run(geecache().args(["get", &url, "scores"]).args(keys));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    for (line, key) in lines.iter().zip(keys) {
+        let prefix = format!("{key}: {{\"player\":\"{key}\"");
+        assert!(line.starts_with(&prefix), "{line}");
+    }
+
+    // A missing key among found ones: the others are printed, the miss is named, status 1.
+    let out = run(geecache().args(["get", &url, "scores", "player-000004", "no-such-player"]));
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stdout.starts_with("player-000004: "), "{}", out.stdout);
+    assert_eq!(out.stderr, "geecache: no-such-player: not found\n");
+
+    // -o DIR: one file per key, named for the key.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("values");
+    let out = run(geecache()
+        .args(["get", &url, "scores", "player-000005", "a/b", "-o"])
+        .arg(&target));
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    let written = std::fs::read_to_string(target.join("player-000005")).unwrap();
+    assert!(
+        written.starts_with("{\"player\":\"player-000005\""),
+        "{written}"
+    );
+    assert!(
+        !target.join("a%2Fb").exists(),
+        "a missing key writes no file"
+    );
+}
+
+#[test]
 fn get_fails_with_status_2_when_nothing_answers() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let out = run(geecache().args(["get", &url, "scores", "k", "--timeout", "5s"]));
