@@ -109,7 +109,9 @@ pub mod validate;
 mod tests;
 
 pub use auth::{BearerService, RequireBearer};
-pub use client::{PeerObserver, PeerOutcome};
+// The observer is the group's, so one implementation serves every transport; re-exported
+// here because the pool's builder takes it.
+pub use geecache_group::{PeerObserver, PeerOutcome};
 pub use error::Error;
 pub use kind::ErrorKind;
 pub use pool::{HttpPool, PoolBuilder};

@@ -11,6 +11,7 @@ use geecache_consistenthash::{MAX_REPLICAS, Preset};
 use geecache_transport_http::validate;
 
 use super::error::{ConfigError, Field};
+use crate::node::Transport;
 use super::units::{DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size};
 
 /// Most worker threads accepted: far past any useful count, low enough that a typo
@@ -203,6 +204,19 @@ pub(super) fn token_setting(
         ));
     }
     Ok(Some(token))
+}
+
+/// Checks `--transport`: `http` or `grpc`.
+pub(super) fn checked_transport(text: &str, field: &Field) -> Result<Transport, ConfigError> {
+    text.parse::<Transport>().map_err(|()| {
+        ConfigError::invalid(
+            field,
+            text,
+            "unknown transport",
+            "expected http (HTTP/1.1, groupcache's protocol; needed beside Go nodes) or grpc \
+             (gRPC on one HTTP/2 connection per peer, served on the same port)",
+        )
+    })
 }
 
 /// Checks `--ring`: `balanced` or `groupcache`.

@@ -173,7 +173,7 @@ fn each_peers_circuit_is_a_gauge_per_state_and_a_count_of_openings() {
         .unwrap();
     pool.set_peers(["http://a:1", "http://b:1", "http://c:1"])
         .unwrap();
-    metrics.watch_peers(Arc::clone(&pool));
+    metrics.watch_peers(pool.cluster());
     let s = parse(&metrics.encode());
     for peer in ["http://b:1", "http://c:1"] {
         let state = |state: &str| {
