@@ -30,8 +30,8 @@ mod handoff;
 mod tests;
 mod transport;
 
-pub(crate) use transport::Transport;
 use transport::Pool;
+pub(crate) use transport::Transport;
 
 /// A group to serve.
 #[derive(Clone, Debug)]

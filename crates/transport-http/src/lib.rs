@@ -111,8 +111,8 @@ mod tests;
 pub use auth::{BearerService, RequireBearer};
 // The observer is the group's, so one implementation serves every transport; re-exported
 // here because the pool's builder takes it.
-pub use geecache_group::{PeerObserver, PeerOutcome};
 pub use error::Error;
+pub use geecache_group::{PeerObserver, PeerOutcome};
 pub use kind::ErrorKind;
 pub use pool::{HttpPool, PoolBuilder};
 pub use routes::{RouterConfig, router, try_router};

@@ -37,7 +37,8 @@ use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
     checked_base_path, checked_log_level, checked_peers, checked_replicas, checked_ring,
-    checked_threads, checked_transport, duration_or_zero, duration_setting, node_url, token_setting,
+    checked_threads, checked_transport, duration_or_zero, duration_setting, node_url,
+    token_setting,
 };
 
 use crate::cli::ServeArgs;
@@ -381,8 +382,7 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
     }
     // Go groupcache nodes speak HTTP only: a gRPC node would ask them in a protocol they do
     // not answer, and every such call would fail over to a local load.
-    if base_path == geecache_transport_http::GROUPCACHE_BASE_PATH && transport == Transport::Grpc
-    {
+    if base_path == geecache_transport_http::GROUPCACHE_BASE_PATH && transport == Transport::Grpc {
         return Err(ConfigError::Missing(format!(
             "the base path {base_path} is Go groupcache's protocol, and Go nodes speak HTTP only: \
              use --transport http (GEECACHE_TRANSPORT=http, or transport = \"http\" in the \

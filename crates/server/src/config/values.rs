@@ -11,8 +11,8 @@ use geecache_consistenthash::{MAX_REPLICAS, Preset};
 use geecache_transport_http::validate;
 
 use super::error::{ConfigError, Field};
-use crate::node::Transport;
 use super::units::{DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size};
+use crate::node::Transport;
 
 /// Most worker threads accepted: far past any useful count, low enough that a typo
 /// (`--threads 80000`) is refused rather than exhausting the machine.

@@ -543,7 +543,10 @@ impl Bench {
     }
 
     fn warm(&self, transport: Transport) -> anyhow::Result<Measured> {
-        eprintln!("e2e: geecache warm ({}): starting three nodes", transport.as_str());
+        eprintln!(
+            "e2e: geecache warm ({}): starting three nodes",
+            transport.as_str()
+        );
         let label = format!(
             "geecache warm, Zipf {} over {} keys",
             self.args.zipf, self.args.keys

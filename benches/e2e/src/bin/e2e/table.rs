@@ -295,7 +295,10 @@ fn transports(out: &mut String, runs: &[Measured], rounds: bool) {
             latency(http.report.p99_us),
             latency(grpc.report.p99_us),
         );
-        match series.iter_mut().find(|(first, _, _)| first.pair == grpc.pair) {
+        match series
+            .iter_mut()
+            .find(|(first, _, _)| first.pair == grpc.pair)
+        {
             Some((_, cpus, rates)) => {
                 cpus.push(cpu);
                 rates.push(rate);
@@ -583,7 +586,13 @@ mod tests {
         for (round, grpc_cpu) in [(1, 22.0), (2, 30.0), (3, 24.0)] {
             runs.push(run("bare", Role::Floor, round, 10.0, false));
             for (transport, cpu) in [("http", 20.0), ("grpc", grpc_cpu)] {
-                let mut m = run(&format!("warm, {transport} peers"), Role::Target, round, cpu, true);
+                let mut m = run(
+                    &format!("warm, {transport} peers"),
+                    Role::Target,
+                    round,
+                    cpu,
+                    true,
+                );
                 m.compared_as("warm", transport);
                 m.peer_connections = if transport == "http" {
                     vec![60, 64, 58]
@@ -594,7 +603,10 @@ mod tests {
             }
         }
         let text = markdown(&setup(), &runs);
-        assert!(text.contains("| warm (round 2) | 1.50x | 1.00x |"), "{text}");
+        assert!(
+            text.contains("| warm (round 2) | 1.50x | 1.00x |"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "- warm, grpc ÷ http over 3 round(s): CPU per request median **1.20x** (1.10 to \
@@ -606,7 +618,10 @@ mod tests {
             text.contains("| warm, http peers (round 1) | 60 / 64 / 58 |"),
             "{text}"
         );
-        assert!(text.contains("| warm, grpc peers (round 3) | 2 / 2 / 2 |"), "{text}");
+        assert!(
+            text.contains("| warm, grpc peers (round 3) | 2 / 2 / 2 |"),
+            "{text}"
+        );
     }
 
     #[test]
