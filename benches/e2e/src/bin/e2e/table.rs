@@ -594,6 +594,7 @@ mod tests {
                     true,
                 );
                 m.compared_as("warm", transport);
+                m.report.requests_per_s = 1000.0;
                 m.peer_connections = if transport == "http" {
                     vec![60, 64, 58]
                 } else {
