@@ -8,8 +8,8 @@
 //!   [`Collector`] snapshots `Group::stats()` when Prometheus asks instead.
 //! - **Observed as they happen**: latency histograms, which no snapshot can rebuild: peer
 //!   requests (through the pool's [`PeerObserver`] hook, which the HTTP and the gRPC pool
-//!   both take, so the series are the same whichever the transport) and loader calls (a [`TimedGetter`]
-//!   wrapped around each group's source).
+//!   both take, so the series are the same whichever the transport) and loader calls (a
+//!   [`TimedGetter`] wrapped around each group's source).
 //!
 //! Each node has its own registry, not a process-wide one, so the demo's three in-process
 //! nodes report three sets of figures.

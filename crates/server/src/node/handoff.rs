@@ -76,9 +76,9 @@ fn peeks_served(registry: &Registry) -> u64 {
     registry.all().iter().map(|g| g.stats().peeks_served).sum()
 }
 
-/// The pool (of either transport) as the membership's sink: after each change of members, it also pushes the values
-/// of keys this node gave away to their new owners (`Group::rebalance`), in the background, so
-/// a node that joins or comes back gets its keys at once.
+/// The pool (of either transport) as the membership's sink: after each change of members, it
+/// also pushes the values of keys this node gave away to their new owners (`Group::rebalance`),
+/// in the background, so a node that joins or comes back gets its keys at once.
 ///
 /// One task does the pushing, one change at a time; changes that come while it works are
 /// folded into one more round. Stopping a round half-way instead would drop calls in flight,
