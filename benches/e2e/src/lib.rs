@@ -17,7 +17,8 @@
 //!
 //! The load generator runs in its own process so that its CPU time is never counted against
 //! the servers; [`procstat`] reads each server's `utime + stime` before and after a run, and
-//! its peak resident memory at the end.
+//! its peak resident memory at the end; [`sockets`] counts the connections each node holds to
+//! its peers.
 //!
 //! ```
 //! use geecache_bench_e2e::{duration, report::percentile};
@@ -35,6 +36,7 @@ pub mod hosts;
 pub mod probe;
 pub mod procstat;
 pub mod report;
+pub mod sockets;
 
 #[cfg(test)]
 mod tests;

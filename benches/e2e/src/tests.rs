@@ -87,3 +87,31 @@ fn median_takes_the_middle_value_or_the_mean_of_the_middle_two() {
     assert_eq!(median(&mut []), None);
     assert_eq!(median(&mut [1.0, f64::NAN]), None);
 }
+
+#[test]
+fn only_established_connections_of_the_process_to_the_given_ports_count() {
+    use std::collections::HashSet;
+
+    use crate::sockets::{count_established, socket_inode};
+
+    assert_eq!(socket_inode("socket:[4242]"), Some(4242));
+    assert_eq!(socket_inode("pipe:[4242]"), None);
+    assert_eq!(socket_inode("/dev/null"), None);
+    // Port 0x1F41 = 8001, 0x1F42 = 8002; 0x0A = LISTEN, 0x06 = TIME_WAIT.
+    let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 100 1 0 100 0 0 10 0
+   1: 0100007F:9C40 0100007F:1F42 01 00000000:00000000 00:00000000 00000000  1000        0 101 1 0 20 4 30 10 -1
+   2: 0100007F:9C41 0100007F:1F42 01 00000000:00000000 00:00000000 00000000  1000        0 102 1 0 20 4 30 10 -1
+   3: 0100007F:9C42 0100007F:1F42 06 00000000:00000000 00:00000000 00000000  1000        0 103 1 0 20 4 30 10 -1
+   4: 0100007F:9C43 0100007F:1F42 01 00000000:00000000 00:00000000 00000000  1000        0 999 1 0 20 4 30 10 -1
+   5: 0100007F:1F41 0100007F:9C44 01 00000000:00000000 00:00000000 00000000  1000        0 104 1 0 20 4 30 10 -1
+   6: 0100007F:9C45 0100007F:1F43 01 00000000:00000000 00:00000000 00000000  1000        0 105 1 0 20 4 30 10 -1
+";
+    let ours: HashSet<u64> = [100, 101, 102, 103, 104, 105].into_iter().collect();
+    // Rows 1 and 2: established, ours, to 8002. Row 3 is closing, row 4 another process's,
+    // row 5 a connection a client made to us, row 6 to a port not asked about.
+    assert_eq!(count_established(table, &ours, &[8002]), 2);
+    assert_eq!(count_established(table, &ours, &[8002, 8003]), 3);
+    assert_eq!(count_established(table, &ours, &[]), 0);
+    assert_eq!(count_established("", &ours, &[8002]), 0);
+}

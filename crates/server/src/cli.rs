@@ -133,6 +133,15 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) base_path: Option<String>,
 
+    /// The protocol between peers: http (HTTP/1.1, groupcache's protocol) or grpc (one multiplexed HTTP/2 connection per peer, served on the same port). Every node of a cluster must use the same.
+    #[arg(
+        long,
+        env = "GEECACHE_TRANSPORT",
+        value_name = "PROTOCOL",
+        help = "The protocol between peers: http (HTTP/1.1, groupcache's protocol, needed beside Go nodes) or grpc (one multiplexed HTTP/2 connection per peer, on the same port); every node must use the same [default: http]"
+    )]
+    pub(crate) transport: Option<String>,
+
     /// Which ring places keys on nodes: balanced (even shares), or groupcache (Go groupcache's ring, needed beside Go nodes). Every node of a cluster must use the same.
     #[arg(
         long,
@@ -301,6 +310,10 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) failover_requests: u64,
 
+    /// The protocol between the nodes: http or grpc.
+    #[arg(long, default_value = "http", value_name = "PROTOCOL", value_parser = parse_transport)]
+    pub(crate) transport: crate::node::Transport,
+
     /// Seed of the workload's random numbers, for a repeatable run.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
@@ -336,6 +349,11 @@ pub(crate) struct GetArgs {
         hide_env_values = true
     )]
     pub(crate) api_token: Option<String>,
+}
+
+fn parse_transport(text: &str) -> Result<crate::node::Transport, String> {
+    text.parse()
+        .map_err(|()| format!("unknown transport {text:?}; expected http or grpc"))
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {

@@ -2,6 +2,9 @@
 //!
 //! `serve` runs one node per process; `demo` runs three in one process, which is why nothing
 //! here is global: each node has its own group registry, pool and metrics registry.
+//!
+//! `transport.rs` holds the choice of peer protocol (HTTP or gRPC) and the pool of each;
+//! `handoff.rs` what a node does with its values when the membership changes.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,8 +15,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::http::HeaderValue;
 use geecache_consistenthash::Preset;
-use geecache_group::{Group, PeerPicker, Registry};
-use geecache_transport_http::{HttpPool, RouterConfig, ServeConfig, serve_with};
+use geecache_group::{Group, Registry};
+use geecache_transport_http::{RouterConfig, ServeConfig, serve_with};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -25,6 +28,10 @@ use crate::source::DataSource;
 mod handoff;
 #[cfg(test)]
 mod tests;
+mod transport;
+
+use transport::Pool;
+pub(crate) use transport::Transport;
 
 /// A group to serve.
 #[derive(Clone, Debug)]
@@ -50,6 +57,8 @@ pub(crate) struct NodeOptions {
     pub(crate) self_url: Option<String>,
     /// Where the peer list comes from.
     pub(crate) membership: Membership,
+    /// The protocol between peers.
+    pub(crate) transport: Transport,
     /// Peer route prefix.
     pub(crate) base_path: String,
     /// The ring placing keys on nodes.
@@ -135,17 +144,8 @@ impl Node {
         let registry = Registry::new();
         let metrics = Arc::new(Metrics::new(registry.clone()));
 
-        let pool = HttpPool::builder(url.clone())
-            .base_path(options.base_path.clone())
-            .ring(options.ring)
-            .replicas(options.replicas)
-            .handoff(options.handoff)
-            .peer_token(options.peer_token.clone())
-            .max_bytes_in_flight(options.max_peer_bytes_in_flight.unwrap_or(usize::MAX))
-            .observer(metrics.peer_observer())
-            .build()
-            .context("building the peer pool")?;
-        metrics.watch_peers(Arc::clone(&pool));
+        let pool = Pool::build(&url, &options, metrics.peer_observer())?;
+        metrics.watch_peers(pool.cluster());
 
         for group in &options.groups {
             let mut builder = Group::builder(group.name.clone())
@@ -153,7 +153,7 @@ impl Node {
                 .cache_bytes(usize::try_from(group.cache_bytes).unwrap_or(usize::MAX))
                 .policy(group.policy)
                 .peer_timeout(options.peer_timeout)
-                .peers(Arc::clone(&pool) as Arc<dyn PeerPicker>)
+                .peers(pool.picker())
                 .getter(metrics.timed(&group.name, group.source.clone()));
             if let Some(ttl) = group.ttl {
                 builder = builder.ttl(ttl);
@@ -172,7 +172,7 @@ impl Node {
             .clone()
             .start(
                 Arc::new(handoff::Rebalancing::new(
-                    Arc::clone(&pool),
+                    Arc::new(pool.clone()),
                     registry.clone(),
                     options.handoff,
                 )) as Arc<dyn membership::PeerSink>,
@@ -192,9 +192,9 @@ impl Node {
         // `try_router`, not `router`: the config was validated already, but a transport that
         // disagrees must stop the node with a message, not a panic.
         let api_metrics = metrics.api();
-        let app = geecache_transport_http::try_router(
-            RouterConfig::new(registry.clone())
-                .pool(Arc::clone(&pool))
+        let routes = pool.routes(RouterConfig::new(registry.clone()), &options.base_path);
+        let mut app = geecache_transport_http::try_router(
+            routes
                 .max_key_bytes(options.max_key_bytes)
                 .peer_key_decoding(options.peer_key_encoding)
                 .peer_token(options.peer_token.clone())
@@ -208,8 +208,13 @@ impl Node {
                     (HeaderValue::from_static(content_type), text)
                 }),
         )
-        .context("building the routes")?
-        .layer(axum::middleware::from_fn_with_state(
+        .context("building the routes")?;
+        // gRPC peers reach the service on the same port: `serve` speaks HTTP/2 without TLS
+        // beside HTTP/1.1, and the service's paths (`/geecache.v1.Peer/...`) are its own.
+        if let Some(service) = pool.peer_service(&registry, &options)? {
+            app = app.merge(service);
+        }
+        let app = app.layer(axum::middleware::from_fn_with_state(
             api_metrics,
             metrics::api::observe,
         ));

@@ -83,6 +83,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let options = NodeOptions {
         self_url: config.self_url.clone(),
         membership: membership(&config),
+        transport: config.transport,
         base_path: config.base_path.clone(),
         ring: config.ring,
         replicas: config.replicas,

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter, RemoveMode};
+use geecache_group::{
+    BoxFuture, Loaded, PeerError, PeerGetter, PeerObserver, PeerOutcome, RemoveMode,
+};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::Token;
@@ -15,11 +17,12 @@ use crate::proto::{
 };
 
 /// What every peer of a pool shares: the call settings.
-#[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) timeout: Duration,
     pub(crate) max_message_bytes: usize,
     pub(crate) token: Option<Token>,
+    /// Hears how each fetch ended (the same hook the HTTP pool takes).
+    pub(crate) observer: Option<Arc<dyn PeerObserver>>,
 }
 
 /// One peer, named by its base URL, and its channel.
@@ -101,6 +104,21 @@ impl GrpcPeer {
     }
 
     async fn fetch(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
+        let Some(observer) = &self.settings.observer else {
+            return self.fetch_unobserved(group, key).await;
+        };
+        let mut watch = Watch {
+            observer: observer.as_ref(),
+            peer: &self.url,
+            started: Instant::now(),
+            reported: false,
+        };
+        let result = self.fetch_unobserved(group, key).await;
+        watch.report(PeerOutcome::of(&result));
+        result
+    }
+
+    async fn fetch_unobserved(&self, group: &str, key: &str) -> Result<Loaded, PeerError> {
         let mut client = self.client();
         let request = self.request(get_request(group, key));
         let answer = self.call(client.get(request)).await?;
@@ -155,6 +173,31 @@ impl GrpcPeer {
         });
         let answer = self.call(client.hand_over(request)).await?;
         Ok(answer.taken as usize)
+    }
+}
+
+/// Reports one fetch to the observer: its outcome when it ends, or `Timeout` when it is
+/// dropped unfinished (the group's deadline passed before this client's own).
+struct Watch<'a> {
+    observer: &'a dyn PeerObserver,
+    peer: &'a str,
+    started: Instant,
+    reported: bool,
+}
+
+impl Watch<'_> {
+    fn report(&mut self, outcome: PeerOutcome) {
+        self.reported = true;
+        let elapsed = self.started.elapsed();
+        self.observer.on_peer_request(self.peer, outcome, elapsed);
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.report(PeerOutcome::Timeout);
+        }
     }
 }
 

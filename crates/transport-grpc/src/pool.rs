@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use geecache_consistenthash::Preset;
-use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker, Pick};
+use geecache_group::{
+    Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerObserver, PeerPicker, Pick,
+};
 
 use crate::auth::Token;
 use crate::client::{GrpcPeer, Settings};
@@ -50,6 +52,7 @@ impl GrpcPool {
             timeout: Duration::from_secs(5),
             max_message_bytes: 64 << 20,
             peer_token: None,
+            observer: None,
         }
     }
 
@@ -213,6 +216,7 @@ pub struct PoolBuilder {
     timeout: Duration,
     max_message_bytes: usize,
     peer_token: Option<String>,
+    observer: Option<Arc<dyn PeerObserver>>,
 }
 
 impl PoolBuilder {
@@ -262,6 +266,14 @@ impl PoolBuilder {
         self
     }
 
+    /// A hook told how every fetch from a peer ended and how long it took (e.g. for a
+    /// latency histogram). The same hook the HTTP pool takes, so one implementation serves a
+    /// node whatever its transport. Default none.
+    pub fn observer(mut self, observer: Arc<dyn PeerObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Builds the pool, with this node as its only member until
     /// [`set_peers`](GrpcPool::set_peers).
     ///
@@ -281,6 +293,7 @@ impl PoolBuilder {
             timeout: self.timeout,
             max_message_bytes: self.max_message_bytes,
             token: Token::from_option(self.peer_token)?,
+            observer: self.observer,
         });
         let cluster = Cluster::builder(self_url)
             .ring(self.preset)
@@ -306,6 +319,7 @@ impl fmt::Debug for PoolBuilder {
                 "peer_token",
                 &self.peer_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("observer", &self.observer.is_some())
             .finish_non_exhaustive()
     }
 }

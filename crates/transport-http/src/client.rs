@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use geecache_byteview::ByteView;
-use geecache_group::{BoxFuture, Loaded, PeerError, PeerGetter, Rejected, RemoveMode};
+use geecache_group::{
+    BoxFuture, Loaded, PeerError, PeerGetter, PeerObserver, PeerOutcome, Rejected, RemoveMode,
+};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
@@ -38,78 +40,6 @@ const MAX_IDLE_PER_PEER: usize = 64;
 /// just as the server closes it, which would make a healthy peer look failed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 const _: () = assert!(IDLE_TIMEOUT.as_secs() < crate::serve::HEADER_READ_TIMEOUT.as_secs());
-
-/// What became of one request to a peer, as reported to a [`PeerObserver`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum PeerOutcome {
-    /// The peer answered with the value.
-    Ok,
-    /// The peer answered that the key does not exist.
-    NotFound,
-    /// The peer answered that its source refuses the key.
-    Rejected,
-    /// The caller stopped waiting before the peer answered: the group's peer timeout passed
-    /// (or, rarely, every caller of the fetch went away). The transport has no deadline of
-    /// its own; it sees the fetch dropped unfinished.
-    Timeout,
-    /// The peer could not be reached, or the connection broke.
-    Unavailable,
-    /// The peer answered with an error status.
-    Status,
-    /// The peer's answer could not be decoded, or was too large.
-    Malformed,
-    /// This node stopped (or never started) receiving the answer, to keep the bytes of peer
-    /// answers it receives at once within its budget. The peer is not to blame.
-    OverBudget,
-}
-
-impl PeerOutcome {
-    /// A short lower-case name, e.g. for a metrics label: `"ok"`, `"not_found"`,
-    /// `"rejected"`, `"timeout"`, `"unavailable"`, `"status"`, `"malformed"`,
-    /// `"over_budget"`.
-    #[must_use]
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PeerOutcome::Ok => "ok",
-            PeerOutcome::NotFound => "not_found",
-            PeerOutcome::Rejected => "rejected",
-            PeerOutcome::Timeout => "timeout",
-            PeerOutcome::Unavailable => "unavailable",
-            PeerOutcome::Status => "status",
-            PeerOutcome::Malformed => "malformed",
-            PeerOutcome::OverBudget => "over_budget",
-        }
-    }
-
-    fn of<T>(result: &Result<T, PeerError>) -> PeerOutcome {
-        match result {
-            Ok(_) => PeerOutcome::Ok,
-            Err(PeerError::NotFound) => PeerOutcome::NotFound,
-            Err(PeerError::Rejected(_)) => PeerOutcome::Rejected,
-            Err(PeerError::Timeout(_)) => PeerOutcome::Timeout,
-            Err(PeerError::Unavailable(_)) => PeerOutcome::Unavailable,
-            Err(PeerError::Status { .. }) => PeerOutcome::Status,
-            Err(PeerError::OverLimit(_)) => PeerOutcome::OverBudget,
-            Err(_) => PeerOutcome::Malformed,
-        }
-    }
-}
-
-impl fmt::Display for PeerOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Hears about every fetch from a peer: a hook for metrics.
-///
-/// Called once per fetch, on the task that made it, after the answer (or the failure) is in:
-/// keep it cheap and never block in it.
-pub trait PeerObserver: Send + Sync + 'static {
-    /// A fetch from `peer` (its base URL) ended with `outcome` after `elapsed`.
-    fn on_peer_request(&self, peer: &str, outcome: PeerOutcome, elapsed: Duration);
-}
 
 /// What every peer of a pool shares: the request settings.
 ///

@@ -110,8 +110,10 @@ pub mod validate;
 mod tests;
 
 pub use auth::{BearerService, RequireBearer};
-pub use client::{PeerObserver, PeerOutcome};
+// The observer is the group's, so one implementation serves every transport; re-exported
+// here because the pool's builder takes it.
 pub use error::Error;
+pub use geecache_group::{PeerObserver, PeerOutcome};
 pub use kind::ErrorKind;
 pub use pool::{HttpPool, PoolBuilder};
 pub use routes::{RouterConfig, router, try_router};

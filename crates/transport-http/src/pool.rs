@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use geecache_consistenthash::Preset;
-use geecache_group::{Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerPicker, Pick};
+use geecache_group::{
+    Cluster, HealthPolicy, PeerGetter, PeerHealth, PeerObserver, PeerPicker, Pick,
+};
 
 use crate::DEFAULT_BASE_PATH;
 use crate::auth::Token;
 use crate::budget::Budget;
-use crate::client::{HttpPeer, PeerObserver, Transport};
+use crate::client::{HttpPeer, Transport};
 use crate::error::Error;
 use crate::validate;
 

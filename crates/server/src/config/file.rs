@@ -20,6 +20,7 @@ pub(crate) struct FileConfig {
     pub(crate) dns_interval: Option<String>,
     pub(crate) dns_server: Option<String>,
     pub(crate) base_path: Option<String>,
+    pub(crate) transport: Option<String>,
     pub(crate) ring: Option<String>,
     pub(crate) replicas: Option<Scalar>,
     pub(crate) handoff: Option<String>,

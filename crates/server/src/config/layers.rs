@@ -25,6 +25,7 @@ pub(super) mod ids {
     pub(crate) const DNS_INTERVAL: &str = "dns_interval";
     pub(crate) const DNS_SERVER: &str = "dns_server";
     pub(crate) const BASE_PATH: &str = "base_path";
+    pub(crate) const TRANSPORT: &str = "transport";
     pub(crate) const RING: &str = "ring";
     pub(crate) const REPLICAS: &str = "replicas";
     pub(crate) const HANDOFF: &str = "handoff";
@@ -42,7 +43,7 @@ pub(super) mod ids {
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 24] = [
+    pub(crate) const ALL: [&str; 25] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -53,6 +54,7 @@ pub(super) mod ids {
         DNS_INTERVAL,
         DNS_SERVER,
         BASE_PATH,
+        TRANSPORT,
         RING,
         REPLICAS,
         HANDOFF,

@@ -40,11 +40,12 @@ use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
     checked_base_path, checked_key_encoding, checked_log_level, checked_max_connections,
-    checked_peers, checked_replicas, checked_ring, checked_threads, duration_or_zero,
-    duration_setting, node_url, token_setting,
+    checked_peers, checked_replicas, checked_ring, checked_threads, checked_transport,
+    duration_or_zero, duration_setting, node_url, token_setting,
 };
 
 use crate::cli::ServeArgs;
+use crate::node::Transport;
 
 /// Defaults, named so docs and `--help` can point at one place.
 pub(crate) mod defaults {
@@ -93,6 +94,8 @@ pub(crate) struct Config {
     pub(crate) dns: Option<DnsConfig>,
     /// Peer route prefix, starting and ending with `/`.
     pub(crate) base_path: String,
+    /// The protocol between peers.
+    pub(crate) transport: Transport,
     /// The ring that places keys on nodes.
     pub(crate) ring: Preset,
     /// Virtual nodes per node on the ring; 0: the ring's default.
@@ -231,7 +234,7 @@ impl Config {
             ),
         };
         format!(
-            "listen={} self_url={} {} base_path={} ring={} replicas={} handoff={} groups=[{}] \
+            "listen={} self_url={} {} base_path={} transport={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
              drain_timeout={} threads={} max_connections={} max_peer_bytes_in_flight={} \
              peer_key_encoding={}",
@@ -239,6 +242,7 @@ impl Config {
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
             self.base_path,
+            self.transport,
             self.ring,
             match self.replicas {
                 0 => self.ring.default_replicas(),
@@ -378,6 +382,14 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         None => defaults::BASE_PATH.to_owned(),
         Some((text, field)) => checked_base_path(&text, &field)?,
     };
+    let transport = match layers.pick(
+        ids::TRANSPORT,
+        args.transport.as_ref(),
+        file.transport.as_ref(),
+    ) {
+        None => Transport::Http,
+        Some((text, field)) => checked_transport(&text, &field)?,
+    };
     let ring = match layers.pick(ids::RING, args.ring.as_ref(), file.ring.as_ref()) {
         None => defaults::RING,
         Some((text, field)) => checked_ring(&text, &field)?,
@@ -391,6 +403,15 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
              --ring groupcache (GEECACHE_RING=groupcache, or ring = \"groupcache\" in the config \
              file): with the {ring} ring, Go and geecache nodes would pick different owners for \
              almost every key"
+        )));
+    }
+    // Go groupcache nodes speak HTTP only: a gRPC node would ask them in a protocol they do
+    // not answer, and every such call would fail over to a local load.
+    if base_path == geecache_transport_http::GROUPCACHE_BASE_PATH && transport == Transport::Grpc {
+        return Err(ConfigError::Missing(format!(
+            "the base path {base_path} is Go groupcache's protocol, and Go nodes speak HTTP only: \
+             use --transport http (GEECACHE_TRANSPORT=http, or transport = \"http\" in the \
+             config file) beside Go nodes"
         )));
     }
     let replicas = match layers.pick(
@@ -533,6 +554,7 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         etcd,
         dns,
         base_path,
+        transport,
         ring,
         replicas,
         handoff,

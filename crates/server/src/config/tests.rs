@@ -613,6 +613,36 @@ fn the_ring_is_balanced_unless_go_nodes_need_groupcaches() {
 }
 
 #[test]
+fn the_transport_is_http_unless_asked_and_grpc_is_refused_beside_go_nodes() {
+    assert_eq!(
+        load_args(&args(&["s=demo"])).unwrap().transport,
+        Transport::Http
+    );
+    let mut a = args(&["s=demo"]);
+    a.transport = Some("GRPC".into());
+    let config = load_args(&a).unwrap();
+    assert_eq!(config.transport, Transport::Grpc);
+    assert!(config.summary().contains("transport=grpc"));
+    let from_file = from_toml("transport = \"grpc\"", &args(&["s=demo"])).unwrap();
+    assert_eq!(from_file.transport, Transport::Grpc);
+
+    a.transport = Some("quic".into());
+    let refused = message(load_args(&a));
+    assert!(
+        refused.contains("unknown transport") && refused.contains("--transport"),
+        "{refused}"
+    );
+
+    // Go nodes speak HTTP only: a gRPC node among them would fail every call to them.
+    let mut a = args(&["s=demo"]);
+    a.base_path = Some("/_groupcache/".into());
+    a.ring = Some("groupcache".into());
+    a.transport = Some("grpc".into());
+    let refused = message(load_args(&a));
+    assert!(refused.contains("Go nodes speak HTTP only"), "{refused}");
+}
+
+#[test]
 fn a_group_may_choose_its_eviction_policy() {
     let config = load_args(&args(&["s=demo,policy=s3fifo", "t=demo"])).unwrap();
     let policies: Vec<_> = config.groups.iter().map(|g| g.policy).collect();

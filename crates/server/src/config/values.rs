@@ -13,6 +13,7 @@ use geecache_transport_http::validate;
 
 use super::error::{ConfigError, Field};
 use super::units::{DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size};
+use crate::node::Transport;
 
 /// Most worker threads accepted: far past any useful count, low enough that a typo
 /// (`--threads 80000`) is refused rather than exhausting the machine.
@@ -226,6 +227,19 @@ pub(super) fn token_setting(
         ));
     }
     Ok(Some(token))
+}
+
+/// Checks `--transport`: `http` or `grpc`.
+pub(super) fn checked_transport(text: &str, field: &Field) -> Result<Transport, ConfigError> {
+    text.parse::<Transport>().map_err(|()| {
+        ConfigError::invalid(
+            field,
+            text,
+            "unknown transport",
+            "expected http (HTTP/1.1, groupcache's protocol; needed beside Go nodes) or grpc \
+             (gRPC on one HTTP/2 connection per peer, served on the same port)",
+        )
+    })
 }
 
 /// Checks `--ring`: `balanced` or `groupcache`.

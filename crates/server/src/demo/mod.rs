@@ -23,7 +23,7 @@ use crate::client::{self, HttpClient};
 use crate::config::defaults;
 use crate::config::units::format_duration;
 use crate::membership::Membership;
-use crate::node::{Node, NodeGroup, NodeOptions};
+use crate::node::{Node, NodeGroup, NodeOptions, Transport};
 use crate::source::{DataSource, DemoTable};
 use report::NodeRow;
 use workload::{Outcome, Stop, Workload};
@@ -96,12 +96,13 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Ending> {
         .build();
     say!("geecache demo: {NODES} nodes in this process, serving the group {GROUP:?}");
     say!(
-        "  from a table of {} rows (each load takes {})",
+        "  from a table of {} rows (each load takes {}); peers talk {}",
         table.rows(),
-        format_duration(args.load_delay)
+        format_duration(args.load_delay),
+        transport_name(args.transport)
     );
 
-    let mut nodes = start_cluster(&table, args.cache_bytes).await?;
+    let mut nodes = start_cluster(&table, args.cache_bytes, args.transport).await?;
     for (i, node) in nodes.iter().enumerate() {
         say!("  node {} listening on {}", i + 1, node.url());
     }
@@ -236,7 +237,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Ending> {
         return Ok(Ending::Interrupted);
     }
     say!("");
-    say!("all nodes stopped cleanly");
+    say!(
+        "all nodes stopped cleanly (peers talked {})",
+        transport_name(args.transport)
+    );
     Ok(verdict(healthy))
 }
 
@@ -275,8 +279,20 @@ fn self_command() -> String {
     }
 }
 
+/// How the summary names the peers' protocol.
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Http => "HTTP/1.1",
+        Transport::Grpc => "gRPC (HTTP/2)",
+    }
+}
+
 /// Binds three loopback ports first, so every node knows all three URLs when it starts.
-async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Vec<Node>> {
+async fn start_cluster(
+    table: &DemoTable,
+    cache_bytes: u64,
+    transport: Transport,
+) -> anyhow::Result<Vec<Node>> {
     let mut listeners = Vec::with_capacity(NODES);
     for _ in 0..NODES {
         listeners.push(
@@ -294,6 +310,7 @@ async fn start_cluster(table: &DemoTable, cache_bytes: u64) -> anyhow::Result<Ve
         let options = NodeOptions {
             self_url: Some(url.clone()),
             membership: Membership::Static(urls.clone()),
+            transport,
             base_path: defaults::BASE_PATH.to_owned(),
             ring: defaults::RING,
             replicas: 0,

@@ -8,26 +8,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use geecache_transport_http::HttpPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// What receives peer lists: the HTTP pool, or a fake in tests.
+/// What receives peer lists: the node's pool (HTTP or gRPC), or a fake in tests.
 pub(crate) trait PeerSink: Send + Sync + 'static {
     /// Replaces the members. All-or-nothing: on error the previous list stays.
     fn set_peers(&self, peers: &[String]) -> Result<(), String>;
     /// The members now, this node included.
     fn peers(&self) -> Vec<String>;
-}
-
-impl PeerSink for HttpPool {
-    fn set_peers(&self, peers: &[String]) -> Result<(), String> {
-        HttpPool::set_peers(self, peers).map_err(|e| e.to_string())
-    }
-
-    fn peers(&self) -> Vec<String> {
-        HttpPool::peers(self)
-    }
 }
 
 /// A source of peer lists.

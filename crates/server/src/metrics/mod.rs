@@ -8,8 +8,10 @@
 //!   Prometheus counters on every request would count twice and drift. A custom
 //!   [`Collector`] snapshots `Group::stats()` when Prometheus asks instead.
 //! - **Observed as they happen**: latency histograms, which no snapshot can rebuild: peer
-//!   requests (through the pool's [`PeerObserver`] hook), loader calls (a [`TimedGetter`]
-//!   wrapped around each group's source) and client-route requests ([`api`], a middleware).
+//!   requests (through the pool's [`PeerObserver`] hook, which the HTTP and the gRPC pool
+//!   both take, so the series are the same whichever the transport), loader calls (a
+//!   [`TimedGetter`] wrapped around each group's source) and client-route requests ([`api`],
+//!   a middleware).
 //!
 //! The process's own figures (CPU, memory, descriptors) are read from `/proc` at scrape time
 //! ([`process`]).
@@ -30,9 +32,10 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use geecache_group::PeerState;
-use geecache_group::{CacheStats, FieldKind, Getter, LoadError, Loaded, Rejected, Stats};
-use geecache_transport_http::{HttpPool, PeerObserver, PeerOutcome};
+use geecache_group::{
+    CacheStats, Cluster, FieldKind, Getter, LoadError, Loaded, PeerObserver, PeerOutcome,
+    PeerState, Rejected, Stats,
+};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -64,7 +67,7 @@ fn latency_histogram() -> Histogram {
 pub(crate) struct Metrics {
     registry: Registry,
     /// The peers whose health is reported, once the node has its pool.
-    peers_health: Arc<OnceLock<Arc<HttpPool>>>,
+    peers_health: Arc<OnceLock<Arc<Cluster>>>,
     peer_requests: HistogramFamily<PeerLabels>,
     /// Which peers `peer_requests` has series for, so that those of departed peers can go.
     seen_peers: SeenPeers,
@@ -147,10 +150,10 @@ impl Metrics {
         }
     }
 
-    /// Reports the health of `pool`'s peers from now on (the pool is built after the metrics,
-    /// since it takes their peer observer).
-    pub(crate) fn watch_peers(&self, pool: Arc<HttpPool>) {
-        let _ = self.peers_health.set(pool);
+    /// Reports the health of the peers of `cluster` (the pool's, whatever its transport) from
+    /// now on (the pool is built after the metrics, since it takes their peer observer).
+    pub(crate) fn watch_peers(&self, cluster: Arc<Cluster>) {
+        let _ = self.peers_health.set(cluster);
     }
 
     /// Records how many ring members there are (called by the membership source).
@@ -358,7 +361,7 @@ impl Collector for GroupCollector {
 /// Each peer's circuit, read at scrape time: a peer that left the cluster leaves the series.
 #[derive(Debug)]
 struct HealthCollector {
-    pool: Arc<OnceLock<Arc<HttpPool>>>,
+    pool: Arc<OnceLock<Arc<Cluster>>>,
 }
 
 impl Collector for HealthCollector {

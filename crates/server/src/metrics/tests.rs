@@ -177,7 +177,7 @@ fn each_peers_circuit_is_a_gauge_per_state_and_a_count_of_openings() {
         .unwrap();
     pool.set_peers(["http://a:1", "http://b:1", "http://c:1"])
         .unwrap();
-    metrics.watch_peers(Arc::clone(&pool));
+    metrics.watch_peers(pool.cluster());
     let s = parse(&metrics.encode());
     for peer in ["http://b:1", "http://c:1"] {
         let state = |state: &str| {
@@ -311,7 +311,7 @@ async fn busy_metrics() -> Metrics {
         .build()
         .unwrap();
     pool.set_peers(["http://a:1", "http://b:1"]).unwrap();
-    metrics.watch_peers(pool);
+    metrics.watch_peers(pool.cluster());
     metrics.set_peer_count(2);
     let observer = metrics.peer_observer();
     observer.on_peer_request("http://b:1", PeerOutcome::Ok, Duration::from_millis(2));
@@ -484,7 +484,7 @@ fn a_departed_peers_request_series_are_dropped() {
         .unwrap();
     pool.set_peers(["http://a:1", "http://b:1", "http://c:1"])
         .unwrap();
-    metrics.watch_peers(Arc::clone(&pool));
+    metrics.watch_peers(pool.cluster());
     let observer = metrics.peer_observer();
     observer.on_peer_request("http://b:1", PeerOutcome::Ok, Duration::from_millis(1));
     observer.on_peer_request("http://c:1", PeerOutcome::Ok, Duration::from_millis(1));

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use geecache_group::Registry;
-use geecache_transport_http::HttpPool;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -77,22 +76,22 @@ fn peeks_served(registry: &Registry) -> u64 {
     registry.all().iter().map(|g| g.stats().peeks_served).sum()
 }
 
-/// The pool as the membership's sink: after each change of members, it also pushes the values
-/// of keys this node gave away to their new owners (`Group::rebalance`), in the background, so
-/// a node that joins or comes back gets its keys at once.
+/// The pool (of either transport) as the membership's sink: after each change of members, it
+/// also pushes the values of keys this node gave away to their new owners (`Group::rebalance`),
+/// in the background, so a node that joins or comes back gets its keys at once.
 ///
 /// One task does the pushing, one change at a time; changes that come while it works are
 /// folded into one more round. Stopping a round half-way instead would drop calls in flight,
 /// and a call dropped unfinished counts against the peer's health, as a timeout does.
 pub(crate) struct Rebalancing {
-    pool: Arc<HttpPool>,
+    pool: Arc<dyn PeerSink>,
     changed: watch::Sender<u64>,
 }
 
 impl Rebalancing {
     /// `budget` bounds each round; zero turns the pushes off (as `--handoff 0s` turns the
     /// hand-off off). Call within a tokio runtime: the pushing task starts here.
-    pub(crate) fn new(pool: Arc<HttpPool>, registry: Registry, budget: Duration) -> Self {
+    pub(crate) fn new(pool: Arc<dyn PeerSink>, registry: Registry, budget: Duration) -> Self {
         let (changed, mut rounds) = watch::channel(0);
         if !budget.is_zero() {
             tokio::spawn(async move {
@@ -118,9 +117,9 @@ impl Rebalancing {
 
 impl PeerSink for Rebalancing {
     fn set_peers(&self, peers: &[String]) -> Result<(), String> {
-        let mut before = PeerSink::peers(self.pool.as_ref());
-        PeerSink::set_peers(self.pool.as_ref(), peers)?;
-        let mut after = PeerSink::peers(self.pool.as_ref());
+        let mut before = self.pool.peers();
+        self.pool.set_peers(peers)?;
+        let mut after = self.pool.peers();
         before.sort_unstable();
         after.sort_unstable();
         if before != after {
@@ -130,6 +129,6 @@ impl PeerSink for Rebalancing {
     }
 
     fn peers(&self) -> Vec<String> {
-        PeerSink::peers(self.pool.as_ref())
+        self.pool.peers()
     }
 }

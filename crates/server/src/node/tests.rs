@@ -16,6 +16,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
     let options = NodeOptions {
         self_url: None,
         membership: Membership::Static(Vec::new()),
+        transport: Transport::Http,
         base_path: "/_geecache/".to_owned(),
         ring: Preset::Balanced,
         replicas: 0,

@@ -4,8 +4,20 @@ use crate::support::{DEADLINE, Running, geecache, run};
 
 #[test]
 fn a_short_demo_succeeds_and_proves_one_load_per_key() {
+    short_demo("http", "HTTP/1.1");
+}
+
+#[test]
+fn a_short_demo_over_grpc_succeeds_and_says_so() {
+    short_demo("grpc", "gRPC (HTTP/2)");
+}
+
+/// The demo with its peers on `transport`, which its first and last lines name as `shown`.
+fn short_demo(transport: &str, shown: &str) {
     let out = run(geecache().args([
         "demo",
+        "--transport",
+        transport,
         "--keys",
         "500",
         "--requests",
@@ -83,6 +95,15 @@ fn a_short_demo_succeeds_and_proves_one_load_per_key() {
         "{text}"
     );
     assert!(text.contains("all nodes stopped cleanly"), "{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(&format!("talking {shown} between peers")),
+        "{first}"
+    );
+    assert!(
+        text.contains(&format!("all nodes stopped cleanly (peers talked {shown})")),
+        "{text}"
+    );
 }
 
 #[test]

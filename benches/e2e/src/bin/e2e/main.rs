@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use geecache_bench_e2e::procstat::{self, MachineTicks};
-use geecache_bench_e2e::{LoadReport, duration, probe};
+use geecache_bench_e2e::{LoadReport, duration, probe, sockets};
 
 use crate::process::{Server, free_ports, run_bounded};
 use crate::table::{CacheFigures, Measured, Role};
@@ -71,6 +71,12 @@ struct Args {
     /// [default: geecache's own, LRU].
     #[arg(long, value_name = "POLICY")]
     policy: Option<String>,
+
+    /// The protocol between the nodes (`geecache serve --transport`), comma-separated. With
+    /// more than one, every geecache run is done once per transport, one right after the
+    /// other in each round, and the report compares them.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Transport::Http])]
+    transport: Vec<Transport>,
 
     /// Times to do the whole list of runs, one round after another, so that the runs of each
     /// round are close in time. With more than one, the report adds each ratio's median and
@@ -166,6 +172,27 @@ enum Run {
     /// As `hung`, with the node killed (SIGKILL: connections refused).
     Dead,
 }
+
+/// The protocol between the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    /// HTTP/1.1, a pool of keep-alive connections per peer.
+    Http,
+    /// gRPC, one multiplexed HTTP/2 connection per peer.
+    Grpc,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Grpc => "grpc",
+        }
+    }
+}
+
+/// How often the peer connections of each node are counted during a measured run.
+const SOCKET_SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
 /// The default cache budget of a node in the three-node warm run, per key of the table.
 const WARM_CACHE_BYTES_PER_KEY: u64 = 33;
@@ -264,24 +291,30 @@ fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("e2e: round {round} of {}", bench.args.rounds);
         }
         for run in &bench.args.runs {
-            let measured = match run {
-                Run::Bare => vec![bench.bare()?],
-                Run::Warm => vec![bench.warm()?],
-                Run::Miss => vec![bench.miss()?],
-                Run::Single => vec![bench.single()?],
-                Run::Hung | Run::Dead => {
-                    let fault = if *run == Run::Hung {
-                        Fault::Hung
-                    } else {
-                        Fault::Dead
-                    };
-                    let mut pair = vec![bench.failure(fault, &bench.geecache)?];
-                    if let Some(other) = &bench.args.compare {
-                        pair.push(bench.failure(fault, other)?);
+            // Each transport right after the other, so the two are measured close in time.
+            let mut measured = Vec::new();
+            for &transport in &bench.args.transport {
+                match run {
+                    Run::Bare => {}
+                    Run::Warm => measured.push(bench.warm(transport)?),
+                    Run::Miss => measured.push(bench.miss(transport)?),
+                    Run::Single => measured.push(bench.single(transport)?),
+                    Run::Hung | Run::Dead => {
+                        let fault = if *run == Run::Hung {
+                            Fault::Hung
+                        } else {
+                            Fault::Dead
+                        };
+                        measured.push(bench.failure(fault, &bench.geecache, transport)?);
+                        if let Some(other) = &bench.args.compare {
+                            measured.push(bench.failure(fault, other, transport)?);
+                        }
                     }
-                    pair
                 }
-            };
+            }
+            if *run == Run::Bare {
+                measured.push(bench.bare()?);
+            }
             for mut measured in measured {
                 measured.round = round;
                 eprintln!(
@@ -299,6 +332,16 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 impl Bench {
+    /// What a run's label says of its transport: nothing when every run speaks HTTP (the
+    /// default), else which.
+    fn over(&self, transport: Transport) -> String {
+        if self.args.transport == [Transport::Http] {
+            String::new()
+        } else {
+            format!(", {} peers", transport.as_str())
+        }
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.log_dir.join(format!("{name}.log"))
     }
@@ -423,7 +466,8 @@ impl Bench {
         }
     }
 
-    /// Runs `loadgen` once and measures the servers' CPU time around it.
+    /// Runs `loadgen` once and measures the servers' CPU time around it, and the peak number
+    /// of connections each of `nodes_with_stats` holds to the others' ports.
     fn measure(
         &self,
         label: &str,
@@ -433,6 +477,8 @@ impl Bench {
         nodes_with_stats: &[&Server],
         command: Command,
     ) -> anyhow::Result<Measured> {
+        let peer_ports: Vec<u16> = nodes_with_stats.iter().map(|s| s.addr.port()).collect();
+        let pids: Vec<u32> = nodes_with_stats.iter().map(|s| s.pid()).collect();
         let load_average = procstat::load_average()?;
         let ticks = |servers: &[&Server]| sum_over(servers, "CPU time", procstat::process_ticks);
         let stats_before = cache_figures(nodes_with_stats)?;
@@ -440,7 +486,14 @@ impl Bench {
         let uncounted_before = ticks(uncounted)?;
         let machine_before = MachineTicks::now()?;
 
-        let out = run_bounded(command, self.duration + Duration::from_secs(60))?;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (out, peer_connections) = std::thread::scope(|scope| {
+            let sampler = scope.spawn(|| peak_connections(&pids, &peer_ports, &done));
+            let out = run_bounded(command, self.duration + Duration::from_secs(60));
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            (out, sampler.join().unwrap_or_default())
+        });
+        let out = out?;
 
         let machine = MachineTicks::now()?.since(machine_before);
         let counted_ticks = ticks(counted)?.saturating_sub(counted_before);
@@ -454,6 +507,9 @@ impl Bench {
         let seconds = |t: u64| t as f64 / self.ticks_per_s as f64;
         Ok(Measured {
             label: label.to_owned(),
+            pair: label.to_owned(),
+            transport: None,
+            peer_connections,
             round: 1,
             role,
             servers: counted.len(),
@@ -491,8 +547,11 @@ impl Bench {
         Ok(measured)
     }
 
-    fn warm(&self) -> anyhow::Result<Measured> {
-        eprintln!("e2e: geecache warm: starting three nodes");
+    fn warm(&self, transport: Transport) -> anyhow::Result<Measured> {
+        eprintln!(
+            "e2e: geecache warm ({}): starting three nodes",
+            transport.as_str()
+        );
         let label = format!(
             "geecache warm, Zipf {} over {} keys",
             self.args.zipf, self.args.keys
@@ -501,10 +560,10 @@ impl Bench {
             cache: Some(self.warm_cache()),
             hot_warmup: self.hot_warmup,
         };
-        self.warm_on(3, "warm", &label, Role::Target, &settle)
+        self.warm_on(3, "warm", &label, Role::Target, &settle, transport)
     }
 
-    fn single(&self) -> anyhow::Result<Measured> {
+    fn single(&self, transport: Transport) -> anyhow::Result<Measured> {
         eprintln!("e2e: geecache single node: starting one node");
         let label = format!(
             "geecache warm, 1 node (no peers), Zipf {} over {} keys",
@@ -516,7 +575,7 @@ impl Bench {
             cache: None,
             hot_warmup: Duration::ZERO,
         };
-        self.warm_on(1, "single", &label, Role::Other, &settle)
+        self.warm_on(1, "single", &label, Role::Other, &settle, transport)
     }
 
     /// `n` nodes of the demo table, every key loaded once, then measured Zipf reads.
@@ -527,6 +586,7 @@ impl Bench {
         label: &str,
         role: Role,
         settle: &Settle,
+        transport: Transport,
     ) -> anyhow::Result<Measured> {
         let mut group = match &settle.cache {
             Some(size) => format!("scores=demo,cache={size}"),
@@ -535,7 +595,7 @@ impl Bench {
         if let Some(policy) = &self.args.policy {
             group.push_str(&format!(",policy={policy}"));
         }
-        let nodes = self.cluster(&self.geecache, n, tag, &group)?;
+        let nodes = self.cluster(&self.geecache, n, tag, &group, transport)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         self.fill(tag, &targets)?;
         self.zipf_load(
@@ -544,14 +604,15 @@ impl Bench {
             self.warmup + settle.hot_warmup,
         )?;
         let refs: Vec<&Server> = nodes.iter().collect();
-        let measured = self.measure(
-            label,
+        let mut measured = self.measure(
+            &format!("{label}{}", self.over(transport)),
             role,
             &refs,
             &[],
             &refs,
             self.loadgen(&targets, "zipf", self.duration, self.args.seed),
         )?;
+        measured.compared_as(label, transport.as_str());
         stop_all(nodes);
         if let Some(loads) = measured.cache.map(|c| c.local_loads).filter(|&l| l > 0) {
             eprintln!(
@@ -583,11 +644,16 @@ impl Bench {
 
     /// Three nodes of `geecache`, warm; the third fails as `fault` says just before the
     /// measured window, and the Zipf load goes through the other two.
-    fn failure(&self, fault: Fault, geecache: &Path) -> anyhow::Result<Measured> {
+    fn failure(
+        &self,
+        fault: Fault,
+        geecache: &Path,
+        transport: Transport,
+    ) -> anyhow::Result<Measured> {
         let binary = geecache.display();
         eprintln!("e2e: {fault} node ({binary}): starting three nodes");
         let tag = fault.as_str();
-        let mut nodes = self.cluster(geecache, 3, tag, "scores=demo")?;
+        let mut nodes = self.cluster(geecache, 3, tag, "scores=demo", transport)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         self.fill(tag, &targets)?;
         self.zipf_warmup("failure warm-up", &targets)?;
@@ -596,7 +662,7 @@ impl Bench {
         let survivors: Vec<&Server> = nodes.iter().collect();
         let label = format!("one node {fault}, Zipf {} ({binary})", self.args.zipf);
         let measured = self.measure(
-            &label,
+            &format!("{label}{}", self.over(transport)),
             Role::Failure,
             &survivors,
             &[],
@@ -612,8 +678,11 @@ impl Bench {
         measured
     }
 
-    fn miss(&self) -> anyhow::Result<Measured> {
-        eprintln!("e2e: geecache all-miss: starting the origin and three nodes");
+    fn miss(&self, transport: Transport) -> anyhow::Result<Measured> {
+        eprintln!(
+            "e2e: geecache all-miss ({}): starting the origin and three nodes",
+            transport.as_str()
+        );
         let mut origin_cmd = self.bare_axum_command();
         origin_cmd
             .arg("--delay")
@@ -626,7 +695,13 @@ impl Bench {
         )?;
         origin.wait_ready("/healthz", self.args.startup_timeout)?;
         let source = format!("http:{}/objects/", origin.url());
-        let nodes = self.cluster(&self.geecache, 3, "miss", &format!("scores={source}"))?;
+        let nodes = self.cluster(
+            &self.geecache,
+            3,
+            "miss",
+            &format!("scores={source}"),
+            transport,
+        )?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         let unique = |prefix: &str, run_for: Duration| {
             let mut command = self.loadgen(&targets, "unique", run_for, self.args.seed);
@@ -647,33 +722,35 @@ impl Bench {
             "geecache all-miss, {} ms origin",
             self.args.miss_delay.as_secs_f64() * 1e3
         );
-        let measured = self.measure(
-            &label,
+        let mut measured = self.measure(
+            &format!("{label}{}", self.over(transport)),
             Role::Other,
             &refs,
             &[&origin],
             &refs,
             unique("miss-", self.duration),
         )?;
+        measured.compared_as(&label, transport.as_str());
         stop_all(nodes);
         origin.stop(Duration::from_secs(3));
         Ok(measured)
     }
 
-    /// `n` `geecache serve` nodes naming each other as peers, all ready, each serving `group`
-    /// (a `--group` value).
+    /// `n` `geecache serve` nodes naming each other as peers over `transport`, all ready,
+    /// each serving `group` (a `--group` value).
     fn cluster(
         &self,
         geecache: &Path,
         n: usize,
         tag: &str,
         group: &str,
+        transport: Transport,
     ) -> anyhow::Result<Vec<Server>> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_cluster(geecache, n, tag, group) {
+            match self.try_cluster(geecache, n, tag, group, transport) {
                 Ok(nodes) => return Ok(nodes),
                 // Ports are picked before the nodes bind them (each node's peer list must
                 // name the others); if another process took one in between, pick again.
@@ -691,6 +768,7 @@ impl Bench {
         n: usize,
         tag: &str,
         group: &str,
+        transport: Transport,
     ) -> anyhow::Result<Vec<Server>> {
         let ports = free_ports(n)?;
         let urls: Vec<String> = ports
@@ -710,6 +788,8 @@ impl Bench {
                 .arg(urls.join(","))
                 .arg("--group")
                 .arg(group)
+                .arg("--transport")
+                .arg(transport.as_str())
                 // Warnings only: a log line per request would measure the logger.
                 .arg("--log-level")
                 .arg("warn")
@@ -791,6 +871,26 @@ fn stop_all(servers: Vec<Server>) {
     for s in servers {
         s.stop(Duration::from_secs(3));
     }
+}
+
+/// The most connections each process of `pids` held at once to any of `ports`, counted every
+/// [`SOCKET_SAMPLE_EVERY`] until `done`. A process whose sockets cannot be read (it exited)
+/// keeps the peak it had.
+fn peak_connections(
+    pids: &[u32],
+    ports: &[u16],
+    done: &std::sync::atomic::AtomicBool,
+) -> Vec<usize> {
+    let mut peaks = vec![0; pids.len()];
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        for (peak, &pid) in peaks.iter_mut().zip(pids) {
+            if let Ok(n) = sockets::established_to(pid, ports) {
+                *peak = (*peak).max(n);
+            }
+        }
+        std::thread::sleep(SOCKET_SAMPLE_EVERY);
+    }
+    peaks
 }
 
 /// `read(pid)` summed over `servers`; an error names the server and its log's last lines.

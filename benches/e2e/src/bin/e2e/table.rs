@@ -8,6 +8,8 @@ use geecache_bench_e2e::report::median;
 
 /// The target of the warm run: CPU per request at most this many times the bare floor.
 const TARGET_RATIO: f64 = 2.0;
+/// The target of the warm run over gRPC: CPU per request at most this many times HTTP's.
+const GRPC_TARGET_RATIO: f64 = 1.3;
 
 /// The settings every run shared.
 pub(crate) struct Setup {
@@ -83,6 +85,14 @@ pub(crate) enum Role {
 /// One measured run.
 pub(crate) struct Measured {
     pub(crate) label: String,
+    /// What the run is matched by when transports are compared: the label without the
+    /// transport.
+    pub(crate) pair: String,
+    /// The nodes' transport, when runs were done over more than one.
+    pub(crate) transport: Option<&'static str>,
+    /// The most connections each node held at once to the other nodes' ports during the
+    /// run, by node; empty for a run without nodes.
+    pub(crate) peer_connections: Vec<usize>,
     /// Which round of `--rounds` it belongs to, from 1.
     pub(crate) round: u16,
     pub(crate) role: Role,
@@ -104,6 +114,13 @@ pub(crate) struct Measured {
 }
 
 impl Measured {
+    /// Marks the run as `pair` over `transport`, to be compared with the same run over the
+    /// other transport.
+    pub(crate) fn compared_as(&mut self, pair: &str, transport: &'static str) {
+        pair.clone_into(&mut self.pair);
+        self.transport = Some(transport);
+    }
+
     /// The label, with the round when there are several.
     fn name(&self, rounds: bool) -> String {
         if rounds {
@@ -242,6 +259,98 @@ fn ratios(out: &mut String, runs: &[Measured], rounds: bool) {
     }
 }
 
+/// Each gRPC run beside the HTTP run of the same kind and round: CPU per request,
+/// requests/s and p99; with several rounds, the medians of the ratios.
+fn transports(out: &mut String, runs: &[Measured], rounds: bool) {
+    let pairs: Vec<(&Measured, &Measured)> = runs
+        .iter()
+        .filter(|m| m.transport == Some("grpc"))
+        .filter_map(|grpc| {
+            let http = runs.iter().find(|h| {
+                h.transport == Some("http") && h.pair == grpc.pair && h.round == grpc.round
+            })?;
+            Some((grpc, http))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\ngRPC between the nodes beside HTTP, the same run one right after the other:\n\n\
+         | run | CPU per request, grpc ÷ http | requests/s, grpc ÷ http | p99 http | p99 grpc |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    let mut series: Vec<(&Measured, Vec<f64>, Vec<f64>)> = Vec::new();
+    for &(grpc, http) in &pairs {
+        let cpu = grpc.server_cpu_us_per_request() / http.server_cpu_us_per_request();
+        let rate = grpc.report.requests_per_s / http.report.requests_per_s;
+        let name = if rounds {
+            format!("{} (round {})", grpc.pair, grpc.round)
+        } else {
+            grpc.pair.clone()
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {cpu:.2}x | {rate:.2}x | {} | {} |",
+            latency(http.report.p99_us),
+            latency(grpc.report.p99_us),
+        );
+        match series
+            .iter_mut()
+            .find(|(first, _, _)| first.pair == grpc.pair)
+        {
+            Some((_, cpus, rates)) => {
+                cpus.push(cpu);
+                rates.push(rate);
+            }
+            None => series.push((grpc, vec![cpu], vec![rate])),
+        }
+    }
+    out.push('\n');
+    for (m, mut cpus, mut rates) in series {
+        let (Some(cpu), Some(rate)) = (median(&mut cpus), median(&mut rates)) else {
+            continue;
+        };
+        let verdict = if m.role == Role::Target {
+            let met = if cpu <= GRPC_TARGET_RATIO {
+                "met"
+            } else {
+                "not met"
+            };
+            format!(" (target ≤ {GRPC_TARGET_RATIO}x: {met})")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "- {}, grpc ÷ http over {} round(s): CPU per request median **{cpu:.2}x** ({:.2} to \
+             {:.2}x){verdict}; requests/s median {rate:.2}x",
+            m.pair,
+            cpus.len(),
+            cpus[0],
+            cpus[cpus.len() - 1],
+        );
+    }
+}
+
+/// The peak connections each node held to its peers.
+fn connections(out: &mut String, runs: &[Measured], rounds: bool) {
+    if runs.iter().all(|m| m.peer_connections.is_empty()) {
+        return;
+    }
+    out.push_str(
+        "\nPeer connections: the most established TCP connections each node held at once to \
+         the other nodes' ports during the run (its sockets in `/proc/<pid>/fd` matched with \
+         `/proc/<pid>/net/tcp`, counted every 200 ms):\n\n\
+         | run | per node |\n\
+         |---|---|\n",
+    );
+    for m in runs.iter().filter(|m| !m.peer_connections.is_empty()) {
+        let per_node: Vec<String> = m.peer_connections.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "| {} | {} |", m.name(rounds), per_node.join(" / "));
+    }
+}
+
 #[allow(clippy::cast_precision_loss)]
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
@@ -309,7 +418,9 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
     }
 
     ratios(&mut out, runs, rounds);
+    transports(&mut out, runs, rounds);
     failures(&mut out, runs, rounds);
+    connections(&mut out, runs, rounds);
 
     if runs.iter().any(|m| m.cache.is_some()) {
         out.push_str(
@@ -413,6 +524,9 @@ mod tests {
     fn run(label: &str, role: Role, round: u16, cpu_s: f64, cache: bool) -> Measured {
         Measured {
             label: label.to_owned(),
+            pair: label.to_owned(),
+            transport: None,
+            peer_connections: Vec::new(),
             round,
             role,
             servers: if cache { 3 } else { 1 },
@@ -464,6 +578,51 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| bare (round 1) | 3.0 MiB | - |"), "{text}");
+    }
+
+    #[test]
+    fn each_grpc_run_is_compared_with_the_http_run_of_its_round() {
+        let mut runs = Vec::new();
+        for (round, grpc_cpu) in [(1, 22.0), (2, 30.0), (3, 24.0)] {
+            runs.push(run("bare", Role::Floor, round, 10.0, false));
+            for (transport, cpu) in [("http", 20.0), ("grpc", grpc_cpu)] {
+                let mut m = run(
+                    &format!("warm, {transport} peers"),
+                    Role::Target,
+                    round,
+                    cpu,
+                    true,
+                );
+                m.compared_as("warm", transport);
+                m.report.requests_per_s = 1000.0;
+                m.peer_connections = if transport == "http" {
+                    vec![60, 64, 58]
+                } else {
+                    vec![2, 2, 2]
+                };
+                runs.push(m);
+            }
+        }
+        let text = markdown(&setup(), &runs);
+        assert!(
+            text.contains("| warm (round 2) | 1.50x | 1.00x |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- warm, grpc ÷ http over 3 round(s): CPU per request median **1.20x** (1.10 to \
+                 1.50x) (target ≤ 1.3x: met)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| warm, http peers (round 1) | 60 / 64 / 58 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| warm, grpc peers (round 3) | 2 / 2 / 2 |"),
+            "{text}"
+        );
     }
 
     #[test]
