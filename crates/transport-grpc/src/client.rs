@@ -1,6 +1,7 @@
 //! The peer client: calls to one peer, multiplexed on one HTTP/2 connection.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,9 +12,10 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::Token;
 use crate::error::Error;
-use crate::kind::peer_error;
+use crate::kind::{ErrorKind, peer_error};
 use crate::proto::{
-    self, GetRequest, GetResponse, HandOverRequest, HandedValue, PeerClient, RemoveRequest,
+    self, GetManyRequest, GetRequest, GetResponse, HandOverRequest, HandedValue, KeyResult,
+    PeerClient, PurgeRequest, RemoveRequest, SetRequest,
 };
 
 /// What every peer of a pool shares: the call settings.
@@ -38,6 +40,9 @@ pub(crate) struct GrpcPeer {
     /// a runtime, and a pool's list may be set before there is one (or outside one).
     client: OnceLock<PeerClient<Channel>>,
     settings: Arc<Settings>,
+    /// Cleared when the peer answers `GetMany` UNIMPLEMENTED (an older node): it is then asked
+    /// key by key.
+    batches: AtomicBool,
 }
 
 impl GrpcPeer {
@@ -60,6 +65,7 @@ impl GrpcPeer {
             endpoint,
             client: OnceLock::new(),
             settings,
+            batches: AtomicBool::new(true),
         })
     }
 
@@ -176,6 +182,97 @@ impl GrpcPeer {
     }
 }
 
+impl GrpcPeer {
+    /// Asks for `keys` in one `GetMany` call; a peer without it is asked key by key, side by
+    /// side, now and from then on.
+    async fn fetch_many(
+        &self,
+        group: &str,
+        keys: &[String],
+    ) -> Result<Vec<Result<Loaded, PeerError>>, PeerError> {
+        if !self.batches.load(Ordering::Relaxed) {
+            return Ok(self.fetch_each(group, keys).await);
+        }
+        let started = Instant::now();
+        let mut client = self.client();
+        let request = self.request(GetManyRequest {
+            group: group.to_owned(),
+            keys: keys.to_vec(),
+        });
+        let answer = match tokio::time::timeout(self.settings.timeout, client.get_many(request))
+            .await
+        {
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                self.batches.store(false, Ordering::Relaxed);
+                tracing::info!(peer = %self.url, "peer does not answer GetMany; asking it key by key");
+                return Ok(self.fetch_each(group, keys).await);
+            }
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) if status.code() == tonic::Code::Cancelled => {
+                Err(PeerError::Timeout(self.settings.timeout))
+            }
+            Ok(Err(status)) => Err(peer_error(&status)),
+            Err(_) => Err(PeerError::Timeout(self.settings.timeout)),
+        };
+        if let Some(observer) = &self.settings.observer {
+            observer.on_peer_request(&self.url, PeerOutcome::of(&answer), started.elapsed());
+        }
+        let results = answer?.results;
+        if results.len() != keys.len() {
+            return Err(PeerError::Malformed(format!(
+                "{} results to a batch of {} keys",
+                results.len(),
+                keys.len()
+            )));
+        }
+        let now = SystemTime::now();
+        Ok(results.into_iter().map(|r| key_result(r, now)).collect())
+    }
+
+    async fn fetch_each(&self, group: &str, keys: &[String]) -> Vec<Result<Loaded, PeerError>> {
+        futures_util::future::join_all(keys.iter().map(|key| self.fetch(group, key))).await
+    }
+
+    async fn store(&self, group: &str, key: &str, value: Loaded) -> Result<Vec<String>, PeerError> {
+        let ttl = value.ttl();
+        let mut client = self.client();
+        let request = self.request(SetRequest {
+            group: group.to_owned(),
+            key: key.to_owned(),
+            value: Some(GetResponse::of(value.into_value(), ttl, SystemTime::now())),
+        });
+        match self.call(client.set(request)).await {
+            Ok(answer) => Ok(answer.unconfirmed),
+            Err(PeerError::Status { status: 501, .. }) => Err(PeerError::Unsupported("set")),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn purge_group(&self, group: &str) -> Result<(), PeerError> {
+        let mut client = self.client();
+        let request = self.request(PurgeRequest {
+            group: group.to_owned(),
+        });
+        match self.call(client.purge(request)).await {
+            Ok(_) => Ok(()),
+            Err(PeerError::Status { status: 501, .. }) => Err(PeerError::Unsupported("purge")),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// One key's result in a batch, read as the same answer to a `Get` would be.
+fn key_result(result: KeyResult, now: SystemTime) -> Result<Loaded, PeerError> {
+    if result.error.is_empty() {
+        return Ok(result.value.unwrap_or_default().into_loaded(now));
+    }
+    let status = match ErrorKind::parse(&result.error) {
+        Some(kind) => kind.status(result.message),
+        None => tonic::Status::internal(result.message),
+    };
+    Err(peer_error(&status))
+}
+
 /// Reports one fetch to the observer: its outcome when it ends, or `Timeout` when it is
 /// dropped unfinished (the group's deadline passed before this client's own).
 struct Watch<'a> {
@@ -236,6 +333,27 @@ impl PeerGetter for GrpcPeer {
         values: Vec<(String, Loaded)>,
     ) -> BoxFuture<'a, Result<usize, PeerError>> {
         Box::pin(self.give(group, values))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        group: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
+        Box::pin(self.fetch_many(group, keys))
+    }
+
+    fn set<'a>(
+        &'a self,
+        group: &'a str,
+        key: &'a str,
+        value: Loaded,
+    ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
+        Box::pin(self.store(group, key, value))
+    }
+
+    fn purge<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
+        Box::pin(self.purge_group(group))
     }
 
     fn name(&self) -> &str {

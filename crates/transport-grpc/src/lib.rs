@@ -48,8 +48,8 @@
 //! # The service
 //!
 //! `geecache.v1.Peer` (the `.proto` is in `proto/geecache/v1/peer.proto`, and in
-//! `docs/wire-protocol.md`): `Get`, `Peek`, `Remove` and `HandOver`. `GetMany`, `Set` and
-//! `Purge` are reserved for batches and writes and answered `UNIMPLEMENTED` until they come.
+//! `docs/wire-protocol.md`): `Get`, `Peek`, `Remove`, `HandOver`, and the batch get and writes
+//! `GetMany`, `Set` and `Purge`.
 //! Messages carry what the HTTP transport's protobuf bodies carry: the value, its expiry in
 //! unix nanoseconds, and groupcache's `minute_qps`.
 //!

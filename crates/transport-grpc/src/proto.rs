@@ -25,8 +25,9 @@ mod generated {
 pub use generated::peer_client::PeerClient;
 pub use generated::peer_server::{Peer, PeerServer, SERVICE_NAME};
 pub use generated::{
-    GetRequest, GetResponse, HandOverRequest, HandOverResponse, HandedValue, PeekResponse,
-    RemoveMode, RemoveRequest, RemoveResponse,
+    GetManyRequest, GetManyResponse, GetRequest, GetResponse, HandOverRequest, HandOverResponse,
+    HandedValue, KeyResult, PeekResponse, PurgeRequest, PurgeResponse, RemoveMode, RemoveRequest,
+    RemoveResponse, SetRequest, SetResponse,
 };
 
 impl GetResponse {

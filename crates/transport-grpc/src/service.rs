@@ -4,19 +4,24 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use geecache_group::{Error as GroupError, Group, Origin, Registry, RemoveMode};
+use geecache_group::{Error as GroupError, Group, Origin, Registry, RemoveMode, SetError};
 use tonic::{Request, Response, Status};
 
 use crate::auth::Token;
 use crate::error::Error;
 use crate::kind::ErrorKind;
 use crate::proto::{
-    self, GetRequest, GetResponse, HandOverRequest, HandOverResponse, HandedValue, PeekResponse,
-    Peer, PeerServer, RemoveRequest, RemoveResponse,
+    self, GetManyRequest, GetManyResponse, GetRequest, GetResponse, HandOverRequest,
+    HandOverResponse, HandedValue, KeyResult, PeekResponse, Peer, PeerServer, PurgeRequest,
+    PurgeResponse, RemoveRequest, RemoveResponse, SetRequest, SetResponse,
 };
 
-/// The `geecache.v1.Peer` service: answers other nodes' fetches, peeks, removals and
-/// hand-overs from the groups of a [`Registry`].
+/// The most keys one `GetMany` may ask for, as on the HTTP batch routes. A node asks for at
+/// most 256 at once.
+const MAX_BATCH_KEYS: usize = 1000;
+
+/// The `geecache.v1.Peer` service: answers other nodes' fetches (one key or many), peeks,
+/// removals, hand-overs, sets and purges from the groups of a [`Registry`].
 ///
 /// It is a tower service like any route, so it is served beside the HTTP routes on the same
 /// port: [`PeerService::into_router`] gives an axum router holding it at `/geecache.v1.Peer/*`,
@@ -87,6 +92,16 @@ impl PeerService {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The group a call about the whole group names.
+    fn locate_group(&self, group: &str) -> Result<Arc<Group>, Status> {
+        if group.is_empty() {
+            return Err(ErrorKind::BadRequest.status("empty group name"));
+        }
+        self.inner.registry.get(group).ok_or_else(|| {
+            ErrorKind::UnknownGroup.status(format!("no such group: {:?}", shortened(group)))
+        })
     }
 
     /// The group a call names, once its key passes the limits.
@@ -164,12 +179,7 @@ impl Peer for PeerService {
     ) -> Result<Response<HandOverResponse>, Status> {
         self.admit(&request)?;
         let HandOverRequest { group, values } = request.into_inner();
-        if group.is_empty() {
-            return Err(ErrorKind::BadRequest.status("empty group name"));
-        }
-        let group = self.inner.registry.get(&group).ok_or_else(|| {
-            ErrorKind::UnknownGroup.status(format!("no such group: {:?}", shortened(&group)))
-        })?;
+        let group = self.locate_group(&group)?;
         let now = SystemTime::now();
         let max = self.inner.max_key_bytes;
         let mut taken = 0_u32;
@@ -180,6 +190,87 @@ impl Peer for PeerService {
             }
         }
         Ok(Response::new(HandOverResponse { taken }))
+    }
+
+    async fn get_many(
+        &self,
+        request: Request<GetManyRequest>,
+    ) -> Result<Response<GetManyResponse>, Status> {
+        self.admit(&request)?;
+        let GetManyRequest { group, keys } = request.into_inner();
+        let group = self.locate_group(&group)?;
+        if keys.len() > MAX_BATCH_KEYS {
+            return Err(ErrorKind::BadRequest.status(format!(
+                "a batch may ask for at most {MAX_BATCH_KEYS} keys, not {}",
+                keys.len()
+            )));
+        }
+        let max = self.inner.max_key_bytes;
+        let fits: Vec<&str> = (keys.iter())
+            .filter(|k| k.len() <= max)
+            .map(String::as_str)
+            .collect();
+        let mut fetched = group.fetch_many(&fits, Origin::Peer).await.into_iter();
+        let now = SystemTime::now();
+        let results = keys
+            .iter()
+            .map(|key| {
+                let result = match key.len() <= max {
+                    true => fetched.next(),
+                    false => None,
+                };
+                match result {
+                    Some(Ok(f)) => KeyResult {
+                        value: Some(GetResponse::of(f.value, f.ttl, now)),
+                        error: String::new(),
+                        message: String::new(),
+                    },
+                    Some(Err(e)) => failed(&status_of(group.name(), key, &e)),
+                    None => failed(&ErrorKind::KeyTooLong.status(format!(
+                        "key is {} bytes, over the limit of {max}",
+                        key.len()
+                    ))),
+                }
+            })
+            .collect();
+        Ok(Response::new(GetManyResponse { results }))
+    }
+
+    async fn set(&self, request: Request<SetRequest>) -> Result<Response<SetResponse>, Status> {
+        self.admit(&request)?;
+        let SetRequest { group, key, value } = request.into_inner();
+        let group = self.locate(&group, &key)?;
+        let loaded = value.unwrap_or_default().into_loaded(SystemTime::now());
+        match group.set_for_peer(&key, loaded).await {
+            Ok(written) => Ok(Response::new(SetResponse {
+                unconfirmed: written.unconfirmed,
+            })),
+            Err(SetError::Rejected(rejected)) => {
+                Err(ErrorKind::InvalidKey.status(rejected.to_string()))
+            }
+            Err(error) => Err(ErrorKind::BadRequest.status(error.to_string())),
+        }
+    }
+
+    async fn purge(
+        &self,
+        request: Request<PurgeRequest>,
+    ) -> Result<Response<PurgeResponse>, Status> {
+        self.admit(&request)?;
+        let group = self.locate_group(&request.into_inner().group)?;
+        group.purge_local();
+        Ok(Response::new(PurgeResponse {}))
+    }
+}
+
+/// A key's failure in a batch, as the status a `Get` of it would have ended with names it.
+fn failed(status: &Status) -> KeyResult {
+    KeyResult {
+        value: None,
+        error: ErrorKind::of(status)
+            .map_or("internal", ErrorKind::as_str)
+            .to_owned(),
+        message: status.message().to_owned(),
     }
 }
 

@@ -53,6 +53,7 @@ over_each_transport!(
     a_joining_node_takes_its_keys_from_their_previous_owners,
     a_leaving_node_hands_its_values_over,
     a_batch_loads_each_key_once_and_survives_a_dead_owner,
+    a_set_value_reaches_every_node_and_a_purge_empties_them,
 );
 
 fn value_of(key: &str, generation: u64) -> String {
@@ -414,5 +415,49 @@ async fn a_batch_loads_each_key_once_and_survives_a_dead_owner(transport: Transp
     let results = cluster.nodes[0].group.get_many(&fresh).await;
     for (key, result) in fresh.iter().zip(&results) {
         assert_eq!(result.as_ref().expect("a value"), value_of(key, 0).as_str());
+    }
+}
+
+async fn a_set_value_reaches_every_node_and_a_purge_empties_them(transport: Transport) {
+    let cluster = Cluster::start(transport, Options::default()).await;
+    let keys: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+    for node in 0..3 {
+        for key in &keys {
+            cluster.get(node, key).await;
+        }
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let written = cluster.nodes[i % 3]
+            .group
+            .set(key, geecache::group::Loaded::from(format!("set-{key}")))
+            .await
+            .expect("the owner stores it");
+        assert!(written.unconfirmed.is_empty(), "{written:?}");
+    }
+    for node in 0..3 {
+        for key in &keys {
+            assert_eq!(
+                cluster.get(node, key).await,
+                format!("set-{key}"),
+                "node {node}"
+            );
+        }
+    }
+    let purged = cluster.nodes[1].group.purge().await;
+    assert!(purged.unconfirmed.is_empty(), "{purged:?}");
+    for node in &cluster.nodes {
+        assert_eq!(node.group.bytes(), 0);
+    }
+    for key in &keys {
+        assert_eq!(
+            cluster.get(0, key).await,
+            value_of(key, 0),
+            "back from the source"
+        );
+        assert_eq!(
+            cluster.world.loads_of(key).len(),
+            2,
+            "{key}: loaded again, once"
+        );
     }
 }

@@ -60,6 +60,55 @@ pub struct HandOverResponse {
     #[prost(uint32, tag = "1")]
     pub taken: u32,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetManyRequest {
+    #[prost(string, tag = "1")]
+    pub group: ::prost::alloc::string::String,
+    /// Each at most once; at most 1000.
+    #[prost(string, repeated, tag = "2")]
+    pub keys: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// One key's answer: a value, or the error kind a `Get` of it would have named.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct KeyResult {
+    /// Set when `error` is empty.
+    #[prost(message, optional, tag = "1")]
+    pub value: ::core::option::Option<GetResponse>,
+    /// The kind (`not-found`, `invalid-key`, `load-failed`, ...); empty for a value.
+    #[prost(string, tag = "2")]
+    pub error: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub message: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetManyResponse {
+    /// One per key, in the order of the keys.
+    #[prost(message, repeated, tag = "1")]
+    pub results: ::prost::alloc::vec::Vec<KeyResult>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SetRequest {
+    #[prost(string, tag = "1")]
+    pub group: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    /// The value and its expiry.
+    #[prost(message, optional, tag = "3")]
+    pub value: ::core::option::Option<GetResponse>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetResponse {
+    /// The members the receiver could not confirm dropped their copy.
+    #[prost(string, repeated, tag = "1")]
+    pub unconfirmed: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PurgeRequest {
+    #[prost(string, tag = "1")]
+    pub group: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PurgeResponse {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum RemoveMode {
@@ -250,6 +299,67 @@ pub mod peer_client {
             req.extensions_mut().insert(GrpcMethod::new("geecache.v1.Peer", "HandOver"));
             self.inner.unary(req, path, codec).await
         }
+        /// Many keys of one group in one call, as `Get` asks for one: a result per key, in order.
+        pub async fn get_many(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetManyRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetManyResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/geecache.v1.Peer/GetMany");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("geecache.v1.Peer", "GetMany"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Stores a value a client set, at the key's owner (the receiver), which tells every other
+        /// member to drop its copy; never forwarded.
+        pub async fn set(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SetRequest>,
+        ) -> std::result::Result<tonic::Response<super::SetResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/geecache.v1.Peer/Set");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("geecache.v1.Peer", "Set"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Drops every value of a group on the receiver; it tells no one else.
+        pub async fn purge(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PurgeRequest>,
+        ) -> std::result::Result<tonic::Response<super::PurgeResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/geecache.v1.Peer/Purge");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("geecache.v1.Peer", "Purge"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -289,6 +399,22 @@ pub mod peer_server {
             tonic::Response<super::HandOverResponse>,
             tonic::Status,
         >;
+        /// Many keys of one group in one call, as `Get` asks for one: a result per key, in order.
+        async fn get_many(
+            &self,
+            request: tonic::Request<super::GetManyRequest>,
+        ) -> std::result::Result<tonic::Response<super::GetManyResponse>, tonic::Status>;
+        /// Stores a value a client set, at the key's owner (the receiver), which tells every other
+        /// member to drop its copy; never forwarded.
+        async fn set(
+            &self,
+            request: tonic::Request<super::SetRequest>,
+        ) -> std::result::Result<tonic::Response<super::SetResponse>, tonic::Status>;
+        /// Drops every value of a group on the receiver; it tells no one else.
+        async fn purge(
+            &self,
+            request: tonic::Request<super::PurgeRequest>,
+        ) -> std::result::Result<tonic::Response<super::PurgeResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct PeerServer<T> {
@@ -523,6 +649,135 @@ pub mod peer_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = HandOverSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/geecache.v1.Peer/GetMany" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetManySvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::GetManyRequest>
+                    for GetManySvc<T> {
+                        type Response = super::GetManyResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetManyRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::get_many(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetManySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/geecache.v1.Peer/Set" => {
+                    #[allow(non_camel_case_types)]
+                    struct SetSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::SetRequest>
+                    for SetSvc<T> {
+                        type Response = super::SetResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SetRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::set(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/geecache.v1.Peer/Purge" => {
+                    #[allow(non_camel_case_types)]
+                    struct PurgeSvc<T: Peer>(pub Arc<T>);
+                    impl<T: Peer> tonic::server::UnaryService<super::PurgeRequest>
+                    for PurgeSvc<T> {
+                        type Response = super::PurgeResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::PurgeRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Peer>::purge(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PurgeSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

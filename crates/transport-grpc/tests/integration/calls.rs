@@ -84,3 +84,72 @@ async fn many_concurrent_calls_share_one_connection() {
         1
     );
 }
+
+#[tokio::test]
+async fn get_many_answers_each_key_as_get_would() {
+    let node = Node::start(None).await;
+    let peer = node.peer(None);
+    let over_long = "k".repeat((64 << 10) + 1);
+    let keys: Vec<String> = ["k1", "missing", "bad-k", "fail-k", "", "k2"]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .chain([over_long])
+        .collect();
+    let results = peer.get_many(GROUP, &keys).await.unwrap();
+    assert_eq!(results.len(), keys.len());
+    assert_eq!(results[0].as_ref().unwrap().value(), &"value-of-k1");
+    assert!(matches!(results[1], Err(PeerError::NotFound)));
+    assert!(matches!(results[2], Err(PeerError::Rejected(_))));
+    assert!(matches!(
+        results[3],
+        Err(PeerError::Status { status: 500, .. })
+    ));
+    assert!(
+        matches!(results[4], Err(PeerError::Status { status: 400, .. })),
+        "empty key"
+    );
+    assert_eq!(results[5].as_ref().unwrap().value(), &"value-of-k2");
+    assert!(
+        matches!(results[6], Err(PeerError::Status { status: 429, .. })),
+        "key too long"
+    );
+
+    let too_many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+    assert!(matches!(
+        peer.get_many(GROUP, &too_many).await,
+        Err(PeerError::Status { status: 400, .. })
+    ));
+    assert_eq!(
+        peer.get(GROUP, "k3").await.unwrap().value(),
+        &"value-of-k3",
+        "still serving"
+    );
+}
+
+#[tokio::test]
+async fn set_stores_at_the_receiver_and_purge_empties_it() {
+    let node = Node::start(None).await;
+    let peer = node.peer(None);
+    let unconfirmed = peer
+        .set(
+            GROUP,
+            "k",
+            Loaded::from("set").with_ttl(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    assert!(unconfirmed.is_empty());
+    let stored = node.group.peek("k").unwrap().unwrap();
+    assert_eq!(stored.value, "set");
+    assert!(stored.ttl.is_some());
+    assert_eq!(node.loads.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(matches!(
+        peer.set(GROUP, "", Loaded::from("v")).await,
+        Err(PeerError::Status { status: 400, .. })
+    ));
+
+    peer.get(GROUP, "k2").await.unwrap();
+    peer.purge(GROUP).await.unwrap();
+    assert_eq!(node.group.bytes(), 0);
+    assert_eq!(node.group.stats().purges, 1);
+}
