@@ -94,12 +94,14 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Ending> {
         .rows(args.keys)
         .delay(args.load_delay)
         .build();
-    say!("geecache demo: {NODES} nodes in this process, serving the group {GROUP:?}");
     say!(
-        "  from a table of {} rows (each load takes {}); peers talk {}",
-        table.rows(),
-        format_duration(args.load_delay),
+        "geecache demo: {NODES} nodes in this process talking {} between peers",
         transport_name(args.transport)
+    );
+    say!(
+        "  serving the group {GROUP:?} from a table of {} rows (each load takes {})",
+        table.rows(),
+        format_duration(args.load_delay)
     );
 
     let mut nodes = start_cluster(&table, args.cache_bytes, args.transport).await?;
