@@ -17,7 +17,7 @@ mod router;
 mod wire;
 
 pub use peer_path::peer_path;
-pub use router::router;
+pub use router::{router, statuses};
 pub use wire::wire;
 
 /// The targets by name, as `fuzz/fuzz_targets/` and `fuzz/corpus/` name them.
