@@ -11,6 +11,7 @@ use std::process::{Command, ExitCode};
 
 mod deploy;
 mod docs;
+mod fuzz;
 mod layering;
 mod tools;
 
@@ -30,6 +31,9 @@ commands:
   docs          build the API docs with warnings denied, check the book's file references and
                 links, and build the book when mdBook is installed
   deploy        check the files in deploy/: Kubernetes schemas, hadolint, promtool, systemd-analyze
+  fuzz [--seconds N] [TARGET...]
+                run the libFuzzer targets under fuzz/ (default: all, 60 s each); needs a
+                nightly toolchain and cargo-fuzz, and says so when they are missing
 ";
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&rest),
         Some("chaos") => chaos(&rest),
         Some("docs") => docs_all(),
+        Some("fuzz") => fuzz::run(&workspace_root(), &rest),
         Some("deploy") => step_fn("deploy files", || deploy::check(&workspace_root())),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
