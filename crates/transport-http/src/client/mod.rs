@@ -19,11 +19,11 @@ use crate::auth::Token;
 use crate::budget::{Budget, Claim};
 use crate::conn::Connections;
 use crate::kind::ErrorKind;
-use crate::proto::{GetMany, GetManyAnswer, GetResponse, HandOver, HandedValue, KeyAnswer};
-use crate::{
-    BATCH_HEADER, ERROR_HEADER, PEEK_HEADER, PROTOBUF, REMOVED_HEADER, UNCONFIRMED_HEADER, names,
-    path,
-};
+use crate::proto::{GetResponse, HandOver, HandedValue};
+mod batch;
+mod write;
+
+use crate::{ERROR_HEADER, PEEK_HEADER, PROTOBUF, REMOVED_HEADER, UNCONFIRMED_HEADER, names, path};
 
 /// How much of an error answer's body is read for its message. Error bodies are short plain
 /// text; a peer that sends more is not going to say anything useful in the rest.
@@ -358,150 +358,6 @@ impl HttpPeer {
     }
 }
 
-impl HttpPeer {
-    /// `PUT`s `value` to the peer, the key's owner: it stores it and has the others drop their
-    /// copies. Returns the members it could not confirm that with.
-    async fn store(&self, group: &str, key: &str, value: Loaded) -> Result<Vec<String>, PeerError> {
-        let ttl = value.ttl();
-        let body = Bytes::from(value.into_value().to_vec());
-        let url = path::peer_url(&self.base_path, group, key);
-        let mut request = self.request_with(Method::PUT, url, Mark::Get, body)?;
-        if let Some(ttl) = ttl {
-            // A value whose time ran out on the way is stored with a moment to live rather
-            // than for ever: an absent header would mean the group's own time to live.
-            let seconds = ttl.as_secs_f64().max(0.001);
-            let value = HeaderValue::from_str(&format!("{seconds:.3}"))
-                .map_err(|e| PeerError::Malformed(format!("time to live: {e}")))?;
-            request.headers_mut().insert(names::TTL, value);
-        }
-        let (parts, _) = self.exchange(request, ERROR_BODY_LIMIT).await?;
-        // A Go groupcache node serves the PUT as a GET and answers 200: not stored.
-        if parts
-            .headers
-            .get(names::STORED)
-            .is_none_or(|v| v.as_bytes() != b"1")
-        {
-            return Err(PeerError::Unsupported("set"));
-        }
-        Ok(unconfirmed_of(&parts))
-    }
-
-    /// `DELETE`s the group on the peer: it drops every value of it.
-    async fn purge(&self, group: &str) -> Result<(), PeerError> {
-        let url = path::group_url(&self.base_path, group);
-        let request = self.request_with(Method::DELETE, url, Mark::Get, Bytes::new())?;
-        let parts = match self.exchange_any(request, ERROR_BODY_LIMIT).await? {
-            Reply::Answered(parts, _) => parts,
-            // A Go node answers a path without a key 400, with none of our kinds.
-            Reply::Refused(parts, _) if kind_of(&parts).is_none() && parts.status == 400 => {
-                return Err(PeerError::Unsupported("purge"));
-            }
-            Reply::Refused(parts, message) => return Err(status_error(&parts, message)),
-        };
-        match parts.headers.get(REMOVED_HEADER) {
-            Some(v) if v.as_bytes() == b"1" => Ok(()),
-            _ => Err(PeerError::Unsupported("purge")),
-        }
-    }
-
-    /// Asks for `keys` in one `POST {base}{group}` ([`GetMany`]). A peer that shows it does
-    /// not know the request is asked key by key, side by side, now and from then on.
-    async fn fetch_many(
-        &self,
-        group: &str,
-        keys: &[String],
-    ) -> Result<Vec<Result<Loaded, PeerError>>, PeerError> {
-        if !self.batches.load(Ordering::Relaxed) {
-            return Ok(self.fetch_each(group, keys).await);
-        }
-        let result = match &self.transport.observer {
-            None => self.fetch_batch(group, keys).await,
-            Some(observer) => {
-                let mut watch = Watch {
-                    observer: observer.as_ref(),
-                    peer: &self.url,
-                    started: Instant::now(),
-                    reported: false,
-                };
-                let result = self.fetch_batch(group, keys).await;
-                watch.report(match &result {
-                    Ok(None) => PeerOutcome::Status,
-                    result => PeerOutcome::of(result),
-                });
-                result
-            }
-        };
-        match result? {
-            Some(answers) => Ok(answers),
-            None => Ok(self.fetch_each(group, keys).await),
-        }
-    }
-
-    async fn fetch_each(&self, group: &str, keys: &[String]) -> Vec<Result<Loaded, PeerError>> {
-        futures_util::future::join_all(keys.iter().map(|key| self.fetch(group, key))).await
-    }
-
-    /// The batch's answers, or `None` when the peer does not take batch gets.
-    async fn fetch_batch(
-        &self,
-        group: &str,
-        keys: &[String],
-    ) -> Result<Option<Vec<Result<Loaded, PeerError>>>, PeerError> {
-        let body = Bytes::from(
-            GetMany {
-                keys: keys.to_vec(),
-            }
-            .encode_to_vec(),
-        );
-        let url = path::group_url(&self.base_path, group);
-        let mut request = self.request_with(Method::POST, url, Mark::Get, body)?;
-        request
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
-        let limit = self.transport.max_response_bytes;
-        let body = match self.exchange_any(request, limit).await? {
-            Reply::Answered(parts, body) if parts.headers.contains_key(BATCH_HEADER) => body,
-            Reply::Answered(parts, _) => return Ok(self.no_batch(parts.status)),
-            Reply::Refused(parts, message) => {
-                return match kind_of(&parts) {
-                    // Refusals of a node that knows the route: about the request, not the route.
-                    Some(
-                        ErrorKind::UnknownGroup | ErrorKind::Unauthorized | ErrorKind::TooLarge,
-                    )
-                    | Some(ErrorKind::BadBody | ErrorKind::Internal) => {
-                        Err(status_error(&parts, message))
-                    }
-                    _ if parts.status.is_server_error() => Err(status_error(&parts, message)),
-                    // 400 from a Go node or an older geecache (the path has no key), 404 or
-                    // 405 from a proxy or a node without the route.
-                    _ => Ok(self.no_batch(parts.status)),
-                };
-            }
-        };
-        let answer =
-            GetManyAnswer::decode(body).map_err(|e| PeerError::Malformed(e.to_string()))?;
-        if answer.answers.len() != keys.len() {
-            return Err(PeerError::Malformed(format!(
-                "{} answers to a batch of {} keys",
-                answer.answers.len(),
-                keys.len()
-            )));
-        }
-        let now = SystemTime::now();
-        let answers = answer.answers.into_iter().map(|a| key_answer(a, now));
-        Ok(Some(answers.collect()))
-    }
-
-    /// Remembers that the peer does not take batch gets.
-    fn no_batch<T>(&self, status: http::StatusCode) -> Option<T> {
-        if self.batches.swap(false, Ordering::Relaxed) {
-            tracing::info!(peer = %self.url, %status,
-                "peer does not answer batch gets; asking it key by key");
-        }
-        None
-    }
-}
-
 /// The members an answer says did not confirm (`x-geecache-unconfirmed`).
 fn unconfirmed_of(parts: &http::response::Parts) -> Vec<String> {
     (parts.headers.get(UNCONFIRMED_HEADER))
@@ -514,27 +370,6 @@ fn unconfirmed_of(parts: &http::response::Parts) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// One key's answer in a batch, read as the same answer to a single get would be.
-fn key_answer(answer: KeyAnswer, now: SystemTime) -> Result<Loaded, PeerError> {
-    let Some(kind) = answer.error.as_deref() else {
-        let ttl = answer.ttl_at(now);
-        let value = ByteView::copy_from_slice(answer.value.as_deref().unwrap_or_default());
-        return Ok(Loaded::new(value).with_optional_ttl(ttl));
-    };
-    let message = answer.message.unwrap_or_default();
-    match ErrorKind::parse(kind) {
-        Some(ErrorKind::NotFound) => Err(PeerError::NotFound),
-        Some(ErrorKind::InvalidKey) => {
-            let reason = message.strip_prefix("invalid key: ").unwrap_or(&message);
-            Err(PeerError::Rejected(Rejected::new(reason)))
-        }
-        known => Err(PeerError::Status {
-            status: known.map_or(500, |k| k.status().as_u16()),
-            message: message.chars().take(ERROR_MESSAGE_CHARS).collect(),
-        }),
-    }
 }
 
 /// The value and time to live in a peer's protobuf answer.
@@ -740,7 +575,7 @@ impl PeerGetter for HttpPeer {
     }
 
     fn purge<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
-        Box::pin(self.purge(group))
+        Box::pin(self.purge_group(group))
     }
 
     fn name(&self) -> &str {
