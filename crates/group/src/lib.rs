@@ -117,7 +117,7 @@ pub use geecache_lru::Policy;
 pub use getter::{BoxFuture, Getter, GetterFn, Loaded, getter_fn};
 pub use group::{Fetched, Group, Origin, Source};
 pub use handover::HandOver;
-pub use observe::{PeerObserver, PeerOutcome};
+pub use observe::{ObservedFetch, PeerObserver, PeerOutcome};
 pub use peers::{
     GET_MANY_BATCH, HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, Pick,
     RemoveMode,

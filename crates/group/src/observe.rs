@@ -2,7 +2,7 @@
 //! transport from one implementation.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::PeerError;
 
@@ -78,4 +78,56 @@ impl fmt::Display for PeerOutcome {
 pub trait PeerObserver: Send + Sync + 'static {
     /// A fetch from `peer` (its name, the base URL) ended with `outcome` after `elapsed`.
     fn on_peer_request(&self, peer: &str, outcome: PeerOutcome, elapsed: Duration);
+}
+
+/// One fetch from a peer being timed for a [`PeerObserver`]: [`finish`](Self::finish) reports
+/// how it ended, and a fetch dropped unfinished (the group's peer timeout passed, so its
+/// future was dropped) is reported as [`PeerOutcome::Timeout`]. Every transport's client
+/// times its fetches with it, so the observer hears the same thing whatever the wire.
+pub struct ObservedFetch<'a> {
+    observer: &'a dyn PeerObserver,
+    peer: &'a str,
+    started: Instant,
+    reported: bool,
+}
+
+impl<'a> ObservedFetch<'a> {
+    /// Starts timing a fetch from `peer` (its name, the base URL).
+    #[must_use]
+    pub fn start(observer: &'a dyn PeerObserver, peer: &'a str) -> Self {
+        ObservedFetch {
+            observer,
+            peer,
+            started: Instant::now(),
+            reported: false,
+        }
+    }
+
+    /// Reports that the fetch ended with `outcome`.
+    pub fn finish(mut self, outcome: PeerOutcome) {
+        self.report(outcome);
+    }
+
+    fn report(&mut self, outcome: PeerOutcome) {
+        self.reported = true;
+        let elapsed = self.started.elapsed();
+        self.observer.on_peer_request(self.peer, outcome, elapsed);
+    }
+}
+
+impl Drop for ObservedFetch<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.report(PeerOutcome::Timeout);
+        }
+    }
+}
+
+impl fmt::Debug for ObservedFetch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObservedFetch")
+            .field("peer", &self.peer)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
 }

@@ -83,3 +83,30 @@ async fn peer_warnings_are_logged_once_per_peer_per_interval() {
     assert_eq!(warnings.admit("http://a"), None);
     assert_eq!(warnings.admit("http://b"), Some(0));
 }
+
+#[test]
+fn an_observed_fetch_reports_once_and_a_dropped_one_as_a_timeout() {
+    use std::sync::Mutex;
+
+    use crate::{ObservedFetch, PeerObserver, PeerOutcome};
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<(String, PeerOutcome)>>);
+    impl PeerObserver for Heard {
+        fn on_peer_request(&self, peer: &str, outcome: PeerOutcome, _elapsed: Duration) {
+            self.0.lock().unwrap().push((peer.to_owned(), outcome));
+        }
+    }
+
+    let heard = Heard::default();
+    ObservedFetch::start(&heard, "http://a:1").finish(PeerOutcome::NotFound);
+    // Dropped unfinished: the group's peer timeout dropped the fetch's future.
+    drop(ObservedFetch::start(&heard, "http://b:1"));
+    assert_eq!(
+        *heard.0.lock().unwrap(),
+        [
+            ("http://a:1".to_owned(), PeerOutcome::NotFound),
+            ("http://b:1".to_owned(), PeerOutcome::Timeout),
+        ]
+    );
+}

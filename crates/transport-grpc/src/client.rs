@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use geecache_group::{
-    BoxFuture, Loaded, PeerError, PeerGetter, PeerObserver, PeerOutcome, RemoveMode,
+    BoxFuture, Loaded, ObservedFetch, PeerError, PeerGetter, PeerObserver, PeerOutcome, RemoveMode,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -113,14 +113,9 @@ impl GrpcPeer {
         let Some(observer) = &self.settings.observer else {
             return self.fetch_unobserved(group, key).await;
         };
-        let mut watch = Watch {
-            observer: observer.as_ref(),
-            peer: &self.url,
-            started: Instant::now(),
-            reported: false,
-        };
+        let watch = ObservedFetch::start(observer.as_ref(), &self.url);
         let result = self.fetch_unobserved(group, key).await;
-        watch.report(PeerOutcome::of(&result));
+        watch.finish(PeerOutcome::of(&result));
         result
     }
 
@@ -193,7 +188,8 @@ impl GrpcPeer {
         if !self.batches.load(Ordering::Relaxed) {
             return Ok(self.fetch_each(group, keys).await);
         }
-        let started = Instant::now();
+        let watch = (self.settings.observer.as_deref())
+            .map(|observer| ObservedFetch::start(observer, &self.url));
         let mut client = self.client();
         let request = self.request(GetManyRequest {
             group: group.to_owned(),
@@ -203,6 +199,10 @@ impl GrpcPeer {
             .await
         {
             Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                // An answer, not a fetch that timed out: the peer is asked key by key below.
+                if let Some(watch) = watch {
+                    watch.finish(PeerOutcome::Status);
+                }
                 self.batches.store(false, Ordering::Relaxed);
                 tracing::info!(peer = %self.url, "peer does not answer GetMany; asking it key by key");
                 return Ok(self.fetch_each(group, keys).await);
@@ -214,8 +214,8 @@ impl GrpcPeer {
             Ok(Err(status)) => Err(peer_error(&status)),
             Err(_) => Err(PeerError::Timeout(self.settings.timeout)),
         };
-        if let Some(observer) = &self.settings.observer {
-            observer.on_peer_request(&self.url, PeerOutcome::of(&answer), started.elapsed());
+        if let Some(watch) = watch {
+            watch.finish(PeerOutcome::of(&answer));
         }
         let results = answer?.results;
         if results.len() != keys.len() {
@@ -271,31 +271,6 @@ fn key_result(result: KeyResult, now: SystemTime) -> Result<Loaded, PeerError> {
         None => tonic::Status::internal(result.message),
     };
     Err(peer_error(&status))
-}
-
-/// Reports one fetch to the observer: its outcome when it ends, or `Timeout` when it is
-/// dropped unfinished (the group's deadline passed before this client's own).
-struct Watch<'a> {
-    observer: &'a dyn PeerObserver,
-    peer: &'a str,
-    started: Instant,
-    reported: bool,
-}
-
-impl Watch<'_> {
-    fn report(&mut self, outcome: PeerOutcome) {
-        self.reported = true;
-        let elapsed = self.started.elapsed();
-        self.observer.on_peer_request(self.peer, outcome, elapsed);
-    }
-}
-
-impl Drop for Watch<'_> {
-    fn drop(&mut self) {
-        if !self.reported {
-            self.report(PeerOutcome::Timeout);
-        }
-    }
 }
 
 fn get_request(group: &str, key: &str) -> GetRequest {

@@ -1,16 +1,16 @@
 //! Batch gets from a peer: many keys of a group in one `POST {base}{group}`.
 
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use geecache_byteview::ByteView;
-use geecache_group::{Loaded, PeerError, PeerOutcome, Rejected};
+use geecache_group::{Loaded, ObservedFetch, PeerError, PeerOutcome, Rejected};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method};
 use prost::Message;
 
-use super::{ERROR_MESSAGE_CHARS, HttpPeer, Mark, Reply, Watch, kind_of, status_error};
+use super::{ERROR_MESSAGE_CHARS, HttpPeer, Mark, Reply, kind_of, status_error};
 use crate::kind::ErrorKind;
 use crate::proto::{GetMany, GetManyAnswer, KeyAnswer};
 use crate::{BATCH_HEADER, PROTOBUF, path};
@@ -29,14 +29,9 @@ impl HttpPeer {
         let result = match &self.transport.observer {
             None => self.fetch_batch(group, keys).await,
             Some(observer) => {
-                let mut watch = Watch {
-                    observer: observer.as_ref(),
-                    peer: &self.url,
-                    started: Instant::now(),
-                    reported: false,
-                };
+                let watch = ObservedFetch::start(observer.as_ref(), &self.url);
                 let result = self.fetch_batch(group, keys).await;
-                watch.report(match &result {
+                watch.finish(match &result {
                     Ok(None) => PeerOutcome::Status,
                     result => PeerOutcome::of(result),
                 });

@@ -3,12 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use geecache_byteview::ByteView;
 use geecache_group::{
-    BoxFuture, Loaded, PeerError, PeerGetter, PeerObserver, PeerOutcome, Rejected, RemoveMode,
+    BoxFuture, Loaded, ObservedFetch, PeerError, PeerGetter, PeerObserver, PeerOutcome, Rejected,
+    RemoveMode,
 };
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request};
@@ -125,14 +126,9 @@ impl HttpPeer {
         let Some(observer) = &self.transport.observer else {
             return self.fetch_unobserved(group, key).await;
         };
-        let mut watch = Watch {
-            observer: observer.as_ref(),
-            peer: &self.url,
-            started: Instant::now(),
-            reported: false,
-        };
+        let watch = ObservedFetch::start(observer.as_ref(), &self.url);
         let result = self.fetch_unobserved(group, key).await;
-        watch.report(PeerOutcome::of(&result));
+        watch.finish(PeerOutcome::of(&result));
         result
     }
 
@@ -499,31 +495,6 @@ fn status_error(parts: &http::response::Parts, message: String) -> PeerError {
             status: parts.status.as_u16(),
             message,
         },
-    }
-}
-
-/// Reports one fetch to the observer: its outcome when it ends, or `Timeout` when it is
-/// dropped unfinished (the group's deadline passed).
-struct Watch<'a> {
-    observer: &'a dyn PeerObserver,
-    peer: &'a str,
-    started: Instant,
-    reported: bool,
-}
-
-impl Watch<'_> {
-    fn report(&mut self, outcome: PeerOutcome) {
-        self.reported = true;
-        let elapsed = self.started.elapsed();
-        self.observer.on_peer_request(self.peer, outcome, elapsed);
-    }
-}
-
-impl Drop for Watch<'_> {
-    fn drop(&mut self) {
-        if !self.reported {
-            self.report(PeerOutcome::Timeout);
-        }
     }
 }
 
