@@ -25,7 +25,8 @@ impl fmt::Display for Field {
 
 /// A configuration that cannot run. `serve` prints it and exits with status 2.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ConfigError {
+#[non_exhaustive]
+pub enum ConfigError {
     /// A setting has a value that is not allowed.
     #[error("invalid {field} {value:?}: {problem}; {allowed}")]
     Invalid {

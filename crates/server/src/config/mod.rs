@@ -302,8 +302,8 @@ pub(crate) fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
     resolve(&layers)
 }
 
-/// Parses a config file's text alone, as if no flags were given (for tests and docs checks).
-#[cfg(test)]
+/// Parses a config file's text alone, as if only `args` were given (for tests, docs checks and
+/// the fuzz targets).
 pub(crate) fn from_toml(text: &str, args: &ServeArgs) -> Result<Config, ConfigError> {
     let file = file::parse(text).map_err(|message| ConfigError::File {
         path: "test.toml".into(),

@@ -102,7 +102,6 @@ impl DirSource {
     }
 
     /// The canonical root.
-    #[cfg(test)]
     pub(crate) fn root(&self) -> &Path {
         &self.root
     }
@@ -156,7 +155,8 @@ impl DirSource {
         })
     }
 
-    fn load_blocking(&self, key: &str) -> Result<Loaded, LoadError> {
+    /// A load's work, on the calling thread.
+    pub(crate) fn load_blocking(&self, key: &str) -> Result<Loaded, LoadError> {
         // Errors are logged and answered to clients: a 64 KiB key is shown by its start.
         let shown_key = shown(key);
         let Some(path) = self.resolve(key)? else {
