@@ -6,6 +6,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use geecache_group::LoadError;
+
 fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/corpus")
@@ -29,8 +31,30 @@ fn replay(target: &str, run: fn(&[u8])) {
     }
 }
 
+/// The `[[bin]]` names of `fuzz/Cargo.toml`, which `cargo xtask fuzz` runs.
+fn fuzz_manifest_bins() -> Vec<String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/Cargo.toml");
+    let text = fs::read_to_string(&manifest).expect("fuzz/Cargo.toml");
+    let mut bins = Vec::new();
+    let mut in_bin = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if let Some(name) = line.strip_prefix("name = ").filter(|_| in_bin) {
+            bins.push(name.trim_matches('"').to_owned());
+        }
+    }
+    bins
+}
+
 #[test]
-fn every_target_has_a_corpus_and_a_replay_here() {
+fn every_target_has_a_fuzz_binary_a_corpus_and_a_replay_here() {
+    // `cargo xtask fuzz` runs the manifest's binaries: a target missing there is never fuzzed.
+    assert_eq!(
+        fuzz_manifest_bins(),
+        geecache_fuzz_targets::TARGETS,
+        "fuzz/Cargo.toml's [[bin]]s and TARGETS differ"
+    );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/fuzz_targets");
     for target in geecache_fuzz_targets::TARGETS {
         assert!(
@@ -54,6 +78,83 @@ fn wire_corpus_replays_without_a_panic() {
 #[test]
 fn router_corpus_replays_without_a_500() {
     replay("router", geecache_fuzz_targets::router);
+}
+
+#[test]
+fn config_corpus_replays_without_a_panic() {
+    replay("config", geecache_fuzz_targets::config);
+}
+
+#[test]
+fn dir_key_corpus_replays_without_a_read_outside_the_root() {
+    let fixture = geecache_fuzz_targets::DirFixture::new().expect("a temporary directory");
+    for file in corpus("dir_key") {
+        eprintln!("dir_key: {}", file.display());
+        fixture.check(&fs::read(&file).expect("a readable seed"));
+    }
+}
+
+/// The seed's file name: what the name promises is what the next two tests hold it to.
+fn name(file: &Path) -> &str {
+    file.file_name()
+        .and_then(|n| n.to_str())
+        .expect("a UTF-8 file name")
+}
+
+#[test]
+fn config_seeds_are_accepted_or_refused_as_named() {
+    // ok-: a valid config file; spec-: a valid `--group` spec; bad-: refused as either; any-
+    // and raw-: no promise (a build without etcd refuses an etcd config; bytes that are not
+    // UTF-8 never reach the parser). A seed must start where it means to, or the fuzzer's
+    // mutations never reach the code past the first check.
+    let mut promised = 0;
+    for file in corpus("config") {
+        let name = name(&file);
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let as_file = geecache_server::fuzzing::config_file(&text);
+        let as_spec = geecache_server::fuzzing::group_spec(&text);
+        if name.starts_with("ok-") {
+            assert!(as_file.is_ok(), "{name}: {as_file:?}");
+        } else if name.starts_with("spec-") {
+            assert!(as_spec.is_ok(), "{name}: {as_spec:?}");
+        } else if name.starts_with("bad-") {
+            assert!(as_file.is_err() && as_spec.is_err(), "{name} was accepted");
+        } else {
+            assert!(
+                name.starts_with("any-") || name.starts_with("raw-"),
+                "{name}: no prefix"
+            );
+            continue;
+        }
+        promised += 1;
+    }
+    assert!(promised >= 30, "only {promised} seeds promise anything");
+}
+
+#[test]
+fn dir_key_seeds_read_or_are_refused_as_named() {
+    // ok-: read, from inside the root; escape-: refused, by text or once symlinks are
+    // followed; missing-: not found.
+    let fixture = geecache_fuzz_targets::DirFixture::new().expect("a temporary directory");
+    for file in corpus("dir_key") {
+        let name = name(&file);
+        let key = fs::read_to_string(&file).expect("a UTF-8 key");
+        let read = fixture.read(&key);
+        let expected = if name.starts_with("ok-") {
+            read.is_ok()
+        } else if name.starts_with("escape-") {
+            matches!(read, Err(LoadError::Rejected(_)))
+        } else {
+            assert!(name.starts_with("missing-"), "{name}: no prefix");
+            matches!(read, Err(LoadError::NotFound))
+        };
+        assert!(expected, "{name} ({:?}): {read:?}", shown(&key));
+    }
+}
+
+/// A key as an assertion shows it: seeds may be thousands of bytes long.
+fn shown(key: &str) -> String {
+    key.chars().take(80).collect()
 }
 
 #[test]

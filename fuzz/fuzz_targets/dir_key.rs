@@ -1,0 +1,4 @@
+//! libFuzzer entry point; the target itself is `geecache_fuzz_targets::dir_key`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| geecache_fuzz_targets::dir_key(data));
