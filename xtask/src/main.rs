@@ -113,10 +113,19 @@ fn ci() -> Result<(), String> {
     // catches a file outside the crate that the build needs, a path dependency without a
     // version, a missing README. It reads the crates.io index, so it needs the network or a
     // warm index cache.
-    step(
-        "package",
-        cargo(&["publish", "--dry-run", "--workspace", "--allow-dirty"]),
-    )?;
+    //
+    // In a target dir of its own, emptied first: cargo builds the packed crates as if they came
+    // from a registry, under the same name and version (0.1.0) whatever their contents, so a
+    // target dir that built an earlier state of a workspace crate this way reuses that build,
+    // and the rerun fails on code that is no longer there (or passes on code that is).
+    let publish_target = target_dir().join("publish-dry-run");
+    if publish_target.exists() {
+        std::fs::remove_dir_all(&publish_target)
+            .map_err(|e| format!("emptying {}: {e}", publish_target.display()))?;
+    }
+    let mut package = cargo(&["publish", "--dry-run", "--workspace", "--allow-dirty"]);
+    package.env("CARGO_TARGET_DIR", &publish_target);
+    step("package", package)?;
     println!("xtask: ci passed");
     Ok(())
 }
