@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use geecache_lru::Policy;
 
-use crate::cache::Caches;
+use crate::cache::{Caches, Charge};
 use crate::error::BuildError;
 use crate::getter::{DynGetter, Getter};
 use crate::group::{Group, Inner};
@@ -25,6 +25,7 @@ pub struct GroupBuilder {
     batch_concurrency: usize,
     negative_ttl: Option<Duration>,
     policy: Policy,
+    charge: Charge,
     random: Option<RandomSource>,
     peer_timeout: Duration,
     sweep_interval: Option<Duration>,
@@ -44,6 +45,7 @@ impl GroupBuilder {
             batch_concurrency: 16,
             negative_ttl: None,
             policy: Policy::Lru,
+            charge: Charge::Payload,
             random: None,
             peer_timeout: Duration::from_secs(1),
             sweep_interval: None,
@@ -91,6 +93,14 @@ impl GroupBuilder {
     /// `docs/performance.md` for the hit ratios of each on the same traces.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// What [`cache_bytes`](Self::cache_bytes) counts of each entry: its key and value bytes
+    /// ([`Charge::Payload`], the default, as groupcache), or those plus the entry's bookkeeping
+    /// ([`Charge::Memory`]), so that the budget bounds the memory the caches take.
+    pub fn charge(mut self, charge: Charge) -> Self {
+        self.charge = charge;
         self
     }
 
@@ -185,7 +195,7 @@ impl GroupBuilder {
             name: self.name,
             cache_bytes: self.cache_bytes,
             getter,
-            caches: Caches::new(self.cache_bytes, self.hot_ratio, self.policy),
+            caches: Caches::new(self.cache_bytes, self.hot_ratio, self.policy, self.charge),
             ttl: self.ttl,
             hot_admission: self.hot_admission,
             random: self.random.unwrap_or_else(random::default_source),
@@ -212,6 +222,7 @@ impl fmt::Debug for GroupBuilder {
             .field("hot_ratio", &self.hot_ratio)
             .field("hot_admission", &self.hot_admission)
             .field("policy", &self.policy)
+            .field("charge", &self.charge)
             .field("peer_timeout", &self.peer_timeout)
             .finish_non_exhaustive()
     }

@@ -45,9 +45,74 @@ fn weigh_missing(key: &Key, _: &()) -> usize {
     key.len() + MISSING_ENTRY_BYTES
 }
 
-/// Groupcache counts key bytes plus value bytes; so do we, so budgets mean the same thing.
+/// Groupcache counts key bytes plus value bytes; so do we by default, so budgets mean the same
+/// thing.
 fn weigh(key: &Key, entry: &Entry) -> usize {
     key.len() + entry.value.len()
+}
+
+/// What the cache budget ([`GroupBuilder::cache_bytes`](crate::GroupBuilder::cache_bytes))
+/// counts of each entry.
+///
+/// With [`Payload`](Charge::Payload), the default, a budget means what it means in groupcache,
+/// and the process holds more than it: each entry's bookkeeping, and what the allocator keeps.
+/// With 1 KiB values the bookkeeping is about 16% more (`docs/operations.md`, "Sizing").
+/// [`Memory`](Charge::Memory) counts it too, so the budget bounds the memory the caches take
+/// (the allocator's free memory aside), at the price of holding fewer entries for the same
+/// budget: 13% fewer at 1 KiB, more than half fewer below 100 bytes, where bookkeeping
+/// outweighs values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Charge {
+    /// Key bytes plus value bytes, as groupcache counts.
+    #[default]
+    Payload,
+    /// Key bytes plus value bytes plus [`Charge::entry_overhead`] per entry.
+    Memory,
+}
+
+/// What a cached value costs the allocator beyond its bytes: `Bytes`' shared header (24 bytes,
+/// made the first time the value is cloned, which every cached value is: a hit clones it), and
+/// for both blocks an allocator's header and rounding to 16 bytes (glibc: 8 bytes of header, and
+/// 8 of rounding on average for the value).
+const VALUE_ALLOCATION_BYTES: usize = 32 + 16;
+
+impl Charge {
+    /// The bytes charged for an entry beyond its key and value bytes under `policy`: none for
+    /// [`Payload`](Charge::Payload); for [`Memory`](Charge::Memory), the cache's slot and
+    /// table share (`SegmentedCache::entry_bytes`), and the value's allocation overhead
+    /// (`Bytes`' shared header, allocator headers and rounding).
+    ///
+    /// ```
+    /// use geecache_group::{Charge, Policy};
+    ///
+    /// assert_eq!(Charge::Payload.entry_overhead(Policy::Lru), 0);
+    /// let lru = Charge::Memory.entry_overhead(Policy::Lru);
+    /// assert!((100..300).contains(&lru), "{lru}");
+    /// assert!(Charge::Memory.entry_overhead(Policy::S3Fifo) > lru);
+    /// ```
+    #[must_use]
+    pub const fn entry_overhead(self, policy: Policy) -> usize {
+        match self {
+            Charge::Payload => 0,
+            Charge::Memory => {
+                SegmentedCache::<Key, Entry, Weigh>::entry_bytes(policy) + VALUE_ALLOCATION_BYTES
+            }
+        }
+    }
+}
+
+/// The memory charge under LRU, computed once so the weigher is a plain function pointer like
+/// the payload one: the hit path does not weigh, and an insert pays one addition.
+const LRU_OVERHEAD: usize = Charge::Memory.entry_overhead(Policy::Lru);
+const S3FIFO_OVERHEAD: usize = Charge::Memory.entry_overhead(Policy::S3Fifo);
+
+fn weigh_memory_lru(key: &Key, entry: &Entry) -> usize {
+    weigh(key, entry) + LRU_OVERHEAD
+}
+
+fn weigh_memory_s3fifo(key: &Key, entry: &Entry) -> usize {
+    weigh(key, entry) + S3FIFO_OVERHEAD
 }
 
 /// The group's clock: tokio's, so tests can pause and advance it.
@@ -69,7 +134,7 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    pub(crate) fn new(max_bytes: usize, hot_ratio: usize, policy: Policy) -> Self {
+    pub(crate) fn new(max_bytes: usize, hot_ratio: usize, policy: Policy, charge: Charge) -> Self {
         // The budget is shared, so only `enforce_budget`, which sees both caches, decides which
         // one gives up bytes; both caches are built unbounded for that, whatever the policy.
         // An S3-FIFO cache then sizes its small queue from what it holds, which is its share
@@ -77,10 +142,15 @@ impl Caches {
         // over the 16 segments, and a segment refuses an entry heavier than its own share: no
         // value over a sixteenth of the budget was ever cached, where LRU caches any value up
         // to the whole budget. Fewer segments for small budgets would only move that line.
+        let weigher: Weigh = match (charge, policy) {
+            (Charge::Payload, _) => weigh,
+            (Charge::Memory, Policy::S3Fifo) => weigh_memory_s3fifo,
+            (Charge::Memory, _) => weigh_memory_lru,
+        };
         let build = || {
             SegmentedCache::builder(0)
                 .policy(policy)
-                .weigher(weigh as Weigh)
+                .weigher(weigher)
                 .clock(now as fn() -> Instant)
                 .build()
                 .expect("the default segment count is a power of two")

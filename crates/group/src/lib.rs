@@ -108,6 +108,7 @@ mod write;
 mod tests;
 
 pub use builder::GroupBuilder;
+pub use cache::Charge;
 pub use cluster::{Cluster, ClusterBuilder, HealthPolicy, PeerHealth, PeerState};
 pub use error::{
     AlreadyRegistered, BoxError, BuildError, DuplicateGroup, Error, LoadError, PeerError, Rejected,

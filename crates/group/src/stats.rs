@@ -203,7 +203,7 @@ stats_struct! {
         evictions: u64 as Counter,
         /// Entries dropped because their time to live ran out.
         expirations: u64 as Counter,
-        /// Bytes held (key bytes plus value bytes).
+        /// Bytes held: key plus value bytes (and bookkeeping, under `Charge::Memory`).
         bytes: usize as Gauge,
         /// Entries held.
         items: usize as Gauge,

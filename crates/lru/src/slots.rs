@@ -37,6 +37,9 @@ pub(crate) const SMALL: Index = 1;
 /// The first index that can hold an item.
 pub(crate) const FIRST: Index = 2;
 
+/// What one slot's links take, beside its item.
+pub(crate) const LINK_BYTES: usize = std::mem::size_of::<Link>();
+
 #[derive(Clone, Copy, Debug)]
 struct Link {
     prev: Index,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fill a geecache node's cache with N values of S bytes and report VmRSS against cache bytes.
 
-usage: measure-rss.py BINARY VALUE_BYTES FILL_MIB CACHE_BUDGET [CHURN_SECONDS [POLICY]]
+usage: measure-rss.py BINARY VALUE_BYTES FILL_MIB CACHE_BUDGET [CHURN_SECONDS [POLICY|OPTIONS]]
 
 Prints one markdown row: value size, items, cache bytes, evictions, VmRSS before and after
 the fill, RSS growth / cache bytes, RSS / cache bytes. See docs/operations.md, "Sizing".
@@ -10,14 +10,20 @@ With CHURN_SECONDS, the fill is followed by that long of reads of files drawn un
 random (seeded), four connections, so that a cache smaller than the files keeps evicting and
 loading; VmRSS "after" is read when the churn ends, and the server's CPU time per churn
 request (user + system, from /proc/PID/stat) is printed to stderr, so that allocator settings
-can be compared on CPU as well as memory. POLICY is the group's `policy=` (default: the
-server's default).
+can be compared on CPU as well as memory. Standard error also gets the resident set split into
+anonymous memory (the heap: what the cache and the allocator hold) and file-backed pages (the
+binary's code), and the server's thread count (each thread may have an allocator arena).
+POLICY is the group's `policy=` (default: the server's default); OPTIONS, any group options,
+e.g. `policy=s3fifo,charge=memory`.
 """
 import http.client, os, random, re, subprocess, sys, threading, time
 
 binary, size, fill_mib, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 churn = float(sys.argv[5]) if len(sys.argv) > 5 else 0
-policy = f",policy={sys.argv[6]}" if len(sys.argv) > 6 else ""
+# A bare word is a policy (`s3fifo`); anything with `=` is a list of group options as written
+# after the source (`policy=s3fifo,charge=memory`).
+options = sys.argv[6] if len(sys.argv) > 6 else ""
+policy = "" if not options else f",{options}" if "=" in options else f",policy={options}"
 count = fill_mib * (1 << 20) // size
 data = f"/tmp/rss/data-{size}-{count}"
 if not os.path.isdir(data):
@@ -83,6 +89,10 @@ cached = sum(float(m) for m in re.findall(r'^geecache_cache_bytes\{group="files"
 items = sum(float(m) for m in re.findall(r'^geecache_cache_items\{group="files",cache="\w+"\} (\S+)', metrics, re.M))
 evictions = sum(float(m) for m in re.findall(r'^geecache_cache_evictions_total\{group="files",cache="\w+"\} (\S+)', metrics, re.M))
 after = rss_kib()
+with open(f"/proc/{proc.pid}/status") as f:
+    status = dict(re.findall(r"^(\w+):\s+(\d+)", f.read(), re.M))
+print(f"RssAnon {int(status['RssAnon']) / 1024:.1f} MiB, RssFile {int(status['RssFile']) / 1024:.1f} MiB, "
+      f"{status['Threads']} threads, {int(items)} entries", file=sys.stderr)
 proc.terminate(); proc.wait(timeout=30)
 mib = lambda kib: kib / 1024
 print(f"| {size} B | {int(items)} | {cached/2**20:.1f} MiB | {int(evictions)} | {mib(base):.1f} MiB | {mib(after):.1f} MiB | "

@@ -46,6 +46,8 @@ pub(crate) struct NodeGroup {
     pub(crate) source: DataSource,
     /// Which entries the caches give up first.
     pub(crate) policy: geecache_group::Policy,
+    /// What the cache budget counts of each entry.
+    pub(crate) charge: geecache_group::Charge,
     /// How long a "not found" is cached at the key's owner; `None`: not cached.
     pub(crate) negative_ttl: Option<Duration>,
 }
@@ -152,6 +154,7 @@ impl Node {
                 .register(&registry)
                 .cache_bytes(usize::try_from(group.cache_bytes).unwrap_or(usize::MAX))
                 .policy(group.policy)
+                .charge(group.charge)
                 .peer_timeout(options.peer_timeout)
                 .peers(pool.picker())
                 .getter(metrics.timed(&group.name, group.source.clone()));

@@ -77,6 +77,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ttl: group.ttl,
             source,
             policy: group.policy,
+            charge: group.charge,
             negative_ttl: group.negative_ttl,
         });
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use geecache_group::{BuildError, Error, Group, Registry, Source};
+use geecache_group::{BuildError, Charge, Error, Group, Policy, Registry, Source};
 
 use crate::support::*;
 
@@ -102,6 +102,37 @@ async fn the_byte_budget_holds_for_main_and_hot_together() {
     assert_eq!(s.main.evictions, 290);
     assert_eq!(loader.calls(), 300);
     assert_stats_add_up(&group);
+}
+
+#[tokio::test]
+async fn a_memory_charge_counts_each_entry_s_bookkeeping_against_the_budget() {
+    for policy in [Policy::Lru, Policy::S3Fifo] {
+        let overhead = Charge::Memory.entry_overhead(policy);
+        // Each entry weighs 17 bytes of key and value (as above) and its bookkeeping.
+        let budget = (17 + overhead) * 10;
+        let (charged, loader) =
+            group(|b| b.cache_bytes(budget).policy(policy).charge(Charge::Memory));
+        for i in 100..400 {
+            charged.get(&format!("k{i}")).await.unwrap();
+            assert!(
+                charged.bytes() <= budget,
+                "{policy:?}: over budget after k{i}"
+            );
+        }
+        let s = charged.stats();
+        assert_eq!(s.main.items, 10, "{policy:?}: {s:?}");
+        assert_eq!(s.main.bytes, 10 * (17 + overhead), "{policy:?}");
+        assert_eq!(loader.calls(), 300);
+        assert_stats_add_up(&charged);
+
+        // The same budget counting key and value bytes alone holds the bookkeeping's worth
+        // more entries.
+        let (payload, _) = group(|b| b.cache_bytes(budget).policy(policy));
+        for i in 100..400 {
+            payload.get(&format!("k{i}")).await.unwrap();
+        }
+        assert_eq!(payload.stats().main.items, budget / 17, "{policy:?}");
+    }
 }
 
 #[test]

@@ -210,6 +210,41 @@ pub struct Cache<K, V, W = ByWeight> {
     on_evicted: Option<EvictionCallback<K, V>>,
 }
 
+impl<K, V, W> Cache<K, V, W> {
+    /// The memory an entry takes in the cache beside what its key and value own elsewhere on
+    /// the heap: its slot (the key and value themselves, the hash, the weight, the deadline and
+    /// the recency links) and its share of the hash table; with S3-FIFO also its share of the
+    /// ghost queue. A weigher that adds this to each entry's weight makes the byte budget bound
+    /// the cache's memory rather than the bytes of its keys and values.
+    ///
+    /// The table's share is an average: its buckets (a 4-byte slot index and a control byte
+    /// each) are a power of two, between 8/7 and 16/7 of the entries, so 1.7 buckets an entry
+    /// in the middle. S3-FIFO remembers up to half as many hashes as it holds entries, each an
+    /// 8-byte record and a table bucket. Slots of evicted entries are reused, so a cache that
+    /// has been full keeps no more slots than entries; the `Vec`s' spare capacity is left out.
+    ///
+    /// ```
+    /// use geecache_lru::{Cache, Policy};
+    ///
+    /// let lru = Cache::<u64, u64>::entry_bytes(Policy::Lru);
+    /// assert!(lru >= 2 * 8, "at least the key and the value themselves");
+    /// assert!(Cache::<u64, u64>::entry_bytes(Policy::S3Fifo) > lru);
+    /// ```
+    #[must_use]
+    pub const fn entry_bytes(policy: Policy) -> usize {
+        // In tenths of a bucket, to keep the average out of floating point.
+        const BUCKET: usize = std::mem::size_of::<Index>() + 1;
+        let table = 17 * BUCKET / 10;
+        let slot = std::mem::size_of::<Option<Entry<K, V>>>() + slots::LINK_BYTES;
+        let ghost = match policy {
+            Policy::Lru => 0,
+            // Half a ghost: a record in the deque, and a bucket of its table.
+            Policy::S3Fifo => (std::mem::size_of::<u64>() + table) / 2,
+        };
+        slot + table + ghost
+    }
+}
+
 impl<K: Hash + Eq, V, W: Weigher<K, V> + Default> Default for Cache<K, V, W> {
     /// An unbounded cache.
     fn default() -> Self {

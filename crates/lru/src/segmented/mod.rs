@@ -208,6 +208,15 @@ impl<K, V> SegmentedCache<K, V> {
     }
 }
 
+impl<K, V, W> SegmentedCache<K, V, W> {
+    /// The memory an entry takes in its segment beside what its key and value own elsewhere;
+    /// see [`Cache::entry_bytes`].
+    #[must_use]
+    pub const fn entry_bytes(policy: Policy) -> usize {
+        Cache::<K, V, W>::entry_bytes(policy)
+    }
+}
+
 impl<K: Hash + Eq, V, W: Weigher<K, V> + Clone + Default> Default for SegmentedCache<K, V, W> {
     /// An unbounded cache with [`DEFAULT_SEGMENTS`] segments.
     fn default() -> Self {

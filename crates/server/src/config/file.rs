@@ -49,6 +49,7 @@ pub(crate) struct FileGroup {
     pub(crate) origin_timeout: Option<String>,
     pub(crate) max_value_bytes: Option<Scalar>,
     pub(crate) policy: Option<String>,
+    pub(crate) charge: Option<String>,
     pub(crate) negative_ttl: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use super::layers::{Layers, ids};
 use super::units::{DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size};
 use super::values::{is_unreserved, positive_size};
 use super::{GroupConfig, SourceSpec, defaults};
-use geecache_group::Policy;
+use geecache_group::{Charge, Policy};
 
 /// A group as given on the command line or in the file, before its fields are checked.
 pub(super) struct RawGroup {
@@ -21,6 +21,7 @@ pub(super) struct RawGroup {
     pub(super) origin_timeout: Option<String>,
     pub(super) max_value_bytes: Option<String>,
     pub(super) policy: Option<String>,
+    pub(super) charge: Option<String>,
     pub(super) negative_ttl: Option<String>,
     /// How to name this group's fields in an error: `(field, value shown)` per option.
     origin: GroupOrigin,
@@ -50,12 +51,13 @@ impl RawGroup {
 }
 
 /// Options a `--group` spec may carry after `NAME=SOURCE`.
-const GROUP_OPTIONS: [&str; 6] = [
+const GROUP_OPTIONS: [&str; 7] = [
     "cache",
     "ttl",
     "origin_timeout",
     "max_value_bytes",
     "policy",
+    "charge",
     "negative_ttl",
 ];
 
@@ -64,7 +66,7 @@ const GROUP_OPTIONS: [&str; 6] = [
 /// Options are peeled off the end only while they look like `,known_option=...`, so a comma
 /// inside a source (a path or a URL with a comma) stays part of the source.
 pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, ConfigError> {
-    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo][,negative_ttl=DURATION] \
+    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo][,charge=payload|memory][,negative_ttl=DURATION] \
                            where SOURCE is demo, dir:PATH or http:URL, e.g. scores=demo,cache=64MiB";
     let Some((name, rest)) = spec.split_once('=') else {
         return Err(ConfigError::invalid(
@@ -102,6 +104,7 @@ pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, Co
         origin_timeout: get("origin_timeout"),
         max_value_bytes: get("max_value_bytes"),
         policy: get("policy"),
+        charge: get("charge"),
         negative_ttl: get("negative_ttl"),
         origin: GroupOrigin::Cli {
             field: field.clone(),
@@ -120,6 +123,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
             origin_timeout,
             max_value_bytes,
             policy,
+            charge,
             negative_ttl,
         } = g;
         raw.insert(
@@ -132,6 +136,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
                 origin_timeout: origin_timeout.clone(),
                 max_value_bytes: max_value_bytes.as_ref().map(|s| s.0.clone()),
                 policy: policy.clone(),
+                charge: charge.clone(),
                 negative_ttl: negative_ttl.clone(),
                 origin: GroupOrigin::File {
                     path: layers.file_path.clone(),
@@ -266,6 +271,22 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
             ));
         }
     };
+    let charge = match g.charge.as_deref().map(str::trim) {
+        // Absent: the library's default, as for the policy.
+        None => Charge::default(),
+        Some(text) if text.eq_ignore_ascii_case("payload") => Charge::Payload,
+        Some(text) if text.eq_ignore_ascii_case("memory") => Charge::Memory,
+        Some(text) => {
+            let (field, value) = g.field("charge", text);
+            return Err(ConfigError::invalid(
+                &field,
+                &value,
+                format!("charge {text:?} is not what a cache budget can count"),
+                "expected payload (key and value bytes, the default) or memory (those and \
+                 each entry's bookkeeping)",
+            ));
+        }
+    };
     let negative_ttl = match &g.negative_ttl {
         None => None,
         Some(text) => {
@@ -281,6 +302,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         origin_timeout,
         max_value_bytes,
         policy,
+        charge,
         negative_ttl,
     })
 }

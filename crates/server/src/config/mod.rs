@@ -165,6 +165,8 @@ pub(crate) struct GroupConfig {
     pub(crate) max_value_bytes: u64,
     /// Which entries the caches give up first.
     pub(crate) policy: geecache_group::Policy,
+    /// What the cache budget counts of each entry.
+    pub(crate) charge: geecache_group::Charge,
     /// How long the owner of a key its source does not have answers "not found" without
     /// asking again; `None`: every miss asks.
     pub(crate) negative_ttl: Option<Duration>,
@@ -209,6 +211,9 @@ impl Config {
                 }
                 if g.policy != geecache_group::Policy::Lru {
                     s.push_str(" policy=s3fifo");
+                }
+                if g.charge == geecache_group::Charge::Memory {
+                    s.push_str(" charge=memory");
                 }
                 if let Some(ttl) = g.negative_ttl {
                     s.push_str(&format!(" negative_ttl={}", format_duration(ttl)));

@@ -54,6 +54,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
             origin_timeout: Duration::from_secs(5),
             max_value_bytes: 64 << 20,
             policy: geecache_group::Policy::Lru,
+            charge: geecache_group::Charge::Payload,
             negative_ttl: None,
         }]
     );
@@ -640,6 +641,37 @@ fn the_transport_is_http_unless_asked_and_grpc_is_refused_beside_go_nodes() {
     a.transport = Some("grpc".into());
     let refused = message(load_args(&a));
     assert!(refused.contains("Go nodes speak HTTP only"), "{refused}");
+}
+
+#[test]
+fn a_group_may_charge_its_budget_for_memory() {
+    use geecache_group::Charge;
+    let config = load_args(&args(&["s=demo,charge=memory", "t=demo,charge=Payload"])).unwrap();
+    let charges: Vec<_> = config.groups.iter().map(|g| g.charge).collect();
+    assert_eq!(charges, [Charge::Memory, Charge::Payload]);
+    assert!(
+        config
+            .summary()
+            .contains("s=demo cache=64MiB charge=memory"),
+        "{}",
+        config.summary()
+    );
+    let plain = load_args(&args(&["s=demo"])).unwrap();
+    assert_eq!(
+        plain.groups[0].charge,
+        Charge::Payload,
+        "groupcache's count by default"
+    );
+    let file = from_toml(
+        "[groups.f]\nsource = \"demo\"\ncharge = \"memory\"\n",
+        &args(&[]),
+    );
+    assert_eq!(file.unwrap().groups[0].charge, Charge::Memory);
+    let refused = message(load_args(&args(&["s=demo,charge=everything"])));
+    assert!(
+        refused.contains("charge \"everything\" is not what a cache budget can count"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -323,6 +323,7 @@ async fn start_cluster(
                 ttl: None,
                 source: DataSource::Demo(table.clone()),
                 policy: geecache_group::Policy::Lru,
+                charge: geecache_group::Charge::Payload,
                 negative_ttl: None,
             }],
             // Generous: on a busy two-core machine a peer may take a while under load, and a

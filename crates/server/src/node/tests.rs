@@ -27,6 +27,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
             ttl: None,
             source: DataSource::Dir(Arc::clone(&dir)),
             policy: geecache_group::Policy::Lru,
+            charge: geecache_group::Charge::Payload,
             negative_ttl: None,
         }],
         peer_timeout: Duration::from_secs(1),

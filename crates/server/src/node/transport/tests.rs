@@ -38,6 +38,7 @@ fn options(urls: &[String], i: usize, transport: Transport, source: DataSource) 
             ttl: None,
             source,
             policy: geecache_group::Policy::Lru,
+            charge: geecache_group::Charge::Payload,
             negative_ttl: None,
         }],
         peer_timeout: PATIENT,
