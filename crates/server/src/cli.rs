@@ -261,6 +261,33 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) max_peer_bytes_in_flight: Option<String>,
 
+    /// Most keys one batch get may ask for, from a client or a peer.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_BATCH_KEYS",
+        value_name = "N",
+        help = "Most keys one batch get may ask for, from a client or a peer; a larger batch is answered 413 [default: 1000]"
+    )]
+    pub(crate) max_batch_keys: Option<String>,
+
+    /// Largest request body of a batch get, from a client or a peer.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_BATCH_BYTES",
+        value_name = "SIZE",
+        help = "Largest request body of a batch get, from a client or a peer; a larger one is answered 413 [default: 4MiB]"
+    )]
+    pub(crate) max_batch_bytes: Option<String>,
+
+    /// Largest value a client may set.
+    #[arg(
+        long,
+        env = "GEECACHE_MAX_SET_BYTES",
+        value_name = "SIZE",
+        help = "Largest value a client may set (PUT /api/GROUP/KEY); a larger one is answered 413 [default: 8MiB]"
+    )]
+    pub(crate) max_set_bytes: Option<String>,
+
     /// How the peer route reads a `+` in a key: query or path.
     #[arg(
         long,

@@ -85,6 +85,12 @@ pub(crate) struct NodeOptions {
     pub(crate) max_peer_bytes_in_flight: Option<usize>,
     /// How the peer route reads a `+` in a key.
     pub(crate) peer_key_encoding: geecache_transport_http::path::Decoding,
+    /// Most keys in one batch get, from a client or a peer (HTTP routes).
+    pub(crate) max_batch_keys: usize,
+    /// Most bytes in a batch get's request body (HTTP routes).
+    pub(crate) max_batch_bytes: usize,
+    /// Largest value a client may set.
+    pub(crate) max_set_bytes: usize,
 }
 
 /// What `/readyz` reports (the transport serves the route and asks this).
@@ -199,6 +205,9 @@ impl Node {
         let mut app = geecache_transport_http::try_router(
             routes
                 .max_key_bytes(options.max_key_bytes)
+                .max_batch_keys(options.max_batch_keys)
+                .max_batch_bytes(options.max_batch_bytes)
+                .max_value_bytes(options.max_set_bytes)
                 .peer_key_decoding(options.peer_key_encoding)
                 .peer_token(options.peer_token.clone())
                 .api_token(options.api_token.clone())

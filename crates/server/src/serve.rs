@@ -97,6 +97,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_connections: Some(config.max_connections),
         max_peer_bytes_in_flight: Some(config.max_peer_bytes_in_flight),
         peer_key_encoding: config.peer_key_encoding,
+        max_batch_keys: config.max_batch_keys,
+        max_batch_bytes: config.max_batch_bytes,
+        max_set_bytes: config.max_set_bytes,
     };
     let node = Node::start(listener, options).await?;
     if !config.peers.is_empty() && !config.peers.iter().any(|p| p == node.url()) {

@@ -34,6 +34,9 @@ pub(crate) struct FileConfig {
     pub(crate) max_connections: Option<Scalar>,
     pub(crate) max_peer_bytes_in_flight: Option<Scalar>,
     pub(crate) peer_key_encoding: Option<String>,
+    pub(crate) max_batch_keys: Option<Scalar>,
+    pub(crate) max_batch_bytes: Option<Scalar>,
+    pub(crate) max_set_bytes: Option<Scalar>,
     /// `[groups.NAME]` tables. A map, not an array, so TOML itself refuses a name given twice.
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, FileGroup>,

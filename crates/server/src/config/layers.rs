@@ -40,10 +40,13 @@ pub(super) mod ids {
     pub(crate) const MAX_CONNECTIONS: &str = "max_connections";
     pub(crate) const MAX_PEER_BYTES_IN_FLIGHT: &str = "max_peer_bytes_in_flight";
     pub(crate) const PEER_KEY_ENCODING: &str = "peer_key_encoding";
+    pub(crate) const MAX_BATCH_KEYS: &str = "max_batch_keys";
+    pub(crate) const MAX_BATCH_BYTES: &str = "max_batch_bytes";
+    pub(crate) const MAX_SET_BYTES: &str = "max_set_bytes";
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 25] = [
+    pub(crate) const ALL: [&str; 28] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -69,6 +72,9 @@ pub(super) mod ids {
         MAX_CONNECTIONS,
         MAX_PEER_BYTES_IN_FLIGHT,
         PEER_KEY_ENCODING,
+        MAX_BATCH_KEYS,
+        MAX_BATCH_BYTES,
+        MAX_SET_BYTES,
     ];
 }
 

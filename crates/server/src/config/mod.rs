@@ -39,9 +39,10 @@ use geecache_transport_http::path::Decoding;
 use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
-    checked_base_path, checked_key_encoding, checked_log_level, checked_max_connections,
-    checked_peers, checked_replicas, checked_ring, checked_threads, checked_transport,
-    duration_or_zero, duration_setting, node_url, token_setting,
+    checked_base_path, checked_key_encoding, checked_log_level, checked_max_batch_bytes,
+    checked_max_batch_keys, checked_max_connections, checked_peers, checked_replicas, checked_ring,
+    checked_threads, checked_transport, duration_or_zero, duration_setting, node_url,
+    positive_size, token_setting,
 };
 
 use crate::cli::ServeArgs;
@@ -77,6 +78,12 @@ pub(crate) mod defaults {
     /// Bytes of peer answers a node receives at once, over all peers: four answers of the
     /// largest size a peer may send.
     pub(crate) const MAX_PEER_BYTES_IN_FLIGHT: u64 = 256 << 20;
+    /// Keys in one batch get: the transport's default.
+    pub(crate) const MAX_BATCH_KEYS: usize = 1000;
+    /// Bytes of a batch get's request body: the transport's default.
+    pub(crate) const MAX_BATCH_BYTES: usize = 4 << 20;
+    /// Bytes of a value a client sets: the transport's default.
+    pub(crate) const MAX_SET_BYTES: usize = 8 << 20;
 }
 
 /// A validated configuration.
@@ -124,6 +131,12 @@ pub(crate) struct Config {
     pub(crate) max_peer_bytes_in_flight: usize,
     /// How the peer route reads a `+` in a key: `query` (a space) or `path` (a plus).
     pub(crate) peer_key_encoding: Decoding,
+    /// Most keys in one batch get, from a client or a peer.
+    pub(crate) max_batch_keys: usize,
+    /// Most bytes in a batch get's request body.
+    pub(crate) max_batch_bytes: usize,
+    /// Largest value a client may set.
+    pub(crate) max_set_bytes: usize,
 }
 
 /// Where etcd is and which cluster this node belongs to.
@@ -242,7 +255,7 @@ impl Config {
             "listen={} self_url={} {} base_path={} transport={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
              drain_timeout={} threads={} max_connections={} max_peer_bytes_in_flight={} \
-             peer_key_encoding={}",
+             peer_key_encoding={} max_batch_keys={} max_batch_bytes={} max_set_bytes={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
@@ -277,6 +290,9 @@ impl Config {
                 Decoding::Percent => "path",
                 _ => "query",
             },
+            self.max_batch_keys,
+            format_size(self.max_batch_bytes as u64),
+            format_size(self.max_set_bytes as u64),
         )
     }
 }
@@ -550,6 +566,33 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         Some((text, field)) => checked_key_encoding(&text, &field)?,
     };
 
+    let max_batch_keys = match layers.pick(
+        ids::MAX_BATCH_KEYS,
+        args.max_batch_keys.as_ref(),
+        file.max_batch_keys.as_ref().map(|s| &s.0),
+    ) {
+        None => defaults::MAX_BATCH_KEYS,
+        Some((text, field)) => checked_max_batch_keys(&text, &field)?,
+    };
+    let max_batch_bytes = match layers.pick(
+        ids::MAX_BATCH_BYTES,
+        args.max_batch_bytes.as_ref(),
+        file.max_batch_bytes.as_ref().map(|s| &s.0),
+    ) {
+        None => defaults::MAX_BATCH_BYTES,
+        Some((text, field)) => {
+            usize::try_from(checked_max_batch_bytes(&text, &field)?).unwrap_or(usize::MAX)
+        }
+    };
+    let max_set_bytes = match layers.pick(
+        ids::MAX_SET_BYTES,
+        args.max_set_bytes.as_ref(),
+        file.max_set_bytes.as_ref().map(|s| &s.0),
+    ) {
+        None => defaults::MAX_SET_BYTES,
+        Some((text, field)) => usize::try_from(positive_size(&text, &field)?).unwrap_or(usize::MAX),
+    };
+
     let groups = groups::resolve_groups(layers)?;
 
     Ok(Config {
@@ -574,5 +617,8 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         max_connections,
         max_peer_bytes_in_flight: usize::try_from(max_peer_bytes_in_flight).unwrap_or(usize::MAX),
         peer_key_encoding,
+        max_batch_keys,
+        max_batch_bytes,
+        max_set_bytes,
     })
 }

@@ -884,3 +884,41 @@ fn the_peer_key_encoding_is_query_by_default_and_path_on_request() {
     .unwrap();
     assert_eq!(file.peer_key_encoding, Decoding::Percent);
 }
+
+#[test]
+fn batch_and_set_limits_come_from_flags_or_the_file_with_the_transports_defaults() {
+    let config = load_args(&args(&["s=demo"])).unwrap();
+    assert_eq!(
+        (
+            config.max_batch_keys,
+            config.max_batch_bytes,
+            config.max_set_bytes
+        ),
+        (1000, 4 << 20, 8 << 20)
+    );
+    let file = "max_batch_keys = 500\nmax_batch_bytes = \"1MiB\"\nmax_set_bytes = 1024\n";
+    let config = from_toml(file, &args(&["s=demo"])).unwrap();
+    assert_eq!(
+        (
+            config.max_batch_keys,
+            config.max_batch_bytes,
+            config.max_set_bytes
+        ),
+        (500, 1 << 20, 1024)
+    );
+    assert!(
+        config
+            .summary()
+            .contains("max_batch_keys=500 max_batch_bytes=1MiB max_set_bytes=1KiB")
+    );
+    let flag = ServeArgs {
+        max_set_bytes: Some("2KiB".into()),
+        ..args(&["s=demo"])
+    };
+    assert_eq!(from_toml(file, &flag).unwrap().max_set_bytes, 2048);
+    let err = message(from_toml("max_batch_keys = 10\n", &args(&["s=demo"])));
+    assert!(
+        err.starts_with("invalid max_batch_keys (in test.toml) \"10\": out of range"),
+        "{err}"
+    );
+}

@@ -59,6 +59,51 @@ pub(super) fn checked_max_connections(text: &str, field: &Field) -> Result<usize
     }
 }
 
+/// The most keys a node puts in one batch to a peer: a node whose batch limit were lower would
+/// refuse its peers' batches, and they would load those keys themselves instead of asking the
+/// owner.
+const PEER_BATCH_KEYS: usize = geecache_group::GET_MANY_BATCH;
+
+/// Checks `--max-batch-keys`: at least a peer's batch, at most a million.
+pub(super) fn checked_max_batch_keys(text: &str, field: &Field) -> Result<usize, ConfigError> {
+    let allowed = || {
+        format!(
+            "expected a whole number between {PEER_BATCH_KEYS} (the most keys a node sends a peer \
+             at once) and 1000000; the default is 1000"
+        )
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if (PEER_BATCH_KEYS..=1_000_000).contains(&n) => Ok(n),
+        Ok(_) => Err(ConfigError::invalid(field, text, "out of range", allowed())),
+        Err(_) => Err(ConfigError::invalid(
+            field,
+            text,
+            "not a whole number",
+            allowed(),
+        )),
+    }
+}
+
+/// Checks `--max-batch-bytes`: room for a peer's batch of short keys.
+pub(super) fn checked_max_batch_bytes(text: &str, field: &Field) -> Result<u64, ConfigError> {
+    match parse_size(text) {
+        // A peer's batch of 256 keys must fit, keys of 256 bytes at least.
+        Some(n) if n >= 64 << 10 => Ok(n),
+        Some(_) => Err(ConfigError::invalid(
+            field,
+            text,
+            "out of range",
+            "expected at least 64KiB (a peer's batch of 256 keys must fit); the default is 4MiB",
+        )),
+        None => Err(ConfigError::invalid(
+            field,
+            text,
+            "not a size",
+            format!("expected {SIZE_FORMS}"),
+        )),
+    }
+}
+
 /// Checks a node's base URL (`--self-url`, `--peers`) with the transport's rule:
 /// `http://HOST[:PORT]`, nothing after it but a trailing `/`, which is dropped.
 ///

@@ -336,6 +336,9 @@ async fn start_cluster(
             max_connections: None,
             max_peer_bytes_in_flight: None,
             peer_key_encoding: geecache_transport_http::path::Decoding::Form,
+            max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
+            max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
+            max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
         };
         nodes.push(Node::start(listener, options).await?);
     }

@@ -37,6 +37,9 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         max_connections: None,
         max_peer_bytes_in_flight: None,
         peer_key_encoding: geecache_transport_http::path::Decoding::Form,
+        max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
+        max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
+        max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     (Node::start(listener, options).await.unwrap(), dir)

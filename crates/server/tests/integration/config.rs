@@ -1,6 +1,6 @@
 //! A bad configuration stops `serve` before it binds, with one precise message and status 2.
 
-use crate::support::{geecache, run};
+use crate::support::{Server, geecache, request_with_body, run};
 
 /// Runs `serve` with `args` (and `env`), expecting exit status 2 and exactly `message`.
 fn refused(args: &[&str], env: &[(&str, &str)], message: &str) {
@@ -227,5 +227,66 @@ fn threads_sets_the_number_of_runtime_workers() {
             .filter(|name| name == "geecache-worker")
             .count();
         assert_eq!(workers.to_string(), threads, "--threads {threads}");
+    }
+}
+
+// The batch and write limits of the client routes come from the node's settings: over them a
+// request is answered 413 and the node goes on serving.
+#[test]
+fn batch_and_set_limits_answer_413_and_the_node_keeps_serving() {
+    let node = Server::start(&[
+        "--group",
+        "scores=demo",
+        "--max-batch-keys",
+        "256",
+        "--max-batch-bytes",
+        "64KiB",
+        "--max-set-bytes",
+        "16",
+    ]);
+    let keys = |n: usize| {
+        let keys: Vec<String> = (0..n).map(|i| format!("\"player-{i:06}\"")).collect();
+        format!("{{\"keys\": [{}]}}", keys.join(","))
+    };
+    let batch = |body: &str| request_with_body(node.addr, "POST", "/api/scores", body.as_bytes());
+    assert_eq!(batch(&keys(256)).status, 200, "a batch at the key limit");
+    assert_eq!(batch(&keys(257)).status, 413, "a batch over the key limit");
+    // 64 KiB of JSON in fewer keys than the limit: refused for its size alone.
+    let long_key = format!("{{\"keys\": [\"{}\"]}}", "k".repeat(64 << 10));
+    assert_eq!(batch(&long_key).status, 413, "a batch over the byte limit");
+
+    let set = |value: &[u8]| request_with_body(node.addr, "PUT", "/api/scores/mine", value);
+    assert_eq!(set(&[b'v'; 17]).status, 413, "a value over the set limit");
+    assert_eq!(set(&[b'v'; 16]).status, 204, "a value at the set limit");
+    let value = node.get("/api/scores/mine");
+    assert_eq!((value.status, value.body), (200, vec![b'v'; 16]));
+    assert_eq!(node.get("/api/scores/player-000001").status, 200);
+}
+
+#[test]
+fn batch_and_set_limits_out_of_range_are_refused_with_what_is_allowed() {
+    for (flag, value, message) in [
+        (
+            "--max-batch-keys",
+            "255",
+            "out of range; expected a whole number between 256",
+        ),
+        ("--max-batch-keys", "many", "not a whole number"),
+        ("--max-batch-bytes", "1KiB", "expected at least 64KiB"),
+        ("--max-set-bytes", "0", "must be greater than zero"),
+        ("--max-set-bytes", "8 potatoes", "not a size"),
+    ] {
+        let out = run(geecache().args(["serve", "--group", "s=demo", flag, value]));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {value}: {:?}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(message) && out.stderr.contains(flag),
+            "{flag} {value}: {:?}",
+            out.stderr
+        );
     }
 }

@@ -290,6 +290,30 @@ pub(crate) fn try_request(
     parse_response(&raw)
 }
 
+/// Sends one request with a body (and its `Content-Length`); panics on network errors.
+pub(crate) fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Response {
+    let send = || -> std::io::Result<Response> {
+        let mut stream = TcpStream::connect_timeout(&addr, DEADLINE)?;
+        stream.set_read_timeout(Some(DEADLINE))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        parse_response(&raw)
+    };
+    send().unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"))
+}
+
 fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
     let split = raw

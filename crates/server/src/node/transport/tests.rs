@@ -48,6 +48,9 @@ fn options(urls: &[String], i: usize, transport: Transport, source: DataSource) 
         max_connections: None,
         max_peer_bytes_in_flight: None,
         peer_key_encoding: geecache_transport_http::path::Decoding::Form,
+        max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
+        max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
+        max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
     }
 }
 
