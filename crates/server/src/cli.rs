@@ -270,6 +270,42 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) peer_key_encoding: Option<String>,
 
+    /// The node's TLS certificate chain (PEM); with --tls-key, every route is served over TLS.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CERT",
+        value_name = "FILE",
+        help = "The node's certificate chain (PEM, leaf first); with --tls-key and --tls-ca, every route is served over TLS and peers are https:// URLs. Reloaded on SIGHUP and when the file changes"
+    )]
+    pub(crate) tls_cert: Option<String>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_KEY",
+        value_name = "FILE",
+        help = "The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)"
+    )]
+    pub(crate) tls_key: Option<String>,
+
+    /// The CA certificates (PEM) peers' certificates must be signed by.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CA",
+        value_name = "FILE",
+        help = "CA certificates (PEM) that sign the peers' certificates (and, with --tls-client-auth, the callers'); required with --tls-cert"
+    )]
+    pub(crate) tls_ca: Option<String>,
+
+    /// Whether callers must show a certificate signed by --tls-ca: required, optional or none.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CLIENT_AUTH",
+        value_name = "MODE",
+        help = "Whether callers must show a certificate signed by --tls-ca: required (mutual TLS; a caller without one is refused in the handshake), optional (asked for; /api clients may use the token instead) or none [default: none]"
+    )]
+    pub(crate) tls_client_auth: Option<String>,
+
     /// Which arguments came from an environment variable rather than a flag, by clap id.
     #[arg(skip)]
     pub(crate) from_env: BTreeSet<String>,

@@ -18,6 +18,7 @@ mod node;
 mod serve;
 mod shutdown;
 mod source;
+mod tls;
 
 #[cfg(test)]
 mod tests;

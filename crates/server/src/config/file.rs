@@ -34,6 +34,10 @@ pub(crate) struct FileConfig {
     pub(crate) max_connections: Option<Scalar>,
     pub(crate) max_peer_bytes_in_flight: Option<Scalar>,
     pub(crate) peer_key_encoding: Option<String>,
+    pub(crate) tls_cert: Option<String>,
+    pub(crate) tls_key: Option<String>,
+    pub(crate) tls_ca: Option<String>,
+    pub(crate) tls_client_auth: Option<String>,
     /// `[groups.NAME]` tables. A map, not an array, so TOML itself refuses a name given twice.
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, FileGroup>,

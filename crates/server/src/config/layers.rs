@@ -40,10 +40,14 @@ pub(super) mod ids {
     pub(crate) const MAX_CONNECTIONS: &str = "max_connections";
     pub(crate) const MAX_PEER_BYTES_IN_FLIGHT: &str = "max_peer_bytes_in_flight";
     pub(crate) const PEER_KEY_ENCODING: &str = "peer_key_encoding";
+    pub(crate) const TLS_CERT: &str = "tls_cert";
+    pub(crate) const TLS_KEY: &str = "tls_key";
+    pub(crate) const TLS_CA: &str = "tls_ca";
+    pub(crate) const TLS_CLIENT_AUTH: &str = "tls_client_auth";
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 25] = [
+    pub(crate) const ALL: [&str; 29] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -69,6 +73,10 @@ pub(super) mod ids {
         MAX_CONNECTIONS,
         MAX_PEER_BYTES_IN_FLIGHT,
         PEER_KEY_ENCODING,
+        TLS_CERT,
+        TLS_KEY,
+        TLS_CA,
+        TLS_CLIENT_AUTH,
     ];
 }
 

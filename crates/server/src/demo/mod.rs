@@ -335,6 +335,7 @@ async fn start_cluster(
             max_connections: None,
             max_peer_bytes_in_flight: None,
             peer_key_encoding: geecache_transport_http::path::Decoding::Form,
+            tls: None,
         };
         nodes.push(Node::start(listener, options).await?);
     }

@@ -36,6 +36,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         max_connections: None,
         max_peer_bytes_in_flight: None,
         peer_key_encoding: geecache_transport_http::path::Decoding::Form,
+        tls: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     (Node::start(listener, options).await.unwrap(), dir)

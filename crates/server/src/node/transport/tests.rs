@@ -47,6 +47,7 @@ fn options(urls: &[String], i: usize, transport: Transport, source: DataSource) 
         max_connections: None,
         max_peer_bytes_in_flight: None,
         peer_key_encoding: geecache_transport_http::path::Decoding::Form,
+        tls: None,
     }
 }
 
