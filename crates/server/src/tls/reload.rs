@@ -21,11 +21,19 @@ pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// Reloads `tls` on SIGHUP and whenever the files differ from the last ones tried, every
 /// `interval`, until the task is aborted. A reload that fails keeps the material in use and
 /// logs why (once per change of the files, so a broken file does not fill the log).
+///
+/// SIGHUP is listened for from the call on, not from the task's first poll: a SIGHUP sent once
+/// the node says it listens must reload it, not end it (the signal's default action).
 pub(crate) fn watch(tls: Arc<NodeTls>, interval: Duration) -> JoinHandle<()> {
+    #[cfg(unix)]
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; TLS files reload on change only");
+            None
+        }
+    };
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await; // the first tick is now: the files were just loaded
