@@ -358,6 +358,20 @@ pub(crate) struct DemoArgs {
     /// node-failure phase so all three nodes stay up).
     #[arg(long)]
     pub(crate) keep_running: bool,
+
+    /// Serve the three nodes over TLS with this certificate (PEM; it must name 127.0.0.1),
+    /// also shown as the load's client certificate. Needs --tls-key and --tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// The CA (PEM) that signs --tls-cert: the nodes check each other, and the load checks
+    /// the nodes, with it.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// Flags of `geecache get`.
@@ -385,6 +399,25 @@ pub(crate) struct GetArgs {
         hide_env_values = true
     )]
     pub(crate) api_token: Option<String>,
+    /// CA certificates (PEM) that sign the node's certificate: needed for an https:// URL.
+    #[arg(long, env = "GEECACHE_TLS_CA", value_name = "FILE")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a node that asks for one (--tls-client-auth).
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 fn parse_transport(text: &str) -> Result<crate::node::Transport, String> {

@@ -287,6 +287,59 @@ impl NodeTls {
     }
 }
 
+/// The TLS of a client of nodes (`geecache get`, the demo's load): the CA that signs the
+/// nodes' certificates and, for nodes that ask for one, a client certificate and key.
+///
+/// # Errors
+///
+/// As [`NodeTls::load`], naming the file.
+pub(crate) fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let read = |what, path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            what,
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let bad = |what, path: &Path, problem: String| TlsError::Pem {
+        what,
+        path: path.display().to_string(),
+        problem,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(&read("CA", ca)?).map_err(|p| bad("CA", ca, p))? {
+        roots
+            .add(cert)
+            .map_err(|e| bad("CA", ca, format!("a certificate is not a usable CA: {e}")))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsError::Rustls {
+            what: "the TLS client".to_owned(),
+            source,
+        })?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = certificates(&read("certificate", cert)?)
+                .map_err(|p| bad("certificate", cert, p))?;
+            let key_der = PrivateKeyDer::from_pem_slice(&read("key", key)?)
+                .map_err(|e| bad("key", key, format!("not a readable PEM private key: {e}")))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|source| TlsError::Rustls {
+                    what: format!("key {} with certificate {}", key.display(), cert.display()),
+                    source,
+                })?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
 /// What a reload did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reloaded {

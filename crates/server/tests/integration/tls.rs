@@ -440,3 +440,55 @@ fn a_rotation_on_sighup_reaches_new_connections_while_an_open_one_keeps_working(
         "SIGHUP reloads; it does not stop"
     );
 }
+
+#[test]
+fn get_fetches_over_mutual_tls_and_refuses_https_without_a_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("cluster CA");
+    let files = Files::write(dir.path(), "node", &ca, &ca.leaf());
+    let client = Files::write(dir.path(), "client", &ca, &ca.leaf());
+    let node = TlsNode::start(
+        serve(0, &files).args(["--tls-client-auth", "required"]),
+        &ca.client(Some(&ca.leaf())),
+    );
+    let url = format!("https://{}", node.addr);
+    let path = |p: &PathBuf| p.display().to_string();
+    let out = run(geecache()
+        .args(["get", &url, "scores", "player-000001"])
+        .args([
+            "--tls-ca",
+            &path(&client.ca),
+            "--tls-cert",
+            &path(&client.cert),
+            "--tls-key",
+            &path(&client.key),
+        ]));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("player-000001"), "{}", out.stdout);
+
+    let out = run(geecache().args(["get", &url, "scores", "player-000001"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("give --tls-ca FILE"), "{}", out.stderr);
+}
+
+#[test]
+fn the_demo_runs_its_three_nodes_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("demo CA");
+    let files = Files::write(dir.path(), "demo", &ca, &ca.leaf());
+    let out = run(geecache()
+        .args(["demo", "--keys", "200", "--requests", "500"])
+        .args(["--failover-requests", "100", "--load-delay", "1ms"])
+        .args(files.args()));
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("listening on https://"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("500 succeeded, 0 failed"),
+        "{}",
+        out.stdout
+    );
+}
