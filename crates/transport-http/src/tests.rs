@@ -440,6 +440,7 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
             ("owner-unavailable", 502),
             ("internal", 500),
             ("too-many-connections", 503),
+            ("tls-required", 400),
         ]
     );
     for kind in ErrorKind::ALL {

@@ -181,6 +181,14 @@ mod tests {
     }
 
     #[test]
+    fn the_plaintext_answer_names_its_kind_and_status() {
+        let kind = crate::ErrorKind::TlsRequired;
+        let text = std::str::from_utf8(PLAINTEXT_ANSWER).unwrap();
+        assert!(text.starts_with(&format!("HTTP/1.1 {} ", kind.status().as_u16())));
+        assert!(text.contains(&format!("x-geecache-error: {kind}\r\n")));
+    }
+
+    #[test]
     fn requests_and_the_h2_preface_look_like_http_and_a_client_hello_does_not() {
         for start in [b"GET /", b"POST ", b"PRI *", b"HEAD "] {
             assert!(looks_like_http(start[0]));
