@@ -30,8 +30,8 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// every call to this node on one connection; past this many it waits for a stream to end.
 const MAX_STREAMS: u32 = 256;
 
-/// How long a client may take to open a TLS session, from the connection's first byte to the
-/// handshake's last. A client that stalls half-way (slowloris on the handshake) holds its
+/// How long a client may take to open a TLS session, from the connection's accept to the
+/// handshake's last byte. A client that stalls half-way (slowloris on the handshake) holds its
 /// connection, counted against the limit, no longer than this.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,7 +99,7 @@ impl ServeConfig {
     /// them) to rotate keys without restarting.
     ///
     /// The handshake runs in the connection's own task, never in the accept loop, and must
-    /// finish within 10 s of the connection's first byte; a connection counts against
+    /// finish within 10 s of the connection's accept; a connection counts against
     /// [`max_connections`](Self::max_connections) from its accept, so clients stalling in the
     /// handshake cannot hold more than the limit. A client that sends plain HTTP is answered
     /// `400` with `x-geecache-error: tls-required` and a line saying to use `https://`, then
