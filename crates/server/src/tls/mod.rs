@@ -11,7 +11,7 @@
 mod reload;
 mod swap;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
