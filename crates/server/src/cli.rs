@@ -297,6 +297,42 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) peer_key_encoding: Option<String>,
 
+    /// The node's TLS certificate chain (PEM); with --tls-key, every route is served over TLS.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CERT",
+        value_name = "FILE",
+        help = "The node's certificate chain (PEM, leaf first); with --tls-key and --tls-ca, every route is served over TLS and peers are https:// URLs. Reloaded on SIGHUP and when the file changes"
+    )]
+    pub(crate) tls_cert: Option<String>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_KEY",
+        value_name = "FILE",
+        help = "The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)"
+    )]
+    pub(crate) tls_key: Option<String>,
+
+    /// The CA certificates (PEM) peers' certificates must be signed by.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CA",
+        value_name = "FILE",
+        help = "CA certificates (PEM) that sign the peers' certificates (and, with --tls-client-auth, the callers'); required with --tls-cert"
+    )]
+    pub(crate) tls_ca: Option<String>,
+
+    /// Whether callers must show a certificate signed by --tls-ca: required, optional or none.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CLIENT_AUTH",
+        value_name = "MODE",
+        help = "Whether callers must show a certificate signed by --tls-ca: required (mutual TLS; a caller without one is refused in the handshake), optional (asked for; /api clients may use the token instead) or none [default: none]"
+    )]
+    pub(crate) tls_client_auth: Option<String>,
+
     /// Which arguments came from an environment variable rather than a flag, by clap id.
     #[arg(skip)]
     pub(crate) from_env: BTreeSet<String>,
@@ -349,6 +385,20 @@ pub(crate) struct DemoArgs {
     /// node-failure phase so all three nodes stay up).
     #[arg(long)]
     pub(crate) keep_running: bool,
+
+    /// Serve the three nodes over TLS with this certificate (PEM; it must name 127.0.0.1),
+    /// also shown as the load's client certificate. Needs --tls-key and --tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// The CA (PEM) that signs --tls-cert: the nodes check each other, and the load checks
+    /// the nodes, with it.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// Flags of `geecache get`.
@@ -376,6 +426,25 @@ pub(crate) struct GetArgs {
         hide_env_values = true
     )]
     pub(crate) api_token: Option<String>,
+    /// CA certificates (PEM) that sign the node's certificate: needed for an https:// URL.
+    #[arg(long, env = "GEECACHE_TLS_CA", value_name = "FILE")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a node that asks for one (--tls-client-auth).
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "GEECACHE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 fn parse_transport(text: &str) -> Result<crate::node::Transport, String> {

@@ -6,24 +6,43 @@
 //! stack (reqwest) for a few plain requests. (Peer traffic goes through the transport's own
 //! per-peer connections.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-/// A keep-alive client for plain HTTP.
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// A keep-alive client for `http://` and, given a TLS configuration, `https://` URLs.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A pooled client. Connections are reused across requests and tasks.
+/// A pooled client for `http://` URLs. Connections are reused across requests and tasks. An
+/// `https://` URL fails its handshake: no CA is trusted (the `get` command refuses such a URL
+/// without `--tls-ca` before it gets here).
 pub(crate) fn new_client() -> HttpClient {
+    let trusts_nothing = rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    new_tls_client(Arc::new(trusts_nothing))
+}
+
+/// A pooled client that speaks `https://` with `tls` (and `http://` as before).
+pub(crate) fn new_tls_client(tls: Arc<rustls::ClientConfig>) -> HttpClient {
     let mut connector = HttpConnector::new();
     // Small requests on a hot path: Nagle's delay would add latency for no gain.
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    // The TLS layer above takes `https://` URLs; this one must let them through.
+    connector.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector)
@@ -61,6 +80,9 @@ pub(crate) enum FetchError {
     /// The body could not be read.
     #[error("reading the response body failed: {0}")]
     Body(String),
+    /// A TLS file given for the client could not be used; the text names it.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// GETs `url`, reading at most `max_body` bytes of body, all within `timeout`.

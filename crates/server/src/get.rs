@@ -28,9 +28,18 @@ pub(crate) fn value_url(base: &str, group: &str, key: &str) -> String {
 
 /// Runs `get`: 0 with every value, 1 when a key is not found, 2 on any error.
 pub(crate) fn run(args: &GetArgs) -> ExitCode {
-    if !args.url.starts_with("http://") {
+    if !args.url.starts_with("http://") && !args.url.starts_with("https://") {
         eprintln!(
-            "geecache: invalid node URL {:?}: expected http://HOST:PORT, e.g. http://127.0.0.1:8001",
+            "geecache: invalid node URL {:?}: expected http://HOST:PORT or https://HOST:PORT, \
+             e.g. http://127.0.0.1:8001",
+            args.url
+        );
+        return ExitCode::from(2);
+    }
+    if args.url.starts_with("https://") && args.tls_ca.is_none() {
+        eprintln!(
+            "geecache: {} is https://: give --tls-ca FILE, the CA that signs the node's \
+             certificate (and --tls-cert/--tls-key if the node asks for a client certificate)",
             args.url
         );
         return ExitCode::from(2);
@@ -48,10 +57,26 @@ pub(crate) fn run(args: &GetArgs) -> ExitCode {
     }
 }
 
+/// The client for `args`: with `--tls-ca` (and a client certificate, if given), one that
+/// speaks `https://`.
+///
+/// # Errors
+///
+/// A TLS file that cannot be used, as [`client::FetchError::Tls`].
+pub(crate) fn http_client(args: &GetArgs) -> Result<client::HttpClient, client::FetchError> {
+    let Some(ca) = &args.tls_ca else {
+        return Ok(client::new_client());
+    };
+    let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+    crate::tls::client_config(ca, identity)
+        .map(client::new_tls_client)
+        .map_err(|e| client::FetchError::Tls(e.to_string()))
+}
+
 fn run_one(args: &GetArgs, key: &str, runtime: &tokio::runtime::Runtime) -> ExitCode {
     let url = value_url(&args.url, &args.group, key);
     let fetched = runtime.block_on(async {
-        let http = client::new_client();
+        let http = http_client(args)?;
         client::get(
             &http,
             &url,

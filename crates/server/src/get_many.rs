@@ -47,7 +47,7 @@ pub(crate) fn run(args: &GetArgs, keys: &[String], runtime: &tokio::runtime::Run
         }
     };
     let fetched = runtime.block_on(async {
-        let http = client::new_client();
+        let http = crate::get::http_client(args)?;
         let token = args.api_token.as_deref();
         client::post_json(
             &http,

@@ -31,6 +31,7 @@ mod node;
 mod serve;
 mod shutdown;
 mod source;
+mod tls;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::membership::{self, Membership};
 use crate::metrics::{self, Metrics};
 use crate::source::DataSource;
+use crate::tls::NodeTls;
 
 mod handoff;
 #[cfg(test)]
@@ -91,6 +92,9 @@ pub(crate) struct NodeOptions {
     pub(crate) max_batch_bytes: usize,
     /// Largest value a client may set.
     pub(crate) max_set_bytes: usize,
+    /// TLS for every route and peer (`None`: plain HTTP), its material loaded already: the
+    /// transports are handed the configurations, never the files.
+    pub(crate) tls: Option<Arc<NodeTls>>,
 }
 
 /// What `/readyz` reports (the transport serves the route and asks this).
@@ -148,7 +152,10 @@ impl Node {
         let url = options
             .self_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| match options.tls {
+                Some(_) => format!("https://{addr}"),
+                None => format!("http://{addr}"),
+            });
         let registry = Registry::new();
         let metrics = Arc::new(Metrics::new(registry.clone()));
 
@@ -201,6 +208,7 @@ impl Node {
         // `try_router`, not `router`: the config was validated already, but a transport that
         // disagrees must stop the node with a message, not a panic.
         let api_metrics = metrics.api();
+        let tls_metrics = Arc::clone(&metrics);
         let routes = pool.routes(RouterConfig::new(registry.clone()), &options.base_path);
         let mut app = geecache_transport_http::try_router(
             routes
@@ -221,8 +229,9 @@ impl Node {
                 }),
         )
         .context("building the routes")?;
-        // gRPC peers reach the service on the same port: `serve` speaks HTTP/2 without TLS
-        // beside HTTP/1.1, and the service's paths (`/geecache.v1.Peer/...`) are its own.
+        // gRPC peers reach the service on the same port: `serve` speaks HTTP/2 (h2c, or h2
+        // by ALPN over TLS) beside HTTP/1.1, and the service's paths
+        // (`/geecache.v1.Peer/...`) are its own.
         if let Some(service) = pool.peer_service(&registry, &options)? {
             app = app.merge(service);
         }
@@ -235,6 +244,11 @@ impl Node {
         let mut serving = ServeConfig::new();
         if let Some(n) = options.max_connections {
             serving = serving.max_connections(n);
+        }
+        if let Some(tls) = &options.tls {
+            serving = serving
+                .tls(tls.server_config())
+                .on_handshake_failure(tls_metrics.handshake_observer());
         }
         let server = tokio::spawn(serve_with(listener, app, serving, async move {
             // A dropped sender (the node dropped without `shutdown`) stops the server too.

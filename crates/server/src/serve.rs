@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -13,6 +14,16 @@ use crate::membership::Membership;
 use crate::node::{Drained, Node, NodeGroup, NodeOptions};
 use crate::shutdown;
 use crate::source::DataSource;
+use crate::tls;
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Runs `serve`: exit 0 after a clean shutdown, 1 on a runtime failure, 2 on a bad config.
 pub(crate) fn run(args: &ServeArgs) -> ExitCode {
@@ -24,10 +35,19 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
         }
     };
     crate::init_logging(&config.log_level);
+    // Read before anything is bound, like the rest of the config: a bad file stops the node
+    // with status 2 and a message naming the file.
+    let tls = match config.tls.as_ref().map(tls::NodeTls::load).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("geecache: config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let Some(runtime) = crate::start_runtime(crate::Workers::Pool(config.threads)) else {
         return ExitCode::from(1);
     };
-    let result = runtime.block_on(serve(config));
+    let result = runtime.block_on(serve(config, tls));
     crate::stop_runtime(runtime);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,7 +74,7 @@ fn membership(config: &Config) -> Membership {
     Membership::Static(config.peers.clone())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, tls: Option<Arc<tls::NodeTls>>) -> anyhow::Result<()> {
     // Before anything answers: a SIGTERM that comes once the node reports ready must drain it.
     let signal = shutdown::listen();
     let listener = TcpListener::bind(config.listen)
@@ -100,8 +120,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_batch_keys: config.max_batch_keys,
         max_batch_bytes: config.max_batch_bytes,
         max_set_bytes: config.max_set_bytes,
+        tls: tls.clone(),
     };
     let node = Node::start(listener, options).await?;
+    // Aborted when `serve` returns: reloading ends with the node.
+    let reloading = tls.map(|tls| AbortOnDrop(tls::watch(tls, tls::POLL_INTERVAL)));
     if !config.peers.is_empty() && !config.peers.iter().any(|p| p == node.url()) {
         tracing::warn!(
             self_url = node.url(),
@@ -116,7 +139,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "geecache node started"
     );
     // The one line on stdout: scripts and tests read the bound port from it.
-    println!("listening on http://{addr}");
+    let scheme = if reloading.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
 
     let signal = signal.await;

@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) token: Option<Token>,
     /// Hears how each fetch ended (the same hook the HTTP pool takes).
     pub(crate) observer: Option<Arc<dyn PeerObserver>>,
+    /// The TLS client configuration (ALPN `h2`); `None`: h2c.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// One peer, named by its base URL, and its channel.
@@ -36,6 +38,8 @@ pub(crate) struct Settings {
 pub(crate) struct GrpcPeer {
     url: String,
     endpoint: Endpoint,
+    /// Dials the peer over TLS; `None`: tonic's own plain TCP connector.
+    tls: Option<TlsDialer>,
     /// Made on the first call rather than with the peer: a channel starts a task, which needs
     /// a runtime, and a pool's list may be set before there is one (or outside one).
     client: OnceLock<PeerClient<Channel>>,
@@ -60,9 +64,14 @@ impl GrpcPeer {
             // is found by pings instead of by every call waiting out its deadline.
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_timeout(Duration::from_secs(10));
+        let tls = match &settings.tls {
+            None => None,
+            Some(config) => Some(TlsDialer::new(&url, Arc::clone(config))?),
+        };
         Ok(GrpcPeer {
             url,
             endpoint,
+            tls,
             client: OnceLock::new(),
             settings,
             batches: AtomicBool::new(true),
@@ -72,7 +81,13 @@ impl GrpcPeer {
     /// A handle to the peer's channel (cloning one is cheap: it shares the connection).
     fn client(&self) -> PeerClient<Channel> {
         let client = self.client.get_or_init(|| {
-            PeerClient::new(self.endpoint.connect_lazy())
+            let channel = match &self.tls {
+                None => self.endpoint.connect_lazy(),
+                Some(dialer) => self
+                    .endpoint
+                    .connect_with_connector_lazy(dialer.clone().into_connector()),
+            };
+            PeerClient::new(channel)
                 .max_decoding_message_size(self.settings.max_message_bytes)
                 .max_encoding_message_size(self.settings.max_message_bytes)
         });
@@ -339,5 +354,83 @@ impl PeerGetter for GrpcPeer {
 impl fmt::Debug for GrpcPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcPeer").field("url", &self.url).finish()
+    }
+}
+
+/// Opens TLS connections to one peer for its channel: TCP to the URL's `host:port`, then a
+/// handshake that checks the peer's certificate names the host.
+///
+/// Ours rather than tonic's `tls-ring` feature, which builds its own rustls configuration from
+/// PEM bytes: this way the pool takes the application's `rustls::ClientConfig` as it is, with
+/// its client certificate and its rotating verifier, as the HTTP transport does.
+#[derive(Clone)]
+struct TlsDialer {
+    /// `host:port`, as dialled.
+    address: Arc<str>,
+    name: rustls::pki_types::ServerName<'static>,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl TlsDialer {
+    fn new(url: &str, config: Arc<rustls::ClientConfig>) -> Result<TlsDialer, Error> {
+        let invalid = |reason| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let authority = url
+            .strip_prefix("https://")
+            .ok_or_else(|| invalid("must start with https:// when the pool speaks TLS"))?;
+        let (host, address) = match authority.strip_prefix('[') {
+            Some(bracketed) => {
+                let (ip, rest) = bracketed
+                    .split_once(']')
+                    .ok_or_else(|| invalid("unclosed '[' in the host"))?;
+                let address = match rest.strip_prefix(':') {
+                    Some(_) => authority.to_owned(),
+                    None => format!("{authority}:443"),
+                };
+                (ip, address)
+            }
+            None => match authority.rsplit_once(':') {
+                Some((host, _)) => (host, authority.to_owned()),
+                None => (authority, format!("{authority}:443")),
+            },
+        };
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| invalid("host is not a valid TLS server name"))?;
+        Ok(TlsDialer {
+            address: address.into(),
+            name,
+            connector: tokio_rustls::TlsConnector::from(config),
+        })
+    }
+
+    /// The connector tonic calls for each new connection (the URI it passes is the peer's,
+    /// known already).
+    fn into_connector(
+        self,
+    ) -> impl tower::Service<
+        http::Uri,
+        Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+        Error = std::io::Error,
+        Future = futures_util::future::BoxFuture<
+            'static,
+            std::io::Result<
+                hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+            >,
+        >,
+    > + Send
+    + Clone
+    + 'static {
+        tower::service_fn(move |_: http::Uri| {
+            let dialer = self.clone();
+            Box::pin(async move {
+                let stream = tokio::net::TcpStream::connect(&*dialer.address).await?;
+                // Calls are small and latency-bound; Nagle would hold them back.
+                let _ = stream.set_nodelay(true);
+                let session = dialer.connector.connect(dialer.name, stream).await?;
+                Ok(hyper_util::rt::TokioIo::new(session))
+            }) as futures_util::future::BoxFuture<'static, _>
+        })
     }
 }

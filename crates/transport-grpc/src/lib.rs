@@ -65,8 +65,9 @@
 //!
 //! With a peer token, every call must carry `authorization: Bearer <token>` metadata
 //! ([`ServiceBuilder::peer_token`], [`PoolBuilder::peer_token`]), compared in constant time.
-//! Without TLS the token is not secret from the network: put TLS in front of nodes that talk
-//! across an untrusted one.
+//! Without TLS the token is not secret from the network: across an untrusted one, give the
+//! pool a rustls client configuration ([`PoolBuilder::tls`]; peers are then `https://` URLs
+//! and the server must speak TLS with ALPN `h2`, as geecache's does with a certificate).
 //!
 //! # Generated code
 //!

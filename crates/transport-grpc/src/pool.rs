@@ -53,6 +53,7 @@ impl GrpcPool {
             max_message_bytes: 64 << 20,
             peer_token: None,
             observer: None,
+            tls: None,
         }
     }
 
@@ -64,7 +65,9 @@ impl GrpcPool {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for the first URL that is not `http://host[:port]`.
+    /// [`Error::InvalidUrl`] for the first URL that is not `http://host[:port]`, or
+    /// `https://host[:port]` when the pool speaks TLS ([`PoolBuilder::tls`]): a cluster is all
+    /// one or all the other.
     pub fn set_peers<I, S>(&self, peers: I) -> Result<(), Error>
     where
         I: IntoIterator<Item = S>,
@@ -72,7 +75,11 @@ impl GrpcPool {
     {
         let list = peers
             .into_iter()
-            .map(|peer| peer_url(peer.as_ref()))
+            .map(|peer| {
+                let url = peer_url(peer.as_ref())?;
+                peer_scheme(&url, self.settings.tls.is_some())?;
+                Ok(url)
+            })
             .collect::<Result<Vec<String>, Error>>()?;
         self.cluster.set_members(list, |url| {
             let peer = GrpcPeer::new(url.to_owned(), Arc::clone(&self.settings))?;
@@ -169,9 +176,9 @@ impl fmt::Debug for GrpcPool {
     }
 }
 
-/// A peer's base URL in its one spelling, `http://host[:port]` with a single trailing `/`
-/// dropped: the rule of the HTTP transport's `validate::peer_url`, so a list both transports
-/// accept names the same members.
+/// A peer's base URL in its one spelling, `http://host[:port]` or `https://host[:port]` with a
+/// single trailing `/` dropped: the rule of the HTTP transport's `validate::peer_url`, so a
+/// list both transports accept names the same members.
 fn peer_url(url: &str) -> Result<String, Error> {
     let url = url
         .strip_suffix('/')
@@ -183,12 +190,13 @@ fn peer_url(url: &str) -> Result<String, Error> {
     };
     let authority = url
         .strip_prefix("http://")
-        .ok_or_else(|| bad("must start with http://"))?;
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| bad("must start with http:// or https://"))?;
     if authority.is_empty() {
         return Err(bad("missing host"));
     }
     if authority.contains(['/', '?', '#', '@']) {
-        return Err(bad("must be http://host[:port] with nothing after"));
+        return Err(bad("must be scheme://host[:port] with nothing after"));
     }
     if authority
         .bytes()
@@ -205,6 +213,26 @@ fn peer_url(url: &str) -> Result<String, Error> {
     Ok(url.to_owned())
 }
 
+/// Checks that a peer's scheme is the pool's: `https://` with TLS, `http://` without (the rule
+/// of the HTTP transport's `validate::peer_scheme`).
+fn peer_scheme(url: &str, tls: bool) -> Result<(), Error> {
+    let reason = match (url.starts_with("https://"), tls) {
+        (true, true) | (false, false) => return Ok(()),
+        (false, true) => {
+            "http:// in a cluster that speaks TLS; every member's URL must be https:// (a mixed \
+             cluster would send values and tokens in clear text)"
+        }
+        (true, false) => {
+            "https:// in a cluster without TLS; give the pool a TLS configuration or use \
+             http:// everywhere"
+        }
+    };
+    Err(Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    })
+}
+
 /// Configures a [`GrpcPool`]; start with [`GrpcPool::builder`].
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct PoolBuilder {
@@ -217,6 +245,7 @@ pub struct PoolBuilder {
     max_message_bytes: usize,
     peer_token: Option<String>,
     observer: Option<Arc<dyn PeerObserver>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl PoolBuilder {
@@ -274,6 +303,18 @@ impl PoolBuilder {
         self
     }
 
+    /// Dials peers over TLS with `config`: every peer URL must then be `https://`, and the
+    /// peer's certificate must name the URL's host. The pool sets the ALPN protocol (`h2`) on
+    /// its own copy; give `config` a client certificate for mutual TLS. Certificates rotate
+    /// inside `config` (a resolver and a verifier that swap what they hold); the pool reads
+    /// no file. Default: HTTP/2 without TLS (h2c).
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        self.tls = Some(Arc::new(config));
+        self
+    }
+
     /// Builds the pool, with this node as its only member until
     /// [`set_peers`](GrpcPool::set_peers).
     ///
@@ -283,6 +324,7 @@ impl PoolBuilder {
     /// [`Error::Zero`] for a zero timeout or message limit.
     pub fn build(self) -> Result<Arc<GrpcPool>, Error> {
         let self_url = peer_url(&self.self_url)?;
+        peer_scheme(&self_url, self.tls.is_some())?;
         if self.timeout.is_zero() {
             return Err(Error::Zero("timeout"));
         }
@@ -294,6 +336,7 @@ impl PoolBuilder {
             max_message_bytes: self.max_message_bytes,
             token: Token::from_option(self.peer_token)?,
             observer: self.observer,
+            tls: self.tls,
         });
         let cluster = Cluster::builder(self_url)
             .ring(self.preset)
@@ -320,6 +363,7 @@ impl fmt::Debug for PoolBuilder {
                 &self.peer_token.as_ref().map(|_| "<redacted>"),
             )
             .field("observer", &self.observer.is_some())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -9,7 +9,7 @@
 //! put the connection back.
 
 use std::io;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +18,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -33,6 +35,14 @@ pub(crate) enum SendError {
         /// What the dial said.
         source: io::Error,
     },
+    /// The TLS handshake with the peer failed (its certificate was refused, or ours).
+    #[error("TLS handshake with {authority} failed: {source}")]
+    Tls {
+        /// The `host:port` dialled.
+        authority: String,
+        /// What rustls said.
+        source: io::Error,
+    },
     /// The connection failed during the exchange.
     #[error(transparent)]
     Http(#[from] hyper::Error),
@@ -45,6 +55,9 @@ pub(crate) struct Connections {
     idle: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// How to open a TLS session on each new connection, and the name the peer's
+    /// certificate must carry; `None`: plain TCP.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 struct Idle {
@@ -69,7 +82,20 @@ impl Connections {
             idle: Mutex::new(Vec::new()),
             max_idle,
             idle_timeout,
+            tls: None,
         }
+    }
+
+    /// Opens every connection with a TLS session, checking that the peer's certificate names
+    /// `name`. A kept-alive connection keeps its session, so the handshake is paid once per
+    /// connection, not per request.
+    pub(crate) fn with_tls(
+        mut self,
+        config: Arc<rustls::ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Self {
+        self.tls = Some((TlsConnector::from(config), name));
+        self
     }
 
     /// Sends `request` (its URI in origin form, its `Host` set) on an idle connection, or on a
@@ -138,15 +164,33 @@ impl Connections {
             })?;
         // Requests are small and latency-bound; Nagle would hold the request line back.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // The connection's task ends when the peer closes it or every sender is dropped.
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "peer connection ended with an error");
-            }
-        });
-        Ok(sender)
+        let Some((connector, name)) = &self.tls else {
+            return handshake(stream).await;
+        };
+        let session = connector
+            .connect(name.clone(), stream)
+            .await
+            .map_err(|source| SendError::Tls {
+                authority: self.authority.clone(),
+                source,
+            })?;
+        handshake(session).await
     }
+}
+
+/// Starts HTTP/1.1 on an open connection, plain or TLS.
+async fn handshake<S>(stream: S) -> Result<Sender, SendError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    // The connection's task ends when the peer closes it or every sender is dropped.
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "peer connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 impl Lease<'_> {

@@ -59,11 +59,14 @@ pub enum ErrorKind {
     /// 503 `too-many-connections`: the node has as many connections open as it allows, and
     /// closed this one after answering (`ServeConfig::max_connections`).
     TooManyConnections,
+    /// 400 `tls-required`: a plain-HTTP request reached a port that speaks TLS only; the
+    /// connection was closed after answering (`ServeConfig::tls`).
+    TlsRequired,
 }
 
 impl ErrorKind {
     /// Every kind, e.g. for documentation or exhaustive tests.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::NotFound,
         ErrorKind::InvalidKey,
         ErrorKind::NotCached,
@@ -80,6 +83,7 @@ impl ErrorKind {
         ErrorKind::OwnerUnavailable,
         ErrorKind::Internal,
         ErrorKind::TooManyConnections,
+        ErrorKind::TlsRequired,
     ];
 
     /// The kind's name on the wire, e.g. `"not-found"`.
@@ -102,6 +106,7 @@ impl ErrorKind {
             ErrorKind::OwnerUnavailable => "owner-unavailable",
             ErrorKind::Internal => "internal",
             ErrorKind::TooManyConnections => "too-many-connections",
+            ErrorKind::TlsRequired => "tls-required",
         }
     }
 
@@ -122,9 +127,10 @@ impl ErrorKind {
             | ErrorKind::NotCached
             | ErrorKind::UnknownGroup
             | ErrorKind::NoRoute => StatusCode::NOT_FOUND,
-            ErrorKind::InvalidKey | ErrorKind::BadPath | ErrorKind::BadBody => {
-                StatusCode::BAD_REQUEST
-            }
+            ErrorKind::InvalidKey
+            | ErrorKind::BadPath
+            | ErrorKind::BadBody
+            | ErrorKind::TlsRequired => StatusCode::BAD_REQUEST,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::KeyTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -87,8 +87,11 @@
 //!
 //! With [`RouterConfig::peer_token`], the peer and admin routes require
 //! `Authorization: Bearer <token>` (compared in constant time, by a [`RequireBearer`] layer)
-//! and the pool sends it ([`PoolBuilder::peer_token`]). The token is not encryption: put TLS
-//! in front of nodes that talk across an untrusted network.
+//! and the pool sends it ([`PoolBuilder::peer_token`]). The token is not encryption: across an
+//! untrusted network, serve over TLS ([`ServeConfig::tls`], with client certificates if the
+//! rustls configuration asks for them) and give the pool a rustls client configuration
+//! ([`PoolBuilder::tls`]); peer URLs are then `https://`. The transport reads no files: the
+//! application builds both configurations (see [`tls`]).
 #![deny(missing_docs)]
 
 mod auth;
@@ -104,6 +107,7 @@ pub mod proto;
 mod routes;
 mod serve;
 mod stats;
+pub mod tls;
 pub mod validate;
 
 #[cfg(test)]
@@ -118,6 +122,7 @@ pub use kind::ErrorKind;
 pub use pool::{HttpPool, PoolBuilder};
 pub use routes::{RouterConfig, router, try_router};
 pub use serve::{ServeConfig, serve, serve_with};
+pub use tls::HandshakeFailure;
 
 /// Marks a request from a geecache peer (value `1`): the receiver loads the key itself and
 /// never forwards the request again.

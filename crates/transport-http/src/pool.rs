@@ -58,6 +58,7 @@ impl HttpPool {
             max_bytes_in_flight: usize::MAX,
             peer_token: None,
             observer: None,
+            tls: None,
         }
     }
 
@@ -73,7 +74,9 @@ impl HttpPool {
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] for the first URL that is not `http://host[:port]` (a trailing
-    /// `/` is dropped: see [`validate::peer_url`]).
+    /// `/` is dropped: see [`validate::peer_url`]), or `https://host[:port]` when the pool
+    /// speaks TLS ([`PoolBuilder::tls`]): a cluster is all one or all the other
+    /// ([`validate::peer_scheme`]).
     pub fn set_peers<I, S>(&self, peers: I) -> Result<(), Error>
     where
         I: IntoIterator<Item = S>,
@@ -81,7 +84,11 @@ impl HttpPool {
     {
         let list = peers
             .into_iter()
-            .map(|peer| validate::peer_url(peer.as_ref()))
+            .map(|peer| {
+                let url = validate::peer_url(peer.as_ref())?;
+                validate::peer_scheme(&url, self.transport.tls())?;
+                Ok(url)
+            })
             .collect::<Result<Vec<String>, Error>>()?;
         self.cluster.set_members(list, |url| {
             let peer = HttpPeer::new(url.to_owned(), &self.base_path, Arc::clone(&self.transport))?;
@@ -207,6 +214,7 @@ pub struct PoolBuilder {
     max_bytes_in_flight: usize,
     peer_token: Option<String>,
     observer: Option<Arc<dyn PeerObserver>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl PoolBuilder {
@@ -271,6 +279,18 @@ impl PoolBuilder {
         self
     }
 
+    /// Dials peers over TLS with `config`: every peer URL must then be `https://`, and the
+    /// peer's certificate must name the URL's host. The pool sets the ALPN protocol
+    /// (`http/1.1`) on its own copy; give `config` a client certificate for mutual TLS.
+    /// Certificates rotate inside `config` (a resolver and a verifier that swap what they
+    /// hold); the pool reads no file. Default: plain HTTP.
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.tls = Some(Arc::new(config));
+        self
+    }
+
     /// A hook told about every fetch from a peer, e.g. for metrics.
     pub fn observer(mut self, o: Arc<dyn PeerObserver>) -> Self {
         self.observer = Some(o);
@@ -282,10 +302,11 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for the node's own URL, [`Error::InvalidBasePath`],
+    /// [`Error::InvalidUrl`] for the node's own URL (its scheme too), [`Error::InvalidBasePath`],
     /// [`Error::InvalidToken`], or [`Error::Zero`] for a zero response limit or budget.
     pub fn build(self) -> Result<Arc<HttpPool>, Error> {
         let self_url = validate::peer_url(&self.self_url)?;
+        validate::peer_scheme(&self_url, self.tls.is_some())?;
         validate::base_path(&self.base_path)?;
         if self.max_response_bytes == 0 {
             return Err(Error::Zero("max_response_bytes"));
@@ -299,6 +320,7 @@ impl PoolBuilder {
             Budget::new(self.max_bytes_in_flight),
             token,
             self.observer,
+            self.tls,
         ));
         // Go nodes would answer a peek with a full get, loading the key: never peek them.
         let handoff = match self.base_path == crate::GROUPCACHE_BASE_PATH {
@@ -331,6 +353,7 @@ impl fmt::Debug for PoolBuilder {
                 "peer_token",
                 &self.peer_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -13,10 +13,14 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::Service;
+
+use crate::tls::{self, HandshakeFailure, HandshakeObserver};
 
 /// How long a client may take to send a request's headers. Bounds what a slow or idle client
 /// can hold: a connection that sends nothing is closed after this long.
@@ -25,6 +29,11 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most requests one HTTP/2 connection may have in flight at once. A peer multiplexes
 /// every call to this node on one connection; past this many it waits for a stream to end.
 const MAX_STREAMS: u32 = 256;
+
+/// How long a client may take to open a TLS session, from the connection's accept to the
+/// handshake's last byte. A client that stalls half-way (slowloris on the handshake) holds its
+/// connection, counted against the limit, no longer than this.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often, at most, a node logs that it refused connections over its limit. A flood is one
 /// line per interval with a count, not one line per connection.
@@ -41,11 +50,28 @@ content-length: 21\r\n\
 \r\n\
 too many connections\n";
 
-/// Limits on what the clients of a [`serve_with`] server may hold.
-#[derive(Clone, Debug, Default)]
+/// Limits on what the clients of a [`serve_with`] server may hold, and TLS.
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct ServeConfig {
     max_connections: Option<usize>,
+    tls: Option<Arc<Tls>>,
+}
+
+/// A serving port's TLS: the acceptor and what happens around its handshakes.
+struct Tls {
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    observer: Option<HandshakeObserver>,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("max_connections", &self.max_connections)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServeConfig {
@@ -63,6 +89,66 @@ impl ServeConfig {
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// Serves every connection over TLS with `config`. Its ALPN list, when empty, becomes
+    /// `h2` and `http/1.1`, so gRPC peers (HTTP/2) and HTTP clients share the port as they do
+    /// without TLS. A client certificate is asked for, and checked, as `config`'s verifier
+    /// says; the certificate and verifier may change inside `config` (a resolver that swaps
+    /// them) to rotate keys without restarting.
+    ///
+    /// The handshake runs in the connection's own task, never in the accept loop, and must
+    /// finish within 10 s of the connection's accept; a connection counts against
+    /// [`max_connections`](Self::max_connections) from its accept, so clients stalling in the
+    /// handshake cannot hold more than the limit. A client that sends plain HTTP is answered
+    /// `400` with `x-geecache-error: tls-required` and a line saying to use `https://`, then
+    /// the connection is closed.
+    #[must_use]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        let config = if config.alpn_protocols.is_empty() {
+            let mut config = (*config).clone();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Arc::new(config)
+        } else {
+            config
+        };
+        let (timeout, observer) = match self.tls.take() {
+            Some(old) => (old.timeout, old.observer.clone()),
+            None => (HANDSHAKE_TIMEOUT, None),
+        };
+        self.tls = Some(Arc::new(Tls {
+            acceptor: TlsAcceptor::from(config),
+            timeout,
+            observer,
+        }));
+        self
+    }
+
+    /// Tells `observer` of every handshake that fails, with its reason (to count them). Call
+    /// after [`tls`](Self::tls); without TLS there is no handshake.
+    #[must_use]
+    pub fn on_handshake_failure(mut self, observer: HandshakeObserver) -> Self {
+        self.tls = self.tls.take().map(|tls| {
+            Arc::new(Tls {
+                acceptor: tls.acceptor.clone(),
+                timeout: tls.timeout,
+                observer: Some(observer),
+            })
+        });
+        self
+    }
+
+    /// How long a TLS handshake may take. Default 10 s.
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.tls = self.tls.take().map(|tls| {
+            Arc::new(Tls {
+                acceptor: tls.acceptor.clone(),
+                timeout,
+                observer: tls.observer.clone(),
+            })
+        });
         self
     }
 }
@@ -121,7 +207,14 @@ pub async fn serve_with(
                         refusals.refuse(stream, config.max_connections.unwrap_or(0));
                         continue;
                     };
-                    connections.spawn(connection(stream, app.clone(), Arc::clone(&drain), closing.clone(), slot));
+                    connections.spawn(connection(
+                        stream,
+                        config.tls.clone(),
+                        app.clone(),
+                        Arc::clone(&drain),
+                        closing.clone(),
+                        slot,
+                    ));
                 }
                 Err(error) => accept_failed(&error).await,
             },
@@ -161,6 +254,7 @@ async fn accept_failed(error: &std::io::Error) {
 
 async fn connection(
     stream: TcpStream,
+    tls: Option<Arc<Tls>>,
     app: Router,
     drain: Arc<Drain>,
     mut closing: watch::Receiver<Stage>,
@@ -168,6 +262,75 @@ async fn connection(
     _slot: Slot,
 ) {
     let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_connection(stream, app, drain, closing).await,
+        Some(tls) => {
+            // Given up when shutdown begins: a connection that has not said a word yet has
+            // no request to drain.
+            let handshake = tokio::select! {
+                session = handshake(stream, &tls) => session,
+                _ = closing.wait_for(|stage| *stage != Stage::Open) => return,
+            };
+            if let Some(session) = handshake {
+                serve_connection(session, app, drain, closing).await;
+            }
+        }
+    }
+}
+
+/// The TLS session of `stream`, or `None` when the handshake failed (told to the observer).
+async fn handshake(
+    mut stream: TcpStream,
+    tls: &Tls,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    let attempt = async {
+        // Peeked, not read: the acceptor reads the record itself.
+        let mut first = [0_u8; 1];
+        match stream.peek(&mut first).await {
+            // Closed before a byte (a TCP health check, a port scan): no handshake was tried.
+            Ok(0) | Err(_) => return Err(None),
+            Ok(_) => {}
+        }
+        if first[0] != tls::TLS_HANDSHAKE_RECORD {
+            if tls::looks_like_http(first[0]) {
+                // The request is read (most of it; one read) before the answer, so closing
+                // does not reset the connection with unread bytes and lose the answer.
+                let mut request = [0_u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(tls::PLAINTEXT_ANSWER).await;
+                let _ = stream.shutdown().await;
+            }
+            return Err(Some(HandshakeFailure::Plaintext));
+        }
+        tls.acceptor
+            .accept(stream)
+            .await
+            .map_err(|error| Some(HandshakeFailure::of(&error)))
+    };
+    let failure = match tokio::time::timeout(tls.timeout, attempt).await {
+        Ok(Ok(session)) => return Some(session),
+        Ok(Err(None)) => return None,
+        Ok(Err(Some(reason))) => reason,
+        Err(_) => HandshakeFailure::Timeout,
+    };
+    tracing::debug!(peer = ?peer, reason = %failure, "TLS handshake failed");
+    if let Some(observer) = &tls.observer {
+        observer(failure);
+    }
+    None
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on one connection, plain or TLS, until it closes or shutdown
+/// closes it.
+async fn serve_connection<S>(
+    stream: S,
+    app: Router,
+    drain: Arc<Drain>,
+    mut closing: watch::Receiver<Stage>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // Whether the client speaks HTTP/2 here (its requests say so), and a wake-up for the
     // connection when such a request arrives during the drain.
     let multiplexed = Arc::new(AtomicBool::new(false));

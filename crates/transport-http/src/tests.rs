@@ -12,6 +12,7 @@ use crate::auth::{Token, constant_time_eq};
 use crate::error::Error;
 use crate::kind::ErrorKind;
 use crate::path::{self, Decoding, PathError};
+use crate::pool::HttpPool;
 use crate::proto::{GetRequest, GetResponse};
 use crate::validate;
 
@@ -296,6 +297,8 @@ fn peer_urls_have_one_spelling() {
         "http://node-a:80",
         "http://[::1]:9000",
         "http://cache",
+        "https://node-a:8443",
+        "https://[::1]",
     ] {
         assert_eq!(validate::peer_url(ok).as_deref(), Ok(ok), "{ok}");
         // The one rewrite: a trailing slash goes, so both spellings are one ring member.
@@ -307,7 +310,8 @@ fn peer_urls_have_one_spelling() {
     }
     for bad in [
         "127.0.0.1:8001",
-        "https://a:1",
+        "https://",
+        "https://a:1/x",
         "http://",
         "http:///",
         "http://a:1//",
@@ -325,6 +329,18 @@ fn peer_urls_have_one_spelling() {
             "{bad} should be rejected"
         );
     }
+}
+
+#[test]
+fn a_cluster_is_all_https_with_tls_and_all_http_without() {
+    assert_eq!(validate::peer_scheme("https://a:1", true), Ok(()));
+    assert_eq!(validate::peer_scheme("http://a:1", false), Ok(()));
+    assert!(validate::peer_scheme("http://a:1", true).is_err());
+    assert!(validate::peer_scheme("https://a:1", false).is_err());
+    let pool = HttpPool::builder("http://a:1").build().unwrap();
+    let refused = pool.set_peers(["http://a:1", "https://b:1"]).unwrap_err();
+    assert!(refused.to_string().contains("https://b:1"), "{refused}");
+    assert_eq!(pool.peers(), ["http://a:1"], "nothing changed");
 }
 
 #[test]
@@ -358,11 +374,12 @@ fn base_paths_are_validated() {
 #[test]
 fn a_peer_is_dialled_at_its_port_or_at_80() {
     use crate::client::dial_address;
-    assert_eq!(dial_address("10.0.0.1:8001"), "10.0.0.1:8001");
-    assert_eq!(dial_address("cache-0.cache:9000"), "cache-0.cache:9000");
-    assert_eq!(dial_address("cache-0.cache"), "cache-0.cache:80");
-    assert_eq!(dial_address("[::1]:8001"), "[::1]:8001");
-    assert_eq!(dial_address("[::1]"), "[::1]:80");
+    assert_eq!(dial_address("10.0.0.1:8001", 80), "10.0.0.1:8001");
+    assert_eq!(dial_address("cache-0.cache:9000", 80), "cache-0.cache:9000");
+    assert_eq!(dial_address("cache-0.cache", 80), "cache-0.cache:80");
+    assert_eq!(dial_address("cache-0.cache", 443), "cache-0.cache:443");
+    assert_eq!(dial_address("[::1]:8001", 80), "[::1]:8001");
+    assert_eq!(dial_address("[::1]", 80), "[::1]:80");
 }
 
 /// Whether `inner` lies within `outer`'s bytes, i.e. is a slice of the same memory.
@@ -423,6 +440,7 @@ fn error_kinds_keep_their_wire_names_and_statuses() {
             ("owner-unavailable", 502),
             ("internal", 500),
             ("too-many-connections", 503),
+            ("tls-required", 400),
         ]
     );
     for kind in ErrorKind::ALL {

@@ -20,7 +20,8 @@ use crate::error::Error;
 /// starting with one would shadow it.
 pub const RESERVED_SEGMENTS: [&str; 5] = ["api", "healthz", "readyz", "stats", "metrics"];
 
-/// A peer's base URL in its one spelling: `http://host[:port]`, a single trailing `/` dropped.
+/// A peer's base URL in its one spelling: `http://host[:port]` or `https://host[:port]`, a
+/// single trailing `/` dropped.
 ///
 /// Peers are named by this string on every node's ring (it is what the ring hashes), so two
 /// spellings of one node would be two members. The one rewrite done here, dropping a trailing
@@ -47,12 +48,11 @@ fn check_peer_url(url: &str) -> Result<(), Error> {
             reason,
         })
     };
-    let Some(authority) = url.strip_prefix("http://") else {
-        return if url.starts_with("https://") {
-            bad("https is not supported; terminate TLS in front of the node")
-        } else {
-            bad("must start with http://")
-        };
+    let Some(authority) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return bad("must start with http:// or https://");
     };
     if authority.is_empty() {
         return bad("missing host");
@@ -81,6 +81,39 @@ fn check_peer_url(url: &str) -> Result<(), Error> {
         Ok(parsed) if parsed.host().is_empty() => bad("missing host"),
         Ok(_) => Ok(()),
         Err(_) => bad("not a valid host[:port]"),
+    }
+}
+
+/// Whether a peer URL names a node that speaks TLS (`https://`).
+#[must_use]
+pub fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+/// Checks that `url` has the scheme a node that does (`tls`) or does not speak TLS uses for
+/// its peers: a cluster is all `https://` or all `http://`. A node never downgrades to plain
+/// HTTP for one member, and never dials TLS without a configuration to check the peer with.
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`], saying which scheme was expected.
+pub fn peer_scheme(url: &str, tls: bool) -> Result<(), Error> {
+    let bad = |reason| {
+        Err(Error::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        })
+    };
+    match (is_https(url), tls) {
+        (true, true) | (false, false) => Ok(()),
+        (false, true) => bad(
+            "http:// in a cluster that speaks TLS; every member's URL must be https:// (a mixed \
+             cluster would send values and tokens in clear text)",
+        ),
+        (true, false) => bad(
+            "https:// in a cluster without TLS; give every node a certificate and a CA \
+             (--tls-cert, --tls-key, --tls-ca) or use http:// everywhere",
+        ),
     }
 }
 

@@ -87,5 +87,6 @@ pub(super) fn resolve_dns(layers: &Layers<'_>) -> Result<Option<DnsConfig>, Conf
         target: target.to_string(),
         interval,
         server,
+        https: false,
     }))
 }

@@ -37,6 +37,10 @@ pub(crate) struct FileConfig {
     pub(crate) max_batch_keys: Option<Scalar>,
     pub(crate) max_batch_bytes: Option<Scalar>,
     pub(crate) max_set_bytes: Option<Scalar>,
+    pub(crate) tls_cert: Option<String>,
+    pub(crate) tls_key: Option<String>,
+    pub(crate) tls_ca: Option<String>,
+    pub(crate) tls_client_auth: Option<String>,
     /// `[groups.NAME]` tables. A map, not an array, so TOML itself refuses a name given twice.
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, FileGroup>,

@@ -43,10 +43,14 @@ pub(super) mod ids {
     pub(crate) const MAX_BATCH_KEYS: &str = "max_batch_keys";
     pub(crate) const MAX_BATCH_BYTES: &str = "max_batch_bytes";
     pub(crate) const MAX_SET_BYTES: &str = "max_set_bytes";
+    pub(crate) const TLS_CERT: &str = "tls_cert";
+    pub(crate) const TLS_KEY: &str = "tls_key";
+    pub(crate) const TLS_CA: &str = "tls_ca";
+    pub(crate) const TLS_CLIENT_AUTH: &str = "tls_client_auth";
 
     /// Every id, for the test that holds them against clap's definition.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 28] = [
+    pub(crate) const ALL: [&str; 32] = [
         LISTEN,
         SELF_URL,
         PEERS,
@@ -75,6 +79,10 @@ pub(super) mod ids {
         MAX_BATCH_KEYS,
         MAX_BATCH_BYTES,
         MAX_SET_BYTES,
+        TLS_CERT,
+        TLS_KEY,
+        TLS_CA,
+        TLS_CLIENT_AUTH,
     ];
 }
 

@@ -47,6 +47,7 @@ use values::{
 
 use crate::cli::ServeArgs;
 use crate::node::Transport;
+use crate::tls::{ClientAuth, TlsFiles};
 
 /// Defaults, named so docs and `--help` can point at one place.
 pub(crate) mod defaults {
@@ -137,6 +138,8 @@ pub(crate) struct Config {
     pub(crate) max_batch_bytes: usize,
     /// Largest value a client may set.
     pub(crate) max_set_bytes: usize,
+    /// TLS for every route and every peer; `None`: plain HTTP.
+    pub(crate) tls: Option<TlsFiles>,
 }
 
 /// Where etcd is and which cluster this node belongs to.
@@ -159,6 +162,9 @@ pub(crate) struct DnsConfig {
     pub(crate) interval: Duration,
     /// The one server to ask; `None`: the system's resolver configuration.
     pub(crate) server: Option<SocketAddr>,
+    /// Whether the members are `https://` URLs (the node speaks TLS); records carry no
+    /// scheme, the cluster's setting does.
+    pub(crate) https: bool,
 }
 
 /// One group's settings.
@@ -255,7 +261,7 @@ impl Config {
             "listen={} self_url={} {} base_path={} transport={} ring={} replicas={} handoff={} groups=[{}] \
              peer_timeout={} max_key_bytes={} log_level={} peer_token={} api_token={} \
              drain_timeout={} threads={} max_connections={} max_peer_bytes_in_flight={} \
-             peer_key_encoding={} max_batch_keys={} max_batch_bytes={} max_set_bytes={}",
+             peer_key_encoding={} max_batch_keys={} max_batch_bytes={} max_set_bytes={} tls={}",
             self.listen,
             self.self_url.as_deref().unwrap_or("(from bound address)"),
             membership,
@@ -293,6 +299,16 @@ impl Config {
             self.max_batch_keys,
             format_size(self.max_batch_bytes as u64),
             format_size(self.max_set_bytes as u64),
+            match &self.tls {
+                None => "off".to_owned(),
+                Some(tls) => format!(
+                    "cert={} key={} ca={} client_auth={}",
+                    tls.cert.display(),
+                    tls.key.display(),
+                    tls.ca.display(),
+                    tls.client_auth.as_str()
+                ),
+            },
         )
     }
 }
@@ -594,6 +610,12 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
     };
 
     let groups = groups::resolve_groups(layers)?;
+    let tls = resolve_tls(layers)?;
+    check_schemes(tls.is_some(), self_url.as_deref(), &peers)?;
+    let dns = dns.map(|dns| DnsConfig {
+        https: tls.is_some(),
+        ..dns
+    });
 
     Ok(Config {
         listen,
@@ -620,5 +642,101 @@ fn resolve(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         max_batch_keys,
         max_batch_bytes,
         max_set_bytes,
+        tls,
     })
+}
+
+/// The TLS files and mode: certificate, key and CA all three, or none of them. The files are
+/// read later, once (`tls::NodeTls::load`), so that their errors name the file's problem.
+fn resolve_tls(layers: &Layers<'_>) -> Result<Option<TlsFiles>, ConfigError> {
+    let (args, file) = (layers.args, layers.file);
+    let cert = layers.pick(
+        ids::TLS_CERT,
+        args.tls_cert.as_ref(),
+        file.tls_cert.as_ref(),
+    );
+    let key = layers.pick(ids::TLS_KEY, args.tls_key.as_ref(), file.tls_key.as_ref());
+    let ca = layers.pick(ids::TLS_CA, args.tls_ca.as_ref(), file.tls_ca.as_ref());
+    let client_auth = match layers.pick(
+        ids::TLS_CLIENT_AUTH,
+        args.tls_client_auth.as_ref(),
+        file.tls_client_auth.as_ref(),
+    ) {
+        None => None,
+        Some((text, field)) => Some(text.parse::<ClientAuth>().map_err(|()| {
+            ConfigError::invalid(
+                &field,
+                &text,
+                "unknown client authentication mode",
+                "expected required (mutual TLS), optional (a certificate is asked for; /api \
+                 clients may use the token instead) or none",
+            )
+        })?),
+    };
+    let (cert, key, ca) = match (cert, key, ca) {
+        (None, None, None) => {
+            if client_auth.is_some_and(|mode| mode != ClientAuth::None) {
+                return Err(ConfigError::Missing(
+                    "--tls-client-auth needs TLS: give --tls-cert, --tls-key and --tls-ca (or \
+                     tls_cert, tls_key and tls_ca in the config file)"
+                        .to_owned(),
+                ));
+            }
+            return Ok(None);
+        }
+        (Some(cert), Some(key), Some(ca)) => (cert, key, ca),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "--tls-cert"),
+                (key.is_none(), "--tls-key"),
+                (ca.is_none(), "--tls-ca"),
+            ]
+            .into_iter()
+            .filter_map(|(missing, flag)| missing.then_some(flag))
+            .collect();
+            return Err(ConfigError::Missing(format!(
+                "TLS needs --tls-cert, --tls-key and --tls-ca together (or tls_cert, tls_key and \
+                 tls_ca in the config file); missing: {}. The CA checks the peers' certificates: \
+                 a node serving TLS dials its peers over TLS too",
+                missing.join(", ")
+            )));
+        }
+    };
+    let path = |(text, _): (String, _)| PathBuf::from(text.trim());
+    Ok(Some(TlsFiles {
+        cert: path(cert),
+        key: path(key),
+        ca: path(ca),
+        client_auth: client_auth.unwrap_or_default(),
+    }))
+}
+
+/// A cluster is all `https://` (with TLS) or all `http://` (without): a mixed one would send
+/// values and tokens in clear text to some members, or dial TLS with nothing to check a peer
+/// by. Members learned later (etcd) are held to the same rule when they arrive.
+fn check_schemes(tls: bool, self_url: Option<&str>, peers: &[String]) -> Result<(), ConfigError> {
+    let wanted = if tls { "https://" } else { "http://" };
+    let wrong: Vec<&str> = (self_url.iter().copied())
+        .chain(peers.iter().map(String::as_str))
+        .filter(|url| !url.starts_with(wanted))
+        .collect();
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError::Missing(if tls {
+        format!(
+            "with TLS (--tls-cert) every node's URL must be https://, but {} {} http://: a \
+             cluster mixing http and https peers is refused",
+            wrong.join(", "),
+            if wrong.len() == 1 { "is" } else { "are" }
+        )
+    } else {
+        format!(
+            "{} {} https://, but this node has no TLS: give it --tls-cert, --tls-key and \
+             --tls-ca, or use http:// for every node (a cluster mixing http and https peers is \
+             refused)",
+            wrong.join(", "),
+            if wrong.len() == 1 { "is" } else { "are" }
+        )
+    }))
 }

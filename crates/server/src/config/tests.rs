@@ -291,7 +291,45 @@ fn bad_values_are_refused_with_what_is_allowed() {
         (
             &["s=demo"],
             |a| a.self_url = Some("https://n:1".into()),
-            "https is not supported",
+            "https://n:1 is https://, but this node has no TLS",
+        ),
+        (
+            &["s=demo"],
+            |a| a.peers = Some(vec!["https://n:1".into(), "http://n:2".into()]),
+            "a cluster mixing http and https peers is refused",
+        ),
+        (
+            &["s=demo"],
+            |a| {
+                a.tls_cert = Some("c.pem".into());
+                a.tls_key = Some("k.pem".into());
+                a.tls_ca = Some("ca.pem".into());
+                a.peers = Some(vec!["https://n:1".into(), "http://n:2".into()]);
+            },
+            "every node's URL must be https://, but http://n:2 is http://",
+        ),
+        (
+            &["s=demo"],
+            |a| {
+                a.tls_cert = Some("c.pem".into());
+                a.tls_key = Some("k.pem".into());
+            },
+            "missing: --tls-ca",
+        ),
+        (
+            &["s=demo"],
+            |a| a.tls_client_auth = Some("required".into()),
+            "--tls-client-auth needs TLS",
+        ),
+        (
+            &["s=demo"],
+            |a| {
+                a.tls_cert = Some("c.pem".into());
+                a.tls_key = Some("k.pem".into());
+                a.tls_ca = Some("ca.pem".into());
+                a.tls_client_auth = Some("always".into());
+            },
+            "unknown client authentication mode",
         ),
         (
             &["s=demo"],
@@ -745,6 +783,7 @@ fn dns_settings_come_from_flags_or_the_file_with_a_5s_default() {
     assert_eq!(
         config.dns,
         Some(DnsConfig {
+            https: false,
             target: "peers.default.svc:8001".into(),
             interval: Duration::from_secs(5),
             server: None,
@@ -920,5 +959,35 @@ fn batch_and_set_limits_come_from_flags_or_the_file_with_the_transports_defaults
     assert!(
         err.starts_with("invalid max_batch_keys (in test.toml) \"10\": out of range"),
         "{err}"
+    );
+}
+
+#[test]
+fn tls_settings_come_from_flags_or_the_file_and_make_the_peers_https() {
+    let text = r#"
+tls_cert = "/etc/geecache/tls.crt"
+tls_key = "/etc/geecache/tls.key"
+tls_ca = "/etc/geecache/ca.crt"
+tls_client_auth = "optional"
+peers = ["https://10.0.0.1:8001", "https://10.0.0.2:8001"]
+self_url = "https://10.0.0.1:8001"
+
+[groups.scores]
+source = "demo"
+"#;
+    let config = super::from_toml(text, &ServeArgs::default()).unwrap();
+    let tls = config.tls.clone().unwrap();
+    assert_eq!(tls.cert, std::path::PathBuf::from("/etc/geecache/tls.crt"));
+    assert_eq!(tls.client_auth, crate::tls::ClientAuth::Optional);
+    assert!(config.summary().contains("client_auth=optional"));
+    // The flag wins over the file, as for every setting.
+    let flags = ServeArgs {
+        tls_client_auth: Some("required".into()),
+        ..ServeArgs::default()
+    };
+    let config = super::from_toml(text, &flags).unwrap();
+    assert_eq!(
+        config.tls.unwrap().client_auth,
+        crate::tls::ClientAuth::Required
     );
 }

@@ -110,8 +110,8 @@ pub(super) fn checked_max_batch_bytes(text: &str, field: &Field) -> Result<u64, 
 /// Nodes name each other by these strings on the hash ring, so every node must spell a member
 /// the same way; using the transport's own function is what guarantees it.
 pub(super) fn node_url(text: &str, field: &Field) -> Result<String, ConfigError> {
-    const ALLOWED: &str =
-        "expected http://HOST:PORT with nothing after it, e.g. http://10.0.0.1:8001";
+    const ALLOWED: &str = "expected http://HOST:PORT (https:// with TLS) with nothing after it, e.g. \
+         http://10.0.0.1:8001";
     validate::peer_url(text.trim()).map_err(|error| match error {
         geecache_transport_http::Error::InvalidUrl { reason, .. } => {
             ConfigError::invalid(field, text, reason, ALLOWED)

@@ -104,12 +104,30 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Ending> {
         format_duration(args.load_delay)
     );
 
-    let mut nodes = start_cluster(&table, args.cache_bytes, args.transport).await?;
+    // Loaded once, for the three nodes: they share the certificate, and its key.
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(
+            crate::tls::NodeTls::load(&crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+                client_auth: crate::tls::ClientAuth::None,
+            })
+            .context("the demo's TLS files")?,
+        ),
+        _ => None,
+    };
+    let mut nodes = start_cluster(&table, args.cache_bytes, args.transport, tls.as_ref()).await?;
     for (i, node) in nodes.iter().enumerate() {
         say!("  node {} listening on {}", i + 1, node.url());
     }
 
-    let http = client::new_client();
+    let http = match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => client::new_tls_client(
+            crate::tls::client_config(ca, Some((cert, key))).context("the demo's TLS files")?,
+        ),
+        _ => client::new_client(),
+    };
     let stop = match args.duration {
         Some(d) => Stop::Elapsed(d),
         None => Stop::Requests(args.requests),
@@ -294,7 +312,9 @@ async fn start_cluster(
     table: &DemoTable,
     cache_bytes: u64,
     transport: Transport,
+    tls: Option<&std::sync::Arc<crate::tls::NodeTls>>,
 ) -> anyhow::Result<Vec<Node>> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut listeners = Vec::with_capacity(NODES);
     for _ in 0..NODES {
         listeners.push(
@@ -305,7 +325,7 @@ async fn start_cluster(
     }
     let urls: Vec<String> = listeners
         .iter()
-        .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+        .map(|l| l.local_addr().map(|a| format!("{scheme}://{a}")))
         .collect::<Result<_, _>>()?;
     let mut nodes = Vec::with_capacity(NODES);
     for (listener, url) in listeners.into_iter().zip(&urls) {
@@ -339,6 +359,7 @@ async fn start_cluster(
             max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
             max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
             max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
+            tls: tls.cloned(),
         };
         nodes.push(Node::start(listener, options).await?);
     }

@@ -43,6 +43,10 @@ impl Following {
         }
         let config = builder.build().map_err(|e| e.to_string())?;
         let watcher = discovery::Watcher::spawn(&config).map_err(|e| e.to_string())?;
+        let sink = match settings.https {
+            true => Arc::new(Https(sink)) as Arc<dyn PeerSink>,
+            false => sink,
+        };
         let follower = super::follow("dns", watcher.subscribe(), sink, known, on_change);
         Ok(Following { watcher, follower })
     }
@@ -51,5 +55,25 @@ impl Following {
     pub(crate) async fn shutdown(self) {
         self.watcher.shutdown().await;
         let _ = self.follower.await;
+    }
+}
+
+/// Gives the members of a DNS list the cluster's scheme, `https://`: records name hosts and
+/// ports, never a scheme, and the discovery crate writes `http://`.
+struct Https(Arc<dyn PeerSink>);
+
+impl PeerSink for Https {
+    fn set_peers(&self, peers: &[String]) -> Result<(), String> {
+        let peers: Vec<String> = (peers.iter())
+            .map(|url| match url.strip_prefix("http://") {
+                Some(rest) => format!("https://{rest}"),
+                None => url.clone(),
+            })
+            .collect();
+        self.0.set_peers(&peers)
+    }
+
+    fn peers(&self) -> Vec<String> {
+        self.0.peers()
     }
 }

@@ -39,6 +39,7 @@ use geecache_group::{
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -74,6 +75,8 @@ pub(crate) struct Metrics {
     loads: HistogramFamily<LoadLabels>,
     peers: Gauge,
     api: ApiMetrics,
+    /// Failed TLS handshakes on the serving port, by reason.
+    handshake_failures: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Metrics {
@@ -102,6 +105,14 @@ impl Metrics {
             peers.clone(),
         );
         let api = ApiMetrics::register(&mut registry);
+        let handshake_failures = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register(
+            "geecache_tls_handshake_failures",
+            "TLS handshakes refused or failed on the serving port, by reason: expired, \
+             unknown_ca, bad_name, no_client_cert, plaintext (plain HTTP sent to the TLS port), \
+             timeout, other",
+            handshake_failures.clone(),
+        );
         registry.register_collector(Box::new(GroupCollector { groups }));
         registry.register_collector(Box::new(BuildInfo));
         registry.register_collector(Box::new(process::ProcessCollector));
@@ -117,7 +128,21 @@ impl Metrics {
             loads,
             peers,
             api,
+            handshake_failures,
         }
+    }
+
+    /// The hook to give a TLS server: counts each failed handshake by its reason. Asking for
+    /// it makes every reason's series, at zero, so a node serving TLS exports them all from
+    /// the start (`increase()` over a series that appears with its first failure misses it).
+    pub(crate) fn handshake_observer(&self) -> geecache_transport_http::tls::HandshakeObserver {
+        for reason in geecache_transport_http::HandshakeFailure::ALL {
+            let _ = (self.handshake_failures).get_or_create(&[("reason", reason.as_str())]);
+        }
+        let failures = self.handshake_failures.clone();
+        Arc::new(move |reason: geecache_transport_http::HandshakeFailure| {
+            failures.get_or_create(&[("reason", reason.as_str())]).inc();
+        })
     }
 
     /// The hook to give the peer pool.

@@ -40,6 +40,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
         max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
         max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
         max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
+        tls: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     (Node::start(listener, options).await.unwrap(), dir)

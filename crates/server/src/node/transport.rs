@@ -78,9 +78,14 @@ impl Pool {
         options: &NodeOptions,
         observer: Arc<dyn PeerObserver>,
     ) -> anyhow::Result<Pool> {
+        let tls = options.tls.as_ref().map(|tls| tls.client_config());
         Ok(match options.transport {
-            Transport::Http => Pool::Http(
-                HttpPool::builder(url)
+            Transport::Http => Pool::Http({
+                let mut builder = HttpPool::builder(url);
+                if let Some(tls) = tls {
+                    builder = builder.tls(tls);
+                }
+                builder
                     .base_path(options.base_path.clone())
                     .ring(options.ring)
                     .replicas(options.replicas)
@@ -89,10 +94,14 @@ impl Pool {
                     .max_bytes_in_flight(options.max_peer_bytes_in_flight.unwrap_or(usize::MAX))
                     .observer(observer)
                     .build()
-                    .context("building the peer pool")?,
-            ),
-            Transport::Grpc => Pool::Grpc(
-                GrpcPool::builder(url)
+                    .context("building the peer pool")?
+            }),
+            Transport::Grpc => Pool::Grpc({
+                let mut builder = GrpcPool::builder(url);
+                if let Some(tls) = tls {
+                    builder = builder.tls(tls);
+                }
+                builder
                     .ring(options.ring)
                     .replicas(options.replicas)
                     .handoff(options.handoff)
@@ -103,8 +112,8 @@ impl Pool {
                     .timeout(options.peer_timeout)
                     .observer(observer)
                     .build()
-                    .context("building the gRPC peer pool")?,
-            ),
+                    .context("building the gRPC peer pool")?
+            }),
         })
     }
 
@@ -156,10 +165,25 @@ impl Pool {
 }
 
 impl PeerSink for Pool {
+    /// Applies the members whose scheme is this node's, and logs the others: a member
+    /// learned from etcd with `http://` in a TLS cluster (a node started without TLS, say)
+    /// is left out rather than spoken to in clear text, and the rest of the list still
+    /// applies. The config check refuses such a static list at start.
     fn set_peers(&self, peers: &[String]) -> Result<(), String> {
+        let https = self.cluster().self_name().starts_with("https://");
+        let (kept, refused): (Vec<&String>, Vec<&String>) =
+            (peers.iter()).partition(|peer| peer.trim().starts_with("https://") == https);
+        if !refused.is_empty() {
+            tracing::warn!(
+                refused = ?refused,
+                scheme = if https { "https" } else { "http" },
+                "members refused: their URL's scheme is not this cluster's (a cluster is all \
+                 https, with TLS, or all http)"
+            );
+        }
         match self {
-            Pool::Http(pool) => pool.set_peers(peers).map_err(|e| e.to_string()),
-            Pool::Grpc(pool) => pool.set_peers(peers).map_err(|e| e.to_string()),
+            Pool::Http(pool) => pool.set_peers(kept).map_err(|e| e.to_string()),
+            Pool::Grpc(pool) => pool.set_peers(kept).map_err(|e| e.to_string()),
         }
     }
 

@@ -76,8 +76,9 @@ fn bad_flags_are_named_with_what_is_allowed() {
             "http://10.0.0.1:8001,ftp://10.0.0.2:8001",
         ],
         &[],
-        "invalid --peers \"ftp://10.0.0.2:8001\": must start with http://; expected \
-         http://HOST:PORT with nothing after it, e.g. http://10.0.0.1:8001",
+        "invalid --peers \"ftp://10.0.0.2:8001\": must start with http:// or https://; \
+         expected http://HOST:PORT (https:// with TLS) with nothing after it, e.g. \
+         http://10.0.0.1:8001",
     );
 }
 

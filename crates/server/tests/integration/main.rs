@@ -22,3 +22,4 @@ mod http_source;
 mod metrics;
 mod monitoring;
 mod shutdown;
+mod tls;

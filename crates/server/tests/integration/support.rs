@@ -173,6 +173,11 @@ impl Running {
         self.signal("-INT");
     }
 
+    /// Sends SIGHUP (a TLS node reloads its files).
+    pub(crate) fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
     fn signal(&self, which: &str) {
         let status = Command::new("kill")
             .args([which, &self.pid().to_string()])
@@ -314,7 +319,7 @@ pub(crate) fn request_with_body(
     send().unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"))
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+pub(crate) fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
     let split = raw
         .windows(4)

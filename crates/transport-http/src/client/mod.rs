@@ -53,6 +53,8 @@ pub(crate) struct Transport {
     budget: Arc<Budget>,
     token: Option<Token>,
     observer: Option<Arc<dyn PeerObserver>>,
+    /// The TLS client configuration (ALPN `http/1.1`); `None`: plain HTTP.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Transport {
@@ -61,13 +63,20 @@ impl Transport {
         budget: Arc<Budget>,
         token: Option<Token>,
         observer: Option<Arc<dyn PeerObserver>>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Transport {
         Transport {
             max_response_bytes,
             budget,
             token,
             observer,
+            tls,
         }
+    }
+
+    /// Whether peers are dialled over TLS.
+    pub(crate) fn tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub(crate) fn bytes_in_flight(&self) -> usize {
@@ -106,15 +115,28 @@ impl HttpPeer {
             url: url.clone(),
             reason,
         };
-        let authority = url
-            .strip_prefix("http://")
-            .ok_or_else(|| invalid("must start with http://"))?;
+        let (authority, default_port) = match (url.strip_prefix("http://"), &transport.tls) {
+            (Some(authority), None) => (authority, 80),
+            _ => match (url.strip_prefix("https://"), &transport.tls) {
+                (Some(authority), Some(_)) => (authority, 443),
+                _ => return Err(invalid("scheme does not match the pool's (TLS or not)")),
+            },
+        };
         let host = HeaderValue::from_str(authority)
             .map_err(|_| invalid("host holds a character that is not allowed"))?;
+        let mut connections = Connections::new(
+            dial_address(authority, default_port),
+            MAX_IDLE_PER_PEER,
+            IDLE_TIMEOUT,
+        );
+        if let Some(tls) = &transport.tls {
+            let name = crate::tls::server_name(authority).map_err(invalid)?;
+            connections = connections.with_tls(Arc::clone(tls), name);
+        }
         Ok(HttpPeer {
             peeks: AtomicBool::new(true),
             batches: AtomicBool::new(true),
-            connections: Connections::new(dial_address(authority), MAX_IDLE_PER_PEER, IDLE_TIMEOUT),
+            connections,
             url,
             base_path: base_path.to_owned(),
             host,
@@ -381,8 +403,9 @@ pub(crate) fn decode_answer(body: Bytes) -> Result<Loaded, PeerError> {
     Ok(Loaded::new(value).with_optional_ttl(ttl))
 }
 
-/// The `host:port` to dial for a URL's `host[:port]`: port 80 when it names none.
-pub(crate) fn dial_address(authority: &str) -> String {
+/// The `host:port` to dial for a URL's `host[:port]`: `default_port` (80, or 443 for
+/// `https`) when it names none.
+pub(crate) fn dial_address(authority: &str, default_port: u16) -> String {
     // A bracketed IPv6 address holds colons of its own; only a colon after the bracket starts
     // a port.
     let has_port = authority
@@ -391,7 +414,7 @@ pub(crate) fn dial_address(authority: &str) -> String {
     if has_port {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     }
 }
 

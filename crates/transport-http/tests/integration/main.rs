@@ -10,6 +10,7 @@ mod cluster;
 mod faults;
 mod routes;
 mod shutdown;
+mod tls;
 mod wire;
 mod writes;
 

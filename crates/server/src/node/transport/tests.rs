@@ -51,6 +51,7 @@ fn options(urls: &[String], i: usize, transport: Transport, source: DataSource) 
         max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
         max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
         max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
+        tls: None,
     }
 }
 
@@ -290,4 +291,43 @@ async fn bad_grpc_calls_get_their_status_and_the_node_serves_on() {
         1,
         "the bad calls loaded nothing"
     );
+}
+
+/// Members of the other scheme, as etcd may deliver them (a node started without TLS in a TLS
+/// cluster), are left out; the rest of the list applies, over either transport.
+#[test]
+fn members_of_the_other_scheme_are_left_out_and_the_rest_applied() {
+    use crate::membership::PeerSink;
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = crate::tls::tests::write(
+        dir.path(),
+        &crate::tls::tests::pem(),
+        crate::tls::ClientAuth::Required,
+    );
+    let tls = crate::tls::NodeTls::load(&files).unwrap();
+    for transport in [Transport::Http, Transport::Grpc] {
+        let me = "https://127.0.0.1:1".to_owned();
+        let mut options = options(
+            std::slice::from_ref(&me),
+            0,
+            transport,
+            DataSource::Demo(DemoTable::builder().rows(10).build()),
+        );
+        options.tls = Some(Arc::clone(&tls));
+        let observer =
+            crate::metrics::Metrics::new(geecache_group::Registry::new()).peer_observer();
+        let pool = super::Pool::build(&me, &options, observer).unwrap();
+        pool.set_peers(&[
+            me.clone(),
+            "https://127.0.0.1:2".into(),
+            "http://127.0.0.1:3".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            pool.peers(),
+            ["https://127.0.0.1:1", "https://127.0.0.1:2"],
+            "{transport}"
+        );
+    }
 }
