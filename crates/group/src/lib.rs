@@ -97,6 +97,7 @@ mod key;
 mod observe;
 mod peers;
 mod random;
+mod rate;
 mod registry;
 mod removal;
 mod stats;
@@ -122,6 +123,7 @@ pub use peers::{
     GET_MANY_BATCH, HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, Pick,
     RemoveMode,
 };
+pub use rate::HotAdmission;
 pub use registry::{Registry, groups};
 pub use removal::Removal;
 pub use stats::{CacheStats, Field, FieldKind, Stats};

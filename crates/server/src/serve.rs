@@ -78,6 +78,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             source,
             policy: group.policy,
             negative_ttl: group.negative_ttl,
+            hot: group.hot.admission(),
         });
     }
     let options = NodeOptions {

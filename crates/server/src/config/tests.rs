@@ -55,6 +55,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
             max_value_bytes: 64 << 20,
             policy: geecache_group::Policy::Lru,
             negative_ttl: None,
+            hot: super::HotConfig::default(),
         }]
     );
 }

@@ -28,6 +28,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
             source: DataSource::Dir(Arc::clone(&dir)),
             policy: geecache_group::Policy::Lru,
             negative_ttl: None,
+            hot: geecache_group::HotAdmission::default(),
         }],
         peer_timeout: Duration::from_secs(1),
         max_key_bytes: 1024,

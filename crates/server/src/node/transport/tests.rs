@@ -39,6 +39,7 @@ fn options(urls: &[String], i: usize, transport: Transport, source: DataSource) 
             source,
             policy: geecache_group::Policy::Lru,
             negative_ttl: None,
+            hot: geecache_group::HotAdmission::default(),
         }],
         peer_timeout: PATIENT,
         max_key_bytes: 64,
