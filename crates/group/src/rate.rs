@@ -116,3 +116,6 @@ impl Default for HotAdmission {
         HotAdmission::Rate(Self::DEFAULT_QPS)
     }
 }
+
+#[cfg(test)]
+mod tests;
