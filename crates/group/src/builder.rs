@@ -10,6 +10,7 @@ use crate::getter::{DynGetter, Getter};
 use crate::group::{Group, Inner};
 use crate::peers::PeerPicker;
 use crate::random::{self, RandomSource};
+use crate::rate::HotAdmission;
 use crate::registry::Registry;
 use crate::sweeper;
 
@@ -21,7 +22,7 @@ pub struct GroupBuilder {
     getter: Option<Arc<dyn DynGetter>>,
     ttl: Option<Duration>,
     hot_ratio: usize,
-    hot_admission: u32,
+    hot_admission: HotAdmission,
     batch_concurrency: usize,
     negative_ttl: Option<Duration>,
     policy: Policy,
@@ -41,7 +42,7 @@ impl GroupBuilder {
             getter: None,
             ttl: None,
             hot_ratio: 8,
-            hot_admission: 10,
+            hot_admission: HotAdmission::default(),
             batch_concurrency: 16,
             negative_ttl: None,
             policy: Policy::Lru,
@@ -80,10 +81,28 @@ impl GroupBuilder {
         self
     }
 
-    /// Keeps a copy of a value fetched from a peer in the hot cache one time in `n`
-    /// (0: never, 1: always). Default: 10, as groupcache.
+    /// Keeps a copy of a value fetched from a peer in the hot cache one time in `n`, at random
+    /// (0: never, 1: always), whatever its owner measured: groupcache's rule
+    /// ([`HotAdmission::Random`]). Default: by rate ([`hot_qps`](Self::hot_qps)).
     pub fn hot_admission(mut self, one_in: u32) -> Self {
-        self.hot_admission = one_in;
+        self.hot_admission = HotAdmission::Random(one_in);
+        self
+    }
+
+    /// Keeps a copy of a value fetched from a peer in the hot cache when the key's owner
+    /// measured at least `qps` requests per second for it ([`HotAdmission::Rate`]); a peer that
+    /// sends no rate (a Go node) gets groupcache's one in ten. The default,
+    /// [`HotAdmission::DEFAULT_QPS`], is a little more than a request every twenty seconds
+    /// (`docs/performance.md` has the runs that chose it).
+    pub fn hot_qps(mut self, qps: f64) -> Self {
+        self.hot_admission = HotAdmission::Rate(qps);
+        self
+    }
+
+    /// How values fetched from peers are admitted to the hot cache, as one setting:
+    /// [`hot_admission`](Self::hot_admission) and [`hot_qps`](Self::hot_qps) set it too.
+    pub fn hot(mut self, admission: HotAdmission) -> Self {
+        self.hot_admission = admission;
         self
     }
 
@@ -162,7 +181,8 @@ impl GroupBuilder {
     /// # Errors
     ///
     /// A [`BuildError`] names the setting at fault: no getter, an empty name, a name the
-    /// registry holds already, a zero hot-cache ratio, or a zero duration.
+    /// registry holds already, a zero hot-cache ratio, a hot-cache rate threshold that is
+    /// negative or not a number, or a zero duration.
     pub fn build(self) -> Result<Arc<Group>, BuildError> {
         if self.name.is_empty() {
             return Err(BuildError::EmptyName);
@@ -172,6 +192,11 @@ impl GroupBuilder {
         };
         if self.hot_ratio == 0 {
             return Err(BuildError::InvalidHotRatio(self.hot_ratio));
+        }
+        if let HotAdmission::Rate(qps) = self.hot_admission
+            && !(qps.is_finite() && qps >= 0.0)
+        {
+            return Err(BuildError::InvalidHotQps(qps));
         }
         for (setting, value) in [
             ("ttl", self.ttl),

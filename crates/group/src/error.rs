@@ -154,6 +154,9 @@ pub enum BuildError {
     /// The hot cache ratio must be at least 1 (hot may hold up to main / ratio bytes).
     #[error("hot cache ratio must be at least 1, got {0}")]
     InvalidHotRatio(usize),
+    /// The hot-cache rate threshold must be a number of requests per second, zero or more.
+    #[error("hot_qps must be a number zero or above, got {0}")]
+    InvalidHotQps(f64),
     /// A duration setting was zero where a positive one is needed.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),

@@ -11,11 +11,25 @@ use crate::error::{LoadError, Rejected};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A value from a loader, with the time it may be cached for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// From a peer, it may also carry the key's request rate as the owner measured it
+/// ([`with_minute_qps`](Self::with_minute_qps)).
+#[derive(Clone, Debug)]
 pub struct Loaded {
     value: ByteView,
     ttl: Option<Duration>,
+    minute_qps: Option<f64>,
 }
+
+impl PartialEq for Loaded {
+    fn eq(&self, other: &Self) -> bool {
+        // Compared as bits, so that `Eq` holds for a rate that is NaN (a peer may send one).
+        let bits = |l: &Loaded| l.minute_qps.map(f64::to_bits);
+        self.value == other.value && self.ttl == other.ttl && bits(self) == bits(other)
+    }
+}
+
+impl Eq for Loaded {}
 
 impl Loaded {
     /// A value that lives as long as the group's default allows.
@@ -23,6 +37,7 @@ impl Loaded {
         Loaded {
             value: value.into(),
             ttl: None,
+            minute_qps: None,
         }
     }
 
@@ -38,6 +53,22 @@ impl Loaded {
     pub fn with_optional_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.ttl = ttl;
         self
+    }
+
+    /// The key's request rate as the peer that owns it measured it, in requests per second (a
+    /// decaying average over about a minute): a transport sets it from the peer's answer
+    /// (`minute_qps` on the wire), and the group decides by it whether to keep a hot copy
+    /// ([`HotAdmission::Rate`](crate::HotAdmission::Rate)). A loader has no reason to set it.
+    #[must_use]
+    pub fn with_minute_qps(mut self, qps: Option<f64>) -> Self {
+        self.minute_qps = qps;
+        self
+    }
+
+    /// The owner's request rate of the key, if the peer sent one.
+    #[must_use]
+    pub fn minute_qps(&self) -> Option<f64> {
+        self.minute_qps
     }
 
     /// The value.

@@ -17,6 +17,7 @@ use crate::error::{AlreadyRegistered, Error, LoadError, PeerError};
 use crate::getter::{DynGetter, Loaded};
 use crate::peers::{PeerGetter, PeerPicker};
 use crate::random::RandomSource;
+use crate::rate::{HotAdmission, Rate};
 use crate::stats::{Counters, Stats};
 use crate::warnings::PeerWarnings;
 
@@ -46,7 +47,7 @@ pub enum Source {
 }
 
 /// A value with the facts a server needs to pass it on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Fetched {
     /// The value.
@@ -55,7 +56,26 @@ pub struct Fetched {
     pub ttl: Option<Duration>,
     /// Where it came from.
     pub source: Source,
+    /// The key's request rate at this node, in requests per second (a decaying average over
+    /// about a minute, as of its last request), when this node holds the value as its owner:
+    /// from the main cache, or loaded just now into it. `None` for a copy of another node's
+    /// value. A server answering a peer sends it along (`minute_qps` on the wire), and the
+    /// peer decides by it whether to keep a hot copy ([`HotAdmission::Rate`]).
+    ///
+    /// [`HotAdmission::Rate`]: crate::HotAdmission::Rate
+    pub rate: Option<f64>,
 }
+
+impl PartialEq for Fetched {
+    fn eq(&self, other: &Self) -> bool {
+        // The rate compared as bits, so that `Eq` holds whatever it is.
+        let bits = |f: &Fetched| f.rate.map(f64::to_bits);
+        (self.value == other.value && self.ttl == other.ttl && self.source == other.source)
+            && bits(self) == bits(other)
+    }
+}
+
+impl Eq for Fetched {}
 
 /// A named cache namespace: local and hot caches, a loader, peers and statistics.
 ///
@@ -94,7 +114,7 @@ pub(crate) struct Inner {
     pub(crate) getter: Arc<dyn DynGetter>,
     pub(crate) caches: Caches,
     pub(crate) ttl: Option<Duration>,
-    pub(crate) hot_admission: u32,
+    pub(crate) hot_admission: HotAdmission,
     pub(crate) random: RandomSource,
     pub(crate) peer_timeout: Duration,
     pub(crate) negative_ttl: Option<Duration>,
@@ -402,11 +422,13 @@ impl Group {
             match CatchUnwind(self.inner.getter.get_boxed(key)).await {
                 Ok(Ok(loaded)) => {
                     self.stats.local_loads.incr();
-                    let (value, ttl) = self.store(key, loaded, Some(self.local_tier(key)), epoch);
+                    let tier = self.local_tier(key);
+                    let (value, ttl) = self.store(key, loaded, Some(tier), epoch);
                     Ok(Fetched {
                         value,
                         ttl,
                         source: Source::Loader,
+                        rate: (tier == Tier::Main).then(|| f64::from(Rate::FIRST)),
                     })
                 }
                 Ok(Err(LoadError::NotFound)) => {
@@ -447,7 +469,7 @@ impl Group {
     }
 
     /// What a remote flight makes of the owner's answer (asked for at `epoch`): its value is
-    /// kept in the hot cache one time in `hot_admission`; "not found" and "rejected" are
+    /// kept in the hot cache as `hot_admission` says; "not found" and "rejected" are
     /// answers; any failure falls back to the local loader.
     pub(crate) async fn peer_answered(
         &self,
@@ -459,12 +481,13 @@ impl Group {
         match answer {
             Ok(loaded) => {
                 self.stats.peer_loads.incr();
-                let into = self.admit_to_hot().then_some(Tier::Hot);
+                let into = self.admit_to_hot(loaded.minute_qps()).then_some(Tier::Hot);
                 let (value, ttl) = self.store(key, loaded, into, epoch);
                 Ok(Fetched {
                     value,
                     ttl,
                     source: Source::Peer,
+                    rate: None,
                 })
             }
             Err(PeerError::NotFound) => Err(Error::NotFound),
@@ -502,11 +525,13 @@ impl Group {
             Err(_) => return None,
         };
         self.stats.handoffs.incr();
-        let (value, ttl) = self.store(key, loaded, Some(self.local_tier(key)), epoch);
+        let tier = self.local_tier(key);
+        let (value, ttl) = self.store(key, loaded, Some(tier), epoch);
         Some(Fetched {
             value,
             ttl,
             source: Source::Peer,
+            rate: (tier == Tier::Main).then(|| f64::from(Rate::FIRST)),
         })
     }
 
@@ -531,9 +556,15 @@ impl Group {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn admit_to_hot(&self) -> bool {
-        let n = self.inner.hot_admission;
-        n != 0 && (self.inner.random)().is_multiple_of(u64::from(n))
+    /// Whether to keep a copy of a peer's value, whose owner measured `rate` requests per
+    /// second for its key (`None`: the peer sent no rate, as a Go peer does).
+    pub(crate) fn admit_to_hot(&self, rate: Option<f64>) -> bool {
+        let one_in = |n: u32| n != 0 && (self.inner.random)().is_multiple_of(u64::from(n));
+        match (self.inner.hot_admission, rate) {
+            (HotAdmission::Random(n), _) => one_in(n),
+            (HotAdmission::Rate(threshold), Some(rate)) => rate >= threshold,
+            (HotAdmission::Rate(_), None) => one_in(HotAdmission::GROUPCACHE_ONE_IN),
+        }
     }
 
     /// Counts and logs a refused key, and makes it the caller's error.
@@ -564,11 +595,8 @@ impl Group {
         };
         let _shared = self.writes.read().unwrap_or_else(PoisonError::into_inner);
         if self.epoch.load(Ordering::SeqCst) == epoch {
-            let entry = Entry {
-                value: value.clone(),
-                expires: ttl.and_then(|ttl| now().checked_add(ttl)),
-            };
-            self.inner.caches.insert(into, key, entry);
+            let expires = ttl.and_then(|ttl| now().checked_add(ttl));
+            self.inner.caches.insert(into, key, value.clone(), expires);
             // A removal may have come between the check above and the insert: if so, take
             // the value back out. Whichever order the two ran in, the key ends up uncached.
             if self.epoch.load(Ordering::SeqCst) != epoch {
@@ -624,6 +652,7 @@ fn fetched(entry: Entry, source: Source) -> Fetched {
         value: entry.value,
         ttl,
         source,
+        rate: (source == Source::MainCache).then(|| f64::from(entry.rate.latest())),
     }
 }
 

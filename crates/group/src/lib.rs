@@ -40,7 +40,10 @@
 //! 2. One flight per key: concurrent misses wait for the first, and the flight checks the
 //!    cache once more before doing any work.
 //! 3. If a [`PeerPicker`] names another node as the key's owner, ask it. A value from a peer is
-//!    kept in the hot cache one time in ten ([`GroupBuilder::hot_admission`]). A peer's "not
+//!    kept in the hot cache when the owner measured enough requests for the key
+//!    ([`GroupBuilder::hot_qps`]; the owner keeps each key's rate in its cache entry and sends
+//!    it with the value), or one time in ten at random when the peer sends no rate (a Go
+//!    node) or the group asks for groupcache's rule ([`GroupBuilder::hot_admission`]). A peer's "not
 //!    found" and "rejected" are answers; a peer's failure (error, bad reply, or no answer
 //!    within [`GroupBuilder::peer_timeout`]) is counted in [`Stats::peer_errors`] and falls
 //!    through.
@@ -97,6 +100,7 @@ mod key;
 mod observe;
 mod peers;
 mod random;
+mod rate;
 mod registry;
 mod removal;
 mod stats;
@@ -123,6 +127,7 @@ pub use peers::{
     GET_MANY_BATCH, HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, Pick,
     RemoveMode,
 };
+pub use rate::HotAdmission;
 pub use registry::{Registry, groups};
 pub use removal::Removal;
 pub use stats::{CacheStats, Field, FieldKind, Stats};

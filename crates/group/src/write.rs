@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::cache::{Entry, Tier, now};
+use crate::cache::{Tier, now};
 use crate::error::{PeerError, Rejected};
 use crate::getter::Loaded;
 use crate::group::{Group, shown};
@@ -230,11 +230,8 @@ impl Group {
         self.forget_flights(key);
         self.inner.caches.remove(key);
         if ttl != Some(Duration::ZERO) {
-            let entry = Entry {
-                value,
-                expires: ttl.and_then(|ttl| now().checked_add(ttl)),
-            };
-            self.inner.caches.insert(Tier::Main, key, entry);
+            let expires = ttl.and_then(|ttl| now().checked_add(ttl));
+            self.inner.caches.insert(Tier::Main, key, value, expires);
         }
         self.stats.sets.incr();
     }

@@ -51,6 +51,8 @@ pub(crate) struct NodeGroup {
     pub(crate) charge: geecache_group::Charge,
     /// How long a "not found" is cached at the key's owner; `None`: not cached.
     pub(crate) negative_ttl: Option<Duration>,
+    /// How values fetched from peers are admitted to the hot cache.
+    pub(crate) hot: geecache_group::HotAdmission,
 }
 
 /// Everything a node needs besides its listener.
@@ -168,6 +170,7 @@ impl Node {
                 .cache_bytes(usize::try_from(group.cache_bytes).unwrap_or(usize::MAX))
                 .policy(group.policy)
                 .charge(group.charge)
+                .hot(group.hot)
                 .peer_timeout(options.peer_timeout)
                 .peers(pool.picker())
                 .getter(metrics.timed(&group.name, group.source.clone()));

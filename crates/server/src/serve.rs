@@ -99,6 +99,7 @@ async fn serve(config: Config, tls: Option<Arc<tls::NodeTls>>) -> anyhow::Result
             policy: group.policy,
             charge: group.charge,
             negative_ttl: group.negative_ttl,
+            hot: group.hot.admission(),
         });
     }
     let options = NodeOptions {

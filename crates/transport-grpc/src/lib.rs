@@ -51,7 +51,7 @@
 //! `docs/wire-protocol.md`): `Get`, `Peek`, `Remove`, `HandOver`, and the batch get and writes
 //! `GetMany`, `Set` and `Purge`.
 //! Messages carry what the HTTP transport's protobuf bodies carry: the value, its expiry in
-//! unix nanoseconds, and groupcache's `minute_qps`.
+//! unix nanoseconds, and the key's request rate at its owner (`minute_qps`).
 //!
 //! # Errors
 //!

@@ -37,7 +37,7 @@ impl GetResponse {
     pub fn of(value: ByteView, ttl: Option<Duration>, now: SystemTime) -> Self {
         GetResponse {
             value: value.into(),
-            minute_qps: 0.0,
+            minute_qps: None,
             expire: ttl.map_or(0, |ttl| expire_at(now, ttl)),
         }
     }
@@ -58,7 +58,14 @@ impl GetResponse {
         }
     }
 
-    /// The value and its time to live, as the group takes them.
+    /// The same response carrying the key's request rate, `qps` (none when `None`).
+    #[must_use]
+    pub fn with_minute_qps(mut self, qps: Option<f64>) -> Self {
+        self.minute_qps = qps;
+        self
+    }
+
+    /// The value, its time to live and the key's request rate, as the group takes them.
     ///
     /// The value is copied out of the message: the message's bytes are a slice of the buffer
     /// the answer was read into, and a small value kept in a cache would keep that whole
@@ -66,7 +73,9 @@ impl GetResponse {
     #[must_use]
     pub fn into_loaded(self, now: SystemTime) -> Loaded {
         let ttl = self.ttl_at(now);
-        Loaded::new(ByteView::copy_from_slice(&self.value)).with_optional_ttl(ttl)
+        Loaded::new(ByteView::copy_from_slice(&self.value))
+            .with_optional_ttl(ttl)
+            .with_minute_qps(self.minute_qps)
     }
 }
 

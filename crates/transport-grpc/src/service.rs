@@ -135,11 +135,8 @@ impl Peer for PeerService {
         // never forward it (two nodes whose lists disagree would bounce it back and forth).
         let fetched = (group.fetch(&key, Origin::Peer).await)
             .map_err(|e| status_of(group.name(), &key, &e))?;
-        Ok(Response::new(GetResponse::of(
-            fetched.value,
-            fetched.ttl,
-            SystemTime::now(),
-        )))
+        let response = GetResponse::of(fetched.value, fetched.ttl, SystemTime::now());
+        Ok(Response::new(response.with_minute_qps(fetched.rate)))
     }
 
     async fn peek(&self, request: Request<GetRequest>) -> Result<Response<PeekResponse>, Status> {
@@ -221,7 +218,7 @@ impl Peer for PeerService {
                 };
                 match result {
                     Some(Ok(f)) => KeyResult {
-                        value: Some(GetResponse::of(f.value, f.ttl, now)),
+                        value: Some(GetResponse::of(f.value, f.ttl, now).with_minute_qps(f.rate)),
                         error: String::new(),
                         message: String::new(),
                     },

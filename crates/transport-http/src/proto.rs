@@ -12,12 +12,15 @@
 //! message HandedValue { required string key = 1; optional bytes value = 2; optional int64 expire = 3; }
 //! message HandOver    { repeated HandedValue values = 1; }
 //! message GetMany     { repeated string keys = 1; }
-//! message KeyAnswer   { optional bytes value = 1; optional int64 expire = 3;
-//!                       optional string error = 4; optional string message = 5; }
+//! message KeyAnswer   { optional bytes value = 1; optional double minute_qps = 2;
+//!                       optional int64 expire = 3; optional string error = 4;
+//!                       optional string message = 5; }
 //! message GetManyAnswer { repeated KeyAnswer answers = 1; }
 //! ```
 //!
-//! Fields 1 and 2 of `GetResponse` are groupcache's. Field 3 is geecache's: the value's expiry
+//! Fields 1 and 2 of `GetResponse` are groupcache's, though groupcache never fills in
+//! `minute_qps`; geecache's owner does (the key's request rate, which the asking node
+//! admits a hot copy by), and a Go node ignores it. Field 3 is geecache's: the value's expiry
 //! in unix nanoseconds. A Go node skips it as an unknown field, and a Go node never sends it, so
 //! values from Go peers simply have no time to live. `HandOver` is geecache's alone: a node
 //! gives its values to their keys' next owners in it, many per request (Go nodes are never
@@ -50,7 +53,10 @@ pub struct GetResponse {
     /// The value. Absent means empty, as for groupcache.
     #[prost(bytes = "bytes", optional, tag = "1")]
     pub value: Option<Bytes>,
-    /// Groupcache's per-minute request rate of the key; geecache neither sends nor reads it.
+    /// The key's request rate at its owner, in requests per second (a decaying average over
+    /// about a minute). Groupcache defines it and never sends it; a geecache owner sends it,
+    /// and the asking node keeps a hot copy of the value when it is high enough. Absent from a
+    /// Go peer, and from a node answering for a key it does not own.
     #[prost(double, optional, tag = "2")]
     pub minute_qps: Option<f64>,
     /// When the value expires, in nanoseconds since the unix epoch; absent or 0 when it does
@@ -69,6 +75,13 @@ impl GetResponse {
             minute_qps: None,
             expire: ttl.map(|ttl| expire_at(now, ttl)),
         }
+    }
+
+    /// The same response carrying the key's request rate, `qps` (none when `None`).
+    #[must_use]
+    pub fn with_minute_qps(mut self, qps: Option<f64>) -> Self {
+        self.minute_qps = qps;
+        self
     }
 
     /// The time the value has left to live as seen at `now`: `None` when it does not expire,
@@ -165,6 +178,9 @@ pub struct KeyAnswer {
     /// The value when there is no `error`. Absent means empty.
     #[prost(bytes = "bytes", optional, tag = "1")]
     pub value: Option<Bytes>,
+    /// The key's request rate at its owner, as in [`GetResponse::minute_qps`].
+    #[prost(double, optional, tag = "2")]
+    pub minute_qps: Option<f64>,
     /// When the value expires, as in [`GetResponse::expire`].
     #[prost(int64, optional, tag = "3")]
     pub expire: Option<i64>,
@@ -183,6 +199,7 @@ impl KeyAnswer {
     pub fn found(value: impl Into<Bytes>, ttl: Option<Duration>, now: SystemTime) -> Self {
         KeyAnswer {
             value: Some(value.into()),
+            minute_qps: None,
             expire: ttl.map(|ttl| expire_at(now, ttl)),
             error: None,
             message: None,
@@ -194,10 +211,18 @@ impl KeyAnswer {
     pub fn failed(kind: crate::ErrorKind, message: impl Into<String>) -> Self {
         KeyAnswer {
             value: None,
+            minute_qps: None,
             expire: None,
             error: Some(kind.as_str().to_owned()),
             message: Some(message.into()),
         }
+    }
+
+    /// The same answer carrying the key's request rate, `qps` (none when `None`).
+    #[must_use]
+    pub fn with_minute_qps(mut self, qps: Option<f64>) -> Self {
+        self.minute_qps = qps;
+        self
     }
 
     /// The time the value has left to live at `now`, read as [`GetResponse::ttl_at`] reads it.

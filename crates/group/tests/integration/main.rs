@@ -6,6 +6,7 @@ mod batch;
 mod cluster;
 mod expiry;
 mod health;
+mod hot;
 mod local;
 mod model;
 mod writes;

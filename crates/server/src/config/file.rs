@@ -58,6 +58,9 @@ pub(crate) struct FileGroup {
     pub(crate) policy: Option<String>,
     pub(crate) charge: Option<String>,
     pub(crate) negative_ttl: Option<String>,
+    pub(crate) hot: Option<String>,
+    /// A number, as TOML writes it (`0.05`) or as a string.
+    pub(crate) hot_qps: Option<Scalar>,
 }
 
 /// A size may be written as a TOML integer (`67108864`) or a string (`"64MiB"`).
@@ -79,6 +82,9 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar(v.to_string()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
                 Ok(Scalar(v.to_string()))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {

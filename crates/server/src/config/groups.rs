@@ -9,7 +9,7 @@ use super::file::FileGroup;
 use super::layers::{Layers, ids};
 use super::units::{DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size};
 use super::values::{is_unreserved, positive_size};
-use super::{GroupConfig, SourceSpec, defaults};
+use super::{GroupConfig, HotConfig, Qps, SourceSpec, defaults};
 use geecache_group::{Charge, Policy};
 
 /// A group as given on the command line or in the file, before its fields are checked.
@@ -23,6 +23,8 @@ pub(super) struct RawGroup {
     pub(super) policy: Option<String>,
     pub(super) charge: Option<String>,
     pub(super) negative_ttl: Option<String>,
+    pub(super) hot: Option<String>,
+    pub(super) hot_qps: Option<String>,
     /// How to name this group's fields in an error: `(field, value shown)` per option.
     origin: GroupOrigin,
 }
@@ -51,7 +53,7 @@ impl RawGroup {
 }
 
 /// Options a `--group` spec may carry after `NAME=SOURCE`.
-const GROUP_OPTIONS: [&str; 7] = [
+const GROUP_OPTIONS: [&str; 9] = [
     "cache",
     "ttl",
     "origin_timeout",
@@ -59,6 +61,8 @@ const GROUP_OPTIONS: [&str; 7] = [
     "policy",
     "charge",
     "negative_ttl",
+    "hot",
+    "hot_qps",
 ];
 
 /// Splits `NAME=SOURCE[,cache=SIZE][,ttl=DURATION]...`.
@@ -66,7 +70,7 @@ const GROUP_OPTIONS: [&str; 7] = [
 /// Options are peeled off the end only while they look like `,known_option=...`, so a comma
 /// inside a source (a path or a URL with a comma) stays part of the source.
 pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, ConfigError> {
-    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo][,charge=payload|memory][,negative_ttl=DURATION] \
+    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo][,charge=payload|memory][,negative_ttl=DURATION][,hot=rate|random][,hot_qps=NUMBER] \
                            where SOURCE is demo, dir:PATH or http:URL, e.g. scores=demo,cache=64MiB";
     let Some((name, rest)) = spec.split_once('=') else {
         return Err(ConfigError::invalid(
@@ -106,6 +110,8 @@ pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, Co
         policy: get("policy"),
         charge: get("charge"),
         negative_ttl: get("negative_ttl"),
+        hot: get("hot"),
+        hot_qps: get("hot_qps"),
         origin: GroupOrigin::Cli {
             field: field.clone(),
             spec: spec.to_owned(),
@@ -125,6 +131,8 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
             policy,
             charge,
             negative_ttl,
+            hot,
+            hot_qps,
         } = g;
         raw.insert(
             name.clone(),
@@ -138,6 +146,8 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
                 policy: policy.clone(),
                 charge: charge.clone(),
                 negative_ttl: negative_ttl.clone(),
+                hot: hot.clone(),
+                hot_qps: hot_qps.as_ref().map(|s| s.0.clone()),
                 origin: GroupOrigin::File {
                     path: layers.file_path.clone(),
                 },
@@ -294,6 +304,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
             Some(group_duration(text, &field, &value, "negative_ttl")?)
         }
     };
+    let hot = checked_hot(g)?;
     Ok(GroupConfig {
         name: g.name.clone(),
         source,
@@ -304,7 +315,56 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         policy,
         charge,
         negative_ttl,
+        hot,
     })
+}
+
+/// `hot=rate|random` and `hot_qps=NUMBER`: a threshold implies `rate`, and contradicts
+/// `random`.
+fn checked_hot(g: &RawGroup) -> Result<HotConfig, ConfigError> {
+    let qps = match g.hot_qps.as_deref().map(str::trim) {
+        None => None,
+        Some(text) => {
+            let (field, value) = g.field("hot_qps", text);
+            match text.parse::<f64>() {
+                Ok(qps) if qps.is_finite() && qps >= 0.0 => Some(Qps(qps)),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        &field,
+                        &value,
+                        format!("hot_qps {text:?} is not a number of requests per second"),
+                        "expected a number zero or above, e.g. 0.05 (a request every 20 s)",
+                    ));
+                }
+            }
+        }
+    };
+    match g.hot.as_deref().map(str::trim) {
+        None => Ok(HotConfig::Rate(qps)),
+        Some(text) if text.eq_ignore_ascii_case("rate") => Ok(HotConfig::Rate(qps)),
+        Some(text) if text.eq_ignore_ascii_case("random") => match qps {
+            None => Ok(HotConfig::Random),
+            Some(_) => {
+                let (field, value) = g.field("hot", text);
+                Err(ConfigError::invalid(
+                    &field,
+                    &value,
+                    "hot=random admits at random, so a hot_qps threshold means nothing with it",
+                    "remove hot_qps, or use hot=rate",
+                ))
+            }
+        },
+        Some(text) => {
+            let (field, value) = g.field("hot", text);
+            Err(ConfigError::invalid(
+                &field,
+                &value,
+                format!("hot {text:?} is not a hot-cache admission rule"),
+                "expected rate (by the owner's measured request rate, the default) or random \
+                 (one in ten, as groupcache)",
+            ))
+        }
+    }
 }
 
 fn group_duration(

@@ -189,6 +189,49 @@ pub(crate) struct GroupConfig {
     /// How long the owner of a key its source does not have answers "not found" without
     /// asking again; `None`: every miss asks.
     pub(crate) negative_ttl: Option<Duration>,
+    /// How values fetched from peers are admitted to the hot cache.
+    pub(crate) hot: HotConfig,
+}
+
+/// How a group keeps copies of its peers' values (the group options `hot=` and `hot_qps=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HotConfig {
+    /// By the owner's measured rate, at or above this many requests per second (`None`: the
+    /// library's default threshold).
+    Rate(Option<Qps>),
+    /// One value in ten at random, whatever its rate: groupcache's rule.
+    Random,
+}
+
+/// A rate threshold, compared by bits so that settings stay `Eq` (a parsed threshold is
+/// never NaN).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Qps(pub(crate) f64);
+
+impl PartialEq for Qps {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Qps {}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        HotConfig::Rate(None)
+    }
+}
+
+impl HotConfig {
+    /// The group's admission rule.
+    pub(crate) fn admission(self) -> geecache_group::HotAdmission {
+        use geecache_group::HotAdmission;
+        match self {
+            HotConfig::Rate(None) => HotAdmission::default(),
+            HotConfig::Rate(Some(Qps(qps))) => HotAdmission::Rate(qps),
+            HotConfig::Random => HotAdmission::Random(10),
+        }
+    }
 }
 
 /// Where a group's values come from.
@@ -236,6 +279,11 @@ impl Config {
                 }
                 if let Some(ttl) = g.negative_ttl {
                     s.push_str(&format!(" negative_ttl={}", format_duration(ttl)));
+                }
+                match g.hot {
+                    HotConfig::Rate(None) => {}
+                    HotConfig::Rate(Some(Qps(qps))) => s.push_str(&format!(" hot_qps={qps}")),
+                    HotConfig::Random => s.push_str(" hot=random"),
                 }
                 s
             })

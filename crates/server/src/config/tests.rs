@@ -56,6 +56,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
             policy: geecache_group::Policy::Lru,
             charge: geecache_group::Charge::Payload,
             negative_ttl: None,
+            hot: super::HotConfig::default(),
         }]
     );
 }
@@ -990,4 +991,81 @@ source = "demo"
         config.tls.unwrap().client_auth,
         crate::tls::ClientAuth::Required
     );
+}
+
+#[test]
+fn a_group_chooses_how_it_keeps_hot_copies() {
+    let config = load_args(&args(&[
+        "a=demo",
+        "b=demo,hot=random",
+        "c=demo,hot_qps=0.5",
+        "d=demo,hot=RATE,hot_qps=2",
+    ]))
+    .unwrap();
+    let hot: Vec<_> = config.groups.iter().map(|g| g.hot).collect();
+    assert_eq!(
+        hot,
+        [
+            HotConfig::Rate(None),
+            HotConfig::Random,
+            HotConfig::Rate(Some(Qps(0.5))),
+            HotConfig::Rate(Some(Qps(2.0))),
+        ]
+    );
+    let admissions: Vec<_> = hot.iter().map(|h| h.admission()).collect();
+    use geecache_group::HotAdmission;
+    assert_eq!(
+        admissions,
+        [
+            HotAdmission::default(),
+            HotAdmission::Random(10),
+            HotAdmission::Rate(0.5),
+            HotAdmission::Rate(2.0),
+        ]
+    );
+    let summary = config.summary();
+    assert!(
+        summary.contains("b=demo cache=64MiB hot=random"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("c=demo cache=64MiB hot_qps=0.5"),
+        "{summary}"
+    );
+    // In the file, a threshold is a TOML number (or a string).
+    for text in ["hot_qps = 0.25", "hot_qps = \"0.25\""] {
+        let file = from_toml(
+            &format!("[groups.f]\nsource = \"demo\"\n{text}\n"),
+            &args(&[]),
+        );
+        assert_eq!(
+            file.unwrap().groups[0].hot,
+            HotConfig::Rate(Some(Qps(0.25))),
+            "{text}"
+        );
+    }
+    let file = from_toml(
+        "[groups.f]\nsource = \"demo\"\nhot = \"random\"\n",
+        &args(&[]),
+    );
+    assert_eq!(file.unwrap().groups[0].hot, HotConfig::Random);
+    for (bad, says) in [
+        ("s=demo,hot=lfu", "is not a hot-cache admission rule"),
+        (
+            "s=demo,hot_qps=-1",
+            "is not a number of requests per second",
+        ),
+        (
+            "s=demo,hot_qps=NaN",
+            "is not a number of requests per second",
+        ),
+        (
+            "s=demo,hot_qps=often",
+            "is not a number of requests per second",
+        ),
+        ("s=demo,hot=random,hot_qps=1", "means nothing with it"),
+    ] {
+        let refused = message(load_args(&args(&[bad])));
+        assert!(refused.contains(says), "{bad}: {refused}");
+    }
 }

@@ -345,6 +345,7 @@ async fn start_cluster(
                 policy: geecache_group::Policy::Lru,
                 charge: geecache_group::Charge::Payload,
                 negative_ttl: None,
+                hot: geecache_group::HotAdmission::default(),
             }],
             // Generous: on a busy two-core machine a peer may take a while under load, and a
             // timed-out peer fetch falls back to a second load, which would muddy the

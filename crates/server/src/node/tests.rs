@@ -29,6 +29,7 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
             policy: geecache_group::Policy::Lru,
             charge: geecache_group::Charge::Payload,
             negative_ttl: None,
+            hot: geecache_group::HotAdmission::default(),
         }],
         peer_timeout: Duration::from_secs(1),
         max_key_bytes: 1024,

@@ -11,9 +11,11 @@ pub struct GetRequest {
 pub struct GetResponse {
     #[prost(bytes = "bytes", tag = "1")]
     pub value: ::prost::bytes::Bytes,
-    /// Go groupcache's per-minute rate of the key; geecache neither sends nor reads it.
-    #[prost(double, tag = "2")]
-    pub minute_qps: f64,
+    /// The key's request rate at its owner, in requests per second (a decaying average over about
+    /// a minute); the asking node keeps a hot copy of the value when it is high enough. Absent
+    /// when the sender does not own the key (or is a version that did not send it).
+    #[prost(double, optional, tag = "2")]
+    pub minute_qps: ::core::option::Option<f64>,
     /// When the value expires, in nanoseconds since the unix epoch; 0 when it does not.
     #[prost(int64, tag = "3")]
     pub expire: i64,

@@ -29,6 +29,27 @@ async fn get_answers_values_not_found_and_rejected() {
 }
 
 #[tokio::test]
+async fn an_answer_carries_the_owners_rate_of_the_key() {
+    let node = Node::start(None).await;
+    let peer = node.peer(None);
+    let rate = |loaded: &Loaded| loaded.minute_qps().expect("the owner sends its rate");
+    // `n` requests: n / 60 per second, less what it decays in the test's real time. Half a
+    // request's worth takes 11 s or more to decay, so the bounds tell counts apart however
+    // slow the machine, and no clock is read here.
+    let counts = |got: f64, n: f64| got <= n / 60.0 + 1e-6 && got > (n - 0.5) / 60.0;
+    // Loaded just now: one request in the last minute; then two.
+    let first = peer.get(GROUP, "k").await.unwrap();
+    assert!(counts(rate(&first), 1.0), "{}", rate(&first));
+    let second = peer.get(GROUP, "k").await.unwrap();
+    assert!(counts(rate(&second), 2.0), "{}", rate(&second));
+    // A batch carries one rate per key.
+    let keys = ["k".to_owned(), "k2".to_owned()];
+    let answers = peer.get_many(GROUP, &keys).await.unwrap();
+    let rates: Vec<f64> = answers.iter().map(|a| rate(a.as_ref().unwrap())).collect();
+    assert!(counts(rates[0], 3.0) && counts(rates[1], 1.0), "{rates:?}");
+}
+
+#[tokio::test]
 async fn peek_never_loads() {
     let node = Node::start(None).await;
     let peer = node.peer(None);

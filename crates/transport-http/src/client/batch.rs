@@ -114,7 +114,8 @@ fn key_answer(answer: KeyAnswer, now: SystemTime) -> Result<Loaded, PeerError> {
     let Some(kind) = answer.error.as_deref() else {
         let ttl = answer.ttl_at(now);
         let value = ByteView::copy_from_slice(answer.value.as_deref().unwrap_or_default());
-        return Ok(Loaded::new(value).with_optional_ttl(ttl));
+        let loaded = Loaded::new(value).with_optional_ttl(ttl);
+        return Ok(loaded.with_minute_qps(answer.minute_qps));
     };
     let message = answer.message.unwrap_or_default();
     match ErrorKind::parse(kind) {

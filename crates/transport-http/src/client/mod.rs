@@ -390,7 +390,7 @@ fn unconfirmed_of(parts: &http::response::Parts) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The value and time to live in a peer's protobuf answer.
+/// The value, time to live and request rate in a peer's protobuf answer.
 ///
 /// The value is copied into storage of its own. Decoding from `Bytes` does not copy: the value
 /// would be a slice of the buffer the connection read the answer into, 8 KiB or more for a
@@ -400,7 +400,8 @@ pub(crate) fn decode_answer(body: Bytes) -> Result<Loaded, PeerError> {
     let response = GetResponse::decode(body).map_err(|e| PeerError::Malformed(e.to_string()))?;
     let ttl = response.ttl_at(SystemTime::now());
     let value = ByteView::copy_from_slice(response.value.as_deref().unwrap_or_default());
-    Ok(Loaded::new(value).with_optional_ttl(ttl))
+    let loaded = Loaded::new(value).with_optional_ttl(ttl);
+    Ok(loaded.with_minute_qps(response.minute_qps))
 }
 
 /// The `host:port` to dial for a URL's `host[:port]`: `default_port` (80, or 443 for

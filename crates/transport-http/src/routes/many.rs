@@ -48,7 +48,7 @@ pub(super) async fn from_peer(app: App, request: Request) -> Result<Response, Fa
     let answers = results
         .into_iter()
         .map(|result| match result.and_then(|f| budget.take(f)) {
-            Ok(f) => KeyAnswer::found(f.value, f.ttl, now),
+            Ok(f) => KeyAnswer::found(f.value, f.ttl, now).with_minute_qps(f.rate),
             Err(failure) => KeyAnswer::failed(failure.kind(), failure.message()),
         })
         .collect();

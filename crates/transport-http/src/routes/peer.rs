@@ -81,7 +81,8 @@ fn peek(group: &Group, key: &str) -> Result<Response, Failure> {
 
 fn protobuf_response(fetched: Fetched) -> Response {
     let source = fetched.source;
-    let message = GetResponse::with_ttl(fetched.value, fetched.ttl, SystemTime::now());
+    let message = GetResponse::with_ttl(fetched.value, fetched.ttl, SystemTime::now())
+        .with_minute_qps(fetched.rate);
     let body = Bytes::from(message.encode_to_vec());
     let response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))],

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use futures_util::future::join_all;
-use geecache_transport_http::proto::{HandOver, HandedValue};
+use geecache_transport_http::proto::{GetResponse, HandOver, HandedValue};
 use geecache_transport_http::{ErrorKind, PEER_HEADER};
 use http::{Method, StatusCode};
 use prost::Message;
@@ -73,6 +73,51 @@ async fn values_come_from_the_owner_and_hot_copies_are_kept() {
         cluster.world.loads_of(&key),
         vec![cluster.nodes[owner].url.clone()]
     );
+}
+
+#[tokio::test]
+async fn the_owner_sends_its_rate_and_the_asker_keeps_a_hot_copy_by_it() {
+    let cluster = Cluster::start(Options {
+        hot_qps: Some(0.04),
+        ..Options::default()
+    })
+    .await;
+    let (owner, other) = (1, 0);
+    let key = cluster.key_owned_by(owner, "k");
+    let rate = |answer: &crate::support::Answer| {
+        let message = GetResponse::decode(answer.body.clone()).expect("a GetResponse");
+        message.minute_qps.expect("an owner sends its rate")
+    };
+    // A peer request: the owner loads the key and answers with one request in the last minute.
+    let marked = send(
+        Method::GET,
+        &cluster.nodes[owner].peer_route(&key),
+        &[(PEER_HEADER, "1")],
+    )
+    .await;
+    assert!(
+        (rate(&marked) - 1.0 / 60.0).abs() < 1e-4,
+        "{}",
+        rate(&marked)
+    );
+    // Through node 0: the owner counts two requests (0.033/s), under the threshold of 0.04.
+    let first = get(&cluster.nodes[other].api(&key)).await;
+    assert_eq!(first.header("x-geecache-source"), Some("peer"));
+    assert_eq!(cluster.nodes[other].group.stats().hot.items, 0);
+    // Three (0.05/s): node 0 keeps a copy, and answers the next request from it.
+    get(&cluster.nodes[other].api(&key)).await;
+    assert_eq!(cluster.nodes[other].group.stats().hot.items, 1);
+    let hot = get(&cluster.nodes[other].api(&key)).await;
+    assert_eq!(hot.header("x-geecache-source"), Some("hot"));
+    // A node standing in for no owner sends no rate for a value it holds as a copy.
+    let copy = send(
+        Method::GET,
+        &cluster.nodes[other].peer_route(&key),
+        &[(PEER_HEADER, "1")],
+    )
+    .await;
+    let message = GetResponse::decode(copy.body).unwrap();
+    assert_eq!(message.minute_qps, None);
 }
 
 #[tokio::test]

@@ -186,6 +186,8 @@ impl PeerObserver for Outcomes {
 pub(crate) struct Options {
     pub(crate) nodes: usize,
     pub(crate) hot_admission: u32,
+    /// Admit hot copies by the owner's rate, at this threshold, instead of `hot_admission`.
+    pub(crate) hot_qps: Option<f64>,
     /// What the servers require.
     pub(crate) server_token: Option<String>,
     /// What the pools send.
@@ -204,6 +206,7 @@ impl Default for Options {
         Options {
             nodes: 3,
             hot_admission: 0,
+            hot_qps: None,
             server_token: None,
             pool_token: None,
             timeout: PATIENT,
@@ -306,9 +309,12 @@ impl Cluster {
             };
             gates.push(control);
             let registry = Registry::new();
-            let group = Group::builder(GROUP)
+            let mut group = Group::builder(GROUP).hot_admission(options.hot_admission);
+            if let Some(qps) = options.hot_qps {
+                group = group.hot_qps(qps);
+            }
+            let group = group
                 .register(&registry)
-                .hot_admission(options.hot_admission)
                 .peer_timeout(options.timeout)
                 .peers(pool.clone())
                 .getter(Loader {

@@ -72,6 +72,13 @@ struct Args {
     #[arg(long, value_name = "POLICY")]
     policy: Option<String>,
 
+    /// The warm runs' hot-cache admission: `random` (one in ten, groupcache's rule, the
+    /// group option `hot=random`), `rate` (by the owner's request rate, `hot=rate`) or a
+    /// number, the rate threshold in requests per second (`hot_qps=`) [default: geecache's
+    /// own, by rate].
+    #[arg(long, value_name = "RULE")]
+    hot: Option<String>,
+
     /// The protocol between the nodes (`geecache serve --transport`), comma-separated. With
     /// more than one, every geecache run is done once per transport, one right after the
     /// other in each round, and the report compares them.
@@ -594,6 +601,11 @@ impl Bench {
         };
         if let Some(policy) = &self.args.policy {
             group.push_str(&format!(",policy={policy}"));
+        }
+        match self.args.hot.as_deref() {
+            None => {}
+            Some(rule @ ("random" | "rate")) => group.push_str(&format!(",hot={rule}")),
+            Some(qps) => group.push_str(&format!(",hot_qps={qps}")),
         }
         let nodes = self.cluster(&self.geecache, n, tag, &group, transport)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();

@@ -40,6 +40,7 @@ fn options(urls: &[String], i: usize, transport: Transport, source: DataSource) 
             policy: geecache_group::Policy::Lru,
             charge: geecache_group::Charge::Payload,
             negative_ttl: None,
+            hot: geecache_group::HotAdmission::default(),
         }],
         peer_timeout: PATIENT,
         max_key_bytes: 64,
