@@ -52,7 +52,7 @@ struct Args {
     warmup: Duration,
 
     /// Further unmeasured Zipf load before the three-node warm run, after --warmup. A node's
-    /// hot cache admits one peer value in ten, so the peer-fetch rate keeps falling while the
+    /// hot cache admits only some peer values, so the peer-fetch rate keeps falling while the
     /// hot caches fill; this load lets them settle first, so that the run measures a warm
     /// cluster rather than one still warming.
     #[arg(long, default_value = "60s", value_parser = duration::parse)]
