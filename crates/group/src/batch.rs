@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use crate::error::{Error, PeerError};
 use crate::getter::Loaded;
 use crate::group::{Fetched, Group, Origin};
-use crate::peers::{GET_MANY_BATCH, PeerGetter};
+use crate::peers::{GET_MANY_BATCH, GET_MANY_BATCH_BYTES, PeerGetter};
 
 /// How a peer answered one key: what `PeerGetter::get` would have returned for it.
 type Answer = Result<Loaded, PeerError>;
@@ -146,14 +146,14 @@ impl Group {
         (key, loaded)
     }
 
-    /// Fetches `keys` from `peer`, [`GET_MANY_BATCH`] keys per request, the requests side by
-    /// side.
+    /// Fetches `keys` from `peer`, [`GET_MANY_BATCH`] keys or [`GET_MANY_BATCH_BYTES`] of keys
+    /// per request, the requests side by side.
     async fn fetch_from<'k>(
         &self,
         peer: Arc<dyn PeerGetter>,
         keys: Vec<&'k str>,
     ) -> Vec<(&'k str, Result<Fetched, Error>)> {
-        let chunks = keys.chunks(GET_MANY_BATCH);
+        let chunks = requests(&keys, GET_MANY_BATCH, GET_MANY_BATCH_BYTES);
         let fetched = join_all(chunks.map(|chunk| self.fetch_batch(&peer, chunk))).await;
         fetched.into_iter().flatten().collect()
     }
@@ -362,5 +362,65 @@ fn shared(error: &Arc<PeerError>) -> PeerError {
     match **error {
         PeerError::Timeout(after) => PeerError::Timeout(after),
         _ => PeerError::Batch(Arc::clone(error)),
+    }
+}
+
+/// Splits `keys` into runs of at most `max_keys` keys and `max_bytes` of key bytes, in order; a
+/// key longer than `max_bytes` goes alone. Counting keys alone let 256 keys of 64 KiB make a
+/// 16 MiB request, which a peer refuses whole.
+fn requests<'a, 'k>(
+    keys: &'a [&'k str],
+    max_keys: usize,
+    max_bytes: usize,
+) -> impl Iterator<Item = &'a [&'k str]> {
+    let mut rest = keys;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let end = (rest.iter())
+            .take(max_keys)
+            .position(|key| {
+                bytes += key.len();
+                bytes > max_bytes
+            })
+            .map_or(rest.len().min(max_keys), |over| over.max(1));
+        let (run, after) = rest.split_at(end);
+        rest = after;
+        Some(run)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::requests;
+
+    proptest! {
+        /// The runs are the keys, in order, each within both limits unless it is one key
+        /// longer than the byte limit alone, and each run as long as the limits allow.
+        #[test]
+        fn requests_split_keys_within_both_limits(
+            lens in proptest::collection::vec(0usize..40, 0..60),
+            max_keys in 1usize..8,
+            max_bytes in 1usize..64,
+        ) {
+            let owned: Vec<String> = lens.iter().map(|&n| "k".repeat(n)).collect();
+            let keys: Vec<&str> = owned.iter().map(String::as_str).collect();
+            let runs: Vec<&[&str]> = requests(&keys, max_keys, max_bytes).collect();
+            prop_assert_eq!(runs.concat(), keys.clone());
+            for (i, run) in runs.iter().enumerate() {
+                let bytes: usize = run.iter().map(|k| k.len()).sum();
+                prop_assert!(!run.is_empty());
+                prop_assert!(run.len() <= max_keys);
+                prop_assert!(bytes <= max_bytes || run.len() == 1, "{:?}", run);
+                // Not split early: the next key would have broken a limit.
+                if let Some(next) = runs.get(i + 1) {
+                    prop_assert!(run.len() == max_keys || bytes + next[0].len() > max_bytes);
+                }
+            }
+        }
     }
 }

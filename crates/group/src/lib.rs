@@ -124,8 +124,8 @@ pub use group::{Fetched, Group, Origin, Source};
 pub use handover::HandOver;
 pub use observe::{ObservedFetch, PeerObserver, PeerOutcome};
 pub use peers::{
-    GET_MANY_BATCH, HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker, Pick,
-    RemoveMode,
+    GET_MANY_BATCH, GET_MANY_BATCH_BYTES, HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter,
+    PeerPicker, Pick, RemoveMode,
 };
 pub use rate::HotAdmission;
 pub use registry::{Registry, groups};

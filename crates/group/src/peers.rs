@@ -122,6 +122,13 @@ pub enum RemoveMode {
 /// [`Group::get_many`]: crate::Group::get_many
 pub const GET_MANY_BATCH: usize = 256;
 
+/// The most key bytes [`Group::get_many`] puts in one [`PeerGetter::get_many`] call, unless
+/// one key alone is larger (it then goes by itself): a peer refuses a request body over its
+/// limit (4 MiB by default), and every key of a refused batch is loaded by the asking node.
+///
+/// [`Group::get_many`]: crate::Group::get_many
+pub const GET_MANY_BATCH_BYTES: usize = 1 << 20;
+
 /// The most values [`PeerGetter::hand_over`] is given in one call.
 pub const HAND_OVER_BATCH: usize = 256;
 
@@ -143,7 +150,8 @@ pub trait PeerGetter: Send + Sync + 'static {
     /// Asks the peer for each of `keys` in `group` in one request, as [`get`](Self::get) asks for
     /// one: `Ok` holds one answer per key, in the order of `keys`; `Err` means the request as a
     /// whole failed (unreachable, timed out, refused), and the caller falls back for every key.
-    /// The group never sends more than [`GET_MANY_BATCH`] keys, nor the same key twice.
+    /// The group never sends more than [`GET_MANY_BATCH`] keys (nor more than
+    /// [`GET_MANY_BATCH_BYTES`] of them unless one key is larger), nor the same key twice.
     ///
     /// The default asks for each key with [`get`](Self::get), all at once: right for a
     /// transport (or a peer) that has no batch request, and still one round trip of latency.

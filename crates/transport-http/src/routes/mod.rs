@@ -126,7 +126,8 @@ impl RouterConfig {
     }
 
     /// The most bytes a batch get's request body may hold. Default 4 MiB; a larger body is
-    /// answered 413 `too-large`. (A node asks a peer for at most 1 MiB of keys at once.)
+    /// answered 413 `too-large`. (A node asks a peer for at most
+    /// [`GET_MANY_BATCH_BYTES`](geecache_group::GET_MANY_BATCH_BYTES) of keys at once.)
     pub fn max_batch_bytes(mut self, n: usize) -> Self {
         self.max_batch_bytes = n;
         self
