@@ -99,6 +99,58 @@ pub(crate) struct NodeOptions {
     pub(crate) tls: Option<Arc<NodeTls>>,
 }
 
+impl NodeGroup {
+    /// A group with every group option at its default: no time to live, LRU, the budget
+    /// counting keys and values, no cached "not found", hot copies by the owner's rate.
+    pub(crate) fn new(name: &str, cache_bytes: u64, source: DataSource) -> NodeGroup {
+        NodeGroup {
+            name: name.to_owned(),
+            cache_bytes,
+            ttl: None,
+            source,
+            policy: geecache_group::Policy::Lru,
+            charge: geecache_group::Charge::Payload,
+            negative_ttl: None,
+            hot: geecache_group::HotAdmission::default(),
+        }
+    }
+}
+
+impl NodeOptions {
+    /// A node serving `groups` to the static members `peers` (itself among them, at
+    /// `self_url`) with every other setting at `geecache serve`'s default, over plain HTTP.
+    /// Callers that differ say so with `NodeOptions { .., ..NodeOptions::new(..) }`, so a new
+    /// setting is written here once rather than in every place that starts a node.
+    pub(crate) fn new(
+        self_url: Option<String>,
+        peers: Vec<String>,
+        groups: Vec<NodeGroup>,
+    ) -> NodeOptions {
+        use crate::config::defaults;
+        NodeOptions {
+            self_url,
+            membership: Membership::Static(peers),
+            transport: Transport::Http,
+            base_path: defaults::BASE_PATH.to_owned(),
+            ring: defaults::RING,
+            replicas: 0,
+            handoff: defaults::HANDOFF,
+            groups,
+            peer_timeout: defaults::PEER_TIMEOUT,
+            max_key_bytes: usize::try_from(defaults::MAX_KEY_BYTES).unwrap_or(usize::MAX),
+            peer_token: None,
+            api_token: None,
+            max_connections: None,
+            max_peer_bytes_in_flight: None,
+            peer_key_encoding: geecache_transport_http::path::Decoding::Form,
+            max_batch_keys: defaults::MAX_BATCH_KEYS,
+            max_batch_bytes: defaults::MAX_BATCH_BYTES,
+            max_set_bytes: defaults::MAX_SET_BYTES,
+            tls: None,
+        }
+    }
+}
+
 /// What `/readyz` reports (the transport serves the route and asks this).
 #[derive(Debug)]
 struct Readiness {

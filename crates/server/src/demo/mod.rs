@@ -20,9 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
 use crate::client::{self, HttpClient};
-use crate::config::defaults;
 use crate::config::units::format_duration;
-use crate::membership::Membership;
 use crate::node::{Node, NodeGroup, NodeOptions, Transport};
 use crate::source::{DataSource, DemoTable};
 use report::NodeRow;
@@ -330,37 +328,21 @@ async fn start_cluster(
     let mut nodes = Vec::with_capacity(NODES);
     for (listener, url) in listeners.into_iter().zip(&urls) {
         let options = NodeOptions {
-            self_url: Some(url.clone()),
-            membership: Membership::Static(urls.clone()),
             transport,
-            base_path: defaults::BASE_PATH.to_owned(),
-            ring: defaults::RING,
-            replicas: 0,
-            handoff: defaults::HANDOFF,
-            groups: vec![NodeGroup {
-                name: GROUP.to_owned(),
-                cache_bytes,
-                ttl: None,
-                source: DataSource::Demo(table.clone()),
-                policy: geecache_group::Policy::Lru,
-                charge: geecache_group::Charge::Payload,
-                negative_ttl: None,
-                hot: geecache_group::HotAdmission::default(),
-            }],
             // Generous: on a busy two-core machine a peer may take a while under load, and a
             // timed-out peer fetch falls back to a second load, which would muddy the
             // exactly-once count. A stopped node refuses connections at once anyway.
             peer_timeout: Duration::from_secs(5),
-            max_key_bytes: usize::try_from(defaults::MAX_KEY_BYTES).unwrap_or(usize::MAX),
-            peer_token: None,
-            api_token: None,
-            max_connections: None,
-            max_peer_bytes_in_flight: None,
-            peer_key_encoding: geecache_transport_http::path::Decoding::Form,
-            max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
-            max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
-            max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
             tls: tls.cloned(),
+            ..NodeOptions::new(
+                Some(url.clone()),
+                urls.clone(),
+                vec![NodeGroup::new(
+                    GROUP,
+                    cache_bytes,
+                    DataSource::Demo(table.clone()),
+                )],
+            )
         };
         nodes.push(Node::start(listener, options).await?);
     }

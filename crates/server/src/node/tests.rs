@@ -14,34 +14,17 @@ async fn node_serving(root: &Path) -> (Node, Arc<DirSource>) {
     let dir =
         Arc::new(DirSource::new(root, 1 << 20, crate::config::defaults::ORIGIN_TIMEOUT).unwrap());
     let options = NodeOptions {
-        self_url: None,
-        membership: Membership::Static(Vec::new()),
-        transport: Transport::Http,
-        base_path: "/_geecache/".to_owned(),
         ring: Preset::Balanced,
-        replicas: 0,
-        handoff: Duration::from_secs(60),
-        groups: vec![NodeGroup {
-            name: "files".to_owned(),
-            cache_bytes: 1 << 20,
-            ttl: None,
-            source: DataSource::Dir(Arc::clone(&dir)),
-            policy: geecache_group::Policy::Lru,
-            charge: geecache_group::Charge::Payload,
-            negative_ttl: None,
-            hot: geecache_group::HotAdmission::default(),
-        }],
-        peer_timeout: Duration::from_secs(1),
         max_key_bytes: 1024,
-        peer_token: None,
-        api_token: None,
-        max_connections: None,
-        max_peer_bytes_in_flight: None,
-        peer_key_encoding: geecache_transport_http::path::Decoding::Form,
-        max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
-        max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
-        max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
-        tls: None,
+        ..NodeOptions::new(
+            None,
+            Vec::new(),
+            vec![NodeGroup::new(
+                "files",
+                1 << 20,
+                DataSource::Dir(Arc::clone(&dir)),
+            )],
+        )
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     (Node::start(listener, options).await.unwrap(), dir)

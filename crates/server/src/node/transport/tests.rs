@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::Transport;
 use crate::client::{self, Fetched, HttpClient};
-use crate::membership::Membership;
 use crate::node::{Drained, Node, NodeGroup, NodeOptions};
 use crate::source::{DataSource, DemoTable, HttpOrigin};
 
@@ -25,34 +24,16 @@ const GROUP: &str = "scores";
 
 fn options(urls: &[String], i: usize, transport: Transport, source: DataSource) -> NodeOptions {
     NodeOptions {
-        self_url: Some(urls[i].clone()),
-        membership: Membership::Static(urls.to_vec()),
         transport,
-        base_path: "/_geecache/".to_owned(),
         ring: Preset::Balanced,
-        replicas: 0,
-        handoff: Duration::from_secs(60),
-        groups: vec![NodeGroup {
-            name: GROUP.to_owned(),
-            cache_bytes: 1 << 20,
-            ttl: None,
-            source,
-            policy: geecache_group::Policy::Lru,
-            charge: geecache_group::Charge::Payload,
-            negative_ttl: None,
-            hot: geecache_group::HotAdmission::default(),
-        }],
         peer_timeout: PATIENT,
         max_key_bytes: 64,
         peer_token: Some(TOKEN.to_owned()),
-        api_token: None,
-        max_connections: None,
-        max_peer_bytes_in_flight: None,
-        peer_key_encoding: geecache_transport_http::path::Decoding::Form,
-        max_batch_keys: crate::config::defaults::MAX_BATCH_KEYS,
-        max_batch_bytes: crate::config::defaults::MAX_BATCH_BYTES,
-        max_set_bytes: crate::config::defaults::MAX_SET_BYTES,
-        tls: None,
+        ..NodeOptions::new(
+            Some(urls[i].clone()),
+            urls.to_vec(),
+            vec![NodeGroup::new(GROUP, 1 << 20, source)],
+        )
     }
 }
 
