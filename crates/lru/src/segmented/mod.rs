@@ -243,17 +243,44 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> SegmentedCache<K, V, W> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
+        self.get_map(key, V::clone)
+    }
+
+    /// `f` of the value under `key`, which becomes the most recently used in its segment: a
+    /// [`get`](SegmentedCache::get) that reads what it needs of the value under the lock
+    /// instead of cloning all of it (or that moves something inside it that has interior
+    /// mutability, such as a counter).
+    ///
+    /// Counts a hit or a miss like `get`. `f` runs with the segment locked: keep it short, and
+    /// do not touch this cache from inside it. Unlike [`update`](SegmentedCache::update), the
+    /// value is not weighed again, since `f` cannot change it through a shared reference.
+    ///
+    /// ```
+    /// use geecache_lru::SegmentedCache;
+    ///
+    /// let cache = SegmentedCache::<String, Vec<u8>>::builder(1 << 10).build()?;
+    /// cache.add("k".into(), vec![1, 2, 3]);
+    /// assert_eq!(cache.get_map("k", |v| v.len()), Some(3));
+    /// assert_eq!(cache.get_map("other", |v| v.len()), None);
+    /// assert_eq!(cache.stats().hits, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_map<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hasher.hash_one(key);
         let segment = self.segment(hash);
         let mut cache = segment.lock();
-        let value = cache.get_hashed(hash, key).cloned();
-        if value.is_some() {
+        let mapped = cache.get_hashed(hash, key).map(f);
+        if mapped.is_some() {
             // A hit changes nothing but the hit count: one store instead of six.
             segment.hits.store(cache.hits(), Relaxed);
         } else {
             segment.publish(&cache);
         }
-        value
+        mapped
     }
 
     /// Whether a live entry is stored under `key`, leaving recency and counters alone.
