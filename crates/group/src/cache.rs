@@ -16,7 +16,7 @@ pub(crate) enum Tier {
     Hot,
 }
 use crate::key::Key;
-use crate::rate::{Rate, Tick};
+use crate::rate::{Clock, Rate, RateCell};
 use crate::stats::CacheStats;
 
 /// A cached value, its deadline, and how often it is asked for.
@@ -32,7 +32,7 @@ use crate::stats::CacheStats;
 pub(crate) struct Entry {
     pub(crate) value: ByteView,
     pub(crate) expires: Option<Instant>,
-    pub(crate) rate: Rate,
+    pub(crate) rate: RateCell,
 }
 
 impl Entry {
@@ -138,8 +138,8 @@ pub(crate) struct Caches {
     max_bytes: usize,
     /// Hot may hold up to `main / hot_ratio` bytes before it is the one to shrink.
     hot_ratio: usize,
-    /// Time zero of the entries' rates.
-    epoch: Instant,
+    /// The time the entries' rates count requests at.
+    clock: Clock,
 }
 
 impl Caches {
@@ -179,23 +179,22 @@ impl Caches {
             missing,
             max_bytes,
             hot_ratio,
-            epoch: now(),
+            clock: Clock::start(),
         }
     }
 
-    /// The time as the entries' rates count it.
-    pub(crate) fn tick(&self) -> Tick {
-        Tick::since(self.epoch, now())
-    }
-
     /// Main first, then hot. Hits are counted by the caches themselves. A main-cache hit
-    /// counts a request in the entry's rate.
-    pub(crate) fn get(&self, key: &str) -> Option<(Entry, Source)> {
+    /// counts a request in the entry's rate, at the precise time when `precise` (the rate
+    /// goes to a peer), else at the time of the clock's hand (see [`Clock`]).
+    pub(crate) fn get(&self, key: &str, precise: bool) -> Option<(Entry, Source)> {
         let key = key.as_bytes();
-        // The clock is read before the segment's lock is taken, not inside it, to keep the
-        // lock short; two hits racing may then count out of order, which `Rate` allows for.
-        let tick = self.tick();
-        let hit = self.main.update(key, |entry| {
+        // The time is taken before the segment's lock, not inside it, to keep the lock
+        // short; two hits racing may then count out of order, which `Rate` allows for.
+        let tick = match precise {
+            true => self.clock.precise(),
+            false => self.clock.coarse(),
+        };
+        let hit = self.main.get_map(key, |entry| {
             entry.rate.hit(tick);
             entry.clone()
         });
@@ -223,7 +222,7 @@ impl Caches {
         let entry = Entry {
             value,
             expires,
-            rate: Rate::first(self.tick()),
+            rate: RateCell::new(Rate::first(self.clock.precise())),
         };
         let key = Key::from(key);
         let cache = match into {

@@ -237,7 +237,7 @@ impl Group {
         if origin == Origin::Peer {
             self.stats.server_requests.incr();
         }
-        if let Some((entry, source)) = self.inner.caches.get(key) {
+        if let Some((entry, source)) = self.inner.caches.get(key, origin == Origin::Peer) {
             return Ok(Some(fetched(entry, source)));
         }
         self.stats.loads.incr();
@@ -652,7 +652,7 @@ fn fetched(entry: Entry, source: Source) -> Fetched {
         value: entry.value,
         ttl,
         source,
-        rate: (source == Source::MainCache).then(|| f64::from(entry.rate.latest())),
+        rate: (source == Source::MainCache).then(|| f64::from(entry.rate.get().latest())),
     }
 }
 

@@ -14,7 +14,12 @@
 //! hot once, which is harmless. The clock is read by the caller, so tests drive the rate with
 //! whatever times they like.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod clock;
+
+pub(crate) use clock::Clock;
 
 /// The time constant of the decay, in seconds.
 pub(crate) const TAU_SECS: f32 = 60.0;
@@ -31,6 +36,12 @@ impl Tick {
     pub(crate) fn since(epoch: Instant, now: Instant) -> Tick {
         let elapsed = now.saturating_duration_since(epoch);
         Tick(ticks(elapsed) as u32)
+    }
+
+    /// Whether this time comes before `other`. Past half the range, a time is taken to be
+    /// behind, not four years ahead.
+    pub(crate) fn is_behind(self, other: Tick) -> bool {
+        self.0.wrapping_sub(other.0) > u32::MAX / 2
     }
 }
 
@@ -60,6 +71,17 @@ impl Rate {
         }
     }
 
+    fn to_bits(self) -> u64 {
+        u64::from(self.per_sec.to_bits()) << 32 | u64::from(self.at.0)
+    }
+
+    fn from_bits(bits: u64) -> Rate {
+        Rate {
+            per_sec: f32::from_bits((bits >> 32) as u32),
+            at: Tick(bits as u32),
+        }
+    }
+
     /// The rate as of the last request, not decayed since: what a hit, which has just moved
     /// it, reads without looking at the clock again.
     pub(crate) fn latest(&self) -> f32 {
@@ -69,19 +91,63 @@ impl Rate {
     /// Counts one request at `now`.
     pub(crate) fn hit(&mut self, now: Tick) {
         self.per_sec = self.at(now) + 1.0 / TAU_SECS;
-        self.at = now;
+        // A `now` behind the last request (a hit reading the clock's hand, a quarter of a
+        // second behind, after a peer's request read the precise time) counts at that last
+        // request's time: moving `at` back would decay everything counted by the difference
+        // a second time.
+        if !now.is_behind(self.at) {
+            self.at = now;
+        }
     }
 
     /// The rate at `now`: what was counted, decayed since. A `now` before the last request
     /// (which a shared clock read outside the cache's lock can produce) reads as that time.
     pub(crate) fn at(&self, now: Tick) -> f32 {
         let dt = now.0.wrapping_sub(self.at.0);
-        // Past half the range, `now` is taken to be behind `at`, not 4 years ahead of it.
-        if dt == 0 || dt > u32::MAX / 2 {
+        if dt == 0 || now.is_behind(self.at) {
             return self.per_sec;
         }
         let secs = dt as f32 / TICKS_PER_SEC as f32;
         self.per_sec * (-secs / TAU_SECS).exp()
+    }
+}
+
+/// A [`Rate`] inside a cache entry, moved through a shared reference: a hit then reads the
+/// entry as any other get does, instead of taking it mutably, which would have the cache weigh
+/// the entry again and republish all of its counters on every hit.
+///
+/// The rate is one word, loaded and stored whole. Every hit moves it with the cache segment's
+/// lock held, so two hits never interleave their load and store, and the atomic is only what
+/// lets a shared reference write: on the machines we run on, a relaxed load or store is a plain
+/// move.
+pub(crate) struct RateCell(AtomicU64);
+
+impl RateCell {
+    pub(crate) fn new(rate: Rate) -> Self {
+        RateCell(AtomicU64::new(rate.to_bits()))
+    }
+
+    pub(crate) fn get(&self) -> Rate {
+        Rate::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Counts one request at `now`. Callers hold the lock of the cache the entry is in.
+    pub(crate) fn hit(&self, now: Tick) {
+        let mut rate = self.get();
+        rate.hit(now);
+        self.0.store(rate.to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl Clone for RateCell {
+    fn clone(&self) -> Self {
+        RateCell::new(self.get())
+    }
+}
+
+impl std::fmt::Debug for RateCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
     }
 }
 

@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::{Rate, TAU_SECS, TICKS_PER_SEC, Tick};
+use super::{Rate, RateCell, TAU_SECS, TICKS_PER_SEC, Tick};
 use crate::cache::Entry;
 
 /// What a rate should read: the sum over every request of `e^(-age / TAU) / TAU`, in `f64`
@@ -26,8 +26,9 @@ impl Model {
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Time moves on by this many ticks, then a request comes.
-    Hit(u32),
+    /// Time moves on by `gap` ticks, then a request comes, counted at a time `lag` ticks
+    /// behind (a hit that read the clock's hand rather than the clock).
+    Hit { gap: u32, lag: u32 },
     /// Time moves on by this many ticks, then the rate is read.
     Read(u32),
 }
@@ -35,8 +36,10 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     // Mostly requests close together (a busy key), sometimes minutes apart (a key going cold).
     let gap = prop_oneof![4 => 0..16u32, 2 => 0..1_000u32, 1 => 0..100_000u32];
+    // The hand is at most a move (four ticks) behind; most hits read it exactly on time.
+    let lag = prop_oneof![2 => Just(0u32), 1 => 0..=4u32];
     prop_oneof![
-        3 => gap.clone().prop_map(Op::Hit),
+        3 => (gap.clone(), lag).prop_map(|(gap, lag)| Op::Hit { gap, lag }),
         1 => gap.prop_map(Op::Read),
     ]
 }
@@ -44,6 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     /// The rate agrees with the sum over its history, within what `f32` keeps: one request
     /// adds `1 / 60`, so a relative error of 1e-4 is far below anything admission looks at.
+    /// A request counted at a time behind the last one counts at the last one's time.
     #[test]
     fn the_rate_agrees_with_the_decayed_sum_of_its_requests(
         start in 0..1_000_000u32,
@@ -54,10 +58,12 @@ proptest! {
         let mut model = Model { requests: vec![now] };
         for op in ops {
             match op {
-                Op::Hit(gap) => {
+                Op::Hit { gap, lag } => {
                     now += gap;
-                    rate.hit(Tick(now));
-                    model.requests.push(now);
+                    let counted = now.saturating_sub(lag);
+                    rate.hit(Tick(counted));
+                    let last = model.requests.iter().copied().max().unwrap_or(counted);
+                    model.requests.push(counted.max(last));
                 }
                 Op::Read(gap) => now += gap,
             }
@@ -67,6 +73,26 @@ proptest! {
                 "rate {got} against model {want} at tick {now}"
             );
             prop_assert!(rate.latest() >= rate.at(Tick(now)), "a rate only decays between requests");
+        }
+    }
+}
+
+proptest! {
+    /// The cell an entry keeps holds the rate whole: moving it there is moving the rate.
+    #[test]
+    fn a_rate_cell_moves_as_the_rate_it_holds(
+        start in any::<u32>(),
+        gaps in proptest::collection::vec(0..100_000u32, 0..20),
+    ) {
+        let mut now = start;
+        let mut rate = Rate::first(Tick(now));
+        let cell = RateCell::new(rate);
+        for gap in gaps {
+            now = now.wrapping_add(gap);
+            rate.hit(Tick(now));
+            cell.hit(Tick(now));
+            prop_assert_eq!(cell.get(), rate);
+            prop_assert_eq!(cell.clone().get(), rate);
         }
     }
 }
@@ -126,5 +152,6 @@ fn the_rate_costs_an_entry_eight_bytes() {
     // The value (a `bytes::Bytes`, 32 bytes) and the deadline (16) were 48 bytes; the rate's
     // `f32` and `u32` add 8, with no padding.
     assert_eq!(size_of::<Rate>(), 8);
+    assert_eq!(size_of::<RateCell>(), 8);
     assert!(size_of::<Entry>() <= 56, "{}", size_of::<Entry>());
 }
