@@ -11,8 +11,9 @@
 //! change of ring in the server cannot silently make the figures about the wrong keys.
 //!
 //! This file holds what the scenarios share (the lab: origin, nodes, etcd, load, and the table);
-//! the scenarios are in `faults.rs` (hung, dead, slow), `membership.rs` (join, leave, rolling)
-//! and `hosts.rs` (cut: nodes on hosts with their own addresses).
+//! the scenarios are in `faults.rs` (hung, dead, slow), `membership.rs` (join, leave, rolling),
+//! `hosts.rs` (cut, separate, one-way: nodes on hosts with their own addresses) and
+//! `hosts/members.rs` (etcd cut off, a rolling restart and DNS membership across hosts).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,6 +57,30 @@ pub(crate) enum Scenario {
     /// As `separate`, with one host's packets to the other dropped silently while the other
     /// still reaches it (an asymmetric partition; nftables).
     OneWay,
+    /// Three nodes on hosts, found through etcd on a host of its own, which is cut off from
+    /// them all for 20 s under Zipf load, then reconnected.
+    EtcdCut,
+    /// Three nodes on hosts, found through etcd on a host of its own, restarted in turn under
+    /// Zipf load.
+    HostRolling,
+    /// Three nodes on hosts, found through DNS (dnsmasq on a host of its own): a member removed
+    /// from and added back to the records, then the DNS server cut off under Zipf load.
+    Dns,
+}
+
+impl Scenario {
+    /// Whether its nodes run on hosts of a network-namespace lab rather than on loopback.
+    pub(crate) fn on_hosts(self) -> bool {
+        matches!(
+            self,
+            Scenario::Cut
+                | Scenario::Separate
+                | Scenario::OneWay
+                | Scenario::EtcdCut
+                | Scenario::HostRolling
+                | Scenario::Dns
+        )
+    }
 }
 
 /// One line of the chaos table.
@@ -113,10 +138,7 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
     let mut rows = Vec::new();
     for scenario in scenarios {
         eprintln!("e2e: chaos: {scenario:?}");
-        if matches!(
-            scenario,
-            Scenario::Cut | Scenario::Separate | Scenario::OneWay
-        ) {
+        if scenario.on_hosts() {
             // Their nodes run on hosts of their own, not on this machine's loopback.
             rows.append(&mut hosts::run(bench, *scenario)?);
             continue;
@@ -129,9 +151,7 @@ pub(crate) fn run(bench: &Bench, scenarios: &[Scenario]) -> anyhow::Result<Vec<R
             Scenario::Leave => lab.leave()?,
             Scenario::Rolling => lab.rolling()?,
             Scenario::Slow => lab.slow()?,
-            Scenario::Cut | Scenario::Separate | Scenario::OneWay => {
-                unreachable!("run above")
-            }
+            _ => unreachable!("the scenarios on hosts are run above"),
         };
         rows.append(&mut more);
     }
@@ -154,14 +174,12 @@ pub(crate) fn markdown(bench: &Bench, rows: &[Row]) -> String {
             |l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
         ),
     );
-    if rows
-        .iter()
-        .any(|r| [hosts::S, hosts::SEPARATED, hosts::ONE_WAY].contains(&r.scenario))
-    {
+    if rows.iter().any(|r| hosts::TITLES.contains(&r.scenario)) {
         out.push_str(
-            "The nodes of the cut, separate and one-way scenarios run on hosts of their own instead \
-             (network namespaces joined by a bridge, 10.231.0.0/24), with the origin and the \
-             load on a fourth.\n\n",
+            "The nodes of the cut, separate, one-way, etcd-cut, host-rolling and dns scenarios \
+             run on hosts of their own instead (network namespaces joined by a bridge, \
+             10.231.0.0/24), with the origin and the load on another, and etcd or the DNS \
+             server on a host of its own.\n\n",
         );
     }
     out.push_str("| scenario | figure | measured | target | |\n|---|---|---|---|---|\n");
@@ -188,7 +206,35 @@ enum Members {
     Static(Vec<String>),
     /// `--etcd` at this client URL.
     Etcd(String),
+    /// `--peers-dns` with this name and port, asking the DNS server at this address.
+    Dns(String, std::net::SocketAddr),
 }
+
+impl Members {
+    /// The flags that say so to `geecache serve`, for the cluster `tag`.
+    fn args(&self, command: &mut Command, tag: &str) {
+        match self {
+            Members::Static(urls) => {
+                command.arg("--peers").arg(urls.join(","));
+            }
+            Members::Etcd(client) => {
+                command.arg("--etcd").arg(client).arg("--cluster").arg(tag);
+            }
+            Members::Dns(name, server) => {
+                command
+                    .arg("--peers-dns")
+                    .arg(name)
+                    .arg("--dns-server")
+                    .arg(server.to_string())
+                    .arg("--dns-interval")
+                    .arg(format!("{}ms", DNS_INTERVAL.as_millis()));
+            }
+        }
+    }
+}
+
+/// How often nodes found through DNS look their name up again.
+const DNS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One scenario's processes and settings.
 struct Lab<'a> {
@@ -245,18 +291,7 @@ impl<'a> Lab<'a> {
             .arg("info")
             .arg("--drain-timeout")
             .arg("10s");
-        match members {
-            Members::Static(urls) => {
-                command.arg("--peers").arg(urls.join(","));
-            }
-            Members::Etcd(client) => {
-                command
-                    .arg("--etcd")
-                    .arg(client)
-                    .arg("--cluster")
-                    .arg(&self.tag);
-            }
-        }
+        members.args(&mut command, &self.tag);
         self.bench.pass_server_threads(&mut command);
         let name = format!("{}-node{}", self.tag, i + 1);
         let mut server = Server::start(
@@ -272,34 +307,47 @@ impl<'a> Lab<'a> {
     /// A single-member etcd on two free ports.
     fn etcd(&self) -> anyhow::Result<(Server, String)> {
         let ports = free_ports(2)?;
+        let ip = std::net::Ipv4Addr::LOCALHOST;
+        self.etcd_at(
+            Command::new("etcd"),
+            (ip, ports[0]).into(),
+            (ip, ports[1]).into(),
+        )
+    }
+
+    /// A single-member etcd run by `command` (the `etcd` program, perhaps through `ip netns
+    /// exec`), serving clients at `client` and its peers at `peer`; ready when it answers.
+    fn etcd_at(
+        &self,
+        mut command: Command,
+        client: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
+    ) -> anyhow::Result<(Server, String)> {
         let dir = self.bench.log_dir.join(format!("{}-etcd", self.tag));
         let _ = std::fs::remove_dir_all(&dir);
-        let client = format!("http://127.0.0.1:{}", ports[0]);
-        let peer = format!("http://127.0.0.1:{}", ports[1]);
-        let mut command = Command::new("etcd");
+        let (client_url, peer_url) = (format!("http://{client}"), format!("http://{peer}"));
         command
             .arg("--name=chaos")
             .arg(format!("--data-dir={}", dir.display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=chaos={peer}"))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=chaos={peer_url}"))
             .arg("--log-level=warn");
         let name = format!("{}-etcd", self.tag);
-        let addr = ([127, 0, 0, 1], ports[0]).into();
-        let mut etcd = Server::start_at(&name, command, self.bench.log(&name), addr)
+        let mut etcd = Server::start_at(&name, command, self.bench.log(&name), client)
             .context("cannot start etcd (is it installed? apt-get install etcd-server)")?;
         let until = Instant::now() + self.bench.args.startup_timeout;
         loop {
             if etcd.exited() {
                 bail!("etcd exited{}", etcd.log_tail());
             }
-            let healthy = probe::get(addr, "/health", Duration::from_secs(1)).is_ok_and(|r| {
+            let healthy = probe::get(client, "/health", Duration::from_secs(1)).is_ok_and(|r| {
                 r.status == 200 && String::from_utf8_lossy(&r.body).contains("true")
             });
             if healthy {
-                return Ok((etcd, client));
+                return Ok((etcd, client_url));
             }
             if Instant::now() >= until {
                 bail!("etcd was not healthy in time{}", etcd.log_tail());

@@ -14,14 +14,27 @@ use geecache_bench_e2e::hosts::{Lab as HostLab, unavailable};
 
 use super::*;
 
+mod members;
+
 /// The cut scenario's name in the table.
 pub(super) const S: &str = "cut host";
 /// The separation scenario's name in the table.
 pub(super) const SEPARATED: &str = "separated hosts";
 /// The asymmetric partition's name in the table.
 pub(super) const ONE_WAY: &str = "one-way partition";
+/// Every scenario's name in the table.
+pub(super) const TITLES: [&str; 6] = [
+    S,
+    SEPARATED,
+    ONE_WAY,
+    members::ETCD_CUT,
+    members::ROLLING,
+    members::DNS,
+];
 /// Nodes, on hosts 0 to 2; the lab's last host runs the harness, the origin and the load.
 const NODES: usize = 3;
+/// The host etcd or the DNS server runs on, in the scenarios that have one.
+const SERVICES: usize = NODES;
 /// The port every node listens on, at its host's address.
 const PORT: u16 = 8001;
 
@@ -30,7 +43,19 @@ fn names(scenario: Scenario) -> (&'static str, &'static str) {
     match scenario {
         Scenario::Separate => (SEPARATED, "separate"),
         Scenario::OneWay => (ONE_WAY, "one-way"),
+        Scenario::EtcdCut => (members::ETCD_CUT, "etcd-cut"),
+        Scenario::HostRolling => (members::ROLLING, "host-rolling"),
+        Scenario::Dns => (members::DNS, "dns"),
         _ => (S, "cut"),
+    }
+}
+
+/// How many hosts `scenario`'s lab has: the nodes, a host for etcd or DNS if it needs one, and
+/// the harness's.
+fn lab_hosts(scenario: Scenario) -> usize {
+    match scenario {
+        Scenario::EtcdCut | Scenario::HostRolling | Scenario::Dns => NODES + 2,
+        _ => NODES + 1,
     }
 }
 
@@ -40,9 +65,12 @@ fn names(scenario: Scenario) -> (&'static str, &'static str) {
 pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>> {
     let (title, flag) = names(scenario);
     if let Some(tag) = &bench.args.in_lab {
-        let hosts = HostLab::attach(tag, NODES + 1);
+        let hosts = HostLab::attach(tag, lab_hosts(scenario));
         return match scenario {
             Scenario::Separate | Scenario::OneWay => partition(bench, &hosts, scenario),
+            Scenario::EtcdCut => members::etcd_cut(bench, &hosts),
+            Scenario::HostRolling => members::rolling(bench, &hosts),
+            Scenario::Dns => members::dns(bench, &hosts),
             _ => cut(bench, &hosts),
         };
     }
@@ -50,11 +78,12 @@ pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>>
         eprintln!("e2e: skipping the {flag} scenario: {why}");
         return Ok(vec![Row::info(title, "skipped", why)]);
     }
-    let hosts = HostLab::new(NODES + 1).context("cannot make the network-namespace lab")?;
+    let hosts =
+        HostLab::new(lab_hosts(scenario)).context("cannot make the network-namespace lab")?;
     let this = std::env::current_exe().context("cannot find this program's path")?;
     let args = &bench.args;
     let millis = |d: Duration| format!("{}ms", d.as_millis());
-    let mut child = hosts.command(NODES, this);
+    let mut child = hosts.command(hosts.hosts().len() - 1, this);
     child
         .arg("--geecache")
         .arg(&bench.geecache)
@@ -73,10 +102,11 @@ pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>>
         .arg("--log-dir")
         .arg(&bench.log_dir)
         .args(["--chaos", flag, "--in-lab", hosts.tag()]);
+    // The slowest scenario restarts three nodes, cuts etcd off for 20 s or runs 40 s of load.
     let deadline = args.fill_timeout * 3
-        + args.startup_timeout * 6
+        + args.startup_timeout * 8
         + args.fault_for
-        + Duration::from_secs(120);
+        + Duration::from_secs(180);
     let table =
         run_bounded(child, deadline).with_context(|| format!("the {flag} scenario in the lab"))?;
     let rows: Vec<Row> = table.lines().filter_map(|l| parse_row(title, l)).collect();
@@ -119,23 +149,39 @@ struct Cluster<'a> {
     owner: Vec<usize>,
 }
 
-fn filled_cluster<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::Result<Cluster<'a>> {
-    let here = hosts.hosts()[NODES].addr;
-    let lab = Lab::with_origin_on(bench, tag, Some(SocketAddr::from((here, 0))))?;
-    let urls: Vec<String> = hosts.hosts()[..NODES]
+/// The lab of a scenario across hosts: the origin on the harness's host (the last).
+fn lab_on<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::Result<Lab<'a>> {
+    let here = hosts.hosts().last().context("a lab without hosts")?.addr;
+    Lab::with_origin_on(bench, tag, Some(SocketAddr::from((here, 0))))
+}
+
+/// The URL of every node, on hosts 0 to 2.
+fn node_urls(hosts: &HostLab) -> Vec<String> {
+    hosts.hosts()[..NODES]
         .iter()
         .map(|h| format!("http://{}:{PORT}", h.addr))
-        .collect();
+        .collect()
+}
+
+/// Three nodes on hosts 0 to 2, finding each other through `members`, each holding its own
+/// keys: the start of every scenario here.
+fn filled_cluster<'a>(
+    lab: Lab<'a>,
+    hosts: &HostLab,
+    members: &Members,
+) -> anyhow::Result<Cluster<'a>> {
+    let urls = node_urls(hosts);
     let mut nodes = Vec::new();
-    for i in 0..NODES {
-        nodes.push(lab.host_node(hosts, i, &urls)?);
+    for (i, url) in urls.iter().enumerate() {
+        nodes.push(lab.host_node(hosts, i, url, members)?);
     }
+    wait_for_members(&nodes.iter().collect::<Vec<_>>(), NODES)?;
     // Each node is asked for its own keys only: it loads them into its main cache without a
     // peer in between, so a fill slowed by a busy machine (a peer ejected as slow, a stand-in
     // loading a key into its hot cache instead) cannot leave an owner without its keys.
     let keys = lab.all_keys();
     let owner = owners(&urls, &keys);
-    let timeout = bench.args.fill_timeout;
+    let timeout = lab.bench.args.fill_timeout;
     for (i, url) in urls.iter().enumerate() {
         let own = keys_of(&keys, &owner, i);
         let file = lab.key_file(&format!("own{}", i + 1), &own)?;
@@ -173,13 +219,14 @@ fn filled_cluster<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::R
 /// while node 2 still reaches node 1, so node 1's requests hang until its peer timeout.
 fn partition(bench: &Bench, hosts: &HostLab, scenario: Scenario) -> anyhow::Result<Vec<Row>> {
     let (t, flag) = names(scenario);
+    let lab = lab_on(bench, hosts, flag)?;
     let Cluster {
         lab,
         nodes,
         urls,
         keys,
         owner,
-    } = filled_cluster(bench, hosts, flag)?;
+    } = filled_cluster(lab, hosts, &Members::Static(node_urls(hosts)))?;
     let theirs = keys_of(&keys, &owner, 1);
     let file = lab.key_file("theirs", &theirs)?;
     let mut rows = Vec::new();
@@ -254,13 +301,14 @@ fn partition(bench: &Bench, hosts: &HostLab, scenario: Scenario) -> anyhow::Resu
 
 /// Node 2's link is cut while nodes 0 and 1 both ask for every key of its range at once.
 fn cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+    let lab = lab_on(bench, hosts, "cut")?;
     let Cluster {
         lab,
         nodes,
         urls,
         keys,
         owner,
-    } = filled_cluster(bench, hosts, "cut")?;
+    } = filled_cluster(lab, hosts, &Members::Static(node_urls(hosts)))?;
     let victim_keys = keys_of(&keys, &owner, 2);
     let file = lab.key_file("victim", &victim_keys)?;
     let n = victim_keys.len();
@@ -335,21 +383,29 @@ fn both_ask(
 }
 
 impl Lab<'_> {
-    /// Node `i` on host `i` of `hosts`, at its own address, naming every node in `urls`.
-    fn host_node(&self, hosts: &HostLab, i: usize, urls: &[String]) -> anyhow::Result<Server> {
+    /// A node on host `i` of `hosts`, at its own address, known as `url`, finding its peers
+    /// through `members`.
+    fn host_node(
+        &self,
+        hosts: &HostLab,
+        i: usize,
+        url: &str,
+        members: &Members,
+    ) -> anyhow::Result<Server> {
         let mut command = hosts.command(i, &self.bench.geecache);
         command
             .arg("serve")
             .arg("--listen")
             .arg(format!("{}:{PORT}", hosts.hosts()[i].addr))
             .arg("--self-url")
-            .arg(&urls[i])
-            .arg("--peers")
-            .arg(urls.join(","))
+            .arg(url)
             .arg("--group")
             .arg(format!("scores=http:{}/objects/", self.origin.url()))
             .arg("--log-level")
-            .arg("info");
+            .arg("info")
+            .arg("--drain-timeout")
+            .arg("10s");
+        members.args(&mut command, &self.tag);
         self.bench.pass_server_threads(&mut command);
         let name = format!("{}-node{}", self.tag, i + 1);
         let mut server = Server::start(

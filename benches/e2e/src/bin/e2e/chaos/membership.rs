@@ -126,23 +126,43 @@ impl Lab<'_> {
         let (mut nodes, ports, urls) = self.etcd_nodes(3, &client)?;
         self.fill(&urls)?;
         self.reset_loads()?;
-        // Zipf load on all three nodes, reconnecting as clients of a restarting server do,
-        // for longer than the three restarts take.
+        let members = Members::Etcd(client.clone());
+        let (report, took) = self.roll(&mut nodes, &urls, |i| {
+            self.node(i, ports[i], &urls[i], &members)
+        })?;
+        let (reloads, _) = self.loads()?;
+        let handoffs = sum_field(&nodes, "handoffs")?;
+        stop_all(nodes);
+        drop(etcd);
+        Ok(self.rolling_rows(S, &took, &report, reloads, handoffs))
+    }
+
+    /// Zipf load on every node of `urls`, reconnecting as clients of a restarting server do,
+    /// while each node is stopped (SIGTERM) and started again by `start(i)` in turn, each once
+    /// every member list has it back. Returns the load's report and how long each restart took.
+    pub(super) fn roll(
+        &self,
+        nodes: &mut [Server],
+        urls: &[String],
+        start: impl Fn(usize) -> anyhow::Result<Server> + Sync,
+    ) -> anyhow::Result<(LoadReport, Vec<Duration>)> {
+        // For longer than the three restarts take.
         let budget = Duration::from_secs(40);
-        let mut command = self.load(&urls, "zipf", budget, None);
+        let mut command = self.load(urls, "zipf", budget, None);
         command.arg("--reconnect");
-        let (report, took) = std::thread::scope(|s| {
+        let n = nodes.len();
+        std::thread::scope(|s| {
             let load = s.spawn(move || Self::run_load(command, budget));
             let restarts = (|| {
                 // Steady load first, so that the restarts happen to a busy cluster.
                 std::thread::sleep(Duration::from_secs(2)); // lets the load start; not a sync point
                 let mut took = Vec::new();
-                for i in 0..3 {
+                for i in 0..n {
                     let started = Instant::now();
                     signal(&nodes[i], "TERM")?;
                     wait_exit(&mut nodes[i], Duration::from_secs(20))?;
-                    nodes[i] = self.node(i, ports[i], &urls[i], &Members::Etcd(client.clone()))?;
-                    wait_for_members(&nodes.iter().collect::<Vec<_>>(), 3)?;
+                    nodes[i] = start(i)?;
+                    wait_for_members(&nodes.iter().collect::<Vec<_>>(), n)?;
                     took.push(started.elapsed());
                 }
                 anyhow::Ok(took)
@@ -151,37 +171,44 @@ impl Lab<'_> {
                 .join()
                 .map_err(|_| anyhow::anyhow!("a load thread panicked"));
             anyhow::Ok((report??, restarts?))
-        })?;
-        let (reloads, _) = self.loads()?;
-        let handoffs = sum_field(&nodes, "handoffs")?;
-        stop_all(nodes);
-        drop(etcd);
+        })
+    }
+
+    /// The rows of a rolling restart.
+    pub(super) fn rolling_rows(
+        &self,
+        s: &'static str,
+        took: &[Duration],
+        report: &LoadReport,
+        reloads: u64,
+        handoffs: u64,
+    ) -> Vec<Row> {
         let took: Vec<String> = took
             .iter()
             .map(|t| format!("{:.1} s", t.as_secs_f64()))
             .collect();
         #[allow(clippy::cast_precision_loss)]
         let share = reloads as f64 / self.keys as f64;
-        Ok(vec![
+        vec![
             Row::info(
-                S,
+                s,
                 "each restart (SIGTERM to back in every member list)",
                 took.join(", "),
             ),
             Row::check(
-                S,
+                s,
                 "5xx answers",
                 report.bad_status.to_string(),
                 "0",
                 report.bad_status == 0,
             ),
             Row::info(
-                S,
+                s,
                 "requests, failed on the connection, connections closed and reopened",
                 format!("{}, {}, {}", report.ok, report.failed, report.reconnects),
             ),
             Row::check(
-                S,
+                s,
                 "source reloads ÷ keys",
                 format!(
                     "{:.1}% ({reloads} of {}; {handoffs} taken from a previous owner since the last restart)",
@@ -191,6 +218,6 @@ impl Lab<'_> {
                 "≤ 10%",
                 share <= 0.10,
             ),
-        ])
+        ]
     }
 }

@@ -1,0 +1,323 @@
+//! Membership across hosts: etcd cut off from every node, a rolling restart, and members
+//! found through DNS. etcd or the DNS server runs on a host of its own (host 3), so cutting
+//! that host is an outage of the membership service alone, while the nodes still reach each
+//! other and the origin.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpStream};
+
+use super::*;
+
+/// The etcd outage's name in the table.
+pub(in crate::chaos) const ETCD_CUT: &str = "etcd cut off (hosts)";
+/// The rolling restart's name in the table.
+pub(in crate::chaos) const ROLLING: &str = "rolling restart (hosts, etcd)";
+/// The DNS scenario's name in the table.
+pub(in crate::chaos) const DNS: &str = "DNS membership (hosts)";
+
+/// How long etcd is cut off: twice the nodes' lease (10 s), so every registration expires.
+const ETCD_OUTAGE: Duration = Duration::from_secs(20);
+/// How long the DNS server is cut off: ten lookups' worth.
+const DNS_OUTAGE: Duration = Duration::from_secs(10);
+/// The name the nodes are found under, and the domain the DNS server answers for alone.
+const DNS_NAME: &str = "geecache.lab";
+
+/// etcd on the services host, on its usual ports.
+fn etcd_on(lab: &Lab<'_>, hosts: &HostLab) -> anyhow::Result<(Server, String)> {
+    let at = hosts.hosts()[SERVICES].addr;
+    let command = hosts.command(SERVICES, "etcd");
+    lab.etcd_at(command, (at, 2379).into(), (at, 2380).into())
+}
+
+/// etcd is cut off from the whole cluster for 20 s under Zipf load through every node: the
+/// nodes must keep serving with the members they know, and register again once it is back,
+/// their leases having run out meanwhile.
+pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+    let lab = lab_on(bench, hosts, "etcd-cut")?;
+    let (etcd, client) = etcd_on(&lab, hosts)?;
+    let members = Members::Etcd(client);
+    let Cluster {
+        lab,
+        nodes,
+        urls,
+        keys,
+        ..
+    } = filled_cluster(lab, hosts, &members)?;
+    let mut rows = Vec::new();
+
+    lab.reset_loads()?;
+    let (during, listed) = under_load(&lab, &urls, ETCD_OUTAGE, || {
+        outage(hosts, ETCD_OUTAGE, || member_counts(&nodes))
+    })?;
+    let (loads, loaded) = lab.loads()?;
+    rows.push(Row::check(
+        ETCD_CUT,
+        format!(
+            "client errors, Zipf load through all three nodes while etcd is cut off for {} s",
+            ETCD_OUTAGE.as_secs()
+        ),
+        during.errors().to_string(),
+        "0",
+        during.errors() == 0,
+    ));
+    rows.push(members_row(
+        ETCD_CUT,
+        "members each node lists at the end of the cut",
+        &listed,
+    ));
+    rows.push(Row::info(
+        ETCD_CUT,
+        "source loads (distinct keys) meanwhile; requests, p99",
+        format!("{loads} ({loaded}); {}, {}", during.ok, ms(during.p99_us)),
+    ));
+
+    // A node started now reads the members from etcd itself: it sees the three only if they
+    // registered again after their leases ran out during the cut.
+    let started = Instant::now();
+    let observer_url = format!("http://{}:{PORT}", hosts.hosts()[SERVICES].addr);
+    let observer = lab.host_node(hosts, SERVICES, &observer_url, &members)?;
+    let all: Vec<&Server> = nodes.iter().chain([&observer]).collect();
+    let registered = wait_for_members(&all, NODES + 1);
+    rows.push(Row::check(
+        ETCD_CUT,
+        "reconnected: a node started afterwards and the three all list four members",
+        match &registered {
+            Ok(()) => format!("yes, {:.1} s after", started.elapsed().as_secs_f64()),
+            Err(e) => format!("no: {e}"),
+        },
+        format!("within {} s", CONVERGE.as_secs()),
+        registered.is_ok(),
+    ));
+    rows.push(asked_again(&lab, ETCD_CUT, &urls, &keys)?);
+    stop_all(nodes);
+    observer.stop(Duration::from_secs(5));
+    drop(etcd);
+    Ok(rows)
+}
+
+/// Every node restarted in turn under Zipf load, each on its own host, found through etcd.
+pub(super) fn rolling(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+    let lab = lab_on(bench, hosts, "host-rolling")?;
+    let (etcd, client) = etcd_on(&lab, hosts)?;
+    let members = Members::Etcd(client);
+    let Cluster {
+        lab,
+        mut nodes,
+        urls,
+        ..
+    } = filled_cluster(lab, hosts, &members)?;
+    lab.reset_loads()?;
+    let (report, took) = lab.roll(&mut nodes, &urls, |i| {
+        lab.host_node(hosts, i, &urls[i], &members)
+    })?;
+    let (reloads, _) = lab.loads()?;
+    let handoffs = sum_field(&nodes, "handoffs")?;
+    stop_all(nodes);
+    drop(etcd);
+    Ok(lab.rolling_rows(ROLLING, &took, &report, reloads, handoffs))
+}
+
+/// Nodes found through DNS: a member taken out of the records and put back, each change seen by
+/// every node within two lookups; then the DNS server cut off under Zipf load, through which
+/// the nodes keep serving with the members they know.
+pub(super) fn dns(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
+    let lab = lab_on(bench, hosts, "dns")?;
+    let server = Dnsmasq::start(&lab, hosts, &[0, 1, 2])?;
+    let members = Members::Dns(format!("{DNS_NAME}:{PORT}"), server.addr);
+    let Cluster {
+        lab,
+        nodes,
+        urls,
+        keys,
+        ..
+    } = filled_cluster(lab, hosts, &members)?;
+    let mut rows = Vec::new();
+    let bound = DNS_INTERVAL * 2;
+
+    for (what, listed, expect) in [
+        ("node 3 taken out of the records", &[0, 1][..], 2),
+        ("node 3 put back", &[0, 1, 2][..], 3),
+    ] {
+        let started = Instant::now();
+        server.set(hosts, listed)?;
+        // Node 3 itself is not asked: it is no member while it is out of the records.
+        let asked: Vec<&Server> = nodes.iter().take(expect).collect();
+        let seen = wait_for_members(&asked, expect);
+        let took = started.elapsed();
+        rows.push(Row::check(
+            DNS,
+            format!("{what}: every node sees {expect} members after"),
+            match &seen {
+                Ok(()) => format!("{:.2} s", took.as_secs_f64()),
+                Err(e) => format!("not within {} s: {e}", CONVERGE.as_secs()),
+            },
+            format!(
+                "≤ 2 lookups ({} s) + the harness's polling",
+                bound.as_secs_f64()
+            ),
+            seen.is_ok() && took <= bound + Duration::from_millis(500),
+        ));
+    }
+
+    lab.reset_loads()?;
+    let (during, listed) = under_load(&lab, &urls, DNS_OUTAGE, || {
+        outage(hosts, DNS_OUTAGE, || member_counts(&nodes))
+    })?;
+    rows.push(Row::check(
+        DNS,
+        format!(
+            "client errors, Zipf load through all three nodes while the DNS server is cut off for {} s",
+            DNS_OUTAGE.as_secs()
+        ),
+        during.errors().to_string(),
+        "0",
+        during.errors() == 0,
+    ));
+    rows.push(members_row(
+        DNS,
+        "members each node lists at the end of the outage",
+        &listed,
+    ));
+    rows.push(asked_again(&lab, DNS, &urls, &keys)?);
+    stop_all(nodes);
+    Ok(rows)
+}
+
+/// Runs `fault` while Zipf load goes through every node of `urls` for the fault's length and
+/// 10 s more, and returns the load's report with what `fault` returned.
+fn under_load<T: Send>(
+    lab: &Lab<'_>,
+    urls: &[String],
+    fault_for: Duration,
+    fault: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<(LoadReport, T)> {
+    let run_for = fault_for + Duration::from_secs(10);
+    let command = lab.load(urls, "zipf", run_for, None);
+    std::thread::scope(|s| {
+        let load = s.spawn(move || Lab::run_load(command, run_for));
+        // The load under way first, so that the fault lands on a busy cluster.
+        std::thread::sleep(Duration::from_secs(2)); // the fault's start; not a sync point
+        let faulted = fault();
+        let report = load
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load thread panicked"));
+        anyhow::Ok((report??, faulted?))
+    })
+}
+
+/// Cuts the services host off for `length`, runs `at_end` just before reconnecting it, and
+/// reconnects it whatever `at_end` returned.
+fn outage<T>(
+    hosts: &HostLab,
+    length: Duration,
+    at_end: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    hosts.cut(SERVICES)?;
+    std::thread::sleep(length); // the outage's length: the fault itself
+    let seen = at_end();
+    hosts.reconnect(SERVICES)?;
+    seen
+}
+
+/// How many members each node lists now.
+fn member_counts(nodes: &[Server]) -> anyhow::Result<Vec<usize>> {
+    nodes
+        .iter()
+        .map(|n| Ok(stats(n)?["peers"].as_array().map_or(0, Vec::len)))
+        .collect()
+}
+
+/// The check that every node still lists every member.
+fn members_row(scenario: &'static str, figure: &str, listed: &[usize]) -> Row {
+    let shown: Vec<String> = listed.iter().map(usize::to_string).collect();
+    Row::check(
+        scenario,
+        figure,
+        shown.join(", "),
+        format!("{NODES} on every node"),
+        listed.iter().all(|&n| n == NODES),
+    )
+}
+
+/// Every key asked once more, through every node in turn: the check after a fault healed.
+fn asked_again(
+    lab: &Lab<'_>,
+    scenario: &'static str,
+    urls: &[String],
+    keys: &[String],
+) -> anyhow::Result<Row> {
+    let timeout = lab.bench.args.fill_timeout;
+    let file = lab.key_file("again", keys)?;
+    let pass = Lab::run_load(lab.load(urls, "sequential", timeout, Some(&file)), timeout)?;
+    Ok(Row::check(
+        scenario,
+        "healed: client errors asking every key again",
+        pass.errors().to_string(),
+        "0",
+        pass.errors() == 0,
+    ))
+}
+
+/// dnsmasq on the services host, answering for `.lab` alone from a hosts file the scenario
+/// rewrites and reloads with SIGHUP, and never caching, so each answer is the file as last read.
+struct Dnsmasq {
+    server: Server,
+    file: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Dnsmasq {
+    /// Starts it with `members` (node indexes) as the name's A records.
+    fn start(lab: &Lab<'_>, hosts: &HostLab, members: &[usize]) -> anyhow::Result<Dnsmasq> {
+        let at = hosts.hosts()[SERVICES].addr;
+        let addr = SocketAddr::from((at, 53));
+        let file = lab.bench.log_dir.join(format!("{}-dns-hosts", lab.tag));
+        write_records(&file, hosts, members)?;
+        let mut command = hosts.command(SERVICES, "dnsmasq");
+        command
+            .arg("--no-daemon")
+            .arg("--conf-file=/dev/null")
+            .arg("--pid-file")
+            .arg("--no-resolv")
+            .arg("--no-hosts")
+            .arg(format!("--addn-hosts={}", file.display()))
+            .arg(format!("--listen-address={at}"))
+            .arg("--bind-interfaces")
+            .arg("--port=53")
+            .arg("--local=/lab/")
+            .arg("--local-ttl=0");
+        let name = format!("{}-dnsmasq", lab.tag);
+        let mut server = Server::start_at(&name, command, lab.bench.log(&name), addr)
+            .context("cannot start dnsmasq (is it installed? apt-get install dnsmasq-base)")?;
+        let until = Instant::now() + lab.bench.args.startup_timeout;
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            if server.exited() {
+                bail!("dnsmasq exited{}", server.log_tail());
+            }
+            if Instant::now() >= until {
+                bail!("dnsmasq did not listen in time{}", server.log_tail());
+            }
+            // Polling its port, bounded by `until`.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Dnsmasq { server, file, addr })
+    }
+
+    /// Makes `members` the name's records, now.
+    fn set(&self, hosts: &HostLab, members: &[usize]) -> anyhow::Result<()> {
+        write_records(&self.file, hosts, members)?;
+        signal(&self.server, "HUP")
+    }
+}
+
+/// Writes the hosts file whole, then renames it over the old one, so a reload never reads half.
+fn write_records(file: &Path, hosts: &HostLab, members: &[usize]) -> anyhow::Result<()> {
+    let staged = file.with_extension("new");
+    let mut out = std::fs::File::create(&staged)
+        .with_context(|| format!("cannot write {}", staged.display()))?;
+    for &i in members {
+        writeln!(out, "{} {DNS_NAME}", hosts.hosts()[i].addr)?;
+    }
+    drop(out);
+    std::fs::rename(&staged, file).with_context(|| format!("cannot replace {}", file.display()))
+}
