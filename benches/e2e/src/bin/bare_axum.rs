@@ -12,6 +12,7 @@
 //! It prints `listening on http://ADDR` on stdout once bound, like `geecache serve`.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ use anyhow::{Context as _, bail};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use clap::Parser;
 use geecache_bench_e2e::duration;
@@ -43,6 +44,12 @@ struct Args {
     /// Tokio worker threads [default: one per core, as `geecache serve` uses without `--threads`].
     #[arg(long)]
     threads: Option<usize>,
+
+    /// The share of keys, in percent, that `GET /objects/{key}` answers `404` for (after
+    /// `--delay`, and counted as loads like the others): a source without some of the keys
+    /// asked for. Which keys is decided by a hash of the key, the same in every run.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    missing_percent: u8,
 }
 
 /// The answer of every `/api` request: the size and shape of a row of geecache's demo table,
@@ -91,6 +98,7 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(Origin {
             delay: args.delay,
+            missing_percent: args.missing_percent,
             loads: Arc::default(),
         });
     println!("listening on http://{addr}");
@@ -113,17 +121,33 @@ async fn constant() -> ([(header::HeaderName, &'static str); 1], &'static str) {
 #[derive(Clone)]
 struct Origin {
     delay: Duration,
+    /// Keys answered `404`, in percent.
+    missing_percent: u8,
     /// Requests per key since the last reset.
     loads: Arc<Mutex<HashMap<String, u64>>>,
 }
 
-async fn object(State(origin): State<Origin>, Path(key): Path<String>) -> String {
+async fn object(
+    State(origin): State<Origin>,
+    Path(key): Path<String>,
+) -> Result<String, StatusCode> {
     tokio::time::sleep(origin.delay).await;
+    let missing = is_missing(&key, origin.missing_percent);
     let value = format!(r#"{{"key":"{key}","value":{}}}"#, key.len());
     *(origin.loads.lock().unwrap_or_else(PoisonError::into_inner))
         .entry(key)
         .or_default() += 1;
-    value
+    if missing {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    Ok(value)
+}
+
+/// Whether `key` is one of the `percent` in a hundred keys the origin does not have.
+fn is_missing(key: &str, percent: u8) -> bool {
+    // SipHash with fixed keys: the same keys are missing in every run of this build.
+    let hash = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key);
+    hash % 100 < u64::from(percent)
 }
 
 async fn loads(State(origin): State<Origin>) -> Json<serde_json::Value> {
@@ -156,5 +180,22 @@ async fn stop_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_missing;
+
+    #[test]
+    fn the_missing_share_is_what_was_asked_for() {
+        let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i:06}")).collect();
+        let share = |percent| keys.iter().filter(|k| is_missing(k, percent)).count();
+        assert_eq!(share(0), 0);
+        assert_eq!(share(100), keys.len());
+        let thirty = share(30);
+        assert!((2_700..=3_300).contains(&thirty), "{thirty} of 10,000");
+        // The same keys every time: a key missing once is missing always.
+        assert!(keys.iter().all(|k| is_missing(k, 30) == is_missing(k, 30)));
     }
 }

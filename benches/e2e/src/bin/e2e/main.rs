@@ -7,6 +7,7 @@
 //! the orchestrator returns, whether the run succeeded or not.
 
 mod chaos;
+mod missing;
 mod process;
 mod proxy;
 mod table;
@@ -147,6 +148,17 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',', num_args = 1..)]
     chaos: Vec<chaos::Scenario>,
 
+    /// Instead of the runs: Zipf reads over keys of which this share, in percent, are missing
+    /// at the origin, with negative caching off and on in turn (`missing.rs`); reports source
+    /// requests per client request.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    missing: Option<u8>,
+
+    /// How long a "not found" is cached (the group option `negative_ttl`) in the `--missing`
+    /// run's half with negative caching on.
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    negative_ttl: Duration,
+
     /// How long the hung scenario keeps the node stopped.
     #[arg(long, default_value = "20s", value_parser = duration::parse)]
     fault_for: Duration,
@@ -279,6 +291,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         args,
     };
     eprintln!("e2e: server logs in {}", bench.log_dir.display());
+
+    if let Some(percent) = bench.args.missing {
+        return missing::run(&bench, percent);
+    }
 
     if !bench.args.chaos.is_empty() {
         for round in 1..=bench.args.rounds {
