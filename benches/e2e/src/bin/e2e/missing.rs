@@ -178,7 +178,13 @@ fn table(bench: &Bench, percent: u8, rounds: &[Vec<Half>]) -> String {
         }
     }
     ratios.sort_by(f64::total_cmp);
-    if let Some(median) = ratios.get(ratios.len() / 2) {
+    let mid = ratios.len() / 2;
+    let median = match ratios.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(ratios[mid]),
+        _ => Some(f64::midpoint(ratios[mid - 1], ratios[mid])),
+    };
+    if let Some(median) = median {
         out.push_str(&format!(
             "\nSource requests per client request, on ÷ off: median {median:.3}x over {} round(s).\n",
             ratios.len()
