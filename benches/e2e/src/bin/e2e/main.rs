@@ -711,17 +711,7 @@ impl Bench {
             "e2e: geecache all-miss ({}): starting the origin and three nodes",
             transport.as_str()
         );
-        let mut origin_cmd = self.bare_axum_command();
-        origin_cmd
-            .arg("--delay")
-            .arg(format!("{}us", self.args.miss_delay.as_micros()));
-        let mut origin = Server::start(
-            "origin",
-            origin_cmd,
-            self.log("origin"),
-            self.args.startup_timeout,
-        )?;
-        origin.wait_ready("/healthz", self.args.startup_timeout)?;
+        let origin = self.slow_origin(0)?;
         let source = format!("http:{}/objects/", origin.url());
         let nodes = self.cluster(
             &self.geecache,
@@ -762,6 +752,25 @@ impl Bench {
         stop_all(nodes);
         origin.stop(Duration::from_secs(3));
         Ok(measured)
+    }
+
+    /// The origin of the all-miss runs, ready: `bare-axum` answering `/objects/{key}` after
+    /// `--miss-delay`, with `missing_percent` percent of the keys missing.
+    fn slow_origin(&self, missing_percent: u8) -> anyhow::Result<Server> {
+        let mut command = self.bare_axum_command();
+        command
+            .arg("--delay")
+            .arg(format!("{}us", self.args.miss_delay.as_micros()))
+            .arg("--missing-percent")
+            .arg(missing_percent.to_string());
+        let mut origin = Server::start(
+            "origin",
+            command,
+            self.log("origin"),
+            self.args.startup_timeout,
+        )?;
+        origin.wait_ready("/healthz", self.args.startup_timeout)?;
+        Ok(origin)
     }
 
     /// `n` `geecache serve` nodes naming each other as peers over `transport`, all ready,

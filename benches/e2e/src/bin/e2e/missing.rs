@@ -72,19 +72,7 @@ pub(crate) fn run(bench: &Bench, percent: u8) -> anyhow::Result<()> {
 
 impl Bench {
     fn missing_half(&self, percent: u8, negative_ttl: Option<Duration>) -> anyhow::Result<Half> {
-        let mut origin_cmd = self.bare_axum_command();
-        origin_cmd
-            .arg("--delay")
-            .arg(format!("{}us", self.args.miss_delay.as_micros()))
-            .arg("--missing-percent")
-            .arg(percent.to_string());
-        let mut origin = Server::start(
-            "origin",
-            origin_cmd,
-            self.log("origin"),
-            self.args.startup_timeout,
-        )?;
-        origin.wait_ready("/healthz", self.args.startup_timeout)?;
+        let origin = self.slow_origin(percent)?;
         let mut group = format!("scores=http:{}/objects/", origin.url());
         if let Some(ttl) = negative_ttl {
             group.push_str(&format!(",negative_ttl={}ms", ttl.as_millis()));

@@ -43,28 +43,10 @@ pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row
         keys,
         ..
     } = filled_cluster(lab, hosts, &members)?;
-    let mut rows = Vec::new();
-
     lab.reset_loads()?;
-    let (during, listed) = under_load(&lab, &urls, ETCD_OUTAGE, || {
-        outage(hosts, ETCD_OUTAGE, || member_counts(&nodes))
-    })?;
+    let (mut rows, during) =
+        outage_rows(&lab, hosts, &urls, &nodes, (ETCD_CUT, "etcd"), ETCD_OUTAGE)?;
     let (loads, loaded) = lab.loads()?;
-    rows.push(Row::check(
-        ETCD_CUT,
-        format!(
-            "client errors, Zipf load through all three nodes while etcd is cut off for {} s",
-            ETCD_OUTAGE.as_secs()
-        ),
-        during.errors().to_string(),
-        "0",
-        during.errors() == 0,
-    ));
-    rows.push(members_row(
-        ETCD_CUT,
-        "members each node lists at the end of the cut",
-        &listed,
-    ));
     rows.push(Row::info(
         ETCD_CUT,
         "source loads (distinct keys) meanwhile; requests, p99",
@@ -160,27 +142,55 @@ pub(super) fn dns(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
     }
 
     lab.reset_loads()?;
-    let (during, listed) = under_load(&lab, &urls, DNS_OUTAGE, || {
-        outage(hosts, DNS_OUTAGE, || member_counts(&nodes))
-    })?;
-    rows.push(Row::check(
-        DNS,
-        format!(
-            "client errors, Zipf load through all three nodes while the DNS server is cut off for {} s",
-            DNS_OUTAGE.as_secs()
-        ),
-        during.errors().to_string(),
-        "0",
-        during.errors() == 0,
-    ));
-    rows.push(members_row(
-        DNS,
-        "members each node lists at the end of the outage",
-        &listed,
-    ));
+    rows.append(
+        &mut outage_rows(
+            &lab,
+            hosts,
+            &urls,
+            &nodes,
+            (DNS, "the DNS server"),
+            DNS_OUTAGE,
+        )?
+        .0,
+    );
     rows.push(asked_again(&lab, DNS, &urls, &keys)?);
     stop_all(nodes);
     Ok(rows)
+}
+
+/// Cuts the services host (running `service`) off for `length` under Zipf load through every
+/// node: the rows of
+/// client errors meanwhile and of the members each node still lists at the end, and the load's
+/// report.
+fn outage_rows(
+    lab: &Lab<'_>,
+    hosts: &HostLab,
+    urls: &[String],
+    nodes: &[Server],
+    (scenario, service): (&'static str, &str),
+    length: Duration,
+) -> anyhow::Result<(Vec<Row>, LoadReport)> {
+    let (during, listed) = under_load(lab, urls, length, || {
+        outage(hosts, length, || member_counts(nodes))
+    })?;
+    let rows = vec![
+        Row::check(
+            scenario,
+            format!(
+                "client errors, Zipf load through all three nodes while {service} is cut off for {} s",
+                length.as_secs()
+            ),
+            during.errors().to_string(),
+            "0",
+            during.errors() == 0,
+        ),
+        members_row(
+            scenario,
+            "members each node lists at the end of the outage",
+            &listed,
+        ),
+    ];
+    Ok((rows, during))
 }
 
 /// Runs `fault` while Zipf load goes through every node of `urls` for the fault's length and
