@@ -43,6 +43,11 @@ struct Shared {
     hand: AtomicU32,
     /// Whether the hand's task is alive and moving it.
     moving: AtomicBool,
+    /// Set when a hand's task ran but ended before it first moved: its runtime has no timers
+    /// (a runtime built without `enable_time`), so another task would end the same way, and
+    /// hits read the clock from then on rather than start a task each. (A task dropped before
+    /// it ever ran, by a runtime shutting down, says nothing about the next runtime.)
+    gave_up: AtomicBool,
 }
 
 impl Shared {
@@ -60,6 +65,7 @@ impl Clock {
                 epoch: now(),
                 hand: AtomicU32::new(0),
                 moving: AtomicBool::new(false),
+                gave_up: AtomicBool::new(false),
             }),
             hand: Mutex::new(None),
         };
@@ -69,6 +75,9 @@ impl Clock {
 
     /// Starts the hand's task on the current runtime, unless there is none or a hand moves.
     fn start_hand(&self) {
+        if self.shared.gave_up.load(Ordering::Relaxed) {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -84,7 +93,12 @@ impl Clock {
             return;
         }
         (self.shared.hand).store(self.shared.precise().0, Ordering::Relaxed);
-        let task = spawn_hand(&runtime, Stopped(Arc::downgrade(&self.shared)));
+        let stopped = Stopped {
+            shared: Arc::downgrade(&self.shared),
+            ran: false,
+            moved: false,
+        };
+        let task = spawn_hand(&runtime, stopped);
         let mut hand = self.hand.lock().unwrap_or_else(PoisonError::into_inner);
         *hand = Some(task);
     }
@@ -122,17 +136,20 @@ impl Drop for Clock {
     }
 }
 
-fn spawn_hand(runtime: &tokio::runtime::Handle, stopped: Stopped) -> AbortHandle {
+fn spawn_hand(runtime: &tokio::runtime::Handle, mut stopped: Stopped) -> AbortHandle {
     let task = runtime.spawn(async move {
+        stopped.ran = true;
+        // Panics in a runtime without timers, which ends the task before its first move.
         let mut moves = tokio::time::interval(HAND_PERIOD);
         // Skip: after a stall, one move to the present, not a burst of moves to catch up.
         moves.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             moves.tick().await;
-            let Some(shared) = stopped.0.upgrade() else {
+            let Some(shared) = stopped.shared.upgrade() else {
                 break;
             };
             shared.hand.store(shared.precise().0, Ordering::Relaxed);
+            stopped.moved = true;
         }
         drop(stopped);
     });
@@ -140,11 +157,20 @@ fn spawn_hand(runtime: &tokio::runtime::Handle, stopped: Stopped) -> AbortHandle
 }
 
 /// Owned by the hand's task: says the hand stopped when the task ends or is dropped.
-struct Stopped(Weak<Shared>);
+struct Stopped {
+    shared: Weak<Shared>,
+    /// Whether the task has started running.
+    ran: bool,
+    /// Whether the hand has moved at least once.
+    moved: bool,
+}
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        if let Some(shared) = self.0.upgrade() {
+        if let Some(shared) = self.shared.upgrade() {
+            if self.ran && !self.moved {
+                shared.gave_up.store(true, Ordering::Relaxed);
+            }
             shared.moving.store(false, Ordering::Relaxed);
         }
     }
@@ -213,6 +239,33 @@ mod tests {
             .unwrap();
         runtime.block_on(async { clock.coarse() });
         assert!(clock.is_moving());
+        // Its runtime went away before the task ever ran: the next runtime gets a hand too.
+        drop(runtime);
+        assert!(!clock.is_moving());
+        let again = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        again.block_on(async { clock.coarse() });
+        assert!(clock.is_moving());
+    }
+
+    #[test]
+    fn in_a_runtime_without_timers_hits_read_the_clock_and_start_no_more_tasks() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let clock = Clock::start();
+            // The task runs, panics on the missing timer and ends, before it ever moved.
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            assert!(!clock.is_moving());
+            assert!(clock.shared.gave_up.load(Ordering::Relaxed));
+            // A hit does not start another one.
+            clock.coarse();
+            assert!(!clock.is_moving());
+        });
     }
 
     #[tokio::test(start_paused = true)]
