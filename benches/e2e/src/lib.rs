@@ -18,7 +18,7 @@
 //! The load generator runs in its own process so that its CPU time is never counted against
 //! the servers; [`procstat`] reads each server's `utime + stime` before and after a run, and
 //! its peak resident memory at the end; [`sockets`] counts the connections each node holds to
-//! its peers.
+//! its peers. [`tls`] makes the CA and node certificate of the runs over TLS.
 //!
 //! ```
 //! use geecache_bench_e2e::{duration, report::percentile};
@@ -37,6 +37,7 @@ pub mod probe;
 pub mod procstat;
 pub mod report;
 pub mod sockets;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;

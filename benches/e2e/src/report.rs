@@ -38,6 +38,14 @@ pub struct LoadReport {
     pub connections: usize,
     /// Tokio worker threads of the load generator.
     pub threads: usize,
+    /// TLS handshakes the load generator finished, warm-up connections included (0 over
+    /// plain HTTP).
+    #[serde(default)]
+    pub tls_handshakes: u64,
+    /// Of `tls_handshakes`, those that resumed an earlier session instead of a full
+    /// handshake.
+    #[serde(default)]
+    pub tls_resumed: u64,
 }
 
 impl LoadReport {

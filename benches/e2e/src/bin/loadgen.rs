@@ -4,6 +4,10 @@
 //! It is closed-loop, like `wrk`: each connection sends its next request as soon as the last
 //! answer is read, so the offered load adapts to what the servers can take and latency is
 //! measured from the first byte written to the last body byte read.
+//!
+//! Targets may be `https://`: the connections then speak TLS, trusting the CA of `--tls-ca`.
+//! With `--connection-per-request` each request opens a connection of its own and closes it
+//! after the answer (the handshake rate, and latency from the connect to the last body byte).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use geecache_bench_e2e::{LoadReport, duration, procstat, report::percentile};
+use geecache_bench_e2e::{LoadReport, duration, procstat, report::percentile, tls};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -23,13 +27,17 @@ use rand::{RngExt as _, SeedableRng as _};
 use rand_distr::{Distribution as _, Zipf};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::HandshakeKind;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// Drives `GET /api/{group}/{key}` on one or more servers and prints a JSON report.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, about)]
 struct Args {
-    /// A server's base URL, e.g. http://127.0.0.1:8001 (loopback, or a lab host's address). Repeat the flag for
-    /// more servers: connection i goes to target i mod (number of targets).
+    /// A server's base URL, e.g. http://127.0.0.1:8001 or https://127.0.0.1:8001 (loopback, or
+    /// a lab host's address). Repeat the flag for more servers: connection i goes to target i
+    /// mod (number of targets).
     #[arg(long = "target", required = true, value_name = "URL")]
     targets: Vec<String>,
 
@@ -90,6 +98,26 @@ struct Args {
     /// client of a restarting server would, instead of giving that connection up.
     #[arg(long)]
     reconnect: bool,
+
+    /// CA certificates (PEM) that sign the certificates of the `https://` targets.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+
+    /// Over TLS, resume the session of an earlier connection to the same server when one is
+    /// kept (TLS 1.3 tickets) instead of making a full handshake every time. Only matters with
+    /// --connection-per-request.
+    #[arg(long)]
+    tls_resume: bool,
+
+    /// Open a new connection for every request and close it after the answer (the request
+    /// says `Connection: close`), instead of keeping each connection alive: --connections is
+    /// then how many are being opened at once.
+    #[arg(long)]
+    connection_per_request: bool,
+
+    /// Send at most this many requests in all, even if --duration has not run out.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_requests: Option<u64>,
 }
 
 /// How the next key is picked.
@@ -110,6 +138,8 @@ enum Mode {
 struct Target {
     addr: SocketAddr,
     host: String,
+    /// Whether it is an `https://` target.
+    tls: bool,
 }
 
 /// What one connection counted.
@@ -137,11 +167,29 @@ struct Plan {
     timeout: Duration,
     slow_over: Option<Duration>,
     reconnect: bool,
+    /// The client side of the `https://` targets' connections.
+    tls: Option<TlsConnector>,
+    /// A new connection per request (--connection-per-request).
+    per_request: bool,
+    /// What is left of --max-requests (`u64::MAX` without it).
+    budget: AtomicU64,
+    /// TLS handshakes finished, and how many of them resumed a session.
+    handshakes: AtomicU64,
+    resumed: AtomicU64,
     /// The next key in `sequential` and `unique` modes.
     counter: AtomicU64,
 }
 
 impl Plan {
+    /// Takes one request from the budget of --max-requests; `false` once it is spent.
+    fn take_request(&self) -> bool {
+        self.budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+
     /// The next key index for one connection, `None` when `sequential` has run out.
     fn next_index(&self, rng: &mut SmallRng) -> Option<u64> {
         match self.mode {
@@ -237,6 +285,20 @@ fn run(args: &Args) -> anyhow::Result<LoadReport> {
             Some(keys)
         }
     };
+    let tls = if targets.iter().any(|t| t.tls) {
+        let ca = args
+            .tls_ca
+            .as_deref()
+            .context("an https:// target needs --tls-ca")?;
+        let resumption = if args.tls_resume {
+            tls::Resumption::On
+        } else {
+            tls::Resumption::Off
+        };
+        Some(TlsConnector::from(tls::client_config(ca, resumption)?))
+    } else {
+        None
+    };
     let keys = key_list.as_ref().map_or(args.keys, |l| l.len() as u64);
     let zipf = match args.mode {
         Mode::Zipf => {
@@ -262,6 +324,11 @@ fn run(args: &Args) -> anyhow::Result<LoadReport> {
         timeout: args.timeout,
         slow_over: args.slow_over,
         reconnect: args.reconnect,
+        tls,
+        per_request: args.connection_per_request,
+        budget: AtomicU64::new(args.max_requests.unwrap_or(u64::MAX)),
+        handshakes: AtomicU64::new(0),
+        resumed: AtomicU64::new(0),
         counter: AtomicU64::new(0),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -272,23 +339,28 @@ fn run(args: &Args) -> anyhow::Result<LoadReport> {
     runtime.block_on(drive(args, plan, targets))
 }
 
-/// Accepts only `http://<loopback ip>:<port>[/]`, or a lab host's address in place of the
-/// loopback one (`geecache_bench_e2e::hosts`, which exists only inside the lab's network
-/// namespaces): this tool never leaves the machine.
+/// Accepts only `http://<loopback ip>:<port>[/]` (or `https://`), or a lab host's address in
+/// place of the loopback one (`geecache_bench_e2e::hosts`, which exists only inside the lab's
+/// network namespaces): this tool never leaves the machine.
 fn parse_target(text: &str) -> anyhow::Result<Target> {
-    let authority = text
-        .strip_prefix("http://")
-        .map(|rest| rest.trim_end_matches('/'))
-        .with_context(|| format!("target {text:?} is not http://IP:PORT"))?;
+    let (tls, rest) = if let Some(rest) = text.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = text.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        bail!("target {text:?} is not http://IP:PORT or https://IP:PORT");
+    };
+    let authority = rest.trim_end_matches('/');
     let addr: SocketAddr = authority
         .parse()
-        .with_context(|| format!("target {text:?} is not http://IP:PORT"))?;
+        .with_context(|| format!("target {text:?} is not http(s)://IP:PORT"))?;
     if !addr.ip().is_loopback() && !geecache_bench_e2e::hosts::is_lab_address(addr.ip()) {
         bail!("target {text:?} is neither a loopback address nor a lab host's");
     }
     Ok(Target {
         addr,
         host: authority.to_owned(),
+        tls,
     })
 }
 
@@ -307,7 +379,13 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
         let seed = args.seed.wrapping_add(i as u64);
         let run_for = args.duration;
         tasks.push(tokio::spawn(async move {
-            let sender = connect(&target).await;
+            if plan.per_request {
+                // Connecting is what this mode measures: nothing is opened before the clock.
+                barrier.wait().await;
+                let deadline = start_at.get().copied().unwrap_or_else(Instant::now) + run_for;
+                return connection_per_request(&plan, &target, seed, deadline).await;
+            }
+            let sender = connect(&plan, &target).await;
             barrier.wait().await;
             let deadline = start_at.get().copied().unwrap_or_else(Instant::now) + run_for;
             connection(&plan, &target, sender.ok(), seed, deadline).await
@@ -354,6 +432,8 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
         loadgen_cpu_s: cpu_after.saturating_sub(cpu_before) as f64 / ticks_per_s as f64,
         connections,
         threads: usize::from(args.threads),
+        tls_handshakes: plan.handshakes.load(Ordering::Relaxed),
+        tls_resumed: plan.resumed.load(Ordering::Relaxed),
     })
 }
 
@@ -362,19 +442,102 @@ fn ns_to_us(ns: u64) -> f64 {
     ns as f64 / 1_000.0
 }
 
-async fn connect(target: &Target) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+async fn connect(plan: &Plan, target: &Target) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
     let stream = TcpStream::connect(target.addr)
         .await
         .with_context(|| format!("cannot connect to {}", target.addr))?;
     // Requests are small and one is in flight per connection: Nagle would only add delay.
     stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    match (&plan.tls, target.tls) {
+        (Some(tls), true) => {
+            let name = ServerName::IpAddress(target.addr.ip().into());
+            let stream = tls
+                .connect(name, stream)
+                .await
+                .with_context(|| format!("TLS handshake with {}", target.addr))?;
+            plan.handshakes.fetch_add(1, Ordering::Relaxed);
+            if stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
+                plan.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            http1(stream).await
+        }
+        _ => http1(stream).await,
+    }
+}
+
+/// An HTTP/1.1 client connection over `io`, its connection task spawned.
+async fn http1<T>(io: T) -> anyhow::Result<SendRequest<Empty<Bytes>>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
         // The connection ends when the sender is dropped or the server closes it; either
         // way the request loop sees the error on its side.
         let _ = conn.await;
     });
     Ok(sender)
+}
+
+/// Requests, each on a connection of its own (--connection-per-request), until `deadline` or
+/// the budget. A request's latency runs from the connect to the last body byte, handshakes
+/// included. A connection that cannot be opened is a connect failure, and the loop goes on
+/// with the next request.
+async fn connection_per_request(
+    plan: &Plan,
+    target: &Target,
+    seed: u64,
+    deadline: Instant,
+) -> Tally {
+    let mut tally = Tally {
+        latencies_ns: Vec::with_capacity(4096),
+        ..Tally::default()
+    };
+    let mut rng = SmallRng::seed_from_u64(seed);
+    while Instant::now() < deadline && plan.take_request() {
+        let Some(index) = plan.next_index(&mut rng) else {
+            break;
+        };
+        let Ok(request) = http::Request::get(plan.path(index))
+            .header(http::header::HOST, &target.host)
+            // The server closes first, so the closed connections wait out TIME_WAIT on its
+            // side and do not use up this side's ephemeral ports.
+            .header(http::header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+        else {
+            tally.failed += 1;
+            break;
+        };
+        let started = Instant::now();
+        let exchange = async {
+            let Ok(mut sender) = connect(plan, target).await else {
+                return None;
+            };
+            let answer = async {
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                response.into_body().collect().await?;
+                Ok::<_, hyper::Error>(status)
+            };
+            Some(answer.await)
+        };
+        match tokio::time::timeout(plan.timeout, exchange).await {
+            Ok(Some(Ok(status))) if status.is_success() => {
+                let took = started.elapsed();
+                tally
+                    .latencies_ns
+                    .push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+                tally.ok += 1;
+                if plan.slow_over.is_some_and(|limit| took >= limit) {
+                    tally.slow += 1;
+                }
+            }
+            Ok(Some(Ok(_))) => tally.bad_status += 1,
+            Ok(None) => tally.connect_failures += 1,
+            Ok(Some(Err(_))) | Err(_) => tally.failed += 1,
+        }
+    }
+    tally
 }
 
 async fn connection(
@@ -400,7 +563,7 @@ async fn connection(
         }
     };
     let mut rng = SmallRng::seed_from_u64(seed);
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && plan.take_request() {
         let Some(index) = plan.next_index(&mut rng) else {
             break;
         };
@@ -447,7 +610,7 @@ async fn connection(
                 tally.failed += 1;
                 // A failed or abandoned exchange leaves the connection in an unknown state;
                 // a fresh one keeps the connection count what was asked for.
-                match connect(target).await {
+                match connect(plan, target).await {
                     Ok(fresh) => sender = fresh,
                     Err(_) => {
                         tally.connect_failures += 1;
@@ -472,7 +635,7 @@ async fn reconnect(
     tally: &mut Tally,
 ) -> Option<SendRequest<Empty<Bytes>>> {
     loop {
-        match connect(target).await {
+        match connect(plan, target).await {
             Ok(sender) => return Some(sender),
             Err(_) => tally.connect_failures += 1,
         }

@@ -11,6 +11,7 @@ mod missing;
 mod process;
 mod proxy;
 mod table;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,10 +20,11 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use geecache_bench_e2e::procstat::{self, MachineTicks};
-use geecache_bench_e2e::{LoadReport, duration, probe, sockets};
+use geecache_bench_e2e::{LoadReport, duration, sockets};
 
 use crate::process::{Server, free_ports, run_bounded};
 use crate::table::{CacheFigures, Measured, Role};
+use crate::tls::Security;
 
 /// Measures a three-node geecache cluster against a bare axum server, end to end.
 #[derive(Debug, Parser)]
@@ -85,6 +87,9 @@ struct Args {
     /// other in each round, and the report compares them.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Transport::Http])]
     transport: Vec<Transport>,
+
+    #[command(flatten)]
+    tls: tls::TlsArgs,
 
     /// Times to do the whole list of runs, one round after another, so that the runs of each
     /// round are close in time. With more than one, the report adds each ratio's median and
@@ -190,6 +195,9 @@ enum Run {
     Hung,
     /// As `hung`, with the node killed (SIGKILL: connections refused).
     Dead,
+    /// One node, every request on a new connection of its own: the connections a node
+    /// accepts per second, over each --security (not run unless asked for).
+    Handshake,
 }
 
 /// The protocol between the nodes.
@@ -235,6 +243,8 @@ struct Bench {
     hot_warmup: Duration,
     log_dir: PathBuf,
     ticks_per_s: u64,
+    /// The certificates of the runs over TLS, when --security asks for them.
+    tls: Option<tls::Material>,
 }
 
 fn main() -> ExitCode {
@@ -279,7 +289,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     } else {
         (args.duration, args.warmup, args.hot_warmup)
     };
+    let tls = tls::Material::for_runs(&log_dir.join("tls"), &args.tls.security)?;
     let bench = Bench {
+        tls,
         geecache,
         loadgen,
         bare_axum,
@@ -316,27 +328,39 @@ fn run(args: Args) -> anyhow::Result<()> {
         for run in &bench.args.runs {
             // Each transport right after the other, so the two are measured close in time.
             let mut measured = Vec::new();
-            for &transport in &bench.args.transport {
+            // And each security setting right after the other within a transport.
+            let over = bench.args.transport.iter().flat_map(|&transport| {
+                bench.args.tls.security.iter().map(move |&s| (transport, s))
+            });
+            for (transport, security) in over {
                 match run {
-                    Run::Bare => {}
-                    Run::Warm => measured.push(bench.warm(transport)?),
-                    Run::Miss => measured.push(bench.miss(transport)?),
-                    Run::Single => measured.push(bench.single(transport)?),
+                    Run::Bare | Run::Handshake => {}
+                    Run::Warm => measured.push(bench.warm(transport, security)?),
+                    Run::Miss => measured.push(bench.miss(transport, security)?),
+                    Run::Single => measured.push(bench.single(transport, security)?),
                     Run::Hung | Run::Dead => {
                         let fault = if *run == Run::Hung {
                             Fault::Hung
                         } else {
                             Fault::Dead
                         };
-                        measured.push(bench.failure(fault, &bench.geecache, transport)?);
+                        let geecache = &bench.geecache;
+                        measured.push(bench.failure(fault, geecache, transport, security)?);
                         if let Some(other) = &bench.args.compare {
-                            measured.push(bench.failure(fault, other, transport)?);
+                            measured.push(bench.failure(fault, other, transport, security)?);
                         }
                     }
                 }
             }
-            if *run == Run::Bare {
-                measured.push(bench.bare()?);
+            match run {
+                Run::Bare => measured.push(bench.bare()?),
+                // One node, no peers: once per security setting, whatever the transports.
+                Run::Handshake => {
+                    for &security in &bench.args.tls.security {
+                        measured.extend(bench.handshake(security)?);
+                    }
+                }
+                _ => {}
             }
             for mut measured in measured {
                 measured.round = round;
@@ -425,6 +449,7 @@ impl Bench {
         for t in targets {
             command.arg("--target").arg(t);
         }
+        self.pass_ca(&mut command, targets);
         command
             .arg("--mode")
             .arg(mode)
@@ -532,6 +557,8 @@ impl Bench {
             label: label.to_owned(),
             pair: label.to_owned(),
             transport: None,
+            base: label.to_owned(),
+            security: None,
             peer_connections,
             round: 1,
             role,
@@ -570,7 +597,7 @@ impl Bench {
         Ok(measured)
     }
 
-    fn warm(&self, transport: Transport) -> anyhow::Result<Measured> {
+    fn warm(&self, transport: Transport, security: Security) -> anyhow::Result<Measured> {
         eprintln!(
             "e2e: geecache warm ({}): starting three nodes",
             transport.as_str()
@@ -583,10 +610,18 @@ impl Bench {
             cache: Some(self.warm_cache()),
             hot_warmup: self.hot_warmup,
         };
-        self.warm_on(3, "warm", &label, Role::Target, &settle, transport)
+        self.warm_on(
+            3,
+            "warm",
+            &label,
+            Role::Target,
+            &settle,
+            transport,
+            security,
+        )
     }
 
-    fn single(&self, transport: Transport) -> anyhow::Result<Measured> {
+    fn single(&self, transport: Transport, security: Security) -> anyhow::Result<Measured> {
         eprintln!("e2e: geecache single node: starting one node");
         let label = format!(
             "geecache warm, 1 node (no peers), Zipf {} over {} keys",
@@ -598,10 +633,19 @@ impl Bench {
             cache: None,
             hot_warmup: Duration::ZERO,
         };
-        self.warm_on(1, "single", &label, Role::Other, &settle, transport)
+        self.warm_on(
+            1,
+            "single",
+            &label,
+            Role::Other,
+            &settle,
+            transport,
+            security,
+        )
     }
 
     /// `n` nodes of the demo table, every key loaded once, then measured Zipf reads.
+    #[allow(clippy::too_many_arguments)]
     fn warm_on(
         &self,
         n: usize,
@@ -610,6 +654,7 @@ impl Bench {
         role: Role,
         settle: &Settle,
         transport: Transport,
+        security: Security,
     ) -> anyhow::Result<Measured> {
         let mut group = match &settle.cache {
             Some(size) => format!("scores=demo,cache={size}"),
@@ -623,7 +668,7 @@ impl Bench {
             Some(rule @ ("random" | "rate")) => group.push_str(&format!(",hot={rule}")),
             Some(qps) => group.push_str(&format!(",hot_qps={qps}")),
         }
-        let nodes = self.cluster(&self.geecache, n, tag, &group, transport)?;
+        let nodes = self.cluster(&self.geecache, n, tag, &group, transport, security)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         self.fill(tag, &targets)?;
         self.zipf_load(
@@ -632,15 +677,17 @@ impl Bench {
             self.warmup + settle.hot_warmup,
         )?;
         let refs: Vec<&Server> = nodes.iter().collect();
+        let secured = self.secured(security);
         let mut measured = self.measure(
-            &format!("{label}{}", self.over(transport)),
+            &format!("{label}{}{secured}", self.over(transport)),
             role,
             &refs,
             &[],
             &refs,
             self.loadgen(&targets, "zipf", self.duration, self.args.seed),
         )?;
-        measured.compared_as(label, transport.as_str());
+        measured.compared_as(&format!("{label}{secured}"), transport.as_str());
+        measured.secured_as(label, security);
         stop_all(nodes);
         if let Some(loads) = measured.cache.map(|c| c.local_loads).filter(|&l| l > 0) {
             eprintln!(
@@ -677,11 +724,12 @@ impl Bench {
         fault: Fault,
         geecache: &Path,
         transport: Transport,
+        security: Security,
     ) -> anyhow::Result<Measured> {
         let binary = geecache.display();
         eprintln!("e2e: {fault} node ({binary}): starting three nodes");
         let tag = fault.as_str();
-        let mut nodes = self.cluster(geecache, 3, tag, "scores=demo", transport)?;
+        let mut nodes = self.cluster(geecache, 3, tag, "scores=demo", transport, security)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         self.fill(tag, &targets)?;
         self.zipf_warmup("failure warm-up", &targets)?;
@@ -690,7 +738,7 @@ impl Bench {
         let survivors: Vec<&Server> = nodes.iter().collect();
         let label = format!("one node {fault}, Zipf {} ({binary})", self.args.zipf);
         let measured = self.measure(
-            &format!("{label}{}", self.over(transport)),
+            &format!("{label}{}{}", self.over(transport), self.secured(security)),
             Role::Failure,
             &survivors,
             &[],
@@ -706,7 +754,7 @@ impl Bench {
         measured
     }
 
-    fn miss(&self, transport: Transport) -> anyhow::Result<Measured> {
+    fn miss(&self, transport: Transport, security: Security) -> anyhow::Result<Measured> {
         eprintln!(
             "e2e: geecache all-miss ({}): starting the origin and three nodes",
             transport.as_str()
@@ -719,6 +767,7 @@ impl Bench {
             "miss",
             &format!("scores={source}"),
             transport,
+            security,
         )?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         let unique = |prefix: &str, run_for: Duration| {
@@ -740,15 +789,17 @@ impl Bench {
             "geecache all-miss, {} ms origin",
             self.args.miss_delay.as_secs_f64() * 1e3
         );
+        let secured = self.secured(security);
         let mut measured = self.measure(
-            &format!("{label}{}", self.over(transport)),
+            &format!("{label}{}{secured}", self.over(transport)),
             Role::Other,
             &refs,
             &[&origin],
             &refs,
             unique("miss-", self.duration),
         )?;
-        measured.compared_as(&label, transport.as_str());
+        measured.compared_as(&format!("{label}{secured}"), transport.as_str());
+        measured.secured_as(&label, security);
         stop_all(nodes);
         origin.stop(Duration::from_secs(3));
         Ok(measured)
@@ -774,7 +825,7 @@ impl Bench {
     }
 
     /// `n` `geecache serve` nodes naming each other as peers over `transport`, all ready,
-    /// each serving `group` (a `--group` value).
+    /// each serving `group` (a `--group` value), over TLS if `security` says so.
     fn cluster(
         &self,
         geecache: &Path,
@@ -782,12 +833,13 @@ impl Bench {
         tag: &str,
         group: &str,
         transport: Transport,
+        security: Security,
     ) -> anyhow::Result<Vec<Server>> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_cluster(geecache, n, tag, group, transport) {
+            match self.try_cluster(geecache, n, tag, group, transport, security) {
                 Ok(nodes) => return Ok(nodes),
                 // Ports are picked before the nodes bind them (each node's peer list must
                 // name the others); if another process took one in between, pick again.
@@ -806,11 +858,13 @@ impl Bench {
         tag: &str,
         group: &str,
         transport: Transport,
+        security: Security,
     ) -> anyhow::Result<Vec<Server>> {
         let ports = free_ports(n)?;
+        let scheme = security.scheme();
         let urls: Vec<String> = ports
             .iter()
-            .map(|p| format!("http://127.0.0.1:{p}"))
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
             .collect();
         let mut nodes = Vec::with_capacity(n);
         for (i, (port, url)) in ports.iter().zip(&urls).enumerate() {
@@ -833,13 +887,12 @@ impl Bench {
                 .arg("--drain-timeout")
                 .arg("1s");
             self.pass_server_threads(&mut command);
+            self.serve_over(&mut command, security)?;
             let name = format!("{tag}-node{}", i + 1);
-            nodes.push(Server::start(
-                &name,
-                command,
-                self.log(&name),
-                self.args.startup_timeout,
-            )?);
+            let mut node =
+                Server::start(&name, command, self.log(&name), self.args.startup_timeout)?;
+            self.reach(&mut node, security)?;
+            nodes.push(node);
         }
         for node in &mut nodes {
             node.wait_ready("/readyz", self.args.startup_timeout)?;
@@ -950,7 +1003,8 @@ fn cache_figures(nodes: &[&Server]) -> anyhow::Result<Option<CacheFigures>> {
     }
     let mut sum = CacheFigures::default();
     for node in nodes {
-        let response = probe::get(node.addr, "/stats", Duration::from_secs(5))
+        let response = node
+            .get("/stats", Duration::from_secs(5))
             .with_context(|| format!("GET /stats on {}", node.name))?;
         if response.status != 200 {
             bail!("GET /stats on {} answered {}", node.name, response.status);

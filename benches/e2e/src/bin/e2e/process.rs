@@ -1,15 +1,17 @@
-//! Child processes: servers that print `listening on http://ADDR`, killed when dropped.
+//! Child processes: servers that print `listening on http://ADDR` (or `https://`), killed when
+//! dropped.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use geecache_bench_e2e::probe;
+use rustls::ClientConfig;
 
 /// A running server process. Dropping it stops the process and reaps it.
 pub(crate) struct Server {
@@ -19,6 +21,10 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     /// Its standard error, for when something goes wrong.
     pub(crate) log: PathBuf,
+    /// The client that speaks to it over TLS, when it serves `https://`.
+    tls: Option<Arc<ClientConfig>>,
+    /// Whether it said it serves `https://`.
+    https: bool,
     child: Child,
 }
 
@@ -59,7 +65,10 @@ impl Server {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !sent && let Some(url) = line.trim().strip_prefix("listening on http://") {
+                let Some(url) = line.trim().strip_prefix("listening on ") else {
+                    continue;
+                };
+                if !sent && (url.starts_with("http://") || url.starts_with("https://")) {
                     sent = tx.send(url.to_owned()).is_ok();
                 }
             }
@@ -68,6 +77,8 @@ impl Server {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
+            tls: None,
+            https: false,
             child,
         };
         let line = match rx.recv_timeout(deadline) {
@@ -77,6 +88,10 @@ impl Server {
                 server.log_tail()
             ),
         };
+        server.https = line.starts_with("https://");
+        let line = line
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
         server.addr = line
             .parse()
             .with_context(|| format!("{name} printed an address that does not parse: {line}"))?;
@@ -103,6 +118,8 @@ impl Server {
             name: name.to_owned(),
             addr,
             log,
+            tls: None,
+            https: false,
             child,
         })
     }
@@ -117,9 +134,27 @@ impl Server {
         self.child.id()
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` for a server that serves TLS.
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Has [`get`](Self::get) speak TLS with `client` to a server that serves `https://`.
+    pub(crate) fn trust(&mut self, client: Arc<ClientConfig>) {
+        self.tls = Some(client);
+    }
+
+    /// `GET path` on the server, over TLS if it serves `https://`.
+    pub(crate) fn get(&self, path: &str, timeout: Duration) -> std::io::Result<probe::Response> {
+        match (&self.tls, self.https) {
+            (Some(client), true) => probe::get_tls(self.addr, path, timeout, client),
+            (None, true) => Err(std::io::Error::other(format!(
+                "{} serves https:// and no TLS client was given for it",
+                self.name
+            ))),
+            (_, false) => probe::get(self.addr, path, timeout),
+        }
     }
 
     /// Polls `path` until it answers 200, at most until `deadline` has passed.
@@ -130,7 +165,7 @@ impl Server {
             if let Ok(Some(status)) = self.child.try_wait() {
                 bail!("{} exited with {status}{}", self.name, self.log_tail());
             }
-            match probe::get(self.addr, path, Duration::from_secs(1)) {
+            match self.get(path, Duration::from_secs(1)) {
                 Ok(r) if r.status == 200 => return Ok(()),
                 Ok(r) => last = format!("{} {}", r.status, String::from_utf8_lossy(&r.body).trim()),
                 Err(e) => last = e.to_string(),

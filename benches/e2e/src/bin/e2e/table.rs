@@ -90,6 +90,11 @@ pub(crate) struct Measured {
     pub(crate) pair: String,
     /// The nodes' transport, when runs were done over more than one.
     pub(crate) transport: Option<&'static str>,
+    /// What the run is matched by when plain HTTP and TLS are compared: the label without
+    /// the transport or the security.
+    pub(crate) base: String,
+    /// Plain or TLS, for the runs that are compared so.
+    pub(crate) security: Option<&'static str>,
     /// The most connections each node held at once to the other nodes' ports during the
     /// run, by node; empty for a run without nodes.
     pub(crate) peer_connections: Vec<usize>,
@@ -356,7 +361,7 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }
 
-fn latency(us: f64) -> String {
+pub(crate) fn latency(us: f64) -> String {
     if us >= 1000.0 {
         format!("{:.2} ms", us / 1000.0)
     } else {
@@ -419,6 +424,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
 
     ratios(&mut out, runs, rounds);
     transports(&mut out, runs, rounds);
+    crate::tls::compare(&mut out, runs, rounds);
     failures(&mut out, runs, rounds);
     connections(&mut out, runs, rounds);
 
@@ -526,6 +532,8 @@ mod tests {
             label: label.to_owned(),
             pair: label.to_owned(),
             transport: None,
+            base: label.to_owned(),
+            security: None,
             peer_connections: Vec::new(),
             round,
             role,
