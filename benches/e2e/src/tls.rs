@@ -149,3 +149,6 @@ pub fn client_config(ca: &Path, resumption: Resumption) -> io::Result<Arc<Client
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
+
+#[cfg(test)]
+mod tests;

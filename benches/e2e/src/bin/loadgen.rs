@@ -646,3 +646,8 @@ async fn reconnect(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// The crate root is a single file, so its test module's path is given.
+#[cfg(test)]
+#[path = "loadgen/tests.rs"]
+mod tests;

@@ -504,10 +504,10 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn setup() -> Setup {
+    pub(crate) fn setup() -> Setup {
         Setup {
             connections: 64,
             threads: 2,
@@ -527,7 +527,7 @@ mod tests {
 
     /// A run of `round` that answered a million requests with `cpu_s` of server CPU, so its
     /// CPU per request is `cpu_s` µs.
-    fn run(label: &str, role: Role, round: u16, cpu_s: f64, cache: bool) -> Measured {
+    pub(crate) fn run(label: &str, role: Role, round: u16, cpu_s: f64, cache: bool) -> Measured {
         Measured {
             label: label.to_owned(),
             pair: label.to_owned(),
