@@ -94,7 +94,9 @@ fn ci() -> Result<(), String> {
         .env("GEECACHE_REQUIRE_ETCD", "1")
         .env("GEECACHE_REQUIRE_GO", "1")
         .env("GEECACHE_REQUIRE_DNSMASQ", "1")
-        .env("GEECACHE_REQUIRE_PROMTOOL", "1");
+        .env("GEECACHE_REQUIRE_PROMTOOL", "1")
+        // Built for the server's integration tests; the e2e harness's TLS cluster test runs it.
+        .env("GEECACHE_REQUIRE_GEECACHE_BINARY", "1");
     // Network namespaces need root, not a package: required where CI runs, as root.
     let root_user = tools::is_root();
     if root_user {
