@@ -144,10 +144,14 @@ pub fn client_config(ca: &Path, resumption: Resumption) -> io::Result<Arc<Client
 
 /// The cryptography, the server's own: `ring` (rustls deprecates its provider in favour of
 /// aws-lc-rs, which needs cmake and a C toolchain to build; the classical key exchanges that
-/// `ring` has are what the nodes offer).
+/// `ring` has are what the nodes offer). X25519 first, as OpenSSL, Go and browsers send it:
+/// `ring`'s own order puts P-384 first, which no common client does.
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    Arc::new(provider)
 }
 
 #[cfg(test)]
