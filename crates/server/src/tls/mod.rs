@@ -192,9 +192,18 @@ impl Contents {
 /// of aws-lc-rs, for the post-quantum key exchange only aws-lc-rs has; we keep `ring` because
 /// aws-lc-rs compiles C with cmake (a heavier build, and one more toolchain), and the
 /// classical key exchanges (X25519, P-256) are what every peer and client offers today.
+///
+/// The key exchanges are put in that order, X25519 first, as OpenSSL, Go and browsers offer
+/// them: `ring`'s provider lists P-384 first, and a rustls server takes the first group of the
+/// client's list that it supports, so a node dialing its peers (and `geecache get`) made
+/// every handshake a P-384 one, which `ring` computes without assembly: about 1 ms of CPU on
+/// each side against 0.2 ms with X25519 on the benchmark machine (`docs/performance.md`).
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    Arc::new(provider)
 }
 
 /// The CERTIFICATE blocks of a PEM file: at least one, and every block readable.
