@@ -16,6 +16,7 @@ use geecache_bench_e2e::probe;
 
 use crate::process::{Server, run_bounded};
 use crate::table::Role;
+use crate::tls::Security;
 use crate::{Bench, Transport, stop_all};
 
 /// One half of a round.
@@ -77,7 +78,9 @@ impl Bench {
         if let Some(ttl) = negative_ttl {
             group.push_str(&format!(",negative_ttl={}ms", ttl.as_millis()));
         }
-        let nodes = self.cluster(&self.geecache, 3, "missing", &group, Transport::Http)?;
+        // Plain HTTP: what is measured here is the source's load, which TLS does not change.
+        let (transport, security) = (Transport::Http, Security::Plain);
+        let nodes = self.cluster(&self.geecache, 3, "missing", &group, transport, security)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
         // Warm-up: the keys that exist are loaded, and, with negative caching, the missing
         // ones asked for are remembered. 404s are expected, so the report is not checked.
