@@ -92,6 +92,7 @@ mod batch;
 mod builder;
 mod cache;
 mod cluster;
+mod coalesce;
 mod error;
 mod getter;
 mod group;
