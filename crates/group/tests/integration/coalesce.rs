@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use proptest::prelude::*;
 
 use geecache_group::{BuildError, Group, getter_fn};
 
+use crate::batch::{Expected, expected, key, observed};
 use crate::support::*;
 
 const WINDOW: Duration = Duration::from_millis(2);
@@ -90,4 +92,40 @@ fn a_window_over_ten_milliseconds_is_refused() {
     assert!(refused.to_string().contains("at most 10ms"), "{refused}");
     assert!(build(Duration::from_millis(10)).is_ok());
     assert!(build(Duration::ZERO).is_ok(), "zero is off");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The model: single gets from any nodes, at any moments, with a window on, each answer
+    /// what the source has for the key (as with the window off), for any mix of owners,
+    /// missing, failing and refused keys, and the same key asked for at once.
+    #[test]
+    fn coalesced_gets_answer_what_single_gets_answer(
+        gets in prop::collection::vec((0..3usize, key(), 0..6u64), 1..40),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let answers: Vec<Expected> = runtime.block_on(async {
+            let nodes = cluster(3, |b| b.hot_admission(2).peer_batch_window(WINDOW));
+            let gets = gets.iter().map(|(node, key, at_ms)| {
+                let group = &nodes[*node].group;
+                async move {
+                    tokio::time::sleep(Duration::from_millis(*at_ms)).await;
+                    observed(&group.get(key).await)
+                }
+            });
+            let answers = join_all(gets).await;
+            for node in &nodes {
+                assert_stats_add_up(&node.group);
+            }
+            answers
+        });
+        for ((_, key, _), answer) in gets.iter().zip(answers) {
+            prop_assert_eq!(answer, expected(key), "key {:?}", key);
+        }
+    }
 }
