@@ -184,17 +184,11 @@ impl Group {
         }
         let timeout = self.inner.peer_timeout;
         let request = peer.get_many(&self.inner.name, &keys);
-        let answers = match tokio::time::timeout(timeout, request).await {
-            Ok(Ok(answers)) if answers.len() == keys.len() => Ok(answers),
-            Ok(Ok(answers)) => Err(PeerError::Malformed(format!(
-                "{} answers to a batch of {} keys",
-                answers.len(),
-                keys.len()
-            ))),
-            Ok(Err(error)) => Err(error),
-            Err(_) => Err(PeerError::Timeout(timeout)),
-        };
-        match answers {
+        match answers(
+            tokio::time::timeout(timeout, request).await,
+            keys.len(),
+            timeout,
+        ) {
             Ok(answers) => {
                 for (sender, answer) in senders.into_iter().zip(answers) {
                     // A flight that was dropped meanwhile no longer wants its answer.
@@ -356,9 +350,27 @@ impl<F> Drop for FirstPoll<'_, F> {
     }
 }
 
+/// A batch request's answers, one per key of the `keys` it asked for, or why it failed as a
+/// whole (`Elapsed`: it took longer than `timeout`).
+pub(crate) fn answers(
+    request: Result<Result<Vec<Answer>, PeerError>, tokio::time::error::Elapsed>,
+    keys: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<Answer>, PeerError> {
+    match request {
+        Ok(Ok(answers)) if answers.len() == keys => Ok(answers),
+        Ok(Ok(answers)) => Err(PeerError::Malformed(format!(
+            "{} answers to a batch of {keys} keys",
+            answers.len(),
+        ))),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(PeerError::Timeout(timeout)),
+    }
+}
+
 /// The same failure for every key of a failed batch: a timeout stays a timeout (what the key's
 /// single fetch would have seen), anything else is wrapped once and shared.
-fn shared(error: &Arc<PeerError>) -> PeerError {
+pub(crate) fn shared(error: &Arc<PeerError>) -> PeerError {
     match **error {
         PeerError::Timeout(after) => PeerError::Timeout(after),
         _ => PeerError::Batch(Arc::clone(error)),

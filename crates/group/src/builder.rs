@@ -24,6 +24,7 @@ pub struct GroupBuilder {
     hot_ratio: usize,
     hot_admission: HotAdmission,
     batch_concurrency: usize,
+    peer_batch_window: Duration,
     negative_ttl: Option<Duration>,
     policy: Policy,
     charge: Charge,
@@ -44,6 +45,7 @@ impl GroupBuilder {
             hot_ratio: 8,
             hot_admission: HotAdmission::default(),
             batch_concurrency: 16,
+            peer_batch_window: Duration::ZERO,
             negative_ttl: None,
             policy: Policy::Lru,
             charge: Charge::Payload,
@@ -149,6 +151,25 @@ impl GroupBuilder {
         self
     }
 
+    /// Gathers the single fetches this node makes to one peer within `window` into one batch
+    /// request ([`PeerGetter::get_many`](crate::PeerGetter::get_many)), as a busy node's many
+    /// remote flights otherwise make one request each. The first fetch for a peer opens the
+    /// window; fetches within it join; at its end, or once it holds a batch's bound of keys
+    /// ([`GET_MANY_BATCH`](crate::GET_MANY_BATCH) keys,
+    /// [`GET_MANY_BATCH_BYTES`](crate::GET_MANY_BATCH_BYTES) of keys), one request goes out.
+    /// Each caller still gets its own key's answer, as a single get would, within its own peer
+    /// timeout counted from its call; one that gives up leaves the others' request alone. A
+    /// peer that takes no batches ([`PeerGetter::takes_batches`](crate::PeerGetter::takes_batches))
+    /// is asked key by key, without the wait.
+    ///
+    /// Every coalesced fetch waits up to `window` longer, so this pays when a peer request
+    /// costs more than the wait: `docs/performance.md` has the runs. Default: zero, off; at
+    /// most 10 ms.
+    pub fn peer_batch_window(mut self, window: Duration) -> Self {
+        self.peer_batch_window = window;
+        self
+    }
+
     /// How long to wait for a peer before loading locally instead. Default: 1 s.
     pub fn peer_timeout(mut self, timeout: Duration) -> Self {
         self.peer_timeout = timeout;
@@ -182,7 +203,7 @@ impl GroupBuilder {
     ///
     /// A [`BuildError`] names the setting at fault: no getter, an empty name, a name the
     /// registry holds already, a zero hot-cache ratio, a hot-cache rate threshold that is
-    /// negative or not a number, or a zero duration.
+    /// negative or not a number, a zero duration, or a peer batch window over 10 ms.
     pub fn build(self) -> Result<Arc<Group>, BuildError> {
         if self.name.is_empty() {
             return Err(BuildError::EmptyName);
@@ -208,6 +229,9 @@ impl GroupBuilder {
                 return Err(BuildError::ZeroDuration(setting));
             }
         }
+        if self.peer_batch_window > crate::coalesce::MAX_WINDOW {
+            return Err(BuildError::PeerBatchWindowTooLong(self.peer_batch_window));
+        }
         let sweep_every = self.sweep_interval.unwrap_or(match self.ttl {
             Some(ttl) => (ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(60)),
             None => Duration::from_secs(30),
@@ -226,6 +250,7 @@ impl GroupBuilder {
             random: self.random.unwrap_or_else(random::default_source),
             peer_timeout: self.peer_timeout,
             batch_concurrency: self.batch_concurrency,
+            coalescer: crate::coalesce::Coalescer::new(self.peer_batch_window),
             negative_ttl: self.negative_ttl,
             peers,
         };
@@ -249,6 +274,7 @@ impl fmt::Debug for GroupBuilder {
             .field("policy", &self.policy)
             .field("charge", &self.charge)
             .field("peer_timeout", &self.peer_timeout)
+            .field("peer_batch_window", &self.peer_batch_window)
             .finish_non_exhaustive()
     }
 }

@@ -160,6 +160,10 @@ pub enum BuildError {
     /// A duration setting was zero where a positive one is needed.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// The peer batch window was longer than 10 ms: every coalesced fetch would wait longer
+    /// than the round trip it saves.
+    #[error("peer_batch_window must be at most 10ms, not {0:?}")]
+    PeerBatchWindowTooLong(std::time::Duration),
 }
 
 /// [`Group::register_peers`](crate::Group::register_peers) was called on a group that already

@@ -119,6 +119,8 @@ pub(crate) struct Inner {
     pub(crate) peer_timeout: Duration,
     pub(crate) negative_ttl: Option<Duration>,
     pub(crate) batch_concurrency: usize,
+    /// Gathers single fetches to a peer into batches, when the group has a batch window.
+    pub(crate) coalescer: Option<crate::coalesce::Coalescer>,
     pub(crate) peers: OnceLock<Arc<dyn PeerPicker>>,
 }
 
@@ -462,9 +464,12 @@ impl Group {
         self.stats.loads_deduped.incr();
         let epoch = self.epoch.load(Ordering::SeqCst);
         let timeout = self.inner.peer_timeout;
-        let answer = tokio::time::timeout(timeout, peer.get(&self.inner.name, key))
-            .await
-            .unwrap_or(Err(PeerError::Timeout(timeout)));
+        let answer = match &self.inner.coalescer {
+            Some(coalescer) => (coalescer.fetch(&self.inner.name, &peer, key, timeout)).await,
+            None => tokio::time::timeout(timeout, peer.get(&self.inner.name, key))
+                .await
+                .unwrap_or(Err(PeerError::Timeout(timeout))),
+        };
         self.peer_answered(key, &peer, answer, epoch).await
     }
 

@@ -58,7 +58,9 @@
 //! [`Group::get_many`] answers a list of keys as single gets would, with one request per
 //! owning peer ([`PeerGetter::get_many`]) instead of one per key, and the keys this node owns
 //! loaded side by side within a bound ([`GroupBuilder::batch_concurrency`]). Each key keeps its
-//! own flight, so a batch and a single get of the same key share one load.
+//! own flight, so a batch and a single get of the same key share one load. With
+//! [`GroupBuilder::peer_batch_window`], single gets whose misses go to the same peer within a
+//! short window are sent as one such request as well, each caller still getting its own answer.
 //!
 //! # Writes and "not found"
 //!
@@ -92,6 +94,7 @@ mod batch;
 mod builder;
 mod cache;
 mod cluster;
+mod coalesce;
 mod error;
 mod getter;
 mod group;

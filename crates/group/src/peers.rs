@@ -166,6 +166,16 @@ pub trait PeerGetter: Send + Sync + 'static {
         })
     }
 
+    /// Whether [`get_many`](Self::get_many) asks for its keys in one request, so that single
+    /// fetches made to this peer within a short window gain by going out together
+    /// ([`GroupBuilder::peer_batch_window`](crate::GroupBuilder::peer_batch_window)). A
+    /// transport answers from what it knows of the peer: `false` once the peer showed it has
+    /// no batch request (a Go node), and the group then asks it key by key without waiting.
+    /// Default: `false`, as the default `get_many` asks key by key.
+    fn takes_batches(&self) -> bool {
+        false
+    }
+
     /// Asks the peer to remove `key` from `group` as `mode` says. On success, returns the
     /// members the peer could not confirm the removal with (empty for [`RemoveMode::Local`]).
     fn remove<'a>(

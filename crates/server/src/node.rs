@@ -53,6 +53,8 @@ pub(crate) struct NodeGroup {
     pub(crate) negative_ttl: Option<Duration>,
     /// How values fetched from peers are admitted to the hot cache.
     pub(crate) hot: geecache_group::HotAdmission,
+    /// How long single fetches to one peer gather into one batch request; zero: off.
+    pub(crate) peer_batch_window: Duration,
 }
 
 /// Everything a node needs besides its listener.
@@ -101,7 +103,8 @@ pub(crate) struct NodeOptions {
 
 impl NodeGroup {
     /// A group with every group option at its default: no time to live, LRU, the budget
-    /// counting keys and values, no cached "not found", hot copies by the owner's rate.
+    /// counting keys and values, no cached "not found", hot copies by the owner's rate, each
+    /// peer fetch sent alone.
     pub(crate) fn new(name: &str, cache_bytes: u64, source: DataSource) -> NodeGroup {
         NodeGroup {
             name: name.to_owned(),
@@ -112,6 +115,7 @@ impl NodeGroup {
             charge: geecache_group::Charge::Payload,
             negative_ttl: None,
             hot: geecache_group::HotAdmission::default(),
+            peer_batch_window: Duration::ZERO,
         }
     }
 }
@@ -223,6 +227,7 @@ impl Node {
                 .policy(group.policy)
                 .charge(group.charge)
                 .hot(group.hot)
+                .peer_batch_window(group.peer_batch_window)
                 .peer_timeout(options.peer_timeout)
                 .peers(pool.picker())
                 .getter(metrics.timed(&group.name, group.source.clone()));

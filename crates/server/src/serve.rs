@@ -100,6 +100,7 @@ async fn serve(config: Config, tls: Option<Arc<tls::NodeTls>>) -> anyhow::Result
             charge: group.charge,
             negative_ttl: group.negative_ttl,
             hot: group.hot.admission(),
+            peer_batch_window: group.peer_batch_window,
         });
     }
     let options = NodeOptions {

@@ -333,6 +333,10 @@ impl PeerGetter for GrpcPeer {
         Box::pin(self.fetch_many(group, keys))
     }
 
+    fn takes_batches(&self) -> bool {
+        self.batches.load(Ordering::Relaxed)
+    }
+
     fn set<'a>(
         &'a self,
         group: &'a str,

@@ -6,10 +6,16 @@
 //! overlaps with other work. The asking node keeps no hot copies, so every key is a fetch from
 //! its owner, which has it cached: what a warm cluster does for keys another node owns.
 //!
+//! `coalesced_single_gets` times the same single gets at once, with the asking group's peer
+//! batch window off and at 1 ms, in the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`):
+//! wall time would count the window's wait, which costs no CPU.
+//!
 //! Run: `cargo bench -p geecache-transport-http --bench batch`.
+#![allow(unsafe_code)] // one `clock_gettime` call, in `thread_cpu_time`
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
@@ -24,7 +30,7 @@ struct Node {
     pool: Arc<HttpPool>,
 }
 
-async fn cluster() -> Vec<Node> {
+async fn cluster(window: Duration) -> Vec<Node> {
     let mut listeners = Vec::new();
     for _ in 0..3 {
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -40,6 +46,7 @@ async fn cluster() -> Vec<Node> {
         let group = Group::builder("bench")
             .register(&registry)
             .hot_admission(0)
+            .peer_batch_window(window)
             .peers(pool.clone())
             .getter(getter_fn(|key: String| async move {
                 Ok::<_, LoadError>(Loaded::from(vec![b'v'; 100 + key.len()]))
@@ -62,20 +69,9 @@ fn batch_vs_single(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let nodes = runtime.block_on(cluster());
+    let nodes = runtime.block_on(cluster(Duration::ZERO));
     let asker = &nodes[0];
-    // Keys another node owns, warmed at their owners.
-    let keys: Vec<String> = (0..)
-        .map(|i| format!("user:{i:08}"))
-        .filter(|k| asker.pool.owner_of(k).as_deref() != Some(asker.url.as_str()))
-        .take(KEYS)
-        .collect();
-    runtime.block_on(async {
-        for key in &keys {
-            asker.group.get(key).await.unwrap();
-        }
-    });
-    let _ = &nodes[1].group;
+    let keys = warm_keys(&runtime, asker);
 
     let mut group = c.benchmark_group("warm_cluster_100_keys");
     group.throughput(Throughput::Elements(KEYS as u64));
@@ -92,5 +88,65 @@ fn batch_vs_single(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, batch_vs_single);
+/// `KEYS` keys another node than `asker` owns, warmed at their owners.
+fn warm_keys(runtime: &tokio::runtime::Runtime, asker: &Node) -> Vec<String> {
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("user:{i:08}"))
+        .filter(|k| asker.pool.owner_of(k).as_deref() != Some(asker.url.as_str()))
+        .take(KEYS)
+        .collect();
+    runtime.block_on(async {
+        for key in &keys {
+            asker.group.get(key).await.unwrap();
+        }
+    });
+    keys
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec` for the duration of the call, and
+    // `CLOCK_THREAD_CPUTIME_ID` is a clock every Linux and BSD kernel provides.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
+fn coalesced_single_gets(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Both clusters exist for the whole run, so neither is timed on memory the other just
+    // freed; the windows are set when the groups are built.
+    let off = runtime.block_on(cluster(Duration::ZERO));
+    let on = runtime.block_on(cluster(Duration::from_millis(1)));
+    let mut group = c.benchmark_group("coalesced_single_gets_cpu");
+    group.throughput(Throughput::Elements(KEYS as u64));
+    for (window_ms, nodes) in [(0, &off), (1, &on)] {
+        let asker = &nodes[0];
+        let keys = warm_keys(&runtime, asker);
+        group.bench_function(BenchmarkId::new("window_ms", window_ms), |b| {
+            b.iter_custom(|iters| {
+                let start = thread_cpu_time();
+                runtime.block_on(async {
+                    for _ in 0..iters {
+                        black_box(join_all(keys.iter().map(|k| asker.group.get(k))).await);
+                    }
+                });
+                thread_cpu_time().saturating_sub(start)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, batch_vs_single, coalesced_single_gets);
 criterion_main!(benches);

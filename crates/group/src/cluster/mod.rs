@@ -670,6 +670,10 @@ impl PeerGetter for Member {
         })
     }
 
+    fn takes_batches(&self) -> bool {
+        self.getter.takes_batches()
+    }
+
     fn name(&self) -> &str {
         self.getter.name()
     }

@@ -14,7 +14,7 @@ use crate::support::*;
 
 /// What a get of `key` must return on any node of a `cluster`, whoever owns it.
 #[derive(Debug, PartialEq, Eq)]
-enum Expected {
+pub(crate) enum Expected {
     Value(String),
     NotFound,
     Rejected,
@@ -22,7 +22,7 @@ enum Expected {
     Failed,
 }
 
-fn expected(key: &str) -> Expected {
+pub(crate) fn expected(key: &str) -> Expected {
     if key.is_empty() {
         Expected::Empty
     } else if key.contains("..") || key.starts_with("k-deny") {
@@ -36,7 +36,7 @@ fn expected(key: &str) -> Expected {
     }
 }
 
-fn observed(result: &Result<geecache_group::ByteView, Error>) -> Expected {
+pub(crate) fn observed(result: &Result<geecache_group::ByteView, Error>) -> Expected {
     match result {
         Ok(value) => Expected::Value(String::from_utf8_lossy(value.as_slice()).into_owned()),
         Err(Error::NotFound) => Expected::NotFound,
@@ -46,7 +46,7 @@ fn observed(result: &Result<geecache_group::ByteView, Error>) -> Expected {
     }
 }
 
-fn key() -> impl Strategy<Value = String> {
+pub(crate) fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         8 => (0..40u8).prop_map(|i| format!("k{i}")),
         1 => (0..4u8).prop_map(|i| format!("missing{i}")),

@@ -4,6 +4,7 @@ mod support;
 
 mod batch;
 mod cluster;
+mod coalesce;
 mod expiry;
 mod health;
 mod hot;

@@ -297,6 +297,10 @@ impl PeerGetter for CountedPeer {
         self.inner.get_many(group, keys)
     }
 
+    fn takes_batches(&self) -> bool {
+        true
+    }
+
     fn remove<'a>(
         &'a self,
         group: &'a str,

@@ -61,6 +61,7 @@ pub(crate) struct FileGroup {
     pub(crate) hot: Option<String>,
     /// A number, as TOML writes it (`0.05`) or as a string.
     pub(crate) hot_qps: Option<Scalar>,
+    pub(crate) peer_batch_window: Option<String>,
 }
 
 /// A size may be written as a TOML integer (`67108864`) or a string (`"64MiB"`).

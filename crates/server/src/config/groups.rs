@@ -25,6 +25,7 @@ pub(super) struct RawGroup {
     pub(super) negative_ttl: Option<String>,
     pub(super) hot: Option<String>,
     pub(super) hot_qps: Option<String>,
+    pub(super) peer_batch_window: Option<String>,
     /// How to name this group's fields in an error: `(field, value shown)` per option.
     origin: GroupOrigin,
 }
@@ -53,7 +54,7 @@ impl RawGroup {
 }
 
 /// Options a `--group` spec may carry after `NAME=SOURCE`.
-const GROUP_OPTIONS: [&str; 9] = [
+const GROUP_OPTIONS: [&str; 10] = [
     "cache",
     "ttl",
     "origin_timeout",
@@ -63,6 +64,7 @@ const GROUP_OPTIONS: [&str; 9] = [
     "negative_ttl",
     "hot",
     "hot_qps",
+    "peer_batch_window",
 ];
 
 /// Splits `NAME=SOURCE[,cache=SIZE][,ttl=DURATION]...`.
@@ -70,7 +72,7 @@ const GROUP_OPTIONS: [&str; 9] = [
 /// Options are peeled off the end only while they look like `,known_option=...`, so a comma
 /// inside a source (a path or a URL with a comma) stays part of the source.
 pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, ConfigError> {
-    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo][,charge=payload|memory][,negative_ttl=DURATION][,hot=rate|random][,hot_qps=NUMBER] \
+    const ALLOWED: &str = "expected NAME=SOURCE[,cache=SIZE][,ttl=DURATION][,origin_timeout=DURATION][,max_value_bytes=SIZE][,policy=lru|s3fifo][,charge=payload|memory][,negative_ttl=DURATION][,hot=rate|random][,hot_qps=NUMBER][,peer_batch_window=DURATION] \
                            where SOURCE is demo, dir:PATH or http:URL, e.g. scores=demo,cache=64MiB";
     let Some((name, rest)) = spec.split_once('=') else {
         return Err(ConfigError::invalid(
@@ -112,6 +114,7 @@ pub(super) fn parse_group_spec(spec: &str, field: &Field) -> Result<RawGroup, Co
         negative_ttl: get("negative_ttl"),
         hot: get("hot"),
         hot_qps: get("hot_qps"),
+        peer_batch_window: get("peer_batch_window"),
         origin: GroupOrigin::Cli {
             field: field.clone(),
             spec: spec.to_owned(),
@@ -133,6 +136,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
             negative_ttl,
             hot,
             hot_qps,
+            peer_batch_window,
         } = g;
         raw.insert(
             name.clone(),
@@ -148,6 +152,7 @@ pub(super) fn resolve_groups(layers: &Layers<'_>) -> Result<Vec<GroupConfig>, Co
                 negative_ttl: negative_ttl.clone(),
                 hot: hot.clone(),
                 hot_qps: hot_qps.as_ref().map(|s| s.0.clone()),
+                peer_batch_window: peer_batch_window.clone(),
                 origin: GroupOrigin::File {
                     path: layers.file_path.clone(),
                 },
@@ -305,6 +310,24 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         }
     };
     let hot = checked_hot(g)?;
+    let peer_batch_window = match &g.peer_batch_window {
+        None => Duration::ZERO,
+        Some(text) => {
+            let (field, value) = g.field("peer_batch_window", text);
+            match parse_duration(text) {
+                Some(window) if window <= MAX_PEER_BATCH_WINDOW => window,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        &field,
+                        &value,
+                        format!("peer_batch_window {text:?} is not a duration of 0 to 10ms"),
+                        "expected a whole number of milliseconds up to 10, e.g. \"1ms\"; 0ms \
+                         (the default) sends each peer fetch alone",
+                    ));
+                }
+            }
+        }
+    };
     Ok(GroupConfig {
         name: g.name.clone(),
         source,
@@ -316,8 +339,13 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
         charge,
         negative_ttl,
         hot,
+        peer_batch_window,
     })
 }
+
+/// The longest peer batch window the library takes: past it, every coalesced fetch waits
+/// longer than the round trip it saves.
+const MAX_PEER_BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 /// `hot=rate|random` and `hot_qps=NUMBER`: a threshold implies `rate`, and contradicts
 /// `random`.

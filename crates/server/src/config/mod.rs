@@ -195,6 +195,8 @@ pub(crate) struct GroupConfig {
     pub(crate) negative_ttl: Option<Duration>,
     /// How values fetched from peers are admitted to the hot cache.
     pub(crate) hot: HotConfig,
+    /// How long single fetches to one peer gather into one batch request; zero: off.
+    pub(crate) peer_batch_window: Duration,
 }
 
 /// How a group keeps copies of its peers' values (the group options `hot=` and `hot_qps=`).
@@ -288,6 +290,10 @@ impl Config {
                     HotConfig::Rate(None) => {}
                     HotConfig::Rate(Some(Qps(qps))) => s.push_str(&format!(" hot_qps={qps}")),
                     HotConfig::Random => s.push_str(" hot=random"),
+                }
+                if !g.peer_batch_window.is_zero() {
+                    let window = format_duration(g.peer_batch_window);
+                    s.push_str(&format!(" peer_batch_window={window}"));
                 }
                 s
             })

@@ -57,6 +57,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
             charge: geecache_group::Charge::Payload,
             negative_ttl: None,
             hot: super::HotConfig::default(),
+            peer_batch_window: Duration::ZERO,
         }]
     );
 }
@@ -768,6 +769,43 @@ fn a_group_may_cache_not_found() {
     for bad in ["s=demo,negative_ttl=0s", "s=demo,negative_ttl=soon"] {
         let refused = message(load_args(&args(&[bad])));
         assert!(refused.contains("negative_ttl"), "{bad}: {refused}");
+    }
+}
+
+#[test]
+fn a_group_may_gather_peer_fetches_in_a_window_of_up_to_10ms() {
+    let config = load_args(&args(&["s=demo,peer_batch_window=2ms", "t=demo"])).unwrap();
+    let windows: Vec<_> = config.groups.iter().map(|g| g.peer_batch_window).collect();
+    assert_eq!(windows, [Duration::from_millis(2), Duration::ZERO]);
+    let summary = config.summary();
+    assert!(
+        summary.contains("s=demo cache=64MiB peer_batch_window=2ms"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("t=demo cache=64MiB peer_batch_window"),
+        "{summary}"
+    );
+    let file = from_toml(
+        "[groups.f]\nsource = \"demo\"\npeer_batch_window = \"10ms\"\n",
+        &args(&[]),
+    );
+    assert_eq!(
+        file.unwrap().groups[0].peer_batch_window,
+        Duration::from_millis(10)
+    );
+    let off = load_args(&args(&["s=demo,peer_batch_window=0ms"])).unwrap();
+    assert_eq!(off.groups[0].peer_batch_window, Duration::ZERO, "0 is off");
+    for bad in [
+        "s=demo,peer_batch_window=11ms",
+        "s=demo,peer_batch_window=1s",
+        "s=demo,peer_batch_window=soon",
+    ] {
+        let refused = message(load_args(&args(&[bad])));
+        assert!(
+            refused.contains("is not a duration of 0 to 10ms"),
+            "{bad}: {refused}"
+        );
     }
 }
 

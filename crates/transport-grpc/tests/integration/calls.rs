@@ -117,6 +117,10 @@ async fn get_many_answers_each_key_as_get_would() {
         .chain([over_long])
         .collect();
     let results = peer.get_many(GROUP, &keys).await.unwrap();
+    assert!(
+        peer.takes_batches(),
+        "a node that answers GetMany takes batches"
+    );
     assert_eq!(results.len(), keys.len());
     assert_eq!(results[0].as_ref().unwrap().value(), &"value-of-k1");
     assert!(matches!(results[1], Err(PeerError::NotFound)));

@@ -560,6 +560,10 @@ impl PeerGetter for HttpPeer {
         Box::pin(self.fetch_many(group, keys))
     }
 
+    fn takes_batches(&self) -> bool {
+        self.batches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn set<'a>(
         &'a self,
         group: &'a str,

@@ -208,3 +208,35 @@ async fn send_with(
 ) -> crate::support::Answer {
     crate::support::exchange(method, url, headers, body).await
 }
+
+// A peer behind a proxy that answers the batch route 405 is asked key by key from then on,
+// and says so (`takes_batches`), so that a node with a peer batch window stops waiting for it.
+#[tokio::test]
+async fn a_peer_that_refuses_the_batch_route_no_longer_takes_batches() {
+    use geecache_group::PeerPicker;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let refuse = axum::Router::new().fallback(|| async { StatusCode::METHOD_NOT_ALLOWED });
+    let serve = geecache_transport_http::serve(listener, refuse, std::future::pending());
+    tokio::spawn(serve);
+    let me = "http://127.0.0.1:1";
+    let pool = geecache_transport_http::HttpPool::builder(me)
+        .build()
+        .unwrap();
+    pool.set_peers([me, proxy.as_str()]).unwrap();
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| pool.owner_of(k).as_deref() == Some(proxy.as_str()))
+        .unwrap();
+    let peer = pool.pick_peer(&key).expect("the proxy owns the key");
+    assert!(
+        peer.takes_batches(),
+        "a peer takes batches until it shows otherwise"
+    );
+    let answers = peer.get_many(GROUP, &[key]).await.unwrap();
+    assert!(
+        answers[0].is_err(),
+        "the proxy refuses the single get as well"
+    );
+    assert!(!peer.takes_batches());
+}

@@ -82,6 +82,11 @@ struct Args {
     #[arg(long, value_name = "RULE")]
     hot: Option<String>,
 
+    /// More group options for the warm runs, appended to the group spec as given, e.g.
+    /// `peer_batch_window=1ms` (see `geecache serve --help`).
+    #[arg(long, value_name = "OPTION=VALUE,...")]
+    group_options: Option<String>,
+
     /// The protocol between the nodes (`geecache serve --transport`), comma-separated. With
     /// more than one, every geecache run is done once per transport, one right after the
     /// other in each round, and the report compares them.
@@ -667,6 +672,9 @@ impl Bench {
             None => {}
             Some(rule @ ("random" | "rate")) => group.push_str(&format!(",hot={rule}")),
             Some(qps) => group.push_str(&format!(",hot_qps={qps}")),
+        }
+        if let Some(options) = &self.args.group_options {
+            group.push_str(&format!(",{options}"));
         }
         let nodes = self.cluster(&self.geecache, n, tag, &group, transport, security)?;
         let targets: Vec<String> = nodes.iter().map(Server::url).collect();
