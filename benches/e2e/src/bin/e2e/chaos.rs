@@ -12,7 +12,8 @@
 //!
 //! This file holds what the scenarios share (the lab: origin, nodes, etcd, load, and the table);
 //! the scenarios are in `faults.rs` (hung, dead, slow), `membership.rs` (join, leave, rolling)
-//! and `hosts.rs` (cut: nodes on hosts with their own addresses).
+//! and `hosts.rs` (cut: nodes on hosts with their own addresses); `soak.rs` runs the same lab
+//! for minutes under steady load with faults in turn (`e2e --soak`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,14 @@ use crate::{Bench, signal, stop_all};
 mod faults;
 mod hosts;
 mod membership;
+mod soak;
+
+pub(crate) use soak::SoakArgs;
+
+/// `e2e --soak`: see `soak.rs`.
+pub(crate) fn soak(bench: &Bench, length: Duration) -> anyhow::Result<()> {
+    Lab::soak(bench, length)
+}
 
 /// One scenario of `--chaos`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -196,6 +205,8 @@ struct Lab<'a> {
     tag: String,
     origin: Server,
     keys: u64,
+    /// Appended to each node's `--group` value, e.g. `,cache=6MiB`.
+    group_options: String,
 }
 
 impl<'a> Lab<'a> {
@@ -225,6 +236,7 @@ impl<'a> Lab<'a> {
             tag: tag.to_owned(),
             origin,
             keys: bench.args.keys,
+            group_options: String::new(),
         })
     }
 
@@ -240,7 +252,11 @@ impl<'a> Lab<'a> {
             .arg("--self-url")
             .arg(url)
             .arg("--group")
-            .arg(format!("scores=http:{}/objects/", self.origin.url()))
+            .arg(format!(
+                "scores=http:{}/objects/{}",
+                self.origin.url(),
+                self.group_options
+            ))
             .arg("--log-level")
             .arg("info")
             .arg("--drain-timeout")
@@ -271,9 +287,16 @@ impl<'a> Lab<'a> {
 
     /// A single-member etcd on two free ports.
     fn etcd(&self) -> anyhow::Result<(Server, String)> {
-        let ports = free_ports(2)?;
+        self.etcd_on(&free_ports(2)?, true)
+    }
+
+    /// A single-member etcd on `ports` (client, peer), with an empty data directory when
+    /// `fresh`, else with the one an earlier etcd of this lab left (a restart).
+    fn etcd_on(&self, ports: &[u16], fresh: bool) -> anyhow::Result<(Server, String)> {
         let dir = self.bench.log_dir.join(format!("{}-etcd", self.tag));
-        let _ = std::fs::remove_dir_all(&dir);
+        if fresh {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         let client = format!("http://127.0.0.1:{}", ports[0]);
         let peer = format!("http://127.0.0.1:{}", ports[1]);
         let mut command = Command::new("etcd");

@@ -159,6 +159,9 @@ struct Args {
     /// Where the servers' logs go [default: a new directory under the system temp dir].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    soak: chaos::SoakArgs,
 }
 
 /// One measured run.
@@ -279,6 +282,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         args,
     };
     eprintln!("e2e: server logs in {}", bench.log_dir.display());
+
+    if let Some(length) = bench.args.soak.length() {
+        return chaos::soak(&bench, length);
+    }
 
     if !bench.args.chaos.is_empty() {
         for round in 1..=bench.args.rounds {
