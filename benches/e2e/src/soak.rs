@@ -193,6 +193,8 @@ pub struct NodeSample {
     pub open_circuits: Option<u64>,
     /// Bytes its two caches hold.
     pub cached_bytes: Option<u64>,
+    /// Times its circuits to its peers opened since it started, summed over the peers.
+    pub circuit_openings: Option<u64>,
 }
 
 /// One sample of the whole soak.
@@ -212,6 +214,35 @@ pub struct Sample {
     pub nodes: Vec<NodeSample>,
 }
 
+/// Circuit openings between samples whose interval overlaps no fault window: peers the nodes
+/// skipped for being slow or unreachable when nothing was done to them, each a fault the
+/// machine made (an overloaded host) rather than the soak. A restarted node (a new pid) starts
+/// its count again, so its first sample adds nothing.
+#[must_use]
+pub fn openings_outside(samples: &[Sample], windows: &[Window]) -> u64 {
+    let mut total = 0;
+    for pair in samples.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let span = Tick {
+            from_s: a.t_s,
+            to_s: b.t_s,
+            ok: 0,
+            errors: 0,
+        };
+        if in_window(&span, windows) {
+            continue;
+        }
+        for (x, y) in a.nodes.iter().zip(&b.nodes) {
+            if let (true, Some(before), Some(after)) =
+                (x.pid == y.pid, x.circuit_openings, y.circuit_openings)
+            {
+                total += after.saturating_sub(before);
+            }
+        }
+    }
+    total
+}
+
 /// Writes `samples` as CSV: one row per sample, the nodes' columns side by side
 /// (`node1_rss_bytes`, ...), an empty cell where a node did not answer.
 ///
@@ -224,7 +255,7 @@ pub fn write_csv(samples: &[Sample], out: &mut impl Write) -> io::Result<()> {
     for i in 1..=nodes {
         write!(
             out,
-            ",node{i}_pid,node{i}_rss_bytes,node{i}_fds,node{i}_members,node{i}_open_circuits,node{i}_cached_bytes"
+            ",node{i}_pid,node{i}_rss_bytes,node{i}_fds,node{i}_members,node{i}_open_circuits,node{i}_cached_bytes,node{i}_circuit_openings"
         )?;
     }
     writeln!(out)?;
@@ -251,13 +282,14 @@ pub fn write_csv(samples: &[Sample], out: &mut impl Write) -> io::Result<()> {
             let cell = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
             write!(
                 out,
-                ",{},{},{},{},{},{}",
+                ",{},{},{},{},{},{},{}",
                 n.pid,
                 cell(n.rss_bytes),
                 cell(n.fds),
                 cell(n.members),
                 cell(n.open_circuits),
-                cell(n.cached_bytes)
+                cell(n.cached_bytes),
+                cell(n.circuit_openings)
             )?;
         }
         writeln!(out)?;

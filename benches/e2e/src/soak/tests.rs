@@ -144,6 +144,7 @@ fn samples() -> Vec<Sample> {
         members: rss.map(|_| 3),
         open_circuits: rss.map(|_| 0),
         cached_bytes: rss.map(|_| 1000),
+        circuit_openings: rss.map(|_| 2),
     };
     vec![
         Sample {
@@ -175,17 +176,17 @@ fn the_csv_has_a_column_per_node_figure_and_empty_cells_for_silence() {
     assert_eq!(
         lines[0],
         "t_s,requests,requests_per_s,errors,source_loads,fault,\
-         node1_pid,node1_rss_bytes,node1_fds,node1_members,node1_open_circuits,node1_cached_bytes,\
-         node2_pid,node2_rss_bytes,node2_fds,node2_members,node2_open_circuits,node2_cached_bytes"
+         node1_pid,node1_rss_bytes,node1_fds,node1_members,node1_open_circuits,node1_cached_bytes,node1_circuit_openings,\
+         node2_pid,node2_rss_bytes,node2_fds,node2_members,node2_open_circuits,node2_cached_bytes,node2_circuit_openings"
     );
     assert_eq!(
         lines[1],
-        "10.0,5000,500.0,0,100,\"\",11,20971520,40,3,0,1000,12,22020096,40,3,0,1000"
+        "10.0,5000,500.0,0,100,\"\",11,20971520,40,3,0,1000,2,12,22020096,40,3,0,1000,2"
     );
     // The quote in the fault is doubled, and the silent node's cells are empty.
     assert_eq!(
         lines[2],
-        "20.0,3000,300.0,7,150,\"stop node2, \"\"hung\"\"\",11,23068672,40,3,0,1000,12,,,,,"
+        "20.0,3000,300.0,7,150,\"stop node2, \"\"hung\"\"\",11,23068672,40,3,0,1000,2,12,,,,,,"
     );
     let columns = |l: &str| l.split(',').count();
     assert_eq!(columns(lines[0]), columns(lines[1]));
@@ -212,4 +213,28 @@ fn the_chart_is_a_png() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 1000, "{} bytes", bytes.len());
+}
+
+#[test]
+fn circuit_openings_count_only_between_samples_clear_of_every_window_and_restart() {
+    let at = |t_s: f64, nodes: Vec<(u32, u64)>| Sample {
+        t_s,
+        nodes: nodes
+            .into_iter()
+            .map(|(pid, openings)| NodeSample {
+                pid,
+                circuit_openings: Some(openings),
+                ..NodeSample::default()
+            })
+            .collect(),
+        ..Sample::default()
+    };
+    let samples = [
+        at(10.0, vec![(1, 0), (2, 0)]),
+        at(20.0, vec![(1, 1), (2, 0)]), // +1 outside
+        at(30.0, vec![(1, 5), (2, 3)]), // inside the window at 25 s: not counted
+        at(40.0, vec![(1, 6), (7, 1)]), // +1 for node 1; node 2 restarted: not counted
+        at(50.0, vec![(1, 6), (7, 3)]), // +2 for the restarted node
+    ];
+    assert_eq!(openings_outside(&samples, &[window(25.0, 27.0)]), 1 + 1 + 2);
 }
