@@ -243,6 +243,48 @@ pub fn openings_outside(samples: &[Sample], windows: &[Window]) -> u64 {
     total
 }
 
+/// For each of `peers`, the sampling intervals clear of every fault window in which some node
+/// opened its circuit to that peer: the faults the machine made, each of which exposes the
+/// peer's keys as a planned fault does (a stand-in loads them again). `openings[k][n]` is
+/// node `n`'s openings per peer URL at sample `k`; a node restarted between two samples (a new
+/// pid) is not compared across its restart.
+#[must_use]
+pub fn ejections(
+    samples: &[Sample],
+    openings: &[Vec<std::collections::HashMap<String, u64>>],
+    windows: &[Window],
+    peers: &[String],
+) -> Vec<u64> {
+    let mut count = vec![0; peers.len()];
+    for k in 1..samples.len().min(openings.len()) {
+        let span = Tick {
+            from_s: samples[k - 1].t_s,
+            to_s: samples[k].t_s,
+            ok: 0,
+            errors: 0,
+        };
+        if in_window(&span, windows) {
+            continue;
+        }
+        for (v, peer) in peers.iter().enumerate() {
+            let opened = (0..samples[k].nodes.len()).any(|n| {
+                let same = samples[k - 1].nodes.get(n).map(|x| x.pid)
+                    == samples[k].nodes.get(n).map(|x| x.pid);
+                let at = |i: usize| {
+                    openings
+                        .get(i)
+                        .and_then(|o| o.get(n))
+                        .and_then(|o| o.get(peer))
+                        .copied()
+                };
+                same && matches!((at(k - 1), at(k)), (Some(a), Some(b)) if b > a)
+            });
+            count[v] += u64::from(opened);
+        }
+    }
+    count
+}
+
 /// Writes `samples` as CSV: one row per sample, the nodes' columns side by side
 /// (`node1_rss_bytes`, ...), an empty cell where a node did not answer.
 ///
@@ -386,10 +428,10 @@ pub fn plot_png(
                 .map_err(|e| err(&e))?;
         }
         memory
-            .draw_series(LineSeries::new([(0.0, bound), (end, bound)], RED))
+            .draw_series(LineSeries::new([(0.0, bound), (end, bound)], BLACK))
             .map_err(|e| err(&e))?
             .label("bound")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK));
         let nodes = samples.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
         for i in 0..nodes {
             let color = Palette99::pick(i).to_rgba();

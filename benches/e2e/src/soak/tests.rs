@@ -238,3 +238,40 @@ fn circuit_openings_count_only_between_samples_clear_of_every_window_and_restart
     ];
     assert_eq!(openings_outside(&samples, &[window(25.0, 27.0)]), 1 + 1 + 2);
 }
+
+#[test]
+fn a_peer_is_ejected_once_per_clear_interval_in_which_any_node_opened_its_circuit() {
+    use std::collections::HashMap;
+    let peers = ["a".to_owned(), "b".to_owned()];
+    let sample = |t_s: f64, pids: [u32; 2]| Sample {
+        t_s,
+        nodes: pids
+            .iter()
+            .map(|&pid| NodeSample {
+                pid,
+                ..NodeSample::default()
+            })
+            .collect(),
+        ..Sample::default()
+    };
+    let seen = |a: u64, b: u64| HashMap::from([("a".to_owned(), a), ("b".to_owned(), b)]);
+    let samples = [
+        sample(10.0, [1, 2]),
+        sample(20.0, [1, 2]),
+        sample(30.0, [1, 2]),
+        sample(40.0, [1, 9]),
+    ];
+    let openings = [
+        vec![seen(0, 0), seen(0, 0)],
+        // Both nodes opened their circuit to a: one interval, one ejection.
+        vec![seen(1, 0), seen(2, 0)],
+        // b opened, but inside a window: not counted.
+        vec![seen(1, 1), seen(2, 0)],
+        // The second node restarted: its counts are not compared.
+        vec![seen(1, 1), seen(5, 5)],
+    ];
+    assert_eq!(
+        ejections(&samples, &openings, &[window(25.0, 26.0)], &peers),
+        vec![1, 0]
+    );
+}

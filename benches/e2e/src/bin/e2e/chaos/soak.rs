@@ -23,8 +23,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use geecache_bench_e2e::soak::{
-    self as book, NodeSample, Sample, Window, growth_over_last_half, openings_outside, overloaded,
-    parse_timeline, per_interval, split_errors,
+    self as book, NodeSample, Sample, Window, ejections, growth_over_last_half, openings_outside,
+    overloaded, parse_timeline, per_interval, split_errors,
 };
 use geecache_bench_e2e::{duration, procstat};
 
@@ -144,13 +144,22 @@ fn unix_ms() -> u64 {
 
 /// One node's sample: `/proc` always (a stopped process still has its memory), `/stats` when
 /// it answers within a second.
-fn sample_node(node: &Seen) -> NodeSample {
+fn sample_node(node: &Seen) -> (NodeSample, Openings) {
     let stats = probe::get(node.addr, "/stats", Duration::from_secs(1))
         .ok()
         .filter(|r| r.status == 200)
         .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok());
     let group = stats.as_ref().map(|s| &s["groups"]["scores"]);
-    NodeSample {
+    let openings: Openings = stats
+        .as_ref()
+        .and_then(|s| s["health"].as_object())
+        .map(|h| {
+            h.iter()
+                .map(|(peer, p)| (peer.clone(), p["openings"].as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let sample = NodeSample {
         pid: node.pid,
         rss_bytes: procstat::resident_bytes(node.pid).ok(),
         fds: procstat::open_descriptors(node.pid).ok(),
@@ -173,8 +182,12 @@ fn sample_node(node: &Seen) -> NodeSample {
             .as_ref()
             .and_then(|s| s["health"].as_object())
             .map(|h| h.values().filter_map(|p| p["openings"].as_u64()).sum()),
-    }
+    };
+    (sample, openings)
 }
+
+/// A node's circuit openings per peer URL, since it started.
+type Openings = HashMap<String, u64>;
 
 impl Lab<'_> {
     /// Runs the soak and reports it; fails when a check was missed.
@@ -257,7 +270,7 @@ impl Lab<'_> {
             fault_now: &fault_now,
             failed: &failed,
         };
-        let (reports, samples, windows) = std::thread::scope(|s| {
+        let (reports, samples, openings, windows) = std::thread::scope(|s| {
             let load = s.spawn(|| run.load(&urls, &timeline));
             let sampler = s.spawn(|| run.sample());
             let faults = run.faults(
@@ -283,7 +296,8 @@ impl Lab<'_> {
             let (windows, nodes, etcd) = faults?;
             stop_all(nodes);
             drop(etcd);
-            anyhow::Ok((reports??, samples?, windows))
+            let (samples, openings) = samples?;
+            anyhow::Ok((reports??, samples, openings, windows))
         })?;
 
         // ---- what it measured ----
@@ -308,17 +322,21 @@ impl Lab<'_> {
             .map(|(i, k)| (k.as_str(), i))
             .collect();
         let faults: Vec<Fault> = plan.iter().map(|p| p.1).take(windows.len()).collect();
+        // Peers the nodes skipped with nothing done to them (slow or unreachable on a busy
+        // machine): each such interval exposes the peer's keys as a planned fault does.
+        let ejected = ejections(&samples, &openings, &windows, &urls);
         let exposures = |key: &str| {
             let Some(&i) = index.get(key) else {
                 return 0;
             };
-            faults
+            let planned = faults
                 .iter()
                 .filter(|f| match f {
                     Fault::Kill(v) | Fault::Stop(v) => owner[i] == *v,
                     Fault::Etcd => true,
                 })
-                .count() as u64
+                .count() as u64;
+            planned + ejected[owner[i]]
         };
         let over = overloaded(loads.iter().map(|(k, n)| (k.as_str(), *n)), exposures);
 
@@ -375,8 +393,16 @@ impl Lab<'_> {
         rows.push(Row::info(
             "soak",
             "peer circuits opened outside the fault windows (peers found slow or unreachable \
-             with nothing done to them: the machine's own faults, whose keys are loaded again)",
-            openings_outside(&samples, &windows).to_string(),
+             with nothing done to them); 10 s intervals with such an opening, per node",
+            format!(
+                "{}; {}",
+                openings_outside(&samples, &windows),
+                ejected
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ),
         ));
         rows.append(&mut checks.memory());
         rows.append(&mut checks.descriptors());
@@ -465,8 +491,9 @@ impl Run<'_, '_> {
     }
 
     /// A sample every [`SAMPLE_EVERY`] until the end.
-    fn sample(&self) -> Vec<Sample> {
+    fn sample(&self) -> (Vec<Sample>, Vec<Vec<Openings>>) {
         let mut samples = Vec::new();
+        let mut openings = Vec::new();
         let mut next = self.started + SAMPLE_EVERY;
         while next <= self.end && !self.failed.load(Ordering::Relaxed) {
             // The sampling interval of the harness: waits for the next sample's time.
@@ -482,17 +509,21 @@ impl Run<'_, '_> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
             let source_loads = self.lab.loads().map_or(0, |(requests, _)| requests);
+            let t_s = self.started.elapsed().as_secs_f64();
+            let (nodes, per_peer): (Vec<NodeSample>, Vec<Openings>) =
+                nodes.iter().map(sample_node).unzip();
             samples.push(Sample {
-                t_s: self.started.elapsed().as_secs_f64(),
+                t_s,
                 requests: 0,
                 errors: 0,
                 source_loads,
                 fault,
-                nodes: nodes.iter().map(sample_node).collect(),
+                nodes,
             });
+            openings.push(per_peer);
             next += SAMPLE_EVERY;
         }
-        samples
+        (samples, openings)
     }
 
     fn at(&self) -> f64 {
