@@ -186,10 +186,9 @@ fn chaos(args: &[String]) -> Result<(), String> {
 /// checked here, that clients see no error; the figures of a release build are
 /// `cargo xtask chaos`'s.
 fn host_chaos(require: bool) -> Result<(), String> {
-    step(
-        "host chaos build",
-        cargo(&["build", "-p", "geecache-server", "-p", "geecache-bench-e2e"]),
-    )?;
+    // With etcd, though these scenarios do not use it: the soak after them does, and one build
+    // serves both.
+    step("host chaos build", debug_build())?;
     let debug = target_dir().join("debug");
     let mut run = Command::new(debug.join("e2e"));
     run.arg("--geecache").arg(debug.join("geecache"));
@@ -275,18 +274,7 @@ fn soak(args: &[String]) -> Result<(), String> {
 /// not 30: a debug `geecache serve` is resident at about 24 MiB idle, a release one at 8.
 /// The figures to quote are those of the release soak in docs/performance.md.
 fn ci_soak() -> Result<(), String> {
-    step(
-        "soak build",
-        cargo(&[
-            "build",
-            "-p",
-            "geecache-server",
-            "--features",
-            "etcd",
-            "-p",
-            "geecache-bench-e2e",
-        ]),
-    )?;
+    step("soak build", debug_build())?;
     let debug = target_dir().join("debug");
     let out = target_dir().join("soak-ci");
     let mut run = Command::new(debug.join("e2e"));
@@ -297,6 +285,20 @@ fn ci_soak() -> Result<(), String> {
     run.arg("--soak-out").arg(&out);
     step("soak (2 minutes, debug)", run)?;
     soak_written(&out)
+}
+
+/// The debug `geecache` (with etcd) and the e2e harness, for the host chaos scenarios and the
+/// soak of `cargo xtask ci`.
+fn debug_build() -> Command {
+    cargo(&[
+        "build",
+        "-p",
+        "geecache-server",
+        "--features",
+        "etcd",
+        "-p",
+        "geecache-bench-e2e",
+    ])
 }
 
 /// Fails unless the soak left its CSV (a header and rows) and a PNG in `out`.
