@@ -243,16 +243,20 @@ pub fn openings_outside(samples: &[Sample], windows: &[Window]) -> u64 {
     total
 }
 
-/// For each of `peers`, the sampling intervals clear of every fault window in which some node
-/// opened its circuit to that peer: the faults the machine made, each of which exposes the
-/// peer's keys as a planned fault does (a stand-in loads them again). `openings[k][n]` is
-/// node `n`'s openings per peer URL at sample `k`; a node restarted between two samples (a new
-/// pid) is not compared across its restart.
+/// For each of `peers`, the sampling intervals in which some node opened its circuit to that
+/// peer when it was not the victim of a fault window the interval overlaps: the faults the
+/// machine made (a peer found slow on a busy host, during another fault or outside any), each
+/// of which exposes the peer's keys as a planned fault does (a stand-in loads them again).
+/// `victims[w]` is the index in `peers` of window `w`'s victim (`None` when the fault hit no
+/// one peer, as an etcd restart). `openings[k][n]` is node `n`'s openings per peer URL at
+/// sample `k`; a node restarted between two samples (a new pid) is not compared across its
+/// restart.
 #[must_use]
 pub fn ejections(
     samples: &[Sample],
     openings: &[Vec<std::collections::HashMap<String, u64>>],
     windows: &[Window],
+    victims: &[Option<usize>],
     peers: &[String],
 ) -> Vec<u64> {
     let mut count = vec![0; peers.len()];
@@ -263,10 +267,17 @@ pub fn ejections(
             ok: 0,
             errors: 0,
         };
-        if in_window(&span, windows) {
-            continue;
-        }
+        // The planned fault's own victim is counted once, by the fault.
+        let hit: Vec<usize> = windows
+            .iter()
+            .zip(victims)
+            .filter(|(w, _)| in_window(&span, std::slice::from_ref(w)))
+            .filter_map(|(_, v)| *v)
+            .collect();
         for (v, peer) in peers.iter().enumerate() {
+            if hit.contains(&v) {
+                continue;
+            }
             let opened = (0..samples[k].nodes.len()).any(|n| {
                 let same = samples[k - 1].nodes.get(n).map(|x| x.pid)
                     == samples[k].nodes.get(n).map(|x| x.pid);

@@ -265,13 +265,19 @@ fn a_peer_is_ejected_once_per_clear_interval_in_which_any_node_opened_its_circui
         vec![seen(0, 0), seen(0, 0)],
         // Both nodes opened their circuit to a: one interval, one ejection.
         vec![seen(1, 0), seen(2, 0)],
-        // b opened, but inside a window: not counted.
-        vec![seen(1, 1), seen(2, 0)],
+        // Both opened, inside the window of a fault on b: b is the fault's, a is counted.
+        vec![seen(2, 1), seen(2, 0)],
         // The second node restarted: its counts are not compared.
-        vec![seen(1, 1), seen(5, 5)],
+        vec![seen(2, 1), seen(5, 5)],
     ];
     assert_eq!(
-        ejections(&samples, &openings, &[window(25.0, 26.0)], &peers),
-        vec![1, 0]
+        ejections(
+            &samples,
+            &openings,
+            &[window(25.0, 26.0)],
+            &[Some(1)],
+            &peers
+        ),
+        vec![2, 0]
     );
 }

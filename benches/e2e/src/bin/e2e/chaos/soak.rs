@@ -324,7 +324,14 @@ impl Lab<'_> {
         let faults: Vec<Fault> = plan.iter().map(|p| p.1).take(windows.len()).collect();
         // Peers the nodes skipped with nothing done to them (slow or unreachable on a busy
         // machine): each such interval exposes the peer's keys as a planned fault does.
-        let ejected = ejections(&samples, &openings, &windows, &urls);
+        let victims: Vec<Option<usize>> = faults
+            .iter()
+            .map(|f| match f {
+                Fault::Kill(v) | Fault::Stop(v) => Some(*v),
+                Fault::Etcd => None,
+            })
+            .collect();
+        let ejected = ejections(&samples, &openings, &windows, &victims, &urls);
         let exposures = |key: &str| {
             let Some(&i) = index.get(key) else {
                 return 0;
@@ -393,7 +400,8 @@ impl Lab<'_> {
         rows.push(Row::info(
             "soak",
             "peer circuits opened outside the fault windows (peers found slow or unreachable \
-             with nothing done to them); 10 s intervals with such an opening, per node",
+             with nothing done to them); 10 s intervals in which a node's circuit to a peer \
+             opened, the fault's own victim left out, per peer",
             format!(
                 "{}; {}",
                 openings_outside(&samples, &windows),
