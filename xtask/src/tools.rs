@@ -93,6 +93,12 @@ const TOOLS: &[Tool] = &[
         package: Package::Apt("nftables"),
     },
     Tool {
+        purpose: "a TrueType font (DejaVu Sans), for the text of the soak's chart",
+        needed_by: "benches/e2e/src/soak.rs",
+        probe: Probe::Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+        package: Package::Apt("fonts-dejavu-core"),
+    },
+    Tool {
         purpose: "kubernetes-validate, to check the Kubernetes manifests against the API schemas",
         needed_by: "deploy/kubernetes",
         probe: Probe::Binary("kubernetes-validate"),

@@ -36,6 +36,7 @@ pub mod hosts;
 pub mod probe;
 pub mod procstat;
 pub mod report;
+pub mod soak;
 pub mod sockets;
 pub mod tls;
 

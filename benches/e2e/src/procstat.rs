@@ -1,6 +1,6 @@
 //! CPU time from `/proc`: per process (`/proc/<pid>/stat`) and for the whole machine
-//! (`/proc/stat`), in clock ticks; and a process's peak resident memory
-//! (`/proc/<pid>/status`).
+//! (`/proc/stat`), in clock ticks; a process's resident and peak resident memory
+//! (`/proc/<pid>/status`) and its open descriptors (`/proc/<pid>/fd`).
 
 use std::io;
 use std::path::Path;
@@ -70,9 +70,39 @@ pub fn peak_resident_bytes(pid: u32) -> io::Result<u64> {
 /// The `VmHWM` line of a `/proc/<pid>/status` text (`VmHWM:\t  50096 kB`), in bytes.
 #[must_use]
 pub fn parse_peak_resident(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    parse_status_kib(status, "VmHWM:")
+}
+
+/// The resident set size of process `pid` now (`VmRSS` in `/proc/<pid>/status`), in bytes.
+///
+/// # Errors
+///
+/// When the process is gone or the file has no `VmRSS` line.
+pub fn resident_bytes(pid: u32) -> io::Result<u64> {
+    read_proc(pid, "status", |text| parse_status_kib(text, "VmRSS:"))
+}
+
+/// A `kB` line of a `/proc/<pid>/status` text (`VmRSS:\t  50096 kB`), in bytes.
+#[must_use]
+pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
     let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
     kib.checked_mul(1024)
+}
+
+/// The file descriptors process `pid` holds open: the entries of `/proc/<pid>/fd`.
+///
+/// # Errors
+///
+/// When the process is gone or its descriptors cannot be listed (another user's process).
+pub fn open_descriptors(pid: u32) -> io::Result<u64> {
+    let dir = Path::new("/proc").join(pid.to_string()).join("fd");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        entry?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The machine's CPU counters from the first line of `/proc/stat`, in clock ticks summed

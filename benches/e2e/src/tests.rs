@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::probe::parse_response;
-use crate::procstat::{MachineTicks, parse_peak_resident, parse_process_ticks};
+use crate::procstat::{MachineTicks, parse_peak_resident, parse_process_ticks, parse_status_kib};
 use crate::report::{median, percentile};
 
 #[test]
@@ -114,4 +114,15 @@ fn only_established_connections_of_the_process_to_the_given_ports_count() {
     assert_eq!(count_established(table, &ours, &[8002, 8003]), 3);
     assert_eq!(count_established(table, &ours, &[]), 0);
     assert_eq!(count_established("", &ours, &[8002]), 0);
+}
+
+#[test]
+fn resident_memory_is_read_from_its_own_line() {
+    let status = "Name:\tgeecache\nVmHWM:\t   50096 kB\nVmRSS:\t   31000 kB\n";
+    assert_eq!(parse_status_kib(status, "VmRSS:"), Some(31_000 * 1024));
+    assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+    // This process: resident, and holding at least its standard streams' descriptors.
+    let me = std::process::id();
+    assert!(crate::procstat::resident_bytes(me).is_ok_and(|b| b > 0));
+    assert!(crate::procstat::open_descriptors(me).is_ok_and(|n| n >= 3));
 }

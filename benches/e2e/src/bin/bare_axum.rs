@@ -5,7 +5,7 @@
 //! made from the key after `--delay`, standing in for the database a cache sits in front of.
 //! The origin counts what it serves, for the chaos runs to tell how often each key was loaded:
 //! `GET /loads` answers `{"requests":N,"keys":K}` (K distinct keys) since the last
-//! `DELETE /loads`. The counts grow with the keys asked for, which is the harness's own bounded
+//! `DELETE /loads`, and `GET /loads/keys` answers the count of each key. The counts grow with the keys asked for, which is the harness's own bounded
 //! key set; this program listens on loopback, or on a host's address inside a network-namespace
 //! lab (`geecache_bench_e2e::hosts`), and nowhere else.
 //!
@@ -95,6 +95,7 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
         .route("/api/{group}/{key}", get(constant))
         .route("/objects/{key}", get(object))
         .route("/loads", get(loads).delete(reset_loads))
+        .route("/loads/keys", get(loads_per_key))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(Origin {
             delay: args.delay,
@@ -156,6 +157,17 @@ async fn loads(State(origin): State<Origin>) -> Json<serde_json::Value> {
         "requests": loads.values().sum::<u64>(),
         "keys": loads.len(),
     }))
+}
+
+/// Every key served since the last reset, with how many times: the soak's per-key check.
+async fn loads_per_key(State(origin): State<Origin>) -> Json<HashMap<String, u64>> {
+    Json(
+        origin
+            .loads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone(),
+    )
 }
 
 async fn reset_loads(State(origin): State<Origin>) -> &'static str {

@@ -118,6 +118,12 @@ struct Args {
     /// Send at most this many requests in all, even if --duration has not run out.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_requests: Option<u64>,
+
+    /// Appends a line `FROM_MS TO_MS OK ERRORS` to FILE every second of the run (Unix
+    /// milliseconds; ERRORS counts non-2xx answers, failed requests and connections that
+    /// could not be opened), so that a long run's errors can be placed in time.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<std::path::PathBuf>,
 }
 
 /// How the next key is picked.
@@ -178,6 +184,10 @@ struct Plan {
     resumed: AtomicU64,
     /// The next key in `sequential` and `unique` modes.
     counter: AtomicU64,
+    /// Requests answered 2xx so far, for `--timeline`.
+    ok_so_far: AtomicU64,
+    /// Errors so far (as in `--timeline`).
+    errors_so_far: AtomicU64,
 }
 
 impl Plan {
@@ -330,6 +340,8 @@ fn run(args: &Args) -> anyhow::Result<LoadReport> {
         handshakes: AtomicU64::new(0),
         resumed: AtomicU64::new(0),
         counter: AtomicU64::new(0),
+        ok_so_far: AtomicU64::new(0),
+        errors_so_far: AtomicU64::new(0),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(usize::from(args.threads))
@@ -399,6 +411,20 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
     let start = Instant::now();
     let _ = start_at.set(start);
     barrier.wait().await;
+    // Shared with the ticker so that the last line, written here, starts where its last ended.
+    let ticks = Arc::new(std::sync::Mutex::new(TickState {
+        at_ms: unix_ms(),
+        ok: 0,
+        errors: 0,
+    }));
+    let ticker = args.timeline.as_ref().map(|path| {
+        tokio::spawn(timeline(
+            path.clone(),
+            Arc::clone(&plan),
+            Arc::clone(&ticks),
+            start + args.duration,
+        ))
+    });
 
     let mut all = Tally::default();
     for task in tasks {
@@ -412,6 +438,16 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
         all.latencies_ns.extend(tally.latencies_ns);
     }
     let elapsed = start.elapsed();
+    if let (Some(ticker), Some(path)) = (ticker, &args.timeline) {
+        // Stopped only between two lines (it writes without awaiting), then the last line,
+        // up to now: every request counted above is in the file.
+        ticker.abort();
+        let _ = ticker.await;
+        let mut state = ticks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        write_tick(path, &plan, &mut state)?;
+    }
     let cpu_after = procstat::process_ticks(self_pid).unwrap_or(cpu_before);
     all.latencies_ns.sort_unstable();
     let us = |q: f64| percentile(&all.latencies_ns, q).map_or(0.0, ns_to_us);
@@ -559,6 +595,7 @@ async fn connection(
         },
         None => {
             tally.connect_failures += 1;
+            plan.errors_so_far.fetch_add(1, Ordering::Relaxed);
             return tally;
         }
     };
@@ -601,19 +638,25 @@ async fn connection(
                 let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 tally.latencies_ns.push(ns);
                 tally.ok += 1;
+                plan.ok_so_far.fetch_add(1, Ordering::Relaxed);
                 if plan.slow_over.is_some_and(|limit| took >= limit) {
                     tally.slow += 1;
                 }
             }
-            Ok(Ok(_)) => tally.bad_status += 1,
+            Ok(Ok(_)) => {
+                tally.bad_status += 1;
+                plan.errors_so_far.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(Err(_)) | Err(_) => {
                 tally.failed += 1;
+                plan.errors_so_far.fetch_add(1, Ordering::Relaxed);
                 // A failed or abandoned exchange leaves the connection in an unknown state;
                 // a fresh one keeps the connection count what was asked for.
                 match connect(plan, target).await {
                     Ok(fresh) => sender = fresh,
                     Err(_) => {
                         tally.connect_failures += 1;
+                        plan.errors_so_far.fetch_add(1, Ordering::Relaxed);
                         match reconnect(plan, target, deadline, &mut tally).await {
                             Some(fresh) => sender = fresh,
                             None => break,
@@ -637,7 +680,10 @@ async fn reconnect(
     loop {
         match connect(plan, target).await {
             Ok(sender) => return Some(sender),
-            Err(_) => tally.connect_failures += 1,
+            Err(_) => {
+                tally.connect_failures += 1;
+                plan.errors_so_far.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if !plan.reconnect || Instant::now() >= deadline {
             return None;
@@ -645,6 +691,70 @@ async fn reconnect(
         // Pacing the retries of a refused connection, not synchronising with anything.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Where the last `--timeline` line ended, and the counts then.
+struct TickState {
+    at_ms: u64,
+    ok: u64,
+    errors: u64,
+}
+
+/// Milliseconds since the Unix epoch: the clock the harness reading the file shares.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Writes a `--timeline` line every second until `deadline`.
+async fn timeline(
+    path: std::path::PathBuf,
+    plan: Arc<Plan>,
+    state: Arc<std::sync::Mutex<TickState>>,
+    deadline: Instant,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.tick().await;
+    while Instant::now() < deadline {
+        every.tick().await;
+        let mut state = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if write_tick(&path, &plan, &mut state).is_err() {
+            return;
+        }
+    }
+}
+
+/// Appends the counts since `state` to `path` as one line, and moves `state` to now.
+fn write_tick(path: &std::path::Path, plan: &Plan, state: &mut TickState) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let now_ms = unix_ms();
+    let ok = plan.ok_so_far.load(Ordering::Relaxed);
+    let errors = plan.errors_so_far.load(Ordering::Relaxed);
+    let mut file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // One write per line, so a reader never sees half a line from this writer.
+    file.write_all(
+        format!(
+            "{} {now_ms} {} {}\n",
+            state.at_ms,
+            ok - state.ok,
+            errors - state.errors
+        )
+        .as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    *state = TickState {
+        at_ms: now_ms,
+        ok,
+        errors,
+    };
+    Ok(())
 }
 
 // The crate root is a single file, so its test module's path is given.

@@ -13,7 +13,9 @@
 //! This file holds what the scenarios share (the lab: origin, nodes, etcd, load, and the table);
 //! the scenarios are in `faults.rs` (hung, dead, slow), `membership.rs` (join, leave, rolling),
 //! `hosts.rs` (cut, separate, one-way: nodes on hosts with their own addresses) and
-//! `hosts/members.rs` (etcd cut off, a rolling restart and DNS membership across hosts).
+//! `hosts/members.rs` (etcd cut off, a rolling restart and DNS membership across hosts);
+//! `soak.rs` runs the same lab for minutes under steady load with faults in turn
+//! (`e2e --soak`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +33,14 @@ use crate::{Bench, signal, stop_all};
 mod faults;
 mod hosts;
 mod membership;
+mod soak;
+
+pub(crate) use soak::SoakArgs;
+
+/// `e2e --soak`: see `soak.rs`.
+pub(crate) fn soak(bench: &Bench, length: Duration) -> anyhow::Result<()> {
+    Lab::soak(bench, length)
+}
 
 /// One scenario of `--chaos`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -242,6 +252,8 @@ struct Lab<'a> {
     tag: String,
     origin: Server,
     keys: u64,
+    /// Appended to each node's `--group` value, e.g. `,cache=6MiB`.
+    group_options: String,
 }
 
 impl<'a> Lab<'a> {
@@ -271,6 +283,7 @@ impl<'a> Lab<'a> {
             tag: tag.to_owned(),
             origin,
             keys: bench.args.keys,
+            group_options: String::new(),
         })
     }
 
@@ -286,7 +299,11 @@ impl<'a> Lab<'a> {
             .arg("--self-url")
             .arg(url)
             .arg("--group")
-            .arg(format!("scores=http:{}/objects/", self.origin.url()))
+            .arg(format!(
+                "scores=http:{}/objects/{}",
+                self.origin.url(),
+                self.group_options
+            ))
             .arg("--log-level")
             .arg("info")
             .arg("--drain-timeout")
@@ -306,25 +323,31 @@ impl<'a> Lab<'a> {
 
     /// A single-member etcd on two free ports.
     fn etcd(&self) -> anyhow::Result<(Server, String)> {
-        let ports = free_ports(2)?;
+        self.etcd_on(&free_ports(2)?, true)
+    }
+
+    /// A single-member etcd on loopback `ports` (client, peer), with an empty data directory
+    /// when `fresh`, else with the one an earlier etcd of this lab left (a restart).
+    fn etcd_on(&self, ports: &[u16], fresh: bool) -> anyhow::Result<(Server, String)> {
         let ip = std::net::Ipv4Addr::LOCALHOST;
-        self.etcd_at(
-            Command::new("etcd"),
-            (ip, ports[0]).into(),
-            (ip, ports[1]).into(),
-        )
+        let (client, peer) = ((ip, ports[0]).into(), (ip, ports[1]).into());
+        self.etcd_at(Command::new("etcd"), client, peer, fresh)
     }
 
     /// A single-member etcd run by `command` (the `etcd` program, perhaps through `ip netns
-    /// exec`), serving clients at `client` and its peers at `peer`; ready when it answers.
+    /// exec`), serving clients at `client` and its peers at `peer`, with an empty data
+    /// directory when `fresh`; ready when it answers.
     fn etcd_at(
         &self,
         mut command: Command,
         client: std::net::SocketAddr,
         peer: std::net::SocketAddr,
+        fresh: bool,
     ) -> anyhow::Result<(Server, String)> {
         let dir = self.bench.log_dir.join(format!("{}-etcd", self.tag));
-        let _ = std::fs::remove_dir_all(&dir);
+        if fresh {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         let (client_url, peer_url) = (format!("http://{client}"), format!("http://{peer}"));
         command
             .arg("--name=chaos")

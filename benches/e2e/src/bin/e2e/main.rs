@@ -181,6 +181,9 @@ struct Args {
     /// Where the servers' logs go [default: a new directory under the system temp dir].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    soak: chaos::SoakArgs,
 }
 
 /// One measured run.
@@ -311,6 +314,9 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     if let Some(percent) = bench.args.missing {
         return missing::run(&bench, percent);
+    }
+    if let Some(length) = bench.args.soak.length() {
+        return chaos::soak(&bench, length);
     }
 
     if !bench.args.chaos.is_empty() {

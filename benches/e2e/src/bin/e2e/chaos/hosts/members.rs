@@ -26,7 +26,7 @@ const DNS_NAME: &str = "geecache.lab";
 fn etcd_on(lab: &Lab<'_>, hosts: &HostLab) -> anyhow::Result<(Server, String)> {
     let at = hosts.hosts()[SERVICES].addr;
     let command = hosts.command(SERVICES, "etcd");
-    lab.etcd_at(command, (at, 2379).into(), (at, 2380).into())
+    lab.etcd_at(command, (at, 2379).into(), (at, 2380).into(), true)
 }
 
 /// etcd is cut off from the whole cluster for 20 s under Zipf load through every node: the
