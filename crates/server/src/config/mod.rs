@@ -22,6 +22,7 @@ pub(crate) mod error;
 mod etcd;
 pub(crate) mod file;
 mod groups;
+mod hot;
 mod layers;
 mod tls;
 pub(crate) mod units;
@@ -39,6 +40,7 @@ pub(crate) use error::ConfigError;
 use file::FileConfig;
 use geecache_consistenthash::Preset;
 use geecache_transport_http::path::Decoding;
+pub(crate) use hot::{HotConfig, Qps};
 use layers::{Layers, ids};
 use units::{SIZE_FORMS, format_duration, format_size, parse_size};
 use values::{
@@ -197,47 +199,6 @@ pub(crate) struct GroupConfig {
     pub(crate) hot: HotConfig,
     /// How long single fetches to one peer gather into one batch request; zero: off.
     pub(crate) peer_batch_window: Duration,
-}
-
-/// How a group keeps copies of its peers' values (the group options `hot=` and `hot_qps=`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HotConfig {
-    /// By the owner's measured rate, at or above this many requests per second (`None`: the
-    /// library's default threshold).
-    Rate(Option<Qps>),
-    /// One value in ten at random, whatever its rate: groupcache's rule.
-    Random,
-}
-
-/// A rate threshold, compared by bits so that settings stay `Eq` (a parsed threshold is
-/// never NaN).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Qps(pub(crate) f64);
-
-impl PartialEq for Qps {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.to_bits() == other.0.to_bits()
-    }
-}
-
-impl Eq for Qps {}
-
-impl Default for HotConfig {
-    fn default() -> Self {
-        HotConfig::Rate(None)
-    }
-}
-
-impl HotConfig {
-    /// The group's admission rule.
-    pub(crate) fn admission(self) -> geecache_group::HotAdmission {
-        use geecache_group::HotAdmission;
-        match self {
-            HotConfig::Rate(None) => HotAdmission::default(),
-            HotConfig::Rate(Some(Qps(qps))) => HotAdmission::Rate(qps),
-            HotConfig::Random => HotAdmission::Random(10),
-        }
-    }
 }
 
 /// Where a group's values come from.
