@@ -123,18 +123,26 @@ fn ci() -> Result<(), String> {
     // version, a missing README. It reads the crates.io index, so it needs the network or a
     // warm index cache.
     //
-    // In a target dir of its own, emptied first: cargo builds the packed crates as if they came
-    // from a registry, under the same name and version (0.1.0) whatever their contents, so a
-    // target dir that built an earlier state of a workspace crate this way reuses that build,
-    // and the rerun fails on code that is no longer there (or passes on code that is).
-    let publish_target = target_dir().join("publish-dry-run");
-    if publish_target.exists() {
-        std::fs::remove_dir_all(&publish_target)
-            .map_err(|e| format!("emptying {}: {e}", publish_target.display()))?;
-    }
+    // In a target dir of its own, new for each run: cargo builds the packed crates as if they
+    // came from a registry, under the same name and version (0.1.0) whatever their contents,
+    // so a target dir that built an earlier state of a workspace crate this way reuses that
+    // build. Emptying a fixed dir is not enough: cargo also unpacks each packed crate under
+    // `$CARGO_HOME/registry/src/`, in a directory named after the stand-in registry's path,
+    // and reuses what it finds there, so a rerun on the same machine compiled a dependent
+    // crate against the earlier contents of a crate and failed on a method added since. A
+    // path of its own per run gives each run unpacked sources of its own (a few hundred KiB
+    // left in `$CARGO_HOME` per run).
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let publish_target =
+        target_dir().join(format!("publish-dry-run-{stamp}-{}", std::process::id()));
     let mut package = cargo(&["publish", "--dry-run", "--workspace", "--allow-dirty"]);
     package.env("CARGO_TARGET_DIR", &publish_target);
-    step("package", package)?;
+    let packed = step("package", package);
+    // Its builds are of no use to a later run; the sources it unpacked stay in `$CARGO_HOME`.
+    let _ = std::fs::remove_dir_all(&publish_target);
+    packed?;
     println!("xtask: ci passed");
     Ok(())
 }
