@@ -164,17 +164,7 @@ fn demo(args: &[String]) -> Result<(), String> {
 }
 
 fn chaos(args: &[String]) -> Result<(), String> {
-    let build = cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "geecache-server",
-        "--features",
-        "etcd",
-        "-p",
-        "geecache-bench-e2e",
-    ]);
-    step("chaos build", build)?;
+    step("chaos build", release_build())?;
     let mut run = Command::new(target_dir().join("release/e2e"));
     // `--hosts`: only the scenarios on network-namespace hosts (as root).
     let hosts = args.iter().any(|a| a == "--hosts");
@@ -259,17 +249,7 @@ fn soak(args: &[String]) -> Result<(), String> {
             rest.push(arg.clone());
         }
     }
-    let build = cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "geecache-server",
-        "--features",
-        "etcd",
-        "-p",
-        "geecache-bench-e2e",
-    ]);
-    step("soak build", build)?;
+    step("soak build", release_build())?;
     let out = target_dir().join("soak");
     let mut run = Command::new(target_dir().join("release/e2e"));
     run.arg("--soak")
@@ -299,6 +279,20 @@ fn ci_soak() -> Result<(), String> {
     run.arg("--soak-out").arg(&out);
     step("soak (2 minutes, debug)", run)?;
     soak_written(&out)
+}
+
+/// The release `geecache` (with etcd) and the e2e harness, for `cargo xtask chaos` and `soak`.
+fn release_build() -> Command {
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "geecache-server",
+        "--features",
+        "etcd",
+        "-p",
+        "geecache-bench-e2e",
+    ])
 }
 
 /// The debug `geecache` (with etcd) and the e2e harness, for the host chaos scenarios and the

@@ -192,7 +192,14 @@ pub(crate) fn markdown(bench: &Bench, rows: &[Row]) -> String {
              server on a host of its own.\n\n",
         );
     }
-    out.push_str("| scenario | figure | measured | target | |\n|---|---|---|---|---|\n");
+    out.push_str(&rows_table(rows));
+    out
+}
+
+/// `rows` as a markdown table, a verdict beside each figure with a target.
+fn rows_table(rows: &[Row]) -> String {
+    let mut out =
+        String::from("| scenario | figure | measured | target | |\n|---|---|---|---|---|\n");
     for row in rows {
         let verdict = match row.met {
             None => "",

@@ -797,18 +797,8 @@ fn markdown(
         before = s.t_s;
         since = (0, 0);
     }
-    out.push_str("\n| scenario | figure | measured | target | |\n|---|---|---|---|---|\n");
-    for row in rows {
-        let verdict = match row.met {
-            None => "",
-            Some(true) => "met",
-            Some(false) => "**missed**",
-        };
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {verdict} |\n",
-            row.scenario, row.figure, row.value, row.target
-        ));
-    }
+    out.push('\n');
+    out.push_str(&rows_table(rows));
     out
 }
 
