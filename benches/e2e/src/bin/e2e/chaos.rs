@@ -261,6 +261,8 @@ struct Lab<'a> {
     keys: u64,
     /// Appended to each node's `--group` value, e.g. `,cache=6MiB`.
     group_options: String,
+    /// Set in each node's environment, e.g. the allocator's settings of the deployment files.
+    node_env: Vec<(&'static str, &'static str)>,
 }
 
 impl<'a> Lab<'a> {
@@ -291,6 +293,7 @@ impl<'a> Lab<'a> {
             origin,
             keys: bench.args.keys,
             group_options: String::new(),
+            node_env: Vec::new(),
         })
     }
 
@@ -316,6 +319,7 @@ impl<'a> Lab<'a> {
             .arg("--drain-timeout")
             .arg("10s");
         members.args(&mut command, &self.tag);
+        command.envs(self.node_env.iter().copied());
         self.bench.pass_server_threads(&mut command);
         let name = format!("{}-node{}", self.tag, i + 1);
         let mut server = Server::start(
