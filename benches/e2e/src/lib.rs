@@ -18,7 +18,8 @@
 //! The load generator runs in its own process so that its CPU time is never counted against
 //! the servers; [`procstat`] reads each server's `utime + stime` before and after a run, and
 //! its peak resident memory at the end; [`sockets`] counts the connections each node holds to
-//! its peers. [`tls`] makes the CA and node certificate of the runs over TLS.
+//! its peers. [`tls`] makes the CA and node certificate of the runs over TLS. [`bound`] computes
+//! the fewest peer fetches any hot-cache admission could reach on the warm run.
 //!
 //! ```
 //! use geecache_bench_e2e::{duration, report::percentile};
@@ -31,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bound;
 pub mod duration;
 pub mod hosts;
 pub mod probe;
