@@ -36,6 +36,12 @@ pub struct GroupBuilder {
 }
 
 impl GroupBuilder {
+    /// The eviction policy of a group that does not choose one: S3-FIFO, which beat exact LRU's
+    /// hit ratio on every trace measured (Zipf, a loop just over capacity, scans, a shifting
+    /// hot set) at LRU's speed and memory (`docs/performance.md`). [`geecache_lru`]'s own
+    /// default stays LRU: that crate is an LRU cache first.
+    pub const DEFAULT_POLICY: Policy = Policy::S3Fifo;
+
     pub(crate) fn new(name: impl Into<String>) -> Self {
         GroupBuilder {
             name: name.into(),
@@ -47,7 +53,7 @@ impl GroupBuilder {
             batch_concurrency: 16,
             peer_batch_window: Duration::ZERO,
             negative_ttl: None,
-            policy: Policy::Lru,
+            policy: Self::DEFAULT_POLICY,
             charge: Charge::Payload,
             random: None,
             peer_timeout: Duration::from_secs(1),
@@ -108,10 +114,11 @@ impl GroupBuilder {
         self
     }
 
-    /// Which entries the main and hot caches give up when the budget is full: least recently
-    /// used ([`Policy::Lru`], the default) or S3-FIFO ([`Policy::S3Fifo`]), which keeps a key
-    /// used once (a scan, a crawler) from pushing out the keys used often; see
-    /// `docs/performance.md` for the hit ratios of each on the same traces.
+    /// Which entries the main and hot caches give up when the budget is full: S3-FIFO
+    /// ([`Policy::S3Fifo`], the default, [`DEFAULT_POLICY`](Self::DEFAULT_POLICY)), which keeps
+    /// a key used once (a scan, a crawler) from pushing out the keys used often, or least
+    /// recently used ([`Policy::Lru`], groupcache's); see `docs/performance.md` for the hit
+    /// ratios of each on the same traces.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self

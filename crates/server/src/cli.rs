@@ -176,7 +176,7 @@ pub(crate) struct ServeArgs {
         env = "GEECACHE_GROUPS",
         value_name = "NAME=SOURCE",
         value_delimiter = ';',
-        help = "A group to serve: NAME=SOURCE[,OPTION=VALUE]..., where SOURCE is `demo`, `dir:PATH` or `http:URL` and OPTION is cache=SIZE, ttl=DURATION, origin_timeout=DURATION, max_value_bytes=SIZE, policy=lru|s3fifo, charge=payload|memory (what the cache budget counts), negative_ttl=DURATION, hot=rate|random, hot_qps=NUMBER or peer_batch_window=DURATION (up to 10ms: single fetches to one peer within it go as one batch request; 0, the default, is off). Repeat the flag for more groups; in the variable, separate groups with `;`."
+        help = "A group to serve: NAME=SOURCE[,OPTION=VALUE]..., where SOURCE is `demo`, `dir:PATH` or `http:URL` and OPTION is cache=SIZE, ttl=DURATION, origin_timeout=DURATION, max_value_bytes=SIZE, policy=s3fifo|lru (s3fifo, the default, resists scans), charge=payload|memory (what the cache budget counts), negative_ttl=DURATION, hot=rate|random, hot_qps=NUMBER or peer_batch_window=DURATION (up to 10ms: single fetches to one peer within it go as one batch request; 0, the default, is off). Repeat the flag for more groups; in the variable, separate groups with `;`."
     )]
     pub(crate) groups: Vec<String>,
 

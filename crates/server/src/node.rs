@@ -102,7 +102,7 @@ pub(crate) struct NodeOptions {
 }
 
 impl NodeGroup {
-    /// A group with every group option at its default: no time to live, LRU, the budget
+    /// A group with every group option at its default: no time to live, S3-FIFO, the budget
     /// counting keys and values, no cached "not found", hot copies by the owner's rate, each
     /// peer fetch sent alone.
     pub(crate) fn new(name: &str, cache_bytes: u64, source: DataSource) -> NodeGroup {
@@ -111,7 +111,7 @@ impl NodeGroup {
             cache_bytes,
             ttl: None,
             source,
-            policy: geecache_group::Policy::Lru,
+            policy: geecache_group::GroupBuilder::DEFAULT_POLICY,
             charge: geecache_group::Charge::Payload,
             negative_ttl: None,
             hot: geecache_group::HotAdmission::default(),

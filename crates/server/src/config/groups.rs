@@ -273,7 +273,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
     let policy = match g.policy.as_deref().map(str::trim) {
         // Absent: the library's default, so the binary cannot drift from it. Case is not
         // significant: `LRU` is how the policy is usually written.
-        None => Policy::default(),
+        None => geecache_group::GroupBuilder::DEFAULT_POLICY,
         Some(text) if text.eq_ignore_ascii_case("lru") => Policy::Lru,
         Some(text) if text.eq_ignore_ascii_case("s3fifo") => Policy::S3Fifo,
         Some(text) => {
@@ -282,7 +282,7 @@ fn checked_group(g: &RawGroup) -> Result<GroupConfig, ConfigError> {
                 &field,
                 &value,
                 format!("policy {text:?} is not an eviction policy"),
-                "expected lru (least recently used, the default) or s3fifo (scan-resistant)",
+                "expected s3fifo (scan-resistant, the default) or lru (least recently used)",
             ));
         }
     };

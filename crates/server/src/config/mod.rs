@@ -238,8 +238,8 @@ impl Config {
                 if let Some(ttl) = g.ttl {
                     s.push_str(&format!(" ttl={}", format_duration(ttl)));
                 }
-                if g.policy != geecache_group::Policy::Lru {
-                    s.push_str(" policy=s3fifo");
+                if g.policy == geecache_group::Policy::Lru {
+                    s.push_str(" policy=lru");
                 }
                 if g.charge == geecache_group::Charge::Memory {
                     s.push_str(" charge=memory");

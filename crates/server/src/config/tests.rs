@@ -53,7 +53,7 @@ fn one_group_flag_is_a_complete_config_with_documented_defaults() {
             ttl: None,
             origin_timeout: Duration::from_secs(5),
             max_value_bytes: 64 << 20,
-            policy: geecache_group::Policy::Lru,
+            policy: geecache_group::Policy::S3Fifo,
             charge: geecache_group::Charge::Payload,
             negative_ttl: None,
             hot: super::HotConfig::default(),
@@ -716,25 +716,24 @@ fn a_group_may_charge_its_budget_for_memory() {
 
 #[test]
 fn a_group_may_choose_its_eviction_policy() {
-    let config = load_args(&args(&["s=demo,policy=s3fifo", "t=demo"])).unwrap();
+    let config = load_args(&args(&["s=demo,policy=lru", "t=demo"])).unwrap();
     let policies: Vec<_> = config.groups.iter().map(|g| g.policy).collect();
     assert_eq!(
         policies,
-        [geecache_group::Policy::S3Fifo, geecache_group::Policy::Lru]
+        [geecache_group::Policy::Lru, geecache_group::Policy::S3Fifo]
     );
+    // The summary names what differs from the default.
+    let summary = config.summary();
     assert!(
-        config
-            .summary()
-            .contains("s=demo cache=64MiB policy=s3fifo")
+        summary.contains("s=demo cache=64MiB policy=lru"),
+        "{summary}"
     );
+    assert!(!summary.contains("policy=s3fifo"), "{summary}");
     let file = from_toml(
-        "[groups.f]\nsource = \"demo\"\npolicy = \"s3fifo\"\n",
+        "[groups.f]\nsource = \"demo\"\npolicy = \"lru\"\n",
         &args(&[]),
     );
-    assert_eq!(
-        file.unwrap().groups[0].policy,
-        geecache_group::Policy::S3Fifo
-    );
+    assert_eq!(file.unwrap().groups[0].policy, geecache_group::Policy::Lru);
     let upper = load_args(&args(&["s=demo,policy=S3FIFO", "t=demo,policy=LRU"])).unwrap();
     let policies: Vec<_> = upper.groups.iter().map(|g| g.policy).collect();
     assert_eq!(
