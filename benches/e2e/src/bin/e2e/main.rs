@@ -11,6 +11,8 @@ mod missing;
 mod process;
 mod proxy;
 mod table;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -190,6 +192,14 @@ struct Args {
 
     #[command(flatten)]
     soak: chaos::SoakArgs,
+}
+
+impl Args {
+    /// Keys per request of the batch gets to measure after the warm run's single gets, if
+    /// the batch run is asked for.
+    fn batch_after_warm(&self) -> Option<u16> {
+        self.runs.contains(&Run::Batch).then_some(self.batch_keys)
+    }
 }
 
 /// One measured run.
@@ -643,7 +653,7 @@ impl Bench {
         let settle = Settle {
             cache: Some(self.warm_cache()),
             hot_warmup: self.hot_warmup,
-            batch: (self.args.runs.contains(&Run::Batch)).then_some(self.args.batch_keys),
+            batch: self.args.batch_after_warm(),
         };
         let (single, batch) = self.warm_on(
             3,
