@@ -16,6 +16,10 @@ pub struct LoadReport {
     pub reconnects: u64,
     /// Requests answered with any other status.
     pub bad_status: u64,
+    /// Batch requests (`loadgen --batch`) answered 2xx whose body did not answer every key
+    /// asked, in the order asked: a request error, like `bad_status`.
+    #[serde(default)]
+    pub bad_answers: u64,
     /// Requests that failed on the connection (refused, reset, timed out).
     pub failed: u64,
     /// Connections that could not be (re)established.
@@ -24,6 +28,17 @@ pub struct LoadReport {
     pub elapsed_s: f64,
     /// `ok / elapsed_s`.
     pub requests_per_s: f64,
+    /// Keys answered with a value in the `ok` requests: one per request for single gets, up
+    /// to `--batch` per request for batches.
+    #[serde(default)]
+    pub keys: u64,
+    /// Keys that a batch answered 2xx gave an error for (not found, a failed load): counted
+    /// apart from the request errors, since the request as a whole succeeded.
+    #[serde(default)]
+    pub key_errors: u64,
+    /// `keys / elapsed_s`.
+    #[serde(default)]
+    pub keys_per_s: f64,
     /// Median latency of the 2xx requests, in microseconds.
     pub p50_us: f64,
     /// 90th percentile latency, in microseconds.
@@ -49,10 +64,11 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Every request that did not come back 2xx.
+    /// Every request that did not come back 2xx, or came back 2xx without answering every
+    /// key it asked for.
     #[must_use]
     pub fn errors(&self) -> u64 {
-        self.bad_status + self.failed
+        self.bad_status + self.failed + self.bad_answers
     }
 }
 

@@ -8,7 +8,10 @@
 //! Targets may be `https://`: the connections then speak TLS, trusting the CA of `--tls-ca`.
 //! With `--connection-per-request` each request opens a connection of its own and closes it
 //! after the answer (the handshake rate, and latency from the connect to the last body byte).
+//! With `--batch N` each request asks for N keys at once, `POST /api/{group}` with a JSON body
+//! of keys (the nodes' batch route), and its answer is checked key by key.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,19 +22,22 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use geecache_bench_e2e::{LoadReport, duration, procstat, report::percentile, tls};
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
 use rand::{RngExt as _, SeedableRng as _};
 use rand_distr::{Distribution as _, Zipf};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::HandshakeKind;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-/// Drives `GET /api/{group}/{key}` on one or more servers and prints a JSON report.
+/// Drives `GET /api/{group}/{key}` (or, with `--batch`, `POST /api/{group}`) on one or more
+/// servers and prints a JSON report.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, about)]
 struct Args {
@@ -115,6 +121,18 @@ struct Args {
     #[arg(long)]
     connection_per_request: bool,
 
+    /// Ask for N keys per request instead of one: N keys drawn one after the other from the
+    /// key stream of --mode, sent as one `POST /api/{group}` with the body `{"keys": [...]}`.
+    /// Every answer must hold one result per key, in the order asked; a key answered with an
+    /// error counts in the report's `key_errors`, apart from the request errors.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=100_000),
+        conflicts_with = "connection_per_request"
+    )]
+    batch: Option<u32>,
+
     /// Send at most this many requests in all, even if --duration has not run out.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_requests: Option<u64>,
@@ -153,9 +171,15 @@ struct Target {
 struct Tally {
     latencies_ns: Vec<u64>,
     ok: u64,
+    /// Keys answered with a value in the `ok` requests.
+    keys: u64,
+    /// Keys answered with an error in the `ok` requests (batches only).
+    key_errors: u64,
     slow: u64,
     reconnects: u64,
     bad_status: u64,
+    /// Batches answered 2xx whose body did not answer every key asked.
+    bad_answers: u64,
     failed: u64,
     connect_failures: u64,
 }
@@ -177,6 +201,8 @@ struct Plan {
     tls: Option<TlsConnector>,
     /// A new connection per request (--connection-per-request).
     per_request: bool,
+    /// Keys per request (--batch); `None`: one `GET` per key.
+    batch: Option<usize>,
     /// What is left of --max-requests (`u64::MAX` without it).
     budget: AtomicU64,
     /// TLS handshakes finished, and how many of them resumed a session.
@@ -220,19 +246,122 @@ impl Plan {
         }
     }
 
-    fn path(&self, index: u64) -> String {
+    /// The key of index `index`.
+    fn key(&self, index: u64) -> Cow<'_, str> {
         if let Some(list) = &self.key_list {
             let i = usize::try_from(index).unwrap_or(usize::MAX) % list.len().max(1);
-            return format!("/api/{}/{}", self.group, list[i]);
+            return Cow::Borrowed(&list[i]);
         }
-        format!(
-            "/api/{}/{}{:0width$}",
-            self.group,
+        Cow::Owned(format!(
+            "{}{:0width$}",
             self.key_prefix,
             index,
             width = self.key_width
-        )
+        ))
     }
+
+    fn path(&self, index: u64) -> String {
+        format!("/api/{}/{}", self.group, self.key(index))
+    }
+
+    /// The next request of one connection to `target`, and with `--batch` the keys it asks
+    /// for; `None` when `sequential` has run out (a batch then takes the keys that are left).
+    fn next_request(&self, rng: &mut SmallRng, target: &Target) -> Option<anyhow::Result<Next>> {
+        let Some(n) = self.batch else {
+            let index = self.next_index(rng)?;
+            let request = http::Request::get(self.path(index))
+                .header(http::header::HOST, &target.host)
+                .body(Full::new(Bytes::new()))
+                .map_err(anyhow::Error::from);
+            return Some(request.map(|request| Next {
+                request,
+                asked: None,
+            }));
+        };
+        let keys: Vec<String> = std::iter::from_fn(|| self.next_index(rng))
+            .take(n)
+            .map(|index| self.key(index).into_owned())
+            .collect();
+        if keys.is_empty() {
+            return None;
+        }
+        let made = serde_json::to_vec(&Asking { keys: &keys })
+            .map_err(anyhow::Error::from)
+            .and_then(|body| {
+                http::Request::post(format!("/api/{}", self.group))
+                    .header(http::header::HOST, &target.host)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(anyhow::Error::from)
+            });
+        Some(made.map(|request| Next {
+            request,
+            asked: Some(keys),
+        }))
+    }
+}
+
+/// A request to send, and with `--batch` the keys it asks for, in order.
+struct Next {
+    request: http::Request<Full<Bytes>>,
+    asked: Option<Vec<String>>,
+}
+
+/// The body of a batch request: `POST /api/{group}` takes `{"keys": [...]}`.
+#[derive(Serialize)]
+struct Asking<'a> {
+    keys: &'a [String],
+}
+
+/// The body of a batch answer: one result per key asked, in the order asked. The value is
+/// not decoded (base64 of the value's bytes): that it is there is what counts.
+#[derive(Deserialize)]
+struct Answers<'a> {
+    #[serde(borrow)]
+    results: Vec<KeyAnswer<'a>>,
+}
+
+#[derive(Deserialize)]
+struct KeyAnswer<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(default)]
+    value: Option<IgnoredAny>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+/// What a batch answer said of its keys.
+#[derive(Debug, PartialEq, Eq)]
+struct KeyCounts {
+    /// Keys answered with a value.
+    found: u64,
+    /// Keys answered with an error.
+    failed: u64,
+}
+
+/// Checks a batch answer against the keys asked: `None` unless it holds exactly one result per
+/// key, in the order asked, each with either a value or an error.
+fn check_batch(asked: &[String], body: &[u8]) -> Option<KeyCounts> {
+    let answers: Answers<'_> = serde_json::from_slice(body).ok()?;
+    if answers.results.len() != asked.len() {
+        return None;
+    }
+    let mut counts = KeyCounts {
+        found: 0,
+        failed: 0,
+    };
+    for (answer, key) in answers.results.iter().zip(asked) {
+        if answer.key != key.as_str() {
+            return None;
+        }
+        match (&answer.value, &answer.error) {
+            (Some(_), None) => counts.found += 1,
+            (None, Some(_)) => counts.failed += 1,
+            _ => return None,
+        }
+    }
+    Some(counts)
 }
 
 fn main() -> ExitCode {
@@ -336,6 +465,7 @@ fn run(args: &Args) -> anyhow::Result<LoadReport> {
         reconnect: args.reconnect,
         tls,
         per_request: args.connection_per_request,
+        batch: args.batch.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         budget: AtomicU64::new(args.max_requests.unwrap_or(u64::MAX)),
         handshakes: AtomicU64::new(0),
         resumed: AtomicU64::new(0),
@@ -430,6 +560,9 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
     for task in tasks {
         let tally = task.await.context("a connection task panicked")?;
         all.ok += tally.ok;
+        all.keys += tally.keys;
+        all.key_errors += tally.key_errors;
+        all.bad_answers += tally.bad_answers;
         all.slow += tally.slow;
         all.reconnects += tally.reconnects;
         all.bad_status += tally.bad_status;
@@ -457,10 +590,14 @@ async fn drive(args: &Args, plan: Arc<Plan>, targets: Vec<Target>) -> anyhow::Re
         slow: all.slow,
         reconnects: all.reconnects,
         bad_status: all.bad_status,
+        bad_answers: all.bad_answers,
         failed: all.failed,
         connect_failures: all.connect_failures,
         elapsed_s: elapsed.as_secs_f64(),
         requests_per_s: all.ok as f64 / elapsed.as_secs_f64().max(1e-9),
+        keys: all.keys,
+        key_errors: all.key_errors,
+        keys_per_s: all.keys as f64 / elapsed.as_secs_f64().max(1e-9),
         p50_us: us(0.50),
         p90_us: us(0.90),
         p99_us: us(0.99),
@@ -478,7 +615,7 @@ fn ns_to_us(ns: u64) -> f64 {
     ns as f64 / 1_000.0
 }
 
-async fn connect(plan: &Plan, target: &Target) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+async fn connect(plan: &Plan, target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(target.addr)
         .await
         .with_context(|| format!("cannot connect to {}", target.addr))?;
@@ -502,7 +639,7 @@ async fn connect(plan: &Plan, target: &Target) -> anyhow::Result<SendRequest<Emp
 }
 
 /// An HTTP/1.1 client connection over `io`, its connection task spawned.
-async fn http1<T>(io: T) -> anyhow::Result<SendRequest<Empty<Bytes>>>
+async fn http1<T>(io: T) -> anyhow::Result<SendRequest<Full<Bytes>>>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -539,7 +676,7 @@ async fn connection_per_request(
             // The server closes first, so the closed connections wait out TIME_WAIT on its
             // side and do not use up this side's ephemeral ports.
             .header(http::header::CONNECTION, "close")
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::new()))
         else {
             tally.failed += 1;
             break;
@@ -564,6 +701,7 @@ async fn connection_per_request(
                     .latencies_ns
                     .push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
                 tally.ok += 1;
+                tally.keys += 1;
                 if plan.slow_over.is_some_and(|limit| took >= limit) {
                     tally.slow += 1;
                 }
@@ -579,7 +717,7 @@ async fn connection_per_request(
 async fn connection(
     plan: &Plan,
     target: &Target,
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    sender: Option<SendRequest<Full<Bytes>>>,
     seed: u64,
     deadline: Instant,
 ) -> Tally {
@@ -601,15 +739,10 @@ async fn connection(
     };
     let mut rng = SmallRng::seed_from_u64(seed);
     while Instant::now() < deadline && plan.take_request() {
-        let Some(index) = plan.next_index(&mut rng) else {
-            break;
-        };
-        let request = match http::Request::get(plan.path(index))
-            .header(http::header::HOST, &target.host)
-            .body(Empty::<Bytes>::new())
-        {
-            Ok(request) => request,
-            Err(_) => {
+        let Next { request, asked } = match plan.next_request(&mut rng, target) {
+            None => break,
+            Some(Ok(next)) => next,
+            Some(Err(_)) => {
                 tally.failed += 1;
                 break;
             }
@@ -629,12 +762,28 @@ async fn connection(
             let response = sender.send_request(request).await?;
             let status = response.status();
             // The whole body is read: the latency covers the value, not just the headers.
-            response.into_body().collect().await?;
-            Ok::<_, hyper::Error>(status)
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
         };
         match tokio::time::timeout(plan.timeout, exchange).await {
-            Ok(Ok(status)) if status.is_success() => {
+            Ok(Ok((status, body))) if status.is_success() => {
                 let took = started.elapsed();
+                // Checked after the clock stopped: the latency is the servers', not the
+                // time this side takes to read the answer.
+                let counts = match &asked {
+                    None => Some(KeyCounts {
+                        found: 1,
+                        failed: 0,
+                    }),
+                    Some(keys) => check_batch(keys, &body),
+                };
+                let Some(counts) = counts else {
+                    tally.bad_answers += 1;
+                    plan.errors_so_far.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                tally.keys += counts.found;
+                tally.key_errors += counts.failed;
                 let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 tally.latencies_ns.push(ns);
                 tally.ok += 1;
@@ -676,7 +825,7 @@ async fn reconnect(
     target: &Target,
     deadline: Instant,
     tally: &mut Tally,
-) -> Option<SendRequest<Empty<Bytes>>> {
+) -> Option<SendRequest<Full<Bytes>>> {
     loop {
         match connect(plan, target).await {
             Ok(sender) => return Some(sender),

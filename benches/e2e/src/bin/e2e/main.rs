@@ -11,6 +11,8 @@ mod missing;
 mod process;
 mod proxy;
 mod table;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -138,6 +140,12 @@ struct Args {
     #[arg(long, default_value = "1ms", value_parser = duration::parse)]
     miss_delay: Duration,
 
+    /// Keys per request of the batch run (`--runs ...,batch`): each request is one
+    /// `POST /api/{group}` asking for this many keys of the Zipf stream. At most 1000, the
+    /// nodes' default `--max-batch-keys`.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    batch_keys: u16,
+
     /// The most that loading every key once (the warm-up of the warm run) may take.
     #[arg(long, default_value = "300s", value_parser = duration::parse)]
     fill_timeout: Duration,
@@ -186,6 +194,14 @@ struct Args {
     soak: chaos::SoakArgs,
 }
 
+impl Args {
+    /// Keys per request of the batch gets to measure after the warm run's single gets, if
+    /// the batch run is asked for.
+    fn batch_after_warm(&self) -> Option<u16> {
+        self.runs.contains(&Run::Batch).then_some(self.batch_keys)
+    }
+}
+
 /// One measured run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Run {
@@ -206,6 +222,10 @@ enum Run {
     /// One node, every request on a new connection of its own: the connections a node
     /// accepts per second, over each --security (not run unless asked for).
     Handshake,
+    /// The warm run's cluster, right after its single gets: Zipf reads of --batch-keys keys
+    /// per request through the client batch route (`POST /api/{group}`), CPU per key against
+    /// the single gets' (not run unless asked for; does the warm run too when not listed).
+    Batch,
 }
 
 /// The protocol between the nodes.
@@ -232,12 +252,16 @@ const SOCKET_SAMPLE_EVERY: Duration = Duration::from_millis(200);
 /// The default cache budget of a node in the three-node warm run, per key of the table.
 const WARM_CACHE_BYTES_PER_KEY: u64 = 33;
 
-/// How a warm run's nodes are set up and warmed beyond the common warm-up.
+/// How a warm run's nodes are set up and warmed beyond the common warm-up, and what is
+/// measured on them after the single gets.
 struct Settle {
     /// Each node's cache budget (`cache=`), or `None` for geecache's default.
     cache: Option<String>,
     /// Unmeasured load after the common warm-up.
     hot_warmup: Duration,
+    /// Keys per request of batch gets measured right after the single gets, on the same
+    /// nodes; `None`: no batch measurement.
+    batch: Option<u16>,
 }
 
 /// The three programs and the settings shared by every run.
@@ -346,7 +370,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             for (transport, security) in over {
                 match run {
                     Run::Bare | Run::Handshake => {}
-                    Run::Warm => measured.push(bench.warm(transport, security)?),
+                    Run::Warm => measured.extend(bench.warm(transport, security)?),
+                    // Measured on the warm run's nodes, right after its single gets: here
+                    // only when the warm run is not listed.
+                    Run::Batch if !bench.args.runs.contains(&Run::Warm) => {
+                        measured.extend(bench.warm(transport, security)?);
+                    }
+                    Run::Batch => {}
                     Run::Miss => measured.push(bench.miss(transport, security)?),
                     Run::Single => measured.push(bench.single(transport, security)?),
                     Run::Hung | Run::Dead => {
@@ -376,10 +406,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             for mut measured in measured {
                 measured.round = round;
                 eprintln!(
-                    "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request",
+                    "e2e: {}: {:.0} requests/s, server CPU {:.1} µs/request, {:.2} µs/key",
                     measured.label,
                     measured.report.requests_per_s,
-                    measured.server_cpu_us_per_request()
+                    measured.server_cpu_us_per_request(),
+                    measured.server_cpu_us_per_key()
                 );
                 results.push(measured);
             }
@@ -573,6 +604,7 @@ impl Bench {
             peer_connections,
             round: 1,
             role,
+            batch_of: None,
             servers: counted.len(),
             report,
             server_cpu_s: seconds(counted_ticks),
@@ -608,7 +640,8 @@ impl Bench {
         Ok(measured)
     }
 
-    fn warm(&self, transport: Transport, security: Security) -> anyhow::Result<Measured> {
+    /// The three-node warm run, and with `--runs ...,batch` the batch run on its nodes.
+    fn warm(&self, transport: Transport, security: Security) -> anyhow::Result<Vec<Measured>> {
         eprintln!(
             "e2e: geecache warm ({}): starting three nodes",
             transport.as_str()
@@ -620,8 +653,9 @@ impl Bench {
         let settle = Settle {
             cache: Some(self.warm_cache()),
             hot_warmup: self.hot_warmup,
+            batch: self.args.batch_after_warm(),
         };
-        self.warm_on(
+        let (single, batch) = self.warm_on(
             3,
             "warm",
             &label,
@@ -629,7 +663,8 @@ impl Bench {
             &settle,
             transport,
             security,
-        )
+        )?;
+        Ok(std::iter::once(single).chain(batch).collect())
     }
 
     fn single(&self, transport: Transport, security: Security) -> anyhow::Result<Measured> {
@@ -643,8 +678,9 @@ impl Bench {
         let settle = Settle {
             cache: None,
             hot_warmup: Duration::ZERO,
+            batch: None,
         };
-        self.warm_on(
+        let (measured, _) = self.warm_on(
             1,
             "single",
             &label,
@@ -652,10 +688,12 @@ impl Bench {
             &settle,
             transport,
             security,
-        )
+        )?;
+        Ok(measured)
     }
 
-    /// `n` nodes of the demo table, every key loaded once, then measured Zipf reads.
+    /// `n` nodes of the demo table, every key loaded once, then measured Zipf reads; with
+    /// `settle.batch`, then measured Zipf reads in batches on the same nodes.
     #[allow(clippy::too_many_arguments)]
     fn warm_on(
         &self,
@@ -666,7 +704,7 @@ impl Bench {
         settle: &Settle,
         transport: Transport,
         security: Security,
-    ) -> anyhow::Result<Measured> {
+    ) -> anyhow::Result<(Measured, Option<Measured>)> {
         let mut group = match &settle.cache {
             Some(size) => format!("scores=demo,cache={size}"),
             None => "scores=demo".to_owned(),
@@ -702,14 +740,41 @@ impl Bench {
         )?;
         measured.compared_as(&format!("{label}{secured}"), transport.as_str());
         measured.secured_as(label, security);
+        // The batches right after, on the same settled nodes and the same key distribution,
+        // so that the two are compared on one cluster in one state rather than on two
+        // clusters warmed apart.
+        let batch = match settle.batch {
+            None => None,
+            Some(keys) => {
+                let mut command = self.loadgen(&targets, "zipf", self.duration, self.args.seed);
+                command.arg("--batch").arg(keys.to_string());
+                let mut batch = self.measure(
+                    &format!(
+                        "{label}, batches of {keys} keys{}{secured}",
+                        self.over(transport)
+                    ),
+                    Role::Batch,
+                    &refs,
+                    &[],
+                    &refs,
+                    command,
+                )?;
+                batch.batch_of = Some(measured.label.clone());
+                Some(batch)
+            }
+        };
         stop_all(nodes);
-        if let Some(loads) = measured.cache.map(|c| c.local_loads).filter(|&l| l > 0) {
-            eprintln!(
-                "e2e: {tag}: {loads} loads from the source while measuring: a node's budget \
-                 (--warm-cache) did not hold all its own keys, so the run was partly cold"
-            );
+        for m in std::iter::once(&measured).chain(&batch) {
+            if let Some(loads) = m.cache.map(|c| c.local_loads).filter(|&l| l > 0) {
+                eprintln!(
+                    "e2e: {tag}: {loads} loads from the source while measuring {}: a node's \
+                     budget (--warm-cache) did not hold all its own keys, so the run was \
+                     partly cold",
+                    m.label
+                );
+            }
         }
-        Ok(measured)
+        Ok((measured, batch))
     }
 
     /// Every key of the demo table loaded once, through `targets`.

@@ -10,6 +10,9 @@ use geecache_bench_e2e::report::median;
 const TARGET_RATIO: f64 = 2.0;
 /// The target of the warm run over gRPC: CPU per request at most this many times HTTP's.
 const GRPC_TARGET_RATIO: f64 = 1.3;
+/// The target of the batch run: the nodes' CPU per key at most this many times that of the
+/// single gets just before it.
+const BATCH_TARGET_RATIO: f64 = 0.2;
 
 /// The settings every run shared.
 pub(crate) struct Setup {
@@ -80,6 +83,9 @@ pub(crate) enum Role {
     Other,
     /// A node of three failed during the run: reported in the failure table too.
     Failure,
+    /// Batch gets on the warm run's nodes: compared per key with that run's single gets,
+    /// not per request with the floor.
+    Batch,
 }
 
 /// One measured run.
@@ -101,6 +107,9 @@ pub(crate) struct Measured {
     /// Which round of `--rounds` it belongs to, from 1.
     pub(crate) round: u16,
     pub(crate) role: Role,
+    /// For a batch run, the label of the single-get run measured just before it on the same
+    /// nodes.
+    pub(crate) batch_of: Option<String>,
     /// How many server processes `server_cpu_s` sums.
     pub(crate) servers: usize,
     pub(crate) report: LoadReport,
@@ -145,6 +154,19 @@ impl Measured {
 
     pub(crate) fn server_cpu_us_per_request(&self) -> f64 {
         self.per_request(self.server_cpu_s) * 1e6
+    }
+
+    /// `value` over the keys answered with a value (one per request for single gets).
+    #[allow(clippy::cast_precision_loss)]
+    fn per_key(&self, value: f64) -> f64 {
+        if self.report.keys == 0 {
+            return f64::NAN;
+        }
+        value / self.report.keys as f64
+    }
+
+    pub(crate) fn server_cpu_us_per_key(&self) -> f64 {
+        self.per_key(self.server_cpu_s) * 1e6
     }
 
     fn loadgen_cpu_us_per_request(&self) -> f64 {
@@ -196,7 +218,7 @@ fn ratios(out: &mut String, runs: &[Measured], rounds: bool) {
     };
     let compared: Vec<(&Measured, &Measured, f64)> = runs
         .iter()
-        .filter(|m| m.role != Role::Floor)
+        .filter(|m| m.role != Role::Floor && m.role != Role::Batch)
         .filter_map(|m| {
             let floor = floor_of(m.round)?;
             let ratio = m.server_cpu_us_per_request() / floor.server_cpu_us_per_request();
@@ -260,6 +282,91 @@ fn ratios(out: &mut String, runs: &[Measured], rounds: bool) {
             values[0],
             values[values.len() - 1],
             verdict(m, median),
+        );
+    }
+}
+
+/// Each batch run beside the single gets measured just before it on the same nodes: keys/s,
+/// the nodes' CPU per key and peer fetches per key; with several rounds, the median and range
+/// of the CPU ratio.
+fn batches(out: &mut String, runs: &[Measured], rounds: bool) {
+    let pairs: Vec<(&Measured, &Measured)> = runs
+        .iter()
+        .filter(|m| m.role == Role::Batch)
+        .filter_map(|batch| {
+            let of = batch.batch_of.as_deref()?;
+            let single = runs
+                .iter()
+                .find(|s| s.label == of && s.round == batch.round)?;
+            Some((batch, single))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    out.push_str(
+        "
+Batch gets through the client route (`POST /api/{group}`, a JSON body of keys) on the \
+         warm run's nodes, measured right after its single gets (`GET /api/{group}/{key}`) on \
+         the same Zipf key distribution; per key answered, the nodes' CPU and their peer fetches \
+         (keys fetched from the owner):\n\n\
+         | run | keys/s, single / batch | server CPU µs/key, single | batch | batch ÷ single | \
+         peer fetches per key, single / batch | p99 per request, single / batch | key errors |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let fetches = |m: &Measured| {
+        #[allow(clippy::cast_precision_loss)]
+        m.cache.map_or(f64::NAN, |c| m.per_key(c.peer_loads as f64))
+    };
+    let mut series: Vec<(&Measured, &Measured, Vec<f64>)> = Vec::new();
+    for &(batch, single) in &pairs {
+        let ratio = batch.server_cpu_us_per_key() / single.server_cpu_us_per_key();
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} / {:.0} | {:.2} | {:.2} | {ratio:.3}x | {:.3} / {:.3} | {} / {} | {} |",
+            batch.name(rounds),
+            single.report.keys_per_s,
+            batch.report.keys_per_s,
+            single.server_cpu_us_per_key(),
+            batch.server_cpu_us_per_key(),
+            fetches(single),
+            fetches(batch),
+            latency(single.report.p99_us),
+            latency(batch.report.p99_us),
+            batch.report.key_errors,
+        );
+        match series
+            .iter_mut()
+            .find(|(first, _, _)| first.label == batch.label)
+        {
+            Some((_, _, ratios)) => ratios.push(ratio),
+            None => series.push((batch, single, vec![ratio])),
+        }
+    }
+    out.push('\n');
+    for (batch, single, mut values) in series {
+        let Some(median) = median(&mut values) else {
+            continue;
+        };
+        let met = if median <= BATCH_TARGET_RATIO {
+            "met"
+        } else {
+            "not met"
+        };
+        let spread = if values.len() > 1 {
+            format!(
+                "median **{median:.3}x** over {} rounds ({:.3} to {:.3}x)",
+                values.len(),
+                values[0],
+                values[values.len() - 1]
+            )
+        } else {
+            format!("**{median:.3}x**")
+        };
+        let _ = writeln!(
+            out,
+            "- CPU per key, {} ÷ {}: {spread} (target ≤ {BATCH_TARGET_RATIO}x: {met})",
+            batch.label, single.label,
         );
     }
 }
@@ -423,6 +530,7 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
     }
 
     ratios(&mut out, runs, rounds);
+    batches(&mut out, runs, rounds);
     transports(&mut out, runs, rounds);
     crate::tls::compare(&mut out, runs, rounds);
     failures(&mut out, runs, rounds);
@@ -537,9 +645,11 @@ pub(crate) mod tests {
             peer_connections: Vec::new(),
             round,
             role,
+            batch_of: None,
             servers: if cache { 3 } else { 1 },
             report: LoadReport {
                 ok: 1_000_000,
+                keys: 1_000_000,
                 ..LoadReport::default()
             },
             server_cpu_s: cpu_s,
@@ -631,6 +741,81 @@ pub(crate) mod tests {
             text.contains("| warm, grpc peers (round 3) | 2 / 2 / 2 |"),
             "{text}"
         );
+    }
+
+    /// Rounds of bare, warm and batch runs; each batch run answered its million keys in
+    /// 10,000 requests, and its CPU per key is the value given.
+    fn batch_rounds(batch_cpu: &[f64]) -> Vec<Measured> {
+        let mut runs = Vec::new();
+        for (round, &cpu) in (1..).zip(batch_cpu) {
+            runs.push(run("bare", Role::Floor, round, 10.0, false));
+            let mut single = run("warm", Role::Target, round, 20.0, true);
+            single.report.keys_per_s = 5_000.0;
+            single.cache = Some(CacheFigures {
+                peer_loads: 100_000,
+                ..CacheFigures::default()
+            });
+            runs.push(single);
+            let mut batch = run("warm, batches of 100 keys", Role::Batch, round, cpu, true);
+            batch.report.ok = 10_000;
+            batch.report.keys_per_s = 40_000.0;
+            batch.report.key_errors = 3;
+            batch.batch_of = Some("warm".to_owned());
+            batch.cache = Some(CacheFigures {
+                peer_loads: 50_000,
+                ..CacheFigures::default()
+            });
+            runs.push(batch);
+        }
+        runs
+    }
+
+    #[test]
+    fn each_batch_run_is_compared_per_key_with_the_single_gets_before_it() {
+        let text = markdown(&setup(), &batch_rounds(&[3.0, 5.0, 2.0]));
+        assert!(
+            text.contains(
+                "| warm, batches of 100 keys (round 2) | 5000 / 40000 | 20.00 | 5.00 | 0.250x | \
+                 0.100 / 0.050 | 0 µs / 0 µs | 3 |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- CPU per key, warm, batches of 100 keys ÷ warm: median **0.150x** over 3 rounds \
+                 (0.100 to 0.250x) (target ≤ 0.2x: met)"
+            ),
+            "{text}"
+        );
+        // Per request, a batch is not comparable with the floor's single gets.
+        assert!(!text.contains("batches of 100 keys (round 1) ÷"), "{text}");
+        assert!(!text.contains("batches of 100 keys ÷ bare"), "{text}");
+        // The main table still has the batch run's row, per request of 100 keys.
+        assert!(
+            text.contains("| warm, batches of 100 keys (round 3) | 3 | 0 | 0 µs | 0 µs | 200.0 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn one_batch_round_gives_its_ratio_and_verdict() {
+        let text = markdown(&setup(), &batch_rounds(&[6.0]));
+        assert!(
+            text.contains(
+                "- CPU per key, warm, batches of 100 keys ÷ warm: **0.300x** (target ≤ 0.2x: \
+                 not met)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("(round"), "{text}");
+    }
+
+    #[test]
+    fn a_batch_run_without_its_single_gets_is_left_out_of_the_comparison() {
+        let mut runs = batch_rounds(&[3.0]);
+        runs.retain(|m| m.role != Role::Target);
+        let text = markdown(&setup(), &runs);
+        assert!(!text.contains("CPU per key"), "{text}");
     }
 
     #[test]
