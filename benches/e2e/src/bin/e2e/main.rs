@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
+use geecache_bench_e2e::bound::{Warm, least_peer_fetches};
 use geecache_bench_e2e::procstat::{self, MachineTicks};
 use geecache_bench_e2e::{LoadReport, duration, sockets};
 
@@ -614,6 +615,7 @@ impl Bench {
             load_average,
             peak_resident_bytes,
             cache: stats_after.map(|after| after.since(&stats_before.unwrap_or_default())),
+            least_peer_fetches: None,
         })
     }
 
@@ -740,6 +742,7 @@ impl Bench {
         )?;
         measured.compared_as(&format!("{label}{secured}"), transport.as_str());
         measured.secured_as(label, security);
+        measured.least_peer_fetches = self.least_peer_fetches(measured.cache.as_ref(), n);
         // The batches right after, on the same settled nodes and the same key distribution,
         // so that the two are compared on one cluster in one state rather than on two
         // clusters warmed apart.
@@ -775,6 +778,31 @@ impl Bench {
             }
         }
         Ok((measured, batch))
+    }
+
+    /// The fewest peer fetches per request any hot-cache admission could reach on `nodes`
+    /// nodes with `cache`'s budgets, whose entries weighed what those held at the end of the
+    /// run did on average. Keys are spread over the nodes as evenly as the ring spreads them (within
+    /// 2% on the default ring), by a fixed hash rather than the ring of this run's addresses.
+    fn least_peer_fetches(&self, cache: Option<&CacheFigures>, nodes: usize) -> Option<f64> {
+        let cache = cache.filter(|c| c.cached_items > 0 && nodes > 0)?;
+        #[allow(clippy::cast_precision_loss)]
+        let warm = Warm {
+            keys: self.args.keys,
+            zipf: self.args.zipf,
+            budget_bytes: cache.budget_bytes / nodes as u64,
+            entry_bytes: cache.cached_bytes as f64 / cache.cached_items as f64,
+        };
+        let spread = |key: u64| {
+            // SplitMix64's finaliser: a fixed, well-mixed spread of the keys.
+            let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            #[allow(clippy::cast_possible_truncation)]
+            let node = ((z ^ (z >> 31)) % nodes as u64) as usize;
+            node
+        };
+        Some(least_peer_fetches(&warm, nodes, spread))
     }
 
     /// Every key of the demo table loaded once, through `targets`.
@@ -1100,6 +1128,8 @@ fn cache_figures(nodes: &[&Server]) -> anyhow::Result<Option<CacheFigures>> {
             main_hits: n(&["main", "hits"]),
             hot_hits: n(&["hot", "hits"]),
             cached_bytes: n(&["main", "bytes"]) + n(&["hot", "bytes"]),
+            cached_items: n(&["main", "items"]) + n(&["hot", "items"]),
+            budget_bytes: n(&["cache_bytes"]),
         });
     }
     Ok(Some(sum))

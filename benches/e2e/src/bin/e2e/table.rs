@@ -46,6 +46,10 @@ pub(crate) struct CacheFigures {
     pub(crate) peer_errors: u64,
     /// Bytes the main and hot caches count (keys and values), a level rather than a counter.
     pub(crate) cached_bytes: u64,
+    /// Entries in the main and hot caches, a level.
+    pub(crate) cached_items: u64,
+    /// The caches' budgets (`cache_bytes`), summed over the nodes.
+    pub(crate) budget_bytes: u64,
 }
 
 impl CacheFigures {
@@ -57,6 +61,8 @@ impl CacheFigures {
         self.hot_hits += other.hot_hits;
         self.peer_errors += other.peer_errors;
         self.cached_bytes += other.cached_bytes;
+        self.cached_items += other.cached_items;
+        self.budget_bytes += other.budget_bytes;
     }
 
     pub(crate) fn since(&self, earlier: &Self) -> Self {
@@ -68,6 +74,8 @@ impl CacheFigures {
             hot_hits: self.hot_hits.saturating_sub(earlier.hot_hits),
             peer_errors: self.peer_errors.saturating_sub(earlier.peer_errors),
             cached_bytes: self.cached_bytes,
+            cached_items: self.cached_items,
+            budget_bytes: self.budget_bytes,
         }
     }
 }
@@ -125,6 +133,9 @@ pub(crate) struct Measured {
     /// Peak resident memory of the measured servers (`VmHWM`), summed.
     pub(crate) peak_resident_bytes: u64,
     pub(crate) cache: Option<CacheFigures>,
+    /// For a warm run, the fewest peer fetches per request any hot-cache admission could
+    /// reach with the budget the nodes held ([`geecache_bench_e2e::bound`]).
+    pub(crate) least_peer_fetches: Option<f64>,
 }
 
 impl Measured {
@@ -540,16 +551,19 @@ pub(crate) fn markdown(setup: &Setup, runs: &[Measured]) -> String {
         out.push_str(
             "\nWhat the nodes did, per client request (the `scores` group's `/stats`, summed over \
              the three nodes, over the measured window):\n\n\
-             | run | peer fetches | origin loads | main-cache hits (own requests and peers') | hot-cache hits |\n\
-             |---|---:|---:|---:|---:|\n",
+             | run | peer fetches | fewest possible | origin loads | main-cache hits (own requests and peers') | hot-cache hits |\n\
+             |---|---:|---:|---:|---:|---:|\n",
         );
         for m in runs {
             if let Some(c) = &m.cache {
                 #[allow(clippy::cast_precision_loss)]
                 let per = |v: u64| m.per_request(v as f64);
+                let least = m
+                    .least_peer_fetches
+                    .map_or_else(|| "-".to_owned(), |f| format!("{f:.3}"));
                 let _ = writeln!(
                     out,
-                    "| {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                    "| {} | {:.3} | {least} | {:.3} | {:.3} | {:.3} |",
                     m.name(rounds),
                     per(c.peer_loads),
                     per(c.local_loads),
@@ -662,6 +676,7 @@ pub(crate) mod tests {
                 cached_bytes: 1 << 20,
                 ..CacheFigures::default()
             }),
+            least_peer_fetches: cache.then_some(0.075),
         }
     }
 
@@ -696,6 +711,11 @@ pub(crate) mod tests {
             "{text}"
         );
         assert!(text.contains("| bare (round 1) | 3.0 MiB | - |"), "{text}");
+        // Beside what the nodes fetched, the fewest fetches any hot admission could reach.
+        assert!(
+            text.contains("| warm (round 1) | 0.000 | 0.075 | 0.000 |"),
+            "{text}"
+        );
     }
 
     #[test]
