@@ -99,6 +99,24 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         self.slots.get(index).map(|e| e.value.clone())
     }
 
+    /// `get_hashed` that also reads the entry's deadline back.
+    #[inline]
+    pub(crate) fn get_with_expiry_hashed<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+    ) -> Option<(&V, Option<Instant>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let i = self.access(hash, key)?;
+        let epoch = self.epoch;
+        self.slots
+            .get(i)
+            .map(|e| (&e.value, epoch.instant(e.deadline)))
+    }
+
     #[inline]
     pub(crate) fn peek_hashed<Q>(&self, hash: u64, key: &Q) -> Option<&V>
     where
@@ -110,6 +128,25 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
             return None;
         }
         self.slots.get(i).map(|e| &e.value)
+    }
+
+    /// `peek_hashed` that also reads the entry's deadline back.
+    #[inline]
+    pub(crate) fn peek_with_expiry_hashed<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+    ) -> Option<(&V, Option<Instant>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let i = self.find(hash, key)?;
+        let entry = self.slots.get(i)?;
+        if self.has_expired(entry) {
+            return None;
+        }
+        Some((&entry.value, self.epoch.instant(entry.deadline)))
     }
 
     pub(crate) fn remove_hashed<Q>(&mut self, hash: u64, key: &Q) -> Option<V>
