@@ -72,10 +72,18 @@ impl Epoch {
     /// epoch when it is in the past (it has passed): either way, an expiry test on the result
     /// agrees with one on the offset.
     #[inline]
-    pub(crate) fn instant(self, deadline: Deadline) -> Option<Instant> {
-        if !deadline.is_some() {
-            return None;
+    pub(crate) fn instant(&self, deadline: Deadline) -> Option<Instant> {
+        // The common case, no deadline, is one compare inline; the conversion is a call, so
+        // a hit on such an entry does not load the epoch or make room for the arithmetic.
+        if deadline.is_some() {
+            self.convert(deadline)
+        } else {
+            None
         }
+    }
+
+    #[inline(never)]
+    fn convert(&self, deadline: Deadline) -> Option<Instant> {
         let magnitude = Duration::from_nanos(deadline.0.unsigned_abs());
         if deadline.0 >= 0 {
             self.0.checked_add(magnitude)

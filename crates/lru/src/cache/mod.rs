@@ -538,7 +538,8 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        self.get_with_expiry_hashed(hash, key)
+        let i = self.access(hash, key)?;
+        self.read_with_expiry(i)
     }
 
     /// [`peek`](Cache::peek), also returning the entry's deadline; see
