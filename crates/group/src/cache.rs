@@ -93,7 +93,7 @@ fn weigh(key: &Key, entry: &Entry) -> usize {
 ///
 /// With [`Payload`](Charge::Payload), the default, a budget means what it means in groupcache,
 /// and the process holds more than it: each entry's bookkeeping, and what the allocator keeps.
-/// With 1 KiB values the bookkeeping is about 16% more (`docs/operations.md`, "Sizing").
+/// With 1 KiB values the bookkeeping is about 15% more (`docs/operations.md`, "Sizing").
 /// [`Memory`](Charge::Memory) counts it too, so the budget bounds the memory the caches take
 /// (the allocator's free memory aside), at the price of holding fewer entries for the same
 /// budget: 13% fewer at 1 KiB, more than half fewer below 100 bytes, where bookkeeping
