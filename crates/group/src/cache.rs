@@ -19,24 +19,54 @@ use crate::key::Key;
 use crate::rate::{Clock, Rate, RateCell};
 use crate::stats::CacheStats;
 
-/// A cached value, its deadline, and how often it is asked for.
+/// A cached value and how often it is asked for.
 ///
-/// The deadline is kept beside the value (the LRU keeps its own copy to expire the entry) so a
-/// hit can tell a peer how long the value has left to live. The rate is the key's request rate
-/// at this node, moved on every hit in the main cache: the owner sends it with the value, and
-/// the asking node keeps a hot copy when it is high ([`crate::HotAdmission::Rate`]). Keeping it
-/// here rather than in a map of its own costs no second lookup per request and goes with the
-/// entry when it is evicted; it costs 8 bytes per entry (56 rather than 48), hot entries
-/// included, which never move theirs.
+/// The rate is the key's request rate at this node, moved on every hit in the main cache: the
+/// owner sends it with the value, and the asking node keeps a hot copy when it is high
+/// ([`crate::HotAdmission::Rate`]). Keeping it here rather than in a map of its own costs no
+/// second lookup per request and goes with the entry when it is evicted; it costs 8 bytes per
+/// entry (40 rather than 32), hot entries included, which never move theirs.
+///
+/// The value's deadline is not here: the cache keeps one to expire the entry (8 bytes in its
+/// slot), and every read hands it back with the value ([`Cached`]). A copy here, as there was,
+/// cost 16 bytes more per entry for nothing the cache's copy does not say.
 #[derive(Clone)]
 pub(crate) struct Entry {
+    pub(crate) value: ByteView,
+    pub(crate) rate: RateCell,
+}
+
+/// A value read out of the caches, with its deadline as the cache keeps it.
+pub(crate) struct Cached {
     pub(crate) value: ByteView,
     pub(crate) expires: Option<Instant>,
     pub(crate) rate: RateCell,
 }
 
-impl Entry {
+impl Cached {
+    /// Reads `entry` with the deadline its cache handed back beside it.
+    fn new(entry: &Entry, expires: Option<Instant>) -> Self {
+        Cached {
+            value: entry.value.clone(),
+            expires,
+            rate: entry.rate.clone(),
+        }
+    }
+
+    /// `entry`, taken, with its deadline.
+    fn owned(entry: Entry, expires: Option<Instant>) -> Self {
+        Cached {
+            value: entry.value,
+            expires,
+            rate: entry.rate,
+        }
+    }
+
     /// The time left to live, or `None` for "no expiry". Reads the clock only when needed.
+    ///
+    /// The deadline is the `Instant` the value was stored with, to the nanosecond (the cache
+    /// reads it back exactly; `geecache_lru::Cache::get_with_expiry`), so this is what a copy
+    /// kept here would have said.
     pub(crate) fn ttl(&self) -> Option<Duration> {
         self.expires.map(|at| at.saturating_duration_since(now()))
     }
@@ -63,7 +93,7 @@ fn weigh(key: &Key, entry: &Entry) -> usize {
 ///
 /// With [`Payload`](Charge::Payload), the default, a budget means what it means in groupcache,
 /// and the process holds more than it: each entry's bookkeeping, and what the allocator keeps.
-/// With 1 KiB values the bookkeeping is about 16% more (`docs/operations.md`, "Sizing").
+/// With 1 KiB values the bookkeeping is about 15% more (`docs/operations.md`, "Sizing").
 /// [`Memory`](Charge::Memory) counts it too, so the budget bounds the memory the caches take
 /// (the allocator's free memory aside), at the price of holding fewer entries for the same
 /// budget: 13% fewer at 1 KiB, more than half fewer below 100 bytes, where bookkeeping
@@ -186,7 +216,7 @@ impl Caches {
     /// Main first, then hot. Hits are counted by the caches themselves. A main-cache hit
     /// counts a request in the entry's rate, at the precise time when `precise` (the rate
     /// goes to a peer), else at the time of the clock's hand (see [`Clock`]).
-    pub(crate) fn get(&self, key: &str, precise: bool) -> Option<(Entry, Source)> {
+    pub(crate) fn get(&self, key: &str, precise: bool) -> Option<(Cached, Source)> {
         let key = key.as_bytes();
         // The time is taken before the segment's lock, not inside it, to keep the lock
         // short; two hits racing may then count out of order, which `Rate` allows for.
@@ -194,34 +224,35 @@ impl Caches {
             true => self.clock.precise(),
             false => self.clock.coarse(),
         };
-        let hit = self.main.get_map(key, |entry| {
+        let hit = self.main.get_map_with_expiry(key, |entry, expires| {
             entry.rate.hit(tick);
-            entry.clone()
+            Cached::new(entry, expires)
         });
-        if let Some(entry) = hit {
-            return Some((entry, Source::MainCache));
+        if let Some(cached) = hit {
+            return Some((cached, Source::MainCache));
         }
-        self.hot.get(key).map(|entry| (entry, Source::HotCache))
+        let hit = self.hot.get_map_with_expiry(key, Cached::new);
+        hit.map(|cached| (cached, Source::HotCache))
     }
 
-    /// Like `get`, without touching recency or hit counts; honours expiry.
-    pub(crate) fn peek(&self, key: &str) -> Option<(Entry, Source)> {
-        let live = |e: &Entry| e.expires.is_none_or(|at| at > now());
+    /// Like `get`, without touching recency or hit counts; honours expiry (the caches' clock
+    /// is [`now`], so their test is the one this would make).
+    pub(crate) fn peek(&self, key: &str) -> Option<(Cached, Source)> {
         let key = key.as_bytes();
-        if let Some(entry) = self.main.peek(key).filter(live) {
-            return Some((entry, Source::MainCache));
+        let read = |cache: &SegmentedCache<Key, Entry, Weigh>| {
+            let (entry, expires) = cache.peek_with_expiry(key)?;
+            Some(Cached::owned(entry, expires))
+        };
+        if let Some(cached) = read(&self.main) {
+            return Some((cached, Source::MainCache));
         }
-        self.hot
-            .peek(key)
-            .filter(live)
-            .map(|entry| (entry, Source::HotCache))
+        read(&self.hot).map(|cached| (cached, Source::HotCache))
     }
 
     /// Stores `value` until `expires`, as a key asked for once now.
     pub(crate) fn insert(&self, into: Tier, key: &str, value: ByteView, expires: Option<Instant>) {
         let entry = Entry {
             value,
-            expires,
             rate: RateCell::new(Rate::first(self.clock.precise())),
         };
         let key = Key::from(key);
@@ -229,7 +260,7 @@ impl Caches {
             Tier::Main => &self.main,
             Tier::Hot => &self.hot,
         };
-        match entry.expires {
+        match expires {
             Some(deadline) => cache.add_with_expiry(key, entry, deadline),
             None => cache.add(key, entry),
         }
@@ -263,12 +294,12 @@ impl Caches {
         self.missing.get(key.as_bytes()).is_some()
     }
 
-    /// Every key and entry of the main cache.
-    pub(crate) fn main_entries(&self) -> Vec<(String, Entry)> {
-        (self.main.snapshot().into_iter())
-            .filter_map(|(key, entry)| {
+    /// Every key and entry of the main cache, with its deadline.
+    pub(crate) fn main_entries(&self) -> Vec<(String, Cached)> {
+        (self.main.snapshot_with_expiry().into_iter())
+            .filter_map(|(key, entry, expires)| {
                 let key = std::str::from_utf8(key.as_bytes()).ok()?.to_owned();
-                Some((key, entry))
+                Some((key, Cached::owned(entry, expires)))
             })
             .collect()
     }

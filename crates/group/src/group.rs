@@ -12,7 +12,7 @@ use geecache_singleflight as singleflight;
 use tokio::task::AbortHandle;
 
 use crate::builder::GroupBuilder;
-use crate::cache::{Caches, Entry, Tier, now};
+use crate::cache::{Cached, Caches, Tier, now};
 use crate::error::{AlreadyRegistered, Error, LoadError, PeerError};
 use crate::getter::{DynGetter, Loaded};
 use crate::peers::{PeerGetter, PeerPicker};
@@ -651,7 +651,7 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
     }
 }
 
-fn fetched(entry: Entry, source: Source) -> Fetched {
+fn fetched(entry: Cached, source: Source) -> Fetched {
     let ttl = entry.ttl();
     Fetched {
         value: entry.value,

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use crate::Error;
-use crate::cache::{Entry, Tier};
+use crate::cache::{Cached, Tier};
 use crate::getter::Loaded;
 use crate::group::Group;
 use crate::peers::{HAND_OVER_BATCH, HAND_OVER_BATCH_BYTES, PeerGetter, PeerPicker};
@@ -165,7 +165,7 @@ impl Batches {
     /// no answering heir are skipped (they count as kept).
     fn next_full(
         &mut self,
-        waiting: &mut impl Iterator<Item = (String, Entry)>,
+        waiting: &mut impl Iterator<Item = (String, Cached)>,
         picker: &dyn PeerPicker,
     ) -> Option<(Arc<dyn PeerGetter>, Handed)> {
         for (key, entry) in waiting.by_ref() {

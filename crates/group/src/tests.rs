@@ -110,3 +110,16 @@ fn an_observed_fetch_reports_once_and_a_dropped_one_as_a_timeout() {
         ]
     );
 }
+
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn the_memory_charge_is_what_the_docs_quote() {
+    use crate::cache::Entry;
+    use crate::{Charge, Policy};
+    // `docs/operations.md` ("Sizing") and `docs/performance.md` quote these. The value's
+    // deadline is the cache's (8 bytes in its slot), not a second copy in the group's entry,
+    // which took 16 bytes more: 168 and 176 then.
+    assert_eq!(size_of::<Entry>(), 40);
+    assert_eq!(Charge::Memory.entry_overhead(Policy::Lru), 152);
+    assert_eq!(Charge::Memory.entry_overhead(Policy::S3Fifo), 160);
+}

@@ -11,6 +11,11 @@
 //! beyond that it saturates, so `a <= b` implies `offset(a) <= offset(b)` for every pair and
 //! an expiry test on offsets agrees with one on instants except between two instants that are
 //! both centuries away.
+//!
+//! Reading a deadline back (`Epoch::instant`) adds the offset to the epoch again. Both ends
+//! count whole nanoseconds, `Instant`'s own resolution, so a deadline within those 292 years
+//! comes back as the very `Instant` that was given, and a caller can compute a time to live
+//! from it to the nanosecond.
 
 use std::time::{Duration, Instant};
 
@@ -59,17 +64,31 @@ impl Epoch {
         at.map_or(Deadline::NONE, |at| Deadline(self.offset(at)))
     }
 
-    /// The instant `deadline` stands for (exact within 292 years of the epoch).
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn instant(self, deadline: Deadline) -> Option<Instant> {
-        if !deadline.is_some() {
-            return None;
+    /// The instant `deadline` stands for: exactly the one given to [`deadline`](Epoch::deadline)
+    /// when it lay within 292 years of the epoch, else the saturated bound 292 years away.
+    ///
+    /// An instant the platform cannot represent (that bound, on a platform whose `Instant` is
+    /// narrower) reads back as "none" when it is in the future (it never comes) and as the
+    /// epoch when it is in the past (it has passed): either way, an expiry test on the result
+    /// agrees with one on the offset.
+    #[inline]
+    pub(crate) fn instant(&self, deadline: Deadline) -> Option<Instant> {
+        // The common case, no deadline, is one compare inline; the conversion is a call, so
+        // a hit on such an entry does not load the epoch or make room for the arithmetic.
+        if deadline.is_some() {
+            self.convert(deadline)
+        } else {
+            None
         }
+    }
+
+    #[inline(never)]
+    fn convert(&self, deadline: Deadline) -> Option<Instant> {
         let magnitude = Duration::from_nanos(deadline.0.unsigned_abs());
         if deadline.0 >= 0 {
             self.0.checked_add(magnitude)
         } else {
-            self.0.checked_sub(magnitude)
+            Some(self.0.checked_sub(magnitude).unwrap_or(self.0))
         }
     }
 }

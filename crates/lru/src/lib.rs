@@ -66,7 +66,9 @@
 //!
 //! An entry added with a deadline is a miss from that instant on. Time comes from a [`Clock`]
 //! (by default [`Instant::now`](std::time::Instant::now)), so tests move it by hand, and it is
-//! read only for entries that have a deadline.
+//! read only for entries that have a deadline. [`Cache::get_with_expiry`],
+//! [`SegmentedCache::get_map_with_expiry`] and their `peek`, `iter` and `snapshot` siblings
+//! hand an entry's deadline back with its value, the very `Instant` it was added with.
 //!
 //! # Crate features
 //!

@@ -26,6 +26,22 @@ async fn a_value_expires_after_the_group_ttl() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hit_reports_the_time_to_live_the_value_was_stored_with_to_the_nanosecond() {
+    // The deadline lives only in the cache's slot, as nanoseconds from the cache's epoch; it
+    // must read back as the instant stored, or a hit would tell a peer a wrong time to live.
+    let ttl = Duration::new(7, 123_456_789);
+    let (group, _) = group(|b| b.ttl(ttl));
+    group.get("k1").await.unwrap();
+    let hit = group.fetch("k1", Origin::Client).await.unwrap();
+    assert_eq!((hit.source, hit.ttl), (Source::MainCache, Some(ttl)));
+    let peeked = group.peek("k1").unwrap().unwrap();
+    assert_eq!(peeked.ttl, Some(ttl));
+    tokio::time::advance(Duration::from_nanos(1_000_001)).await;
+    let later = group.fetch("k1", Origin::Client).await.unwrap();
+    assert_eq!(later.ttl, Some(ttl - Duration::from_nanos(1_000_001)));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_value_ttl_overrides_the_group_default() {
     let loader = CountingLoader {
         ttl: Some(Duration::from_secs(2)),

@@ -360,6 +360,16 @@ impl Model {
         (!entry.expired(now)).then(|| entry.value.clone())
     }
 
+    /// `peek` with the entry's deadline, as `peek_with_expiry` reads it back.
+    pub(super) fn peek_with_expiry(
+        &self,
+        key: &str,
+        now: Instant,
+    ) -> Option<(String, Option<Instant>)> {
+        let entry = self.main.iter().chain(&self.small).find(|e| e.key == key)?;
+        (!entry.expired(now)).then(|| (entry.value.clone(), entry.deadline))
+    }
+
     pub(super) fn remove(&mut self, key: &str, now: Instant) -> Option<String> {
         let (q, pos) = self.find(key)?;
         let entry = self.queue(q).remove(pos);

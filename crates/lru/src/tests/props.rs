@@ -58,9 +58,12 @@ impl Clock for ManualClock {
 #[derive(Clone, Debug)]
 enum Op {
     Add(usize, usize),
-    /// Key, value length, time to live in ms (0: expired on arrival).
-    AddWithExpiry(usize, usize, u64),
+    /// Key, value length, time to live in ms (0: expired on arrival) and in nanoseconds on top,
+    /// so that a deadline read back is checked to the nanosecond.
+    AddWithExpiry(usize, usize, u64, u32),
     Get(usize),
+    /// `get_with_expiry` (the segmented `get_with_expiry`, or `get_map_with_expiry`).
+    GetWithExpiry(usize),
     Peek(usize),
     Remove(usize),
     RemoveOldest,
@@ -85,8 +88,10 @@ fn op() -> impl Strategy<Value = Op> {
     let key = 0..KEYS.len();
     prop_oneof![
         6 => (key.clone(), 0..12usize).prop_map(|(k, n)| Op::Add(k, n)),
-        3 => (key.clone(), 0..12usize, 0..4u64).prop_map(|(k, n, t)| Op::AddWithExpiry(k, n, t)),
+        3 => (key.clone(), 0..12usize, 0..4u64, prop_oneof![Just(0u32), 1..1_000_000u32])
+            .prop_map(|(k, n, t, ns)| Op::AddWithExpiry(k, n, t, ns)),
         6 => key.clone().prop_map(Op::Get),
+        3 => key.clone().prop_map(Op::GetWithExpiry),
         2 => key.clone().prop_map(Op::Peek),
         2 => key.clone().prop_map(Op::Remove),
         1 => Just(Op::RemoveOldest),
@@ -120,11 +125,13 @@ fn value(len: usize) -> String {
     "v".repeat(len)
 }
 
+/// The cache's entries as the model lists them; the deadlines as the public
+/// `iter_with_expiry` reads them back.
 fn snapshot(cache: &Cache<String, String>) -> Vec<Entry> {
     cache
-        .iter()
+        .iter_with_expiry()
         .zip(cache.entry_meta())
-        .map(|((k, v), (deadline, freq, small))| Entry {
+        .map(|((k, v, deadline), (_, freq, small))| Entry {
             key: k.clone(),
             value: v.clone(),
             deadline,
@@ -132,6 +139,10 @@ fn snapshot(cache: &Cache<String, String>) -> Vec<Entry> {
             small,
         })
         .collect()
+}
+
+fn deadline(now: Instant, ttl_ms: u64, nanos: u32) -> Instant {
+    now + Duration::from_millis(ttl_ms) + Duration::from_nanos(u64::from(nanos))
 }
 
 /// The model's ghost keys as the cache remembers them: hashed.
@@ -167,14 +178,21 @@ proptest! {
                     cache.add(KEYS[k].to_owned(), value(n)),
                     model.add(KEYS[k], value(n), None, now)
                 ),
-                Op::AddWithExpiry(k, n, ttl) => {
-                    let deadline = now + Duration::from_millis(ttl);
+                Op::AddWithExpiry(k, n, ttl, ns) => {
+                    let deadline = deadline(now, ttl, ns);
                     prop_assert_eq!(
                         cache.add_with_expiry(KEYS[k].to_owned(), value(n), deadline),
                         model.add(KEYS[k], value(n), Some(deadline), now)
                     );
                 }
                 Op::Get(k) => prop_assert_eq!(cache.get(KEYS[k]).cloned(), model.get(KEYS[k], now)),
+                Op::GetWithExpiry(k) => {
+                    let got = cache.get_with_expiry(KEYS[k]).map(|(v, at)| (v.clone(), at));
+                    // A get changes no deadline: the model's entry after it has the one expected.
+                    let value = model.get(KEYS[k], now);
+                    let expected = value.and_then(|_| model.peek_with_expiry(KEYS[k], now));
+                    prop_assert_eq!(got, expected);
+                }
                 Op::Peek(k) => prop_assert_eq!(cache.peek(KEYS[k]).cloned(), model.peek(KEYS[k], now)),
                 Op::Remove(k) => prop_assert_eq!(cache.remove(KEYS[k]), model.remove(KEYS[k], now)),
                 Op::RemoveOldest | Op::EvictOne => {
@@ -232,6 +250,12 @@ proptest! {
                 return Err(TestCaseError::fail(broken));
             }
             prop_assert_eq!(snapshot(&cache), model.entries());
+            // After the step: `Advance` has moved the clock.
+            let now = clock.now();
+            for key in KEYS {
+                let peeked = cache.peek_with_expiry(*key).map(|(v, at)| (v.clone(), at));
+                prop_assert_eq!(peeked, model.peek_with_expiry(key, now), "{}", key);
+            }
             prop_assert_eq!(cache.ghost_hashes(), ghost_hashes(&cache, &model));
             prop_assert_eq!(cache.stats(), model.stats());
             prop_assert_eq!(cache.len(), model.len());
@@ -266,12 +290,24 @@ proptest! {
                     cache.add(KEYS[k].to_owned(), value(n));
                     models[seg(k)].add(KEYS[k], value(n), None, now);
                 }
-                Op::AddWithExpiry(k, n, ttl) => {
-                    let deadline = now + Duration::from_millis(ttl);
+                Op::AddWithExpiry(k, n, ttl, ns) => {
+                    let deadline = deadline(now, ttl, ns);
                     cache.add_with_expiry(KEYS[k].to_owned(), value(n), deadline);
                     models[seg(k)].add(KEYS[k], value(n), Some(deadline), now);
                 }
                 Op::Get(k) => prop_assert_eq!(cache.get(KEYS[k]), models[seg(k)].get(KEYS[k], now)),
+                Op::GetWithExpiry(k) => {
+                    // Both spellings, on alternate keys: the clone and the closure.
+                    let got = if k % 2 == 0 {
+                        cache.get_with_expiry(KEYS[k])
+                    } else {
+                        cache.get_map_with_expiry(KEYS[k], |v, at| (v.clone(), at))
+                    };
+                    let model = &mut models[seg(k)];
+                    let value = model.get(KEYS[k], now);
+                    let expected = value.and_then(|_| model.peek_with_expiry(KEYS[k], now));
+                    prop_assert_eq!(got, expected);
+                }
                 Op::Peek(k) => prop_assert_eq!(cache.peek(KEYS[k]), models[seg(k)].peek(KEYS[k], now)),
                 Op::Remove(k) => prop_assert_eq!(cache.remove(KEYS[k]), models[seg(k)].remove(KEYS[k], now)),
                 Op::RemoveOldest | Op::EvictOne => {
@@ -337,6 +373,17 @@ proptest! {
             }
             if let Err(broken) = cache.validate() {
                 return Err(TestCaseError::fail(broken));
+            }
+            let with_deadlines: Vec<(String, String, Option<Instant>)> = models
+                .iter()
+                .flat_map(Model::entries)
+                .map(|e| (e.key, e.value, e.deadline))
+                .collect();
+            prop_assert_eq!(cache.snapshot_with_expiry(), with_deadlines);
+            let now = clock.now();
+            for (k, key) in KEYS.iter().enumerate() {
+                let expected = models[seg(k)].peek_with_expiry(key, now);
+                prop_assert_eq!(cache.peek_with_expiry(*key), expected, "{}", key);
             }
             for (i, model) in models.iter().enumerate() {
                 prop_assert_eq!(cache.with_segment(i, snapshot), model.entries(), "segment {}", i);
