@@ -688,6 +688,12 @@ enum Answered {
 /// error (a whole batch that failed so counts by its cause). A malformed answer, a request the
 /// peer refused (4xx: a wrong token, an unknown group) or this node's own limit would most
 /// likely end the same way at another member; the key is loaded here, as it always was.
+///
+/// The status is read by its class only, which both transports give alike (a gRPC code comes
+/// as its HTTP counterpart). A 500 is the owner's source failing for the key, which may be the
+/// owner's trouble alone (its connection to the source, its disk), so it goes to the stand-in
+/// too: a source that is down for every node is then tried three times for the request
+/// (owner, stand-in, here) rather than twice, never more.
 fn says_nothing_of_key(error: &PeerError) -> bool {
     match error {
         PeerError::Timeout(_) | PeerError::Unavailable(_) => true,
