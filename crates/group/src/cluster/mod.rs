@@ -31,7 +31,9 @@ const PREVIOUS_RINGS: usize = 4;
 /// [successors](geecache_consistenthash::Ring::successors) whose circuit is not open: its owner
 /// while the owner answers, the next member on the ring while the owner is skipped. Every node
 /// derives the same order from the same ring, so a dead owner's keys are still loaded once in
-/// the cluster, by its successor, instead of once per node.
+/// the cluster, by its successor, instead of once per node. A fetch that failed before the
+/// owner's circuit opened (it was on its way when the owner hung) goes to that same member
+/// ([`PeerPicker::pick_after`]), so those keys too are loaded once.
 ///
 /// ```
 /// use std::sync::Arc;
