@@ -46,8 +46,12 @@ impl Group {
     /// [`GroupBuilder::batch_concurrency`](crate::GroupBuilder::batch_concurrency) at a time.
     /// Each key still has its own flight: a key that another get is loading already is
     /// joined, not loaded twice, and a key given twice is loaded once. A peer request that
-    /// fails falls back to local loads for its own keys only, so partial results are normal:
-    /// some keys found, some not, some failed.
+    /// fails falls back for its own keys only, each as its single get would: to the peer's
+    /// stand-in ([`PeerPicker::pick_after`](crate::PeerPicker::pick_after)), asked key by key
+    /// (gathered into batches when the group has a peer batch window), or to a local load.
+    /// Regrouping the keys into one batch per stand-in would save requests only while a peer
+    /// is failing, at the price of a second outbox for flights that are already running.
+    /// Partial results are normal: some keys found, some not, some failed.
     ///
     /// ```
     /// use geecache_group::{Group, Loaded, LoadError, getter_fn};

@@ -45,8 +45,12 @@
 //!    it with the value), or one time in ten at random when the peer sends no rate (a Go
 //!    node) or the group asks for groupcache's rule ([`GroupBuilder::hot_admission`]). A peer's "not
 //!    found" and "rejected" are answers; a peer's failure (error, bad reply, or no answer
-//!    within [`GroupBuilder::peer_timeout`]) is counted in [`Stats::peer_errors`] and falls
-//!    through.
+//!    within [`GroupBuilder::peer_timeout`]) is counted in [`Stats::peer_errors`]. A failure
+//!    that says nothing of the key (a timeout, an unreachable peer, a server error) sends the
+//!    key to the peer's stand-in, [`PeerPicker::pick_after`]: for a [`Cluster`], the next
+//!    member on the ring that every node picks once it skips the failed one, so the key is
+//!    still loaded once in the cluster. It is asked once, within the peer timeout; when it is
+//!    this node, or fails too, or the failure was of another kind, the request falls through.
 //! 4. The local [`Getter`]. Its value goes into the main cache; its errors are never cached.
 //!
 //! A request that arrived *from* a peer ([`Origin::Peer`]) skips step 3: the sender already

@@ -57,6 +57,22 @@ pub trait PeerPicker: Send + Sync + 'static {
         Pick::new(self.pick_peer(key))
     }
 
+    /// Whom to ask for `key` once `failed` (a [`PeerGetter::name`], the peer [`pick`] chose)
+    /// failed in a way that says nothing of the key (it timed out, could not be reached, or
+    /// answered with a server error): the stand-in every node picks when it skips `failed`,
+    /// so that the key is still loaded once in the cluster, not once per node that was
+    /// asking. [`Pick::peer`] `None` means this node is the stand-in and loads the key.
+    ///
+    /// The group asks the stand-in once; if that fails too it loads the key itself, and it
+    /// never calls this again for the same request, so a fetch makes at most one extra hop.
+    /// Default: load locally, as when a picker has no such order.
+    ///
+    /// [`pick`]: Self::pick
+    fn pick_after(&self, key: &str, failed: &str) -> Pick {
+        let _ = (key, failed);
+        Pick::default()
+    }
+
     /// Every member but this node: whom a removal is fanned out to.
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>>;
 

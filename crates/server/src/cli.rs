@@ -180,12 +180,12 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) groups: Vec<String>,
 
-    /// How long to wait for a peer before loading locally.
+    /// How long to wait for a peer before asking the key's next member or loading locally.
     #[arg(
         long,
         env = "GEECACHE_PEER_TIMEOUT",
         value_name = "DURATION",
-        help = "How long to wait for a peer before loading locally [default: 1s]"
+        help = "How long to wait for a peer before asking the key's next member or loading locally [default: 1s]"
     )]
     pub(crate) peer_timeout: Option<String>,
 

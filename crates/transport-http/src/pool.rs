@@ -167,6 +167,10 @@ impl PeerPicker for HttpPool {
         self.cluster.pick(key)
     }
 
+    fn pick_after(&self, key: &str, failed: &str) -> Pick {
+        self.cluster.pick_after(key, failed)
+    }
+
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {
         self.cluster.all_peers()
     }

@@ -31,7 +31,9 @@ const PREVIOUS_RINGS: usize = 4;
 /// [successors](geecache_consistenthash::Ring::successors) whose circuit is not open: its owner
 /// while the owner answers, the next member on the ring while the owner is skipped. Every node
 /// derives the same order from the same ring, so a dead owner's keys are still loaded once in
-/// the cluster, by its successor, instead of once per node.
+/// the cluster, by its successor, instead of once per node. A fetch that failed before the
+/// owner's circuit opened (it was on its way when the owner hung) goes to that same member
+/// ([`PeerPicker::pick_after`]), so those keys too are loaded once.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -312,27 +314,25 @@ impl PeerPicker for Cluster {
 
     fn pick(&self, key: &str) -> Pick {
         let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
-        let now = now();
-        let mut pick = Pick::default();
-        for name in members.ring.successors(key) {
-            if name == self.self_name {
-                return pick;
-            }
-            let Some(member) = members.peers.get(name) else {
-                return pick;
-            };
-            match member.health.admit_as(now) {
-                Some(Admitted::Closed) => {
-                    pick.peer = Some(Arc::clone(member) as Arc<dyn PeerGetter>);
-                    return pick;
-                }
-                // Probed apart from this request, which goes on to the next member: a peer
-                // that still hangs then costs no client its timeout.
-                Some(Admitted::Probe) => pick.probes.push(Arc::clone(member) as _),
-                None => {}
-            }
+        self.first_admitted(&members, members.ring.successors(key))
+    }
+
+    fn pick_after(&self, key: &str, failed: &str) -> Pick {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        let mut after = members.ring.successors(key);
+        // The members after `failed` in the key's order, as every node walks it, so the same
+        // stand-in whichever node was asking; then, round the ring, those before it, so a
+        // node that would not have picked `failed` itself (its view of the members' health
+        // differs) still ends at a member, at worst itself. A `failed` no longer on the ring
+        // (membership changed meanwhile) has no place to go on from: this node loads the key.
+        if failed == self.self_name || !after.any(|name| name == failed) {
+            return Pick::default();
         }
-        pick
+        let before = members
+            .ring
+            .successors(key)
+            .take_while(|name| *name != failed);
+        self.first_admitted(&members, after.chain(before))
     }
 
     fn all_peers(&self) -> Vec<Arc<dyn PeerGetter>> {
@@ -395,6 +395,34 @@ impl PeerPicker for Cluster {
 
     fn is_self(&self, name: &str) -> bool {
         name == self.self_name
+    }
+}
+
+impl Cluster {
+    /// The first of `order` this node may send a request to now, or `None` (this node loads)
+    /// once `order` reaches this node; with the members due a probe that it skipped.
+    fn first_admitted<'r>(&self, members: &Members, order: impl Iterator<Item = &'r str>) -> Pick {
+        let now = now();
+        let mut pick = Pick::default();
+        for name in order {
+            if name == self.self_name {
+                return pick;
+            }
+            let Some(member) = members.peers.get(name) else {
+                return pick;
+            };
+            match member.health.admit_as(now) {
+                Some(Admitted::Closed) => {
+                    pick.peer = Some(Arc::clone(member) as Arc<dyn PeerGetter>);
+                    return pick;
+                }
+                // Probed apart from this request, which goes on to the next member: a peer
+                // that still hangs then costs no client its timeout.
+                Some(Admitted::Probe) => pick.probes.push(Arc::clone(member) as _),
+                None => {}
+            }
+        }
+        pick
     }
 }
 

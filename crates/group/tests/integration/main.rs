@@ -10,4 +10,5 @@ mod health;
 mod hot;
 mod local;
 mod model;
+mod standin;
 mod writes;

@@ -70,7 +70,7 @@ pub(crate) mod defaults {
         geecache_consistenthash::Preset::Balanced;
     /// Per-group cache budget.
     pub(crate) const CACHE_BYTES: u64 = 64 << 20;
-    /// How long to wait for a peer before loading locally.
+    /// How long to wait for a peer before asking the key's next member or loading locally.
     pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(1);
     /// Longest key accepted.
     pub(crate) const MAX_KEY_BYTES: u64 = 64 << 10;

@@ -205,7 +205,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Ending> {
     }
 
     // Phase 2: one node goes away. Its peers still have it on their hash ring (static
-    // membership), so each request for a key it owned fails over to a local load.
+    // membership), so each request for a key it owned fails over to the key's next member on
+    // the ring (its stand-in), which loads it, until the circuit opens and the ring's next
+    // member is asked at once.
     let victim = nodes.pop().context("the cluster has nodes")?;
     let victim_url = victim.url().to_owned();
     victim.shutdown(Duration::from_secs(5)).await;
@@ -245,7 +247,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<Ending> {
         second.sent() - second.failed(),
         second.sent()
     );
-    say!("  {fallbacks} peer fetches failed over to a local load");
+    say!("  {fallbacks} peer fetches failed over to the next member or a local load");
     say!("{reloaded} keys loaded before were loaded again (the stopped node owned them),");
     say!("  {fresh} keys were loaded for the first time");
     healthy &= second.failed() == 0;

@@ -42,8 +42,8 @@ const COLUMNS: usize = 9;
 pub(crate) const LEGEND: [&str; 4] = [
     "  from peers: gets this node served for a peer (it owns the key); hits: from a cache;",
     "  hot hits: from the copies of other nodes' keys; peer loads: fetched from the owner;",
-    "  local loads: loaded from the table; failovers: peer fetches that failed and were",
-    "  loaded locally instead; cached: bytes held by the main and hot caches",
+    "  local loads: loaded from the table; failovers: peer fetches that failed (the key",
+    "  then went to the next member, or was loaded here); cached: bytes held by the caches",
 ];
 
 /// The counters of one row, in [`HEADERS`] order after the name.

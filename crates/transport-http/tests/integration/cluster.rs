@@ -271,6 +271,32 @@ async fn a_node_killed_mid_load_leaves_no_client_visible_error() {
     assert!(loaders.contains(&cluster.nodes[0].url) || loaders.contains(&cluster.nodes[1].url));
 }
 
+// Regression: every node that found a key's owner dead loaded the key itself, until the
+// owner's circuit opened on it; now each goes to the owner's stand-in, so the key is loaded
+// once, whichever node the stand-in is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_owners_key_is_loaded_once_by_its_stand_in() {
+    for stand_in in [0, 1] {
+        let other = 1 - stand_in;
+        let mut cluster = Cluster::start(Options::default()).await;
+        let key = cluster.key_standing_in(2, stand_in, other, "k");
+        cluster.nodes[2].kill();
+        // The other node finds the owner dead and asks the stand-in, which loads the key; the
+        // stand-in then answers its own client from that copy.
+        for asker in [other, stand_in] {
+            let answer = get(&cluster.nodes[asker].api(&key)).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+            assert_eq!(answer.text(), value_of(&key, 0));
+        }
+        assert_eq!(cluster.nodes[other].group.stats().peer_errors, 1);
+        assert_eq!(
+            cluster.world.loads_of(&key),
+            vec![cluster.nodes[stand_in].url.clone()],
+            "loaded once, by its stand-in"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_peers_while_requests_are_in_flight() {
     let mut cluster = Cluster::start(Options {

@@ -1,5 +1,5 @@
-//! A peer replaced by a fake that misbehaves: every failure falls back to a local load, is
-//! counted, and never reaches the client.
+//! A peer replaced by a fake that misbehaves: every failure falls back to a local load (after
+//! the owner's stand-in, when there is one), is counted, and never reaches the client.
 
 use std::time::Duration;
 
@@ -319,10 +319,13 @@ async fn a_peers_not_found_is_an_answer() {
     );
 }
 
+// A 500 says nothing this node can tell from a failure of the owner alone (its source may be
+// down for it only), so the owner's stand-in is asked once, then this node loads: three tries
+// of the source, never more.
 #[tokio::test]
-async fn a_peers_load_failure_falls_back_and_fails_here_too() {
+async fn a_peers_load_failure_goes_to_its_stand_in_and_fails_here_too() {
     let cluster = Cluster::start(Options::default()).await;
-    let key = cluster.key_owned_by(1, "fail");
+    let key = cluster.key_standing_in(1, 2, 0, "fail");
     let answer = get(&cluster.nodes[0].api(&key)).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
@@ -334,7 +337,21 @@ async fn a_peers_load_failure_falls_back_and_fails_here_too() {
         "{}",
         answer.text()
     );
-    assert_eq!(cluster.nodes[0].group.stats().peer_errors, 1);
+    let urls = |nodes: &[usize]| -> Vec<String> {
+        nodes
+            .iter()
+            .map(|&i| cluster.nodes[i].url.clone())
+            .collect()
+    };
+    assert_eq!(cluster.world.loads_of(&key), urls(&[1, 2, 0]));
+    assert_eq!(cluster.nodes[0].group.stats().peer_errors, 2);
+    assert_eq!(
+        cluster.nodes[0].outcomes.all(),
+        urls(&[1, 2])
+            .into_iter()
+            .map(|url| (url, PeerOutcome::Status))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

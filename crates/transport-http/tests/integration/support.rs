@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use geecache_group::{Group, LoadError, Loaded, Registry, Rejected};
+use geecache_group::{Group, LoadError, Loaded, PeerPicker, Registry, Rejected};
 use geecache_transport_http::{HttpPool, PeerObserver, PeerOutcome, RouterConfig, router, serve};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -367,6 +367,33 @@ impl Cluster {
     }
 
     /// The first key `prefix{i}` owned by node `owner` (searching a bounded range).
+    /// The index of the node that `asker` asks for `key` once `failed` failed it: the
+    /// stand-in every node picks (`asker` itself when it is the stand-in).
+    pub(crate) fn stand_in(&self, asker: usize, key: &str, failed: usize) -> usize {
+        let pick = self.nodes[asker]
+            .pool
+            .pick_after(key, &self.nodes[failed].url);
+        pick.peer.map_or(asker, |peer| {
+            (self.nodes.iter())
+                .position(|n| n.url == peer.name())
+                .expect("a member")
+        })
+    }
+
+    /// A key with `prefix` that `owner` owns and whose stand-in, for `asker`, is `stand_in`.
+    pub(crate) fn key_standing_in(
+        &self,
+        owner: usize,
+        stand_in: usize,
+        asker: usize,
+        prefix: &str,
+    ) -> String {
+        (0..10_000)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|k| self.owner(k) == owner && self.stand_in(asker, k, owner) == stand_in)
+            .expect("some key in range has every order")
+    }
+
     pub(crate) fn key_owned_by(&self, owner: usize, prefix: &str) -> String {
         (0..10_000)
             .map(|i| format!("{prefix}{i}"))
