@@ -212,10 +212,9 @@ impl Lab<'_> {
 
         let mut lab = Lab::new(bench, "soak")?;
         lab.group_options = format!(",cache={budget},charge=memory");
-        // The nodes run as the deployment files run them: with one glibc arena, whose freed
-        // blocks every thread reuses. With the default arenas (8 per core) a node that stood in
-        // for a stopped peer kept 2 to 3 MiB of freed blocks in its threads' arenas afterwards,
-        // a step the flat-memory check read as growth.
+        // The nodes run as the deployment files run them, with one glibc arena, so that the
+        // memory checks speak of a node as operators run it (with the default arenas, 8 per
+        // core, a churning node holds more of what it freed).
         lab.node_env = vec![("MALLOC_ARENA_MAX", "1")];
         let etcd_ports = free_ports(2)?;
         let with_etcd = Command::new("etcd")
