@@ -174,9 +174,12 @@ fn a_leaving_node_hands_its_keys_to_their_new_owners() {
         "{}",
         process.stderr_text()
     );
-    assert_eq!(
-        field(&stayed, "handed_in") + field(&stayed, "handoffs"),
-        held,
+    // A key asked for before the leaver's hand-over reached it is peeked, and then handed in
+    // as well (the leaver sends all it held): the two may overlap, so they cover the keys
+    // rather than add up to them.
+    let (handed_in, peeked) = (field(&stayed, "handed_in"), field(&stayed, "handoffs"));
+    assert!(
+        handed_in + peeked >= held && handed_in <= held && peeked <= held,
         "every key of the leaver was handed over or peeked: {stayed}"
     );
     assert!(field(&stayed, "handed_in") > 0, "{stayed}");
