@@ -97,14 +97,23 @@ impl Dnsmasq {
     }
 
     /// Starts the server again on the same port, with the hosts file as it is now.
+    ///
+    /// While it was stopped, the port was free, and the kernel may have given it to another
+    /// process's outgoing connection as its local port (the port came from the same ephemeral
+    /// range); dnsmasq then cannot bind it and exits at once. Such a connection is short-lived
+    /// in a test run, so the start is tried again until the deadline.
     pub(crate) fn restart(&mut self) {
         self.stop();
-        assert!(
-            self.launch(),
-            "dnsmasq did not start again on port {}; its log:\n{}",
-            self.port,
-            self.log()
-        );
+        let end = Instant::now() + START_DEADLINE;
+        while !self.launch() {
+            assert!(
+                Instant::now() < end,
+                "dnsmasq did not start again on port {} within {START_DEADLINE:?}; its log:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100)); // a retry's pause, not a sync point
+        }
     }
 
     /// Writes the file whole, then renames it over the old one, so a reload never reads half.
