@@ -109,6 +109,7 @@ mod peers;
 mod random;
 mod rate;
 mod registry;
+mod remote;
 mod removal;
 mod stats;
 mod sweeper;
