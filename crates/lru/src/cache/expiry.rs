@@ -19,11 +19,12 @@ impl<K: Hash + Eq, V, W: Weigher<K, V>> Cache<K, V, W> {
     /// quick_cache has no per-entry expiry to read). A remaining time is relative to a reading
     /// of a clock, and the cache's [`Clock`](crate::Clock) need not be the caller's (a test
     /// clock, tokio's paused one): the caller subtracts its own `now` and gets what it
-    /// expects. It comes from the same lookup as the value, not from a second method taking the key: that would hash
-    /// and probe twice and, on the [`SegmentedCache`](crate::SegmentedCache), could pair a
-    /// value with the deadline of the value that replaced it between two lock acquisitions.
-    /// And it is a method of its own rather than a second argument to every `get`, so that
-    /// callers that have no deadlines pay nothing for them.
+    /// expects. It comes from the same lookup as the value, not from a second method taking
+    /// the key: that would hash and probe twice and, on the
+    /// [`SegmentedCache`](crate::SegmentedCache), could pair a value with the deadline of the
+    /// value that replaced it between two lock acquisitions. And it is a method of its own
+    /// rather than a second argument to every `get`, so that callers that have no deadlines
+    /// pay nothing for them.
     ///
     /// The cache stores deadlines as nanoseconds from the moment it was made, in 8 bytes; the
     /// `Instant` read back is the one given, to the nanosecond, for any deadline within 292
