@@ -1,11 +1,11 @@
 //! Two `serve` processes as one cluster: keys are loaded once, at their owner, and the peer
 //! route is guarded by the shared token.
 
-use crate::support::{Server, free_port, geecache, metric, parse_metrics, request};
+use crate::support::{Server, free_ports, geecache, metric, parse_metrics, request};
 
 #[test]
 fn two_nodes_share_the_work_and_load_each_key_once() {
-    let ports = [free_port(), free_port()];
+    let ports = free_ports(2);
     let urls: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::dnsmasq::Dnsmasq;
-use crate::support::{DEADLINE, Server, free_port, geecache, stats, wait_for_members};
+use crate::support::{DEADLINE, Server, free_ports, geecache, stats, wait_for_members};
 
 const SRV_NAME: &str = "_geecache._tcp.peers.test";
 
@@ -24,18 +24,6 @@ fn records(ports: &[u16]) -> Vec<String> {
 
 fn url(port: u16) -> String {
     format!("http://localhost:{port}")
-}
-
-/// Distinct free ports, one per node to come.
-fn ports(n: usize) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::with_capacity(n);
-    while ports.len() < n {
-        let port = free_port();
-        if !ports.contains(&port) {
-            ports.push(port);
-        }
-    }
-    ports
 }
 
 fn start_node(port: u16, dns: &Dnsmasq) -> Server {
@@ -71,7 +59,7 @@ fn wait_for_log(node: &Server, text: &str) {
 
 #[test]
 fn nodes_follow_members_added_and_removed_in_dns_and_ride_out_an_outage() {
-    let p = ports(3);
+    let p = free_ports(3);
     let Some(mut dns) = Dnsmasq::start("", &records(&p[..2])) else {
         return;
     };
@@ -134,7 +122,7 @@ fn nodes_follow_members_added_and_removed_in_dns_and_ride_out_an_outage() {
 
 #[test]
 fn a_node_is_not_ready_until_dns_answers() {
-    let p = ports(1);
+    let p = free_ports(1);
     let Some(mut dns) = Dnsmasq::start("", &records(&p)) else {
         return;
     };

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::support::{Server, free_port, geecache, request};
+use crate::support::{Server, free_ports, geecache, request};
 
 /// Names the deployment files use that this binary does not export yet: the process metrics
 /// (`process_resident_memory_bytes`, the memory alert's and panel's input). Checked once the
@@ -50,7 +50,7 @@ fn exported(scrape: &str) -> BTreeSet<String> {
 /// Two nodes with traffic through both, so that every family has samples: peer fetches (and
 /// so peer latencies and circuit states) exist only where a node asked another.
 fn scrape_a_busy_cluster() -> BTreeSet<String> {
-    let ports = [free_port(), free_port()];
+    let ports = free_ports(2);
     let peers = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))

@@ -366,8 +366,20 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// `n` distinct free loopback ports, for nodes that must know each other's URLs before any
+/// starts (a static peer list). All `n` are held at once while they are chosen: one at a time,
+/// the kernel may hand out a port just let go again, and two nodes get the same.
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    (held.iter())
+        .map(|l| l.local_addr().expect("a bound address").port())
+        .collect()
+}
+
 /// A free loopback port: bind port 0, note the port, let it go. Only for tests that must
-/// know every node's URL before any node starts (a static peer list).
+/// know a node's URL before it starts; for several nodes, [`free_ports`].
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

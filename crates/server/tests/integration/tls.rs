@@ -14,7 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::support::{
-    DEADLINE, Response, Running, free_port, geecache, metric, parse_metrics, parse_response, run,
+    DEADLINE, Response, Running, free_ports, geecache, metric, parse_metrics, parse_response, run,
 };
 
 /// A CA of a test.
@@ -248,7 +248,7 @@ fn serve(port: u16, files: &Files) -> std::process::Command {
 fn mutual_tls_cluster_loads_each_key_once(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("cluster CA");
-    let ports = [free_port(), free_port()];
+    let ports = free_ports(2);
     let peers: Vec<String> = ports
         .iter()
         .map(|p| format!("https://127.0.0.1:{p}"))
