@@ -2,9 +2,9 @@
 //! a value (kept as a hot copy or not), "not found", or a failure that sends the key to the
 //! owner's stand-in and then to the local loader.
 //!
-//! Apart from `group.rs`, which holds the group and its local path, because this is the half
-//! of a get that depends on other nodes: the picker, the peer timeout, hot admission and the
-//! fallbacks.
+//! Kept apart from `group.rs`, which holds the group and its local path, because this is the
+//! half of a get that depends on other nodes: the picker, the peer timeout, hot admission and
+//! the fallbacks.
 
 use std::sync::Arc;
 
@@ -16,6 +16,9 @@ use crate::peers::PeerGetter;
 use crate::rate::HotAdmission;
 
 impl Group {
+    /// The peer to ask for `key`, or `None` when this node loads it: a peer's request is never
+    /// forwarded, and a client's goes where the picker says, after the members it skipped are
+    /// probed in the background.
     pub(crate) fn owner_elsewhere(&self, key: &str, origin: Origin) -> Option<Arc<dyn PeerGetter>> {
         match origin {
             Origin::Peer => None,
