@@ -82,8 +82,8 @@ impl Group {
     /// What a remote flight makes of the owner's answer (asked for at `epoch`): its value is
     /// kept in the hot cache as `hot_admission` says; "not found" and "rejected" are
     /// answers. A failure that says nothing of the key sends the key to the owner's stand-in
-    /// ([`PeerPicker::pick_after`]), asked once; any other failure, or the stand-in's, falls
-    /// back to the local loader.
+    /// ([`PeerPicker::pick_after`](crate::PeerPicker::pick_after)), asked once; any other
+    /// failure, or the stand-in's, falls back to the local loader.
     ///
     /// Why the stand-in and not the local loader at once: every node that was asking the
     /// failed owner would load the key, each from the source; the stand-in is the member every
