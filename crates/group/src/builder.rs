@@ -178,7 +178,7 @@ impl GroupBuilder {
     }
 
     /// How long to wait for a peer before asking the key's stand-in
-    /// ([`PeerPicker::pick_after`](crate::PeerPicker::pick_after)) or loading locally instead:
+    /// ([`PeerPicker::pick_after`]) or loading locally instead:
     /// a fetch whose owner and stand-in both time out waits it twice. Default: 1 s.
     pub fn peer_timeout(mut self, timeout: Duration) -> Self {
         self.peer_timeout = timeout;
