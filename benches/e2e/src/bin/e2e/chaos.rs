@@ -301,11 +301,24 @@ impl<'a> Lab<'a> {
 
     /// A node listening on `port`, known to its peers as `url`.
     fn node(&self, i: usize, port: u16, url: &str, members: &Members) -> anyhow::Result<Server> {
-        let mut command = Command::new(&self.bench.geecache);
+        let command = Command::new(&self.bench.geecache);
+        self.start_node(command, i, &format!("127.0.0.1:{port}"), url, members)
+    }
+
+    /// Node `i` run by `command` (the `geecache` program, perhaps through `ip netns exec`),
+    /// listening on `listen`, known to its peers as `url`: ready when it answers `/readyz`.
+    fn start_node(
+        &self,
+        mut command: Command,
+        i: usize,
+        listen: &str,
+        url: &str,
+        members: &Members,
+    ) -> anyhow::Result<Server> {
         command
             .arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(listen)
             .arg("--self-url")
             .arg(url)
             .arg("--group")

@@ -182,8 +182,8 @@ struct Args {
     #[arg(long, default_value = "20s", value_parser = duration::parse)]
     fault_for: Duration,
 
-    /// Set by `e2e` itself when it runs the `cut` scenario inside the network-namespace lab
-    /// it made, tagged so: not for use by hand.
+    /// Set by `e2e` itself when it runs a scenario across hosts, or the soak, inside the
+    /// network-namespace lab it made, tagged so: not for use by hand.
     #[arg(long, hide = true, value_name = "TAG")]
     in_lab: Option<String>,
 

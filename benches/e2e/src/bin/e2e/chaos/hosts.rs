@@ -14,7 +14,7 @@ use geecache_bench_e2e::hosts::{Lab as HostLab, unavailable};
 
 use super::*;
 
-mod members;
+pub(super) mod members;
 
 /// The cut scenario's name in the table.
 pub(super) const S: &str = "cut host";
@@ -32,9 +32,9 @@ pub(super) const TITLES: [&str; 6] = [
     members::DNS,
 ];
 /// Nodes, on hosts 0 to 2; the lab's last host runs the harness, the origin and the load.
-const NODES: usize = 3;
+pub(super) const NODES: usize = 3;
 /// The host etcd or the DNS server runs on, in the scenarios that have one.
-const SERVICES: usize = NODES;
+pub(super) const SERVICES: usize = NODES;
 /// The port every node listens on, at its host's address.
 const PORT: u16 = 8001;
 
@@ -80,6 +80,26 @@ pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>>
     }
     let hosts =
         HostLab::new(lab_hosts(scenario)).context("cannot make the network-namespace lab")?;
+    let mut child = itself_in(bench, &hosts)?;
+    child.args(["--chaos", flag, "--in-lab", hosts.tag()]);
+    let args = &bench.args;
+    // The slowest scenario restarts three nodes, cuts etcd off for 20 s or runs 40 s of load.
+    let deadline = args.fill_timeout * 3
+        + args.startup_timeout * 8
+        + args.fault_for
+        + Duration::from_secs(180);
+    let table =
+        run_bounded(child, deadline).with_context(|| format!("the {flag} scenario in the lab"))?;
+    let rows: Vec<Row> = table.lines().filter_map(|l| parse_row(title, l)).collect();
+    if rows.is_empty() {
+        bail!("the {flag} scenario in the lab printed no rows:\n{table}");
+    }
+    Ok(rows)
+}
+
+/// This program on the last host of `hosts` (the harness's), with this run's binaries and
+/// settings: the caller adds what to run there and `--in-lab`.
+pub(super) fn itself_in(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Command> {
     let this = std::env::current_exe().context("cannot find this program's path")?;
     let args = &bench.args;
     let millis = |d: Duration| format!("{}ms", d.as_millis());
@@ -99,21 +119,10 @@ pub(super) fn run(bench: &Bench, scenario: Scenario) -> anyhow::Result<Vec<Row>>
         .args(["--fill-timeout", &millis(args.fill_timeout)])
         .args(["--startup-timeout", &millis(args.startup_timeout)])
         .args(["--fault-for", &millis(args.fault_for)])
+        .args(["--zipf", &args.zipf.to_string()])
         .arg("--log-dir")
-        .arg(&bench.log_dir)
-        .args(["--chaos", flag, "--in-lab", hosts.tag()]);
-    // The slowest scenario restarts three nodes, cuts etcd off for 20 s or runs 40 s of load.
-    let deadline = args.fill_timeout * 3
-        + args.startup_timeout * 8
-        + args.fault_for
-        + Duration::from_secs(180);
-    let table =
-        run_bounded(child, deadline).with_context(|| format!("the {flag} scenario in the lab"))?;
-    let rows: Vec<Row> = table.lines().filter_map(|l| parse_row(title, l)).collect();
-    if rows.is_empty() {
-        bail!("the {flag} scenario in the lab printed no rows:\n{table}");
-    }
-    Ok(rows)
+        .arg(&bench.log_dir);
+    Ok(child)
 }
 
 /// A row of scenario `title` from the markdown table [`markdown`] prints.
@@ -150,13 +159,13 @@ struct Cluster<'a> {
 }
 
 /// The lab of a scenario across hosts: the origin on the harness's host (the last).
-fn lab_on<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::Result<Lab<'a>> {
+pub(super) fn lab_on<'a>(bench: &'a Bench, hosts: &HostLab, tag: &str) -> anyhow::Result<Lab<'a>> {
     let here = hosts.hosts().last().context("a lab without hosts")?.addr;
     Lab::with_origin_on(bench, tag, Some(SocketAddr::from((here, 0))))
 }
 
 /// The URL of every node, on hosts 0 to 2.
-fn node_urls(hosts: &HostLab) -> Vec<String> {
+pub(super) fn node_urls(hosts: &HostLab) -> Vec<String> {
     hosts.hosts()[..NODES]
         .iter()
         .map(|h| format!("http://{}:{PORT}", h.addr))
@@ -385,36 +394,15 @@ fn both_ask(
 impl Lab<'_> {
     /// A node on host `i` of `hosts`, at its own address, known as `url`, finding its peers
     /// through `members`.
-    fn host_node(
+    pub(super) fn host_node(
         &self,
         hosts: &HostLab,
         i: usize,
         url: &str,
         members: &Members,
     ) -> anyhow::Result<Server> {
-        let mut command = hosts.command(i, &self.bench.geecache);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("{}:{PORT}", hosts.hosts()[i].addr))
-            .arg("--self-url")
-            .arg(url)
-            .arg("--group")
-            .arg(format!("scores=http:{}/objects/", self.origin.url()))
-            .arg("--log-level")
-            .arg("info")
-            .arg("--drain-timeout")
-            .arg("10s");
-        members.args(&mut command, &self.tag);
-        self.bench.pass_server_threads(&mut command);
-        let name = format!("{}-node{}", self.tag, i + 1);
-        let mut server = Server::start(
-            &name,
-            command,
-            self.bench.log(&name),
-            self.bench.args.startup_timeout,
-        )?;
-        server.wait_ready("/readyz", self.bench.args.startup_timeout)?;
-        Ok(server)
+        let command = hosts.command(i, &self.bench.geecache);
+        let listen = format!("{}:{PORT}", hosts.hosts()[i].addr);
+        self.start_node(command, i, &listen, url, members)
     }
 }

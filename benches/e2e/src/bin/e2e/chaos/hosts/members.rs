@@ -22,11 +22,16 @@ const DNS_OUTAGE: Duration = Duration::from_secs(10);
 /// The name the nodes are found under, and the domain the DNS server answers for alone.
 const DNS_NAME: &str = "geecache.lab";
 
-/// etcd on the services host, on its usual ports.
-fn etcd_on(lab: &Lab<'_>, hosts: &HostLab) -> anyhow::Result<(Server, String)> {
+/// etcd on the services host, on its usual ports, with an empty data directory when `fresh`,
+/// else with the one an earlier etcd of this lab left (a restart).
+pub(in crate::chaos) fn etcd_on(
+    lab: &Lab<'_>,
+    hosts: &HostLab,
+    fresh: bool,
+) -> anyhow::Result<(Server, String)> {
     let at = hosts.hosts()[SERVICES].addr;
     let command = hosts.command(SERVICES, "etcd");
-    lab.etcd_at(command, (at, 2379).into(), (at, 2380).into(), true)
+    lab.etcd_at(command, (at, 2379).into(), (at, 2380).into(), fresh)
 }
 
 /// etcd is cut off from the whole cluster for 20 s under Zipf load through every node: the
@@ -34,7 +39,7 @@ fn etcd_on(lab: &Lab<'_>, hosts: &HostLab) -> anyhow::Result<(Server, String)> {
 /// their leases having run out meanwhile.
 pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
     let lab = lab_on(bench, hosts, "etcd-cut")?;
-    let (etcd, client) = etcd_on(&lab, hosts)?;
+    let (etcd, client) = etcd_on(&lab, hosts, true)?;
     let members = Members::Etcd(client);
     let Cluster {
         lab,
@@ -80,7 +85,7 @@ pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row
 /// Every node restarted in turn under Zipf load, each on its own host, found through etcd.
 pub(super) fn rolling(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
     let lab = lab_on(bench, hosts, "host-rolling")?;
-    let (etcd, client) = etcd_on(&lab, hosts)?;
+    let (etcd, client) = etcd_on(&lab, hosts, true)?;
     let members = Members::Etcd(client);
     let Cluster {
         lab,
