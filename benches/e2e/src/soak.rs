@@ -146,6 +146,74 @@ pub fn growth_over_last_half(points: &[(f64, f64)]) -> Option<f64> {
     Some(cov / var * span)
 }
 
+/// How much a series grew over its last half *while no fault was being made*: the
+/// least-squares slope fitted within each stretch between fault windows (each stretch its own
+/// level), times the last half's length. Points inside a window, or less than `settle_s` after
+/// one ends, belong to no stretch. `None` when the stretches hold fewer than three points or no
+/// two at different times.
+///
+/// Why not [`growth_over_last_half`] on a process's memory: a fault takes memory for a moment
+/// (the requests a stopped peer holds up, buffers, tasks waiting out the peer timeout), which
+/// the allocator keeps for reuse when it is freed. The resident set steps up once to that mark
+/// and stays, and a line fitted through the step calls it a trend. A leak, by contrast, grows
+/// while the node serves, between faults too, which is what this slope measures; memory taken
+/// anew at each fault adds up to more than the resident bound within a few faults, which the
+/// bound on the resident set checks.
+#[must_use]
+pub fn growth_between_faults(
+    points: &[(f64, f64)],
+    windows: &[Window],
+    settle_s: f64,
+) -> Option<f64> {
+    let (first, last) = (points.first()?.0, points.last()?.0);
+    let mid = f64::midpoint(first, last);
+    let half: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 >= mid).collect();
+    let quiet = |t: f64| {
+        !windows
+            .iter()
+            .any(|w| t >= w.start_s && t < w.end_s + settle_s)
+    };
+    // Consecutive quiet points with no window between them make a stretch.
+    let mut stretches: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut open = false;
+    for p in half.iter().copied() {
+        if !quiet(p.0) {
+            open = false;
+            continue;
+        }
+        let between = stretches
+            .last()
+            .and_then(|s| s.last())
+            .is_some_and(|q| windows.iter().any(|w| w.start_s > q.0 && w.start_s <= p.0));
+        match stretches.last_mut() {
+            Some(s) if open && !between => s.push(p),
+            _ => stretches.push(vec![p]),
+        }
+        open = true;
+    }
+    let fitted: Vec<&Vec<(f64, f64)>> = stretches.iter().filter(|s| s.len() >= 2).collect();
+    if fitted.iter().map(|s| s.len()).sum::<usize>() < 3 {
+        return None;
+    }
+    let (mut cov, mut var) = (0.0, 0.0);
+    for s in fitted {
+        #[allow(clippy::cast_precision_loss)]
+        let n = s.len() as f64;
+        let mean_t = s.iter().map(|p| p.0).sum::<f64>() / n;
+        let mean_v = s.iter().map(|p| p.1).sum::<f64>() / n;
+        cov += s
+            .iter()
+            .map(|p| (p.0 - mean_t) * (p.1 - mean_v))
+            .sum::<f64>();
+        var += s.iter().map(|p| (p.0 - mean_t).powi(2)).sum::<f64>();
+    }
+    if var <= 0.0 {
+        return None;
+    }
+    let span = half.last()?.0 - half.first()?.0;
+    Some(cov / var * span)
+}
+
 /// A key the source loaded more often than the faults it was exposed to allow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Overload {
@@ -247,7 +315,7 @@ pub fn openings_outside(samples: &[Sample], windows: &[Window]) -> u64 {
 /// peer when it was not the victim of a fault window the interval overlaps: the faults the
 /// machine made (a peer found slow on a busy host, during another fault or outside any), each
 /// of which exposes the peer's keys as a planned fault does (a stand-in loads them again).
-/// `victims[w]` is the index in `peers` of window `w`'s victim (`None` when the fault hit no
+/// `victims[w]` are the indices in `peers` of window `w`'s victims (none when the fault hit no
 /// one peer, as an etcd restart). `openings[k][n]` is node `n`'s openings per peer URL at
 /// sample `k`; a node restarted between two samples (a new pid) is not compared across its
 /// restart.
@@ -256,7 +324,7 @@ pub fn ejections(
     samples: &[Sample],
     openings: &[Vec<std::collections::HashMap<String, u64>>],
     windows: &[Window],
-    victims: &[Option<usize>],
+    victims: &[Vec<usize>],
     peers: &[String],
 ) -> Vec<u64> {
     let mut count = vec![0; peers.len()];
@@ -272,7 +340,7 @@ pub fn ejections(
             .iter()
             .zip(victims)
             .filter(|(w, _)| in_window(&span, std::slice::from_ref(w)))
-            .filter_map(|(_, v)| *v)
+            .flat_map(|(_, v)| v.iter().copied())
             .collect();
         for (v, peer) in peers.iter().enumerate() {
             if hit.contains(&v) {

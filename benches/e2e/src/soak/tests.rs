@@ -114,6 +114,65 @@ fn too_few_points_are_no_trend() {
     );
 }
 
+/// 20 points 10 s apart, `value(t)` each.
+fn series(value: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+    (0..20)
+        .map(|i| {
+            let t = f64::from(i) * 10.0;
+            (t, value(t))
+        })
+        .collect()
+}
+
+#[test]
+fn a_step_made_during_a_fault_and_kept_is_no_growth_between_faults() {
+    // Flat at 100, up to 104 while a fault is made at 135-142 s (and the sample just after it,
+    // still settling), then flat: a high-water mark.
+    let points = series(|t| if t < 140.0 { 100.0 } else { 104.0 });
+    let windows = [window(135.0, 142.0)];
+    assert!(growth_over_last_half(&points).expect("enough points") > 3.0);
+    let growth = growth_between_faults(&points, &windows, 10.0).expect("enough points");
+    assert!(growth.abs() < 1e-9, "{growth}");
+    // Without the window, the same step is growth within one stretch.
+    assert!(growth_between_faults(&points, &[], 10.0).expect("enough points") > 3.0);
+}
+
+#[test]
+fn growth_while_serving_is_seen_across_faults() {
+    // 2 per second all along, with two faults in the last half: each stretch rises at the
+    // same rate, so the fitted growth is the last half's 90 s at 2 per second.
+    let points = series(|t| 100.0 + 2.0 * t);
+    let windows = [window(115.0, 118.0), window(155.0, 158.0)];
+    let growth = growth_between_faults(&points, &windows, 10.0).expect("enough points");
+    assert!((growth - 180.0).abs() < 1e-6, "{growth}");
+}
+
+#[test]
+fn a_window_between_two_samples_splits_the_stretch() {
+    // A fault made and over between the samples at 120 and 130 s (none fell inside it), with
+    // the step it left: the two sides are separate stretches, each flat.
+    let points = series(|t| if t < 125.0 { 100.0 } else { 104.0 });
+    let windows = [window(121.0, 124.0)];
+    let growth = growth_between_faults(&points, &windows, 0.0).expect("enough points");
+    assert!(growth.abs() < 1e-9, "{growth}");
+}
+
+#[test]
+fn too_few_quiet_points_are_no_growth_between_faults() {
+    let points = series(|t| t);
+    // Every point of the last half inside a window.
+    assert_eq!(
+        growth_between_faults(&points, &[window(90.0, 200.0)], 0.0),
+        None
+    );
+    // Quiet points, but no two in one stretch.
+    let windows: Vec<Window> = (0..5)
+        .map(|i| window(105.0 + 20.0 * f64::from(i), 115.0 + 20.0 * f64::from(i)))
+        .collect();
+    assert_eq!(growth_between_faults(&points, &windows, 0.0), None);
+    assert_eq!(growth_between_faults(&[], &[], 0.0), None);
+}
+
 #[test]
 fn a_key_may_be_loaded_once_plus_once_per_fault_it_saw() {
     let loads = [("a", 1), ("b", 2), ("c", 2), ("d", 4)];
@@ -275,7 +334,7 @@ fn a_peer_is_ejected_once_per_clear_interval_in_which_any_node_opened_its_circui
             &samples,
             &openings,
             &[window(25.0, 26.0)],
-            &[Some(1)],
+            &[vec![1]],
             &peers
         ),
         vec![2, 0]

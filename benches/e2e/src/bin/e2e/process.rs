@@ -263,22 +263,46 @@ pub(crate) fn run_bounded(mut command: Command, deadline: Duration) -> anyhow::R
     let stderr = child.stderr.take().context("no stderr pipe")?;
     let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
     let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let until = Instant::now() + deadline;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= until {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{command:?} did not finish within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_bounded(&mut child, &command, deadline)?;
     let out = out.join().unwrap_or_default();
     let err = err.join().unwrap_or_default();
     if !status.success() {
         bail!("{command:?} failed with {status}: {}", err.trim());
     }
     Ok(out)
+}
+
+/// Runs a program to completion, at most `deadline`, its output going where this program's
+/// goes: for a long run whose progress should be seen as it happens.
+pub(crate) fn run_bounded_here(mut command: Command, deadline: Duration) -> anyhow::Result<()> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    let status = wait_bounded(&mut child, &command, deadline)?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Waits for `child` (started by `command`) to exit, killing it after `deadline`.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    command: &Command,
+    deadline: Duration,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{command:?} did not finish within {deadline:?}");
+        }
+        // Polling the child's exit, bounded by `until`.
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
