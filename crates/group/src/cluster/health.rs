@@ -215,15 +215,16 @@ impl Health {
         }
     }
 
-    /// Whether a request may go to the peer now. When the backoff has passed, the first caller
-    /// to ask becomes the probe (the state turns half-open) and the others keep skipping.
+    /// Whether [`admit_as`](Self::admit_as) lets the caller through, as a request or a probe.
     #[cfg(test)]
     pub(crate) fn admit(&self, now: Instant) -> bool {
         self.admit_as(now).is_some()
     }
 
-    /// As [`admit`](Self::admit), saying whether the caller is to send the peer a request
-    /// ([`Admitted::Closed`]) or a probe ([`Admitted::Probe`]).
+    /// Whether a request may go to the peer now, and as what: a request
+    /// ([`Admitted::Closed`]) or a probe ([`Admitted::Probe`]). When the backoff has passed,
+    /// the first caller to ask becomes the probe (the state turns half-open) and the others
+    /// keep skipping.
     pub(crate) fn admit_as(&self, now: Instant) -> Option<Admitted> {
         let mut state = self.lock();
         match *state {

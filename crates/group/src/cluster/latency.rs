@@ -2,9 +2,11 @@
 //!
 //! A peer that answers, but far slower than the others (an overloaded machine, a bad disk, a
 //! congested link), is worse than a dead one: it holds every request for its keys for most of
-//! the timeout and is never skipped. Each member keeps a moving average of its answer times; a
-//! member whose average is several times the median of the others' is ejected like a failing
-//! one, and probed back the same way (as Envoy's outlier detection does).
+//! the timeout and is never skipped. Each member keeps a moving average of its answer times to
+//! single gets; a member whose average is several times the median of the others' is ejected
+//! like a failing one, and probed back the same way (as Envoy's outlier detection does). Only
+//! single gets (and batches of one key) are timed: a batch of many keys or a hand-over takes
+//! longer by its nature, and timed beside single gets it would make a healthy member look slow.
 //!
 //! Flapping is kept down three ways: the average moves a quarter of the way to each new sample,
 //! so one slow answer does not eject; a member needs several answers before it is judged; and

@@ -447,14 +447,33 @@ struct Attempt<'a> {
     member: &'a Member,
     started: Instant,
     reported: bool,
+    /// Whether its answer time counts towards the member's average (single gets only).
+    timed: bool,
 }
 
 impl<'a> Attempt<'a> {
-    fn new(member: &'a Member) -> Self {
+    /// A single get: its answer time is judged against the other members' single gets.
+    fn timed(member: &'a Member) -> Self {
         Attempt {
             member,
             started: now(),
             reported: false,
+            timed: true,
+        }
+    }
+
+    /// Any other call (a batch, a hand-over, a write, a purge, a peek): its failures count, its
+    /// answer time does not. A batch of a hundred keys, or a hand-over of thousands, takes
+    /// longer than one key by its nature; timed like one, it would make a healthy member that
+    /// serves them look slow and eject it, at a membership change for a hand-over.
+    fn untimed(member: &'a Member) -> Self {
+        // Built in full: `..Attempt::timed(member)` would drop a second attempt, unreported,
+        // which counts as a call that never ended.
+        Attempt {
+            member,
+            started: now(),
+            reported: false,
+            timed: false,
         }
     }
 
@@ -465,7 +484,7 @@ impl<'a> Attempt<'a> {
             return;
         }
         let outcome = match Outcome::of(result) {
-            Outcome::Answered => {
+            Outcome::Answered if self.timed => {
                 let elapsed = now().saturating_duration_since(self.started);
                 self.member.judge(elapsed)
             }
@@ -486,7 +505,7 @@ impl Drop for Attempt<'_> {
 impl PeerGetter for Member {
     fn get<'a>(&'a self, group: &'a str, key: &'a str) -> BoxFuture<'a, Result<Loaded, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt::new(self);
+            let attempt = Attempt::timed(self);
             let result = self.getter.get(group, key).await;
             attempt.report(&result);
             result
@@ -499,7 +518,11 @@ impl PeerGetter for Member {
         keys: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt::new(self);
+            // A batch of one key (a quiet window of micro-batching) is a single get's work.
+            let attempt = match keys.len() {
+                1 => Attempt::timed(self),
+                _ => Attempt::untimed(self),
+            };
             let result = self.getter.get_many(group, keys).await;
             attempt.report(&result);
             result
@@ -513,7 +536,7 @@ impl PeerGetter for Member {
         value: Loaded,
     ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt::new(self);
+            let attempt = Attempt::untimed(self);
             let result = self.getter.set(group, key, value).await;
             attempt.report(&result);
             result
@@ -522,7 +545,7 @@ impl PeerGetter for Member {
 
     fn purge<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt::new(self);
+            let attempt = Attempt::untimed(self);
             let result = self.getter.purge(group).await;
             attempt.report(&result);
             result
@@ -536,7 +559,7 @@ impl PeerGetter for Member {
         mode: RemoveMode,
     ) -> BoxFuture<'a, Result<Vec<String>, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt::new(self);
+            let attempt = Attempt::untimed(self);
             let result = self.getter.remove(group, key, mode).await;
             attempt.report(&result);
             result
@@ -549,7 +572,7 @@ impl PeerGetter for Member {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Loaded>, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt::new(self);
+            let attempt = Attempt::untimed(self);
             let result = self.getter.peek(group, key).await;
             attempt.report(&result);
             result
@@ -562,7 +585,7 @@ impl PeerGetter for Member {
         values: Vec<(String, Loaded)>,
     ) -> BoxFuture<'a, Result<usize, PeerError>> {
         Box::pin(async move {
-            let attempt = Attempt::new(self);
+            let attempt = Attempt::untimed(self);
             let result = self.getter.hand_over(group, values).await;
             attempt.report(&result);
             result

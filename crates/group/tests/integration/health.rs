@@ -21,6 +21,8 @@ struct HangablePeer {
     hung: Arc<AtomicBool>,
     /// Milliseconds (of tokio's clock) each answer takes; 0: at once.
     delay_ms: Arc<AtomicU64>,
+    /// Milliseconds (of tokio's clock) each batch answer takes; 0: at once.
+    batch_delay_ms: Arc<AtomicU64>,
     /// Hand-over calls the peer received.
     hand_overs: Arc<AtomicU64>,
 }
@@ -36,6 +38,20 @@ impl PeerGetter for HangablePeer {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
             self.local.get(group, key).await
+        })
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        group: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<Loaded, PeerError>>, PeerError>> {
+        Box::pin(async move {
+            let delay = self.batch_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            self.local.get_many(group, keys).await
         })
     }
 
@@ -86,6 +102,7 @@ const HANDOFF: Duration = Duration::from_secs(60);
 struct Faults {
     hung: Arc<AtomicBool>,
     delay_ms: Arc<AtomicU64>,
+    batch_delay_ms: Arc<AtomicU64>,
     hand_overs: Arc<AtomicU64>,
 }
 
@@ -144,6 +161,7 @@ fn connect(nodes: &[Node], members: &[usize], faults: &[Faults]) {
                     },
                     hung: Arc::clone(&faults[j].hung),
                     delay_ms: Arc::clone(&faults[j].delay_ms),
+                    batch_delay_ms: Arc::clone(&faults[j].batch_delay_ms),
                     hand_overs: Arc::clone(&faults[j].hand_overs),
                 }) as Arc<dyn PeerGetter>)
             })
@@ -354,6 +372,39 @@ async fn a_slow_peer_is_ejected_and_probed_back() {
         loads_before + 1,
         "node 3 served it"
     );
+}
+
+// A peer whose batch answers take 300 ms (a hundred keys loaded from a slow source, say) while
+// its single gets and the others' are quick is not slow: batches are not timed against single
+// gets, and its keys keep going to it.
+#[tokio::test(start_paused = true)]
+async fn long_batch_answers_do_not_make_a_peer_slow() {
+    let faults: Vec<Faults> = (0..3).map(|_| Faults::default()).collect();
+    let nodes = nodes(&faults, Duration::from_secs(1));
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    for (key, _) in keys_owned_by("node-2", &names, 10) {
+        nodes[0].group.get(&key).await.unwrap();
+    }
+    faults[2].batch_delay_ms.store(300, Ordering::SeqCst);
+    let keys: Vec<String> = keys_owned_by("node-3", &names, 60)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    // Twelve batches of five of node 3's keys, each answered after 300 ms: more than the
+    // eight answers after which a member is judged.
+    for batch in keys.chunks(5) {
+        let started = tokio::time::Instant::now();
+        let answers = nodes[0].group.get_many(batch).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "asked node 3"
+        );
+        for (key, answer) in batch.iter().zip(answers) {
+            assert_eq!(answer.unwrap(), value_of(key));
+        }
+    }
+    assert_eq!(state_of(&nodes[0], "node-3"), (PeerState::Closed, 0));
+    assert_eq!(loads(&nodes), [0, 10, 60], "node 3 loaded its own keys");
 }
 
 /// `peer`'s state on `node` once the probe under way has ended: the paused clock is moved on
