@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
@@ -25,6 +26,16 @@ use crate::{Config, Error};
 /// from may have been compacted meanwhile, and a read is a single request), and publishes a
 /// list only if the set differs. Interruptions are logged at `warn`, the
 /// resumed watch at `info`.
+///
+/// A peer the list had before the outage that the read after it does not find is **held** in
+/// the list for one lease TTL ([`Config::ttl`]) or until it registers again, whichever comes
+/// first. Why: an outage longer than the TTL (etcd cut off from the nodes, not restarted) lets
+/// every lease run out, and the nodes register again one by one as they reconnect; the first
+/// read after it may find only some of them. Published as it is, that list would shrink every
+/// ring for a moment, move keys to new owners and back, and have them loaded again. A peer that
+/// really went away during the outage leaves the list one TTL later than it would have (the
+/// peer circuit breaker routes around it meanwhile); a delete seen by the watch removes a held
+/// peer at once.
 pub struct Membership {
     peers: watch::Receiver<Option<Arc<[String]>>>,
     connected: watch::Receiver<bool>,
@@ -132,6 +143,8 @@ struct Watcher {
     set: PeerSet,
     peers: watch::Sender<Option<Arc<[String]>>>,
     connected: watch::Sender<bool>,
+    /// When the peers held after an outage are dropped from the list, if any are held.
+    release_at: Option<Instant>,
 }
 
 /// A successful read: the client that made it and the revision it saw.
@@ -178,6 +191,7 @@ impl Watcher {
             nodes_prefix,
             peers,
             connected,
+            release_at: None,
         };
         (watcher, peers_rx, connected_rx)
     }
@@ -244,7 +258,28 @@ impl Watcher {
             });
         };
         let revision = header.revision();
-        self.set.replace(response.kvs().iter().map(|kv| kv.key()));
+        let now = Instant::now();
+        if self.release_at.is_some_and(|at| at <= now) {
+            // Held through an earlier outage and not back in time: not held again.
+            self.release();
+        }
+        let keys = response.kvs().iter().map(|kv| kv.key());
+        if self.peers.borrow().is_none() {
+            // The first read: nothing was listed before it.
+            self.set.replace(keys);
+        } else if self.set.replace_holding(keys) {
+            // A peer held in an earlier outage keeps its deadline.
+            let at = *self.release_at.get_or_insert(now + self.config.ttl());
+            info!(
+                cluster = self.config.cluster(),
+                held = ?self.set.held(),
+                for_ms = at.saturating_duration_since(now).as_millis(),
+                "peers listed before the outage are not registered yet; keeping them while they register again"
+            );
+        }
+        if !self.set.holds() {
+            self.release_at = None;
+        }
         self.publish();
         Ok(Session { client, revision })
     }
@@ -285,7 +320,19 @@ impl Watcher {
             );
         }
         loop {
-            let response = match stream.message().await {
+            let message = match self.release_at {
+                // Cancelling `message` between messages loses none: the stream keeps them.
+                Some(at) => tokio::select! {
+                    message = stream.message() => message,
+                    () = tokio::time::sleep_until(at) => {
+                        self.release();
+                        self.publish();
+                        continue;
+                    }
+                },
+                None => stream.message().await,
+            };
+            let response = match message {
                 Ok(Some(response)) => response,
                 Ok(None) => return Ended::Closed,
                 Err(source) => {
@@ -308,10 +355,26 @@ impl Watcher {
                     EventType::Delete => self.set.delete(kv.key()),
                 }
             }
+            if !self.set.holds() {
+                self.release_at = None;
+            }
             // One publication per response: the events of one transaction arrive together,
             // and peers should never see the half-applied set in between.
             self.publish();
         }
+    }
+
+    /// Drops the peers held since an outage that did not register again in time.
+    fn release(&mut self) {
+        if self.set.holds() {
+            info!(
+                cluster = self.config.cluster(),
+                gone = ?self.set.held(),
+                "peers listed before the outage did not register again; dropping them"
+            );
+        }
+        self.set.release_held();
+        self.release_at = None;
     }
 
     /// Publishes the set if it differs from the last published list.

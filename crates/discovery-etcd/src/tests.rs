@@ -164,8 +164,12 @@ const PREFIX: &str = "/g/c/nodes/";
 enum Op {
     Put(Vec<u8>),
     Delete(Vec<u8>),
-    /// A full re-read after a reconnect.
+    /// A full re-read, the first.
     Replace(Vec<Vec<u8>>),
+    /// A full re-read after an outage: peers it does not find are held.
+    ReplaceHolding(Vec<Vec<u8>>),
+    /// The held peers' time is up.
+    Release,
 }
 
 /// Keys as etcd might hold them under (and next to) the watched prefix: peers, the bare
@@ -184,6 +188,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => key().prop_map(Op::Put),
         3 => key().prop_map(Op::Delete),
         1 => proptest::collection::vec(key(), 0..6).prop_map(Op::Replace),
+        1 => proptest::collection::vec(key(), 0..6).prop_map(Op::ReplaceHolding),
+        1 => Just(Op::Release),
     ]
 }
 
@@ -195,31 +201,51 @@ fn model_peer(key: &[u8]) -> Option<String> {
 }
 
 proptest! {
-    /// A `PeerSet` fed any sequence of events equals a plain set of the peers those events name.
+    /// A `PeerSet` fed any sequence of events equals a plain set of the peers those events
+    /// name, plus the peers held: those listed before a re-read after an outage that it did not
+    /// find, until they are put or deleted again or released.
     #[test]
     fn peer_set_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
         let mut set = PeerSet::new(PREFIX.to_string());
         let mut model = BTreeSet::new();
+        let mut held = BTreeSet::new();
         for op in ops {
             match &op {
                 Op::Put(key) => {
                     set.put(key);
-                    model.extend(model_peer(key));
+                    if let Some(peer) = model_peer(key) {
+                        held.remove(&peer);
+                        model.insert(peer);
+                    }
                 }
                 Op::Delete(key) => {
                     set.delete(key);
                     if let Some(peer) = model_peer(key) {
+                        held.remove(&peer);
                         model.remove(&peer);
                     }
                 }
                 Op::Replace(keys) => {
                     set.replace(keys.iter().map(Vec::as_slice));
                     model = keys.iter().filter_map(|key| model_peer(key)).collect();
+                    held.clear();
+                }
+                Op::ReplaceHolding(keys) => {
+                    let holds = set.replace_holding(keys.iter().map(Vec::as_slice));
+                    let listed: BTreeSet<String> = model.union(&held).cloned().collect();
+                    model = keys.iter().filter_map(|key| model_peer(key)).collect();
+                    held = listed.difference(&model).cloned().collect();
+                    prop_assert_eq!(holds, !held.is_empty());
+                }
+                Op::Release => {
+                    set.release_held();
+                    held.clear();
                 }
             }
             set.validate();
-            let expected: Vec<String> = model.iter().cloned().collect();
+            let expected: Vec<String> = model.union(&held).cloned().collect();
             prop_assert_eq!(&set.to_list()[..], &expected[..], "after {:?}", op);
+            prop_assert_eq!(set.held(), held.iter().cloned().collect::<Vec<_>>());
         }
     }
 }

@@ -9,6 +9,8 @@
 
 #[path = "integration/etcd.rs"]
 mod etcd;
+#[path = "integration/proxy.rs"]
+mod proxy;
 #[path = "integration/support.rs"]
 mod support;
 

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use geecache_discovery_etcd::{Error, Membership, Registration};
+use geecache_discovery_etcd::{Config, Error, Membership, Registration};
 use tokio::time::Instant;
 
 use crate::etcd::Etcd;
+use crate::proxy::Proxy;
 use crate::support::{
     PATIENCE, TTL, config, current, sorted, stored_keys, url, wait_for_peers, wait_until,
 };
@@ -92,6 +93,80 @@ async fn an_etcd_restart_keeps_the_last_list_then_everything_converges() {
         wait_for_peers(membership, &sorted(&[&b, &c, &d]), PATIENCE).await;
     }
     newcomer.shutdown().await.unwrap();
+}
+
+// This node loses etcd for longer than the leases (a network fault between the two; etcd
+// itself runs on), and the leases of two peers run out meanwhile. The read after the outage
+// finds neither, but both stay listed: one registers again and nothing changes; the other does
+// not, and leaves the list one of this node's lease TTLs later.
+#[tokio::test]
+async fn peers_missing_after_an_outage_are_held_until_they_register_again() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let config = config(&etcd, "held");
+    let proxy = Proxy::start(etcd.client_url()).await;
+    // This node's TTL, the time it holds a missing peer, is long enough that a busy machine
+    // puts b back within it.
+    let hold = Duration::from_secs(8);
+    let through = Config::builder()
+        .endpoint(proxy.url())
+        .cluster("held")
+        .ttl(hold)
+        .request_timeout(Duration::from_secs(1))
+        .backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let (a, b, c) = (url(9001), url(9002), url(9003));
+    let registration = Registration::start(&config, &a).await.unwrap();
+    // b and c registered as a node does, on leases this test ends.
+    let mut client = etcd.client().await;
+    let mut leases = Vec::new();
+    for peer in [&b, &c] {
+        let lease = client.lease_grant(60, None).await.unwrap().id();
+        let options = etcd_client::PutOptions::new().with_lease(lease);
+        client
+            .put(config.node_key(peer), "", Some(options))
+            .await
+            .unwrap();
+        leases.push(lease);
+    }
+    let membership = Membership::start(&through).await.unwrap();
+    let all = sorted(&[&a, &b, &c]);
+    assert_eq!(current(&membership), Some(all.clone()));
+
+    proxy.cut();
+    let mut connected = membership.subscribe_connected();
+    wait_until(&mut connected, PATIENCE, "disconnected membership", |c| !c).await;
+    // Out of this node's sight, both leases end (as they run out: etcd deletes the keys).
+    for lease in &leases {
+        client.lease_revoke(*lease).await.unwrap();
+    }
+    proxy.heal();
+    wait_until(&mut connected, PATIENCE, "reconnected membership", |c| *c).await;
+    assert_eq!(
+        current(&membership),
+        Some(all.clone()),
+        "the read after the outage found a alone, and b and c are held"
+    );
+
+    // b registers again within the TTL; c never does.
+    let mut lists = membership.subscribe();
+    lists.borrow_and_update();
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let options = etcd_client::PutOptions::new().with_lease(lease);
+    client
+        .put(config.node_key(&b), "", Some(options))
+        .await
+        .unwrap();
+    let without_c = sorted(&[&a, &b]);
+    wait_until(&mut lists, hold + PATIENCE, "c released", |list| {
+        let list = list.as_deref().expect("a list");
+        assert!(list.contains(&b), "b left the list: {list:?}");
+        list == &without_c[..]
+    })
+    .await;
+    registration.shutdown().await.unwrap();
 }
 
 #[tokio::test]
