@@ -49,6 +49,7 @@ pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row
         ..
     } = filled_cluster(lab, hosts, &members)?;
     lab.reset_loads()?;
+    let moved_before = moved(&nodes)?;
     let (mut rows, during) =
         outage_rows(&lab, hosts, &urls, &nodes, (ETCD_CUT, "etcd"), ETCD_OUTAGE)?;
     let (loads, loaded) = lab.loads()?;
@@ -56,6 +57,17 @@ pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row
         ETCD_CUT,
         "source loads (distinct keys) meanwhile; requests, p99",
         format!("{loads} ({loaded}); {}, {}", during.ok, ms(during.p99_us)),
+    ));
+    // The members never changed, so no ring should have: a node that applied the list it read
+    // right after the outage, before the others had registered again, moved keys away and back.
+    let moved = moved(&nodes)?.saturating_sub(moved_before);
+    rows.push(Row::check(
+        ETCD_CUT,
+        "values moved for a change of members, from the outage to 8 s after it (handed out \
+         to a new owner, or taken from an old one), all nodes",
+        moved.to_string(),
+        "0 (the members did not change)",
+        moved == 0,
     ));
 
     // A node started now reads the members from etcd itself: it sees the three only if they
@@ -80,6 +92,12 @@ pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row
     observer.stop(Duration::from_secs(5));
     drop(etcd);
     Ok(rows)
+}
+
+/// Values the nodes moved because their members changed: handed to a key's new owner, or
+/// taken from its old one.
+fn moved(nodes: &[Server]) -> anyhow::Result<u64> {
+    Ok(sum_field(nodes, "handed_out")? + sum_field(nodes, "handoffs")?)
 }
 
 /// Every node restarted in turn under Zipf load, each on its own host, found through etcd.
