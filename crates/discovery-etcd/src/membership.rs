@@ -35,7 +35,10 @@ use crate::{Config, Error};
 /// ring for a moment, move keys to new owners and back, and have them loaded again. A peer that
 /// really went away during the outage leaves the list one TTL later than it would have (the
 /// peer circuit breaker routes around it meanwhile); a delete seen by the watch removes a held
-/// peer at once.
+/// peer at once. An outage the watch lives through (the connection's pings find a dead one
+/// within 15 s) is not re-read: if it outlasted the TTL, the watch delivers the expiries and the
+/// registrations as they happened, a shrink and a growth; a TTL of 15 s or more leaves no such
+/// outage long enough for a lease to run out.
 pub struct Membership {
     peers: watch::Receiver<Option<Arc<[String]>>>,
     connected: watch::Receiver<bool>,
