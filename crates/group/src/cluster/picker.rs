@@ -96,7 +96,12 @@ impl PeerPicker for Cluster {
             .successors(key)
             .find(|m| *m != self.self_name)?;
         let member = members.peers.get(name)?;
-        (member.health.state() == PeerState::Closed)
+        // One skipped for slowness still answers: it takes the values more slowly, within the
+        // hand-over's own time budget, where skipping it would lose them all. A member skipped
+        // for failing would only use up that budget.
+        member
+            .health
+            .answers()
             .then(|| Arc::clone(member) as Arc<dyn PeerGetter>)
     }
 

@@ -629,6 +629,43 @@ async fn a_leaving_node_hands_its_values_to_their_next_owners() {
     assert_eq!(peeked, 0);
 }
 
+// A leaving node that found one of its heirs too slow to ask for reads still hands that heir
+// its values: the heir answers, only slowly, and skipping it would lose them (a node that has
+// just restarted is often slow for a moment while it takes its keys back).
+#[tokio::test(start_paused = true)]
+async fn a_leaving_node_hands_values_to_an_heir_it_found_slow() {
+    let faults: Vec<Faults> = (0..3).map(|_| Faults::default()).collect();
+    let nodes = nodes(&faults, Duration::from_secs(1));
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    for (key, _) in keys_owned_by("node-2", &names, 10) {
+        nodes[0].group.get(&key).await.unwrap();
+    }
+    faults[2].delay_ms.store(300, Ordering::SeqCst);
+    for (key, _) in keys_owned_by("node-3", &names, 10) {
+        nodes[0].group.get(&key).await.unwrap();
+    }
+    assert_eq!(
+        state_of(&nodes[0], "node-3").0,
+        PeerState::Open,
+        "found slow"
+    );
+    // Node 1 holds its own keys, some of which go to node 3 once it has left.
+    let own: Vec<String> = keys_owned_by("node-1", &names, 200)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    for key in &own {
+        nodes[0].group.get(key).await.unwrap();
+    }
+    connect(&nodes, &[1, 2], &faults);
+    let handed = nodes[0].group.hand_over(Duration::from_secs(10)).await;
+    assert_eq!((handed.sent, handed.kept), (own.len(), 0));
+    assert!(
+        nodes[2].group.stats().handed_in > 0,
+        "the slow heir took its share"
+    );
+}
+
 // When a node joins, the old owners push it the values of the keys it now owns: it holds them
 // before anyone asks, and no peek or load is needed. The old owners keep their copies until
 // the change settles.
