@@ -9,7 +9,7 @@
 //! lives here, behind the peer traits; a transport carries it with
 //! [`PeerGetter::hand_over`], many values per call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +33,8 @@ const IN_FLIGHT: usize = 4;
 pub struct HandOver {
     /// Values the next owner took.
     pub sent: usize,
-    /// Values not taken: no answering heir, a transport that cannot hand over, a failed or
-    /// timed-out call, or the budget ran out first.
+    /// Values not taken: no heir, a transport that cannot hand over, a failed or timed-out
+    /// call (the heir is sent nothing more), or the budget ran out first.
     pub kept: usize,
 }
 
@@ -72,6 +72,11 @@ impl Group {
     /// Sends the main-cache values whose keys `which` picks to their heirs, in batches per
     /// heir ([`HAND_OVER_BATCH`] values or [`HAND_OVER_BATCH_BYTES`] at most, whichever comes
     /// first), [`IN_FLIGHT`] batches at once.
+    ///
+    /// Every heir is tried, whatever its circuit says (a circuit opened because reads timed out
+    /// on a busy peer, or because it answered slowly, says little of whether it takes values
+    /// now; skipping it would keep them all). An heir whose call fails or times out is sent
+    /// nothing more: a dead or hung heir costs one peer timeout of the budget, not one per batch.
     async fn push(&self, budget: Duration, which: impl Fn(&str) -> bool) -> HandOver {
         let mut done = HandOver::default();
         let Some(picker) = self.inner.peers.get() else {
@@ -82,17 +87,23 @@ impl Group {
         let total = entries.len();
         let mut waiting = entries.into_iter();
         let mut batches = Batches::default();
+        let mut failed = HashSet::new();
         let mut sending = FuturesUnordered::new();
         let deadline = tokio::time::Instant::now() + budget;
         loop {
             while sending.len() < IN_FLIGHT {
-                let Some((heir, values)) = batches.next_full(&mut waiting, picker.as_ref()) else {
+                let Some((heir, values)) =
+                    batches.next_full(&mut waiting, picker.as_ref(), &failed)
+                else {
                     break;
                 };
                 sending.push(self.give(heir, values));
             }
             match tokio::time::timeout_at(deadline, sending.next()).await {
-                Ok(Some(taken)) => done.sent += taken,
+                Ok(Some((_, Some(taken)))) => done.sent += taken,
+                Ok(Some((heir, None))) => {
+                    failed.insert(heir);
+                }
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
@@ -127,19 +138,29 @@ impl Group {
         Ok(())
     }
 
-    /// One batch to `heir`, within the peer timeout; how many values it took.
-    async fn give(&self, heir: Arc<dyn PeerGetter>, values: Handed) -> usize {
+    /// One batch to `heir`, within the peer timeout: the heir's name, and how many values it
+    /// took, or `None` when the call failed or timed out.
+    async fn give(&self, heir: Arc<dyn PeerGetter>, values: Handed) -> (String, Option<usize>) {
         let count = values.len();
         let call = heir.hand_over(self.name(), values);
-        match tokio::time::timeout(self.peer_timeout(), call).await {
-            Ok(Ok(taken)) => taken.min(count),
+        let taken = match tokio::time::timeout(self.peer_timeout(), call).await {
+            Ok(Ok(taken)) => Some(taken.min(count)),
             Ok(Err(error)) => {
                 tracing::debug!(group = self.name(), peer = heir.name(), count, %error,
-                    "hand-over refused");
-                0
+                    "hand-over refused; sending this heir nothing more");
+                None
             }
-            Err(_) => 0,
-        }
+            Err(_) => {
+                tracing::debug!(
+                    group = self.name(),
+                    peer = heir.name(),
+                    count,
+                    "hand-over timed out; sending this heir nothing more"
+                );
+                None
+            }
+        };
+        (heir.name().to_owned(), taken)
     }
 }
 
@@ -162,16 +183,21 @@ struct Batch {
 impl Batches {
     /// Takes entries from `waiting` until some heir's batch is full, and returns it; once
     /// `waiting` is empty, returns the partly filled batches one by one. Entries whose key has
-    /// no answering heir are skipped (they count as kept).
+    /// no heir, or an heir in `failed`, are skipped (they count as kept), and so are the
+    /// batches of heirs that failed since they were begun.
     fn next_full(
         &mut self,
         waiting: &mut impl Iterator<Item = (String, Cached)>,
         picker: &dyn PeerPicker,
+        failed: &HashSet<String>,
     ) -> Option<(Arc<dyn PeerGetter>, Handed)> {
         for (key, entry) in waiting.by_ref() {
             let Some(heir) = picker.heir(&key) else {
                 continue;
             };
+            if failed.contains(heir.name()) {
+                continue;
+            }
             let bytes = key.len() + entry.value.len();
             let value = Loaded::new(entry.value.clone()).with_optional_ttl(entry.ttl());
             let name = heir.name().to_owned();
@@ -186,8 +212,12 @@ impl Batches {
                 return Some((heir, batch.values));
             }
         }
-        let name = self.open.keys().next()?.clone();
-        let (heir, batch) = self.open.remove(&name)?;
-        Some((heir, batch.values))
+        loop {
+            let name = self.open.keys().next()?.clone();
+            let (heir, batch) = self.open.remove(&name)?;
+            if !failed.contains(&name) {
+                return Some((heir, batch.values));
+            }
+        }
     }
 }

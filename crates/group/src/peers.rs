@@ -95,7 +95,8 @@ pub trait PeerPicker: Send + Sync + 'static {
     }
 
     /// The member that owns `key` once this node has left: the first other member after the
-    /// key on the ring, if it is answering (slowly counts). A node leaving gracefully hands it the key's value
+    /// key on the ring, whether or not its circuit is closed (the hand-over stops sending to
+    /// an heir after a call to it fails). A node leaving gracefully hands it the key's value
     /// ([`PeerGetter::hand_over`]). Default: none, and nothing is handed over.
     fn heir(&self, key: &str) -> Option<Arc<dyn PeerGetter>> {
         let _ = key;

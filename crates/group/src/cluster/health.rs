@@ -20,7 +20,7 @@
 //! simpler than a lock-free encoding and costs about the same.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -201,9 +201,6 @@ pub(crate) struct Health {
     policy: HealthPolicy,
     state: Mutex<State>,
     openings: AtomicU64,
-    /// Whether the circuit last opened because the peer answered too slowly, not because it
-    /// failed: it still answers, so values can still be handed to it.
-    opened_slow: AtomicBool,
 }
 
 impl Health {
@@ -215,7 +212,6 @@ impl Health {
                 unreachable: 0,
             }),
             openings: AtomicU64::new(0),
-            opened_slow: AtomicBool::new(false),
         }
     }
 
@@ -313,23 +309,10 @@ impl Health {
             (State::Open { .. }, _) => return None,
         };
         *state = next;
-        match change {
-            Some(Change::Opened { .. }) => {
-                self.openings.fetch_add(1, Ordering::Relaxed);
-                // Written under the state's lock, so it always speaks of the opening in force.
-                (self.opened_slow).store(outcome == Outcome::Slow, Ordering::Relaxed);
-            }
-            Some(Change::Closed) => self.opened_slow.store(false, Ordering::Relaxed),
-            None => {}
+        if matches!(change, Some(Change::Opened { .. })) {
+            self.openings.fetch_add(1, Ordering::Relaxed);
         }
         change
-    }
-
-    /// Whether the peer answers, though perhaps too slowly to be asked for reads: its circuit
-    /// is closed, or it opened (and stays open or half-open) for slowness alone.
-    pub(crate) fn answers(&self) -> bool {
-        let state = self.lock();
-        matches!(*state, State::Closed { .. }) || self.opened_slow.load(Ordering::Relaxed)
     }
 
     pub(crate) fn state(&self) -> PeerState {

@@ -15,34 +15,6 @@ fn policy() -> HealthPolicy {
 }
 
 #[test]
-fn a_peer_skipped_for_slowness_still_answers_and_one_that_failed_does_not() {
-    let health = Health::new(policy());
-    let t0 = Instant::now();
-    assert!(health.answers(), "closed");
-    health.record(Outcome::Slow, t0, 0);
-    assert_eq!(health.state(), PeerState::Open);
-    assert!(health.answers(), "open for slowness");
-    // Its probe finds it gone: open again, now for failing.
-    let t1 = t0 + Duration::from_millis(200);
-    assert!(health.admit(t1));
-    assert!(health.answers(), "half-open after a slow opening");
-    health.record(Outcome::Unreachable, t1, 0);
-    assert_eq!(health.state(), PeerState::Open);
-    assert!(!health.answers(), "open for failing");
-    // Back, but slow: open for slowness again; then fast: closed.
-    let t2 = t1 + Duration::from_millis(400);
-    assert!(health.admit(t2));
-    assert!(!health.answers(), "half-open after a failed probe");
-    health.record(Outcome::Slow, t2, 0);
-    assert!(health.answers(), "open for slowness again");
-    let t3 = t2 + Duration::from_millis(800);
-    assert!(health.admit(t3));
-    health.record(Outcome::Answered, t3, 0);
-    assert_eq!(health.state(), PeerState::Closed);
-    assert!(health.answers());
-}
-
-#[test]
 fn a_timeout_opens_at_once_and_a_probe_closes_it() {
     let health = Health::new(policy());
     let t0 = Instant::now();
