@@ -654,21 +654,7 @@ async fn a_leaving_node_hands_values_to_an_heir_it_found_slow() {
         PeerState::Open,
         "found slow"
     );
-    // Node 1 holds its own keys, some of which go to node 3 once it has left.
-    let own: Vec<String> = keys_owned_by("node-1", &names, 200)
-        .into_iter()
-        .map(|(key, _)| key)
-        .collect();
-    for key in &own {
-        nodes[0].group.get(key).await.unwrap();
-    }
-    connect(&nodes, &[1, 2], &faults);
-    let handed = nodes[0].group.hand_over(Duration::from_secs(10)).await;
-    assert_eq!((handed.sent, handed.kept), (own.len(), 0));
-    assert!(
-        nodes[2].group.stats().handed_in > 0,
-        "the slow heir took its share"
-    );
+    node_1_leaves_and_hands_every_value_over(&nodes, &faults).await;
 }
 
 // A leaving node whose reads to one heir timed out (a busy peer, a moment's stall) still
@@ -688,6 +674,13 @@ async fn a_leaving_node_hands_values_to_an_heir_whose_reads_timed_out() {
         "timed out"
     );
     faults[2].hung.store(false, Ordering::SeqCst);
+    node_1_leaves_and_hands_every_value_over(&nodes, &faults).await;
+}
+
+/// Node 1 loads 200 keys of its own, leaves, and hands every value to its heirs, node 3
+/// taking its share.
+async fn node_1_leaves_and_hands_every_value_over(nodes: &[Node], faults: &[Faults]) {
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let own: Vec<String> = keys_owned_by("node-1", &names, 200)
         .into_iter()
         .map(|(key, _)| key)
@@ -695,7 +688,7 @@ async fn a_leaving_node_hands_values_to_an_heir_whose_reads_timed_out() {
     for key in &own {
         nodes[0].group.get(key).await.unwrap();
     }
-    connect(&nodes, &[1, 2], &faults);
+    connect(nodes, &[1, 2], faults);
     let handed = nodes[0].group.hand_over(Duration::from_secs(10)).await;
     assert_eq!((handed.sent, handed.kept), (own.len(), 0));
     assert!(
