@@ -201,6 +201,30 @@ impl Lab {
         self.ip_in(&self.switch, &["link", "set", &format!("p{host}"), "up"])
     }
 
+    /// Packets to and from host `host` vanish in the switch. Unlike [`Lab::cut`], whose link
+    /// down the host's kernel and its peers' see, its link stays up: the connections it has
+    /// stay open and carry nothing, as when a network drops packets on the way, and only a
+    /// program's own timeouts find out. Needs `nft` (nftables).
+    ///
+    /// # Errors
+    /// When `nft` fails or is missing (also when a host is already silenced).
+    pub fn silence(&self, host: usize) -> io::Result<()> {
+        let addr = self.hosts[host].addr;
+        let rule = format!(
+            "table bridge lab {{\n  chain forward {{\n    type filter hook forward priority 0;\n    \
+             ip saddr {addr} drop\n    ip daddr {addr} drop\n  }}\n}}\n"
+        );
+        nft(&self.switch, &["-f", "-"], Some(&rule))
+    }
+
+    /// Undoes [`Lab::silence`].
+    ///
+    /// # Errors
+    /// When `nft` fails (also when no host was silenced).
+    pub fn unsilence(&self) -> io::Result<()> {
+        nft(&self.switch, &["delete", "table", "bridge", "lab"], None)
+    }
+
     /// Hosts `a` and `b` can no longer reach each other; both still reach every other host.
     ///
     /// # Errors

@@ -98,6 +98,32 @@ fn hosts_reach_each_other_until_cut_or_separated_and_again_after() {
     }
 }
 
+/// Whether host `host`'s own link has its carrier (`LOWER_UP`).
+fn link_up(lab: &Lab, host: usize) -> bool {
+    let namespace = lab.hosts()[host].namespace.as_str();
+    let out = run(&["-n", namespace, "-o", "link", "show", "eth0"]).expect("ip runs");
+    String::from_utf8_lossy(&out.stdout).contains("LOWER_UP")
+}
+
+#[test]
+fn a_silenced_host_is_out_of_reach_with_its_link_up_unlike_a_cut_one() {
+    if !lab_possible() {
+        return;
+    }
+    let lab = Lab::new(3).unwrap();
+    lab.silence(2).unwrap();
+    assert!(!reaches(&lab, 0, 2), "packets to a silenced host vanish");
+    assert!(!reaches(&lab, 2, 1), "and its own vanish too");
+    assert!(reaches(&lab, 0, 1), "the others still reach each other");
+    assert!(link_up(&lab, 2), "a silenced host's link stays up");
+    lab.unsilence().unwrap();
+    assert!(reaches(&lab, 0, 2), "unsilenced");
+
+    lab.cut(2).unwrap();
+    assert!(!link_up(&lab, 2), "a cut host sees its link down");
+    lab.reconnect(2).unwrap();
+}
+
 #[test]
 fn a_blocked_host_cannot_reach_its_peer_which_still_reaches_it() {
     if !lab_possible() {

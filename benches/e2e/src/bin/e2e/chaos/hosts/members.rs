@@ -15,10 +15,68 @@ pub(in crate::chaos) const ROLLING: &str = "rolling restart (hosts, etcd)";
 /// The DNS scenario's name in the table.
 pub(in crate::chaos) const DNS: &str = "DNS membership (hosts)";
 
-/// How long etcd is cut off: twice the nodes' lease (10 s), so every registration expires.
-const ETCD_OUTAGE: Duration = Duration::from_secs(20);
-/// How long the DNS server is cut off: ten lookups' worth.
-const DNS_OUTAGE: Duration = Duration::from_secs(10);
+/// The etcd outages, in turn. Silenced for 9 s: most of the nodes' leases (10 s, kept alive
+/// every 3.3 s) run out while their connections stay open, so a watch that waited for its
+/// connection's pings (up to 15 s) would live through it and deliver the expiries. Cut off for
+/// 20 s: twice the lease, so every registration expires.
+const ETCD_OUTAGES: [Outage; 2] = [
+    Outage::Silence(Duration::from_secs(9)),
+    Outage::Cut(Duration::from_secs(20)),
+];
+/// The DNS server is cut off for ten lookups' worth.
+const DNS_OUTAGE: Outage = Outage::Cut(Duration::from_secs(10));
+
+/// How the services host is taken away, and for how long.
+#[derive(Clone, Copy, Debug)]
+enum Outage {
+    /// Its link goes down ([`HostLab::cut`]): the other hosts' kernels find out, and its
+    /// connections break when it comes back.
+    Cut(Duration),
+    /// Its packets vanish in the switch ([`HostLab::silence`]): its connections stay open,
+    /// carrying nothing, and only the programs' own timeouts can tell.
+    Silence(Duration),
+}
+
+impl Outage {
+    fn length(self) -> Duration {
+        match self {
+            Outage::Cut(length) | Outage::Silence(length) => length,
+        }
+    }
+
+    /// Its short name for the table, e.g. "20 s cut".
+    fn name(self) -> String {
+        match self {
+            Outage::Cut(length) => format!("{} s cut", length.as_secs()),
+            Outage::Silence(length) => format!("{} s silence", length.as_secs()),
+        }
+    }
+
+    /// The outage for the table, e.g. "cut off for 20 s".
+    fn describe(self) -> String {
+        match self {
+            Outage::Cut(length) => format!("cut off for {} s", length.as_secs()),
+            Outage::Silence(length) => format!(
+                "silenced for {} s (its packets dropped, its link up)",
+                length.as_secs()
+            ),
+        }
+    }
+
+    fn start(self, hosts: &HostLab) -> std::io::Result<()> {
+        match self {
+            Outage::Cut(_) => hosts.cut(SERVICES),
+            Outage::Silence(_) => hosts.silence(SERVICES),
+        }
+    }
+
+    fn end(self, hosts: &HostLab) -> std::io::Result<()> {
+        match self {
+            Outage::Cut(_) => hosts.reconnect(SERVICES),
+            Outage::Silence(_) => hosts.unsilence(),
+        }
+    }
+}
 /// The name the nodes are found under, and the domain the DNS server answers for alone.
 const DNS_NAME: &str = "geecache.lab";
 
@@ -34,9 +92,9 @@ pub(in crate::chaos) fn etcd_on(
     lab.etcd_at(command, (at, 2379).into(), (at, 2380).into(), fresh)
 }
 
-/// etcd is cut off from the whole cluster for 20 s under Zipf load through every node: the
-/// nodes must keep serving with the members they know, and register again once it is back,
-/// their leases having run out meanwhile.
+/// etcd is silenced for 9 s and then cut off for 20 s from the whole cluster, under Zipf load
+/// through every node: the nodes must keep serving with the members they know, keep their rings
+/// as they are, and register again once it is back, their leases having run out meanwhile.
 pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
     let lab = lab_on(bench, hosts, "etcd-cut")?;
     let (etcd, client) = etcd_on(&lab, hosts, true)?;
@@ -49,26 +107,37 @@ pub(super) fn etcd_cut(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row
         ..
     } = filled_cluster(lab, hosts, &members)?;
     lab.reset_loads()?;
-    let moved_before = moved(&nodes)?;
-    let (mut rows, during) =
-        outage_rows(&lab, hosts, &urls, &nodes, (ETCD_CUT, "etcd"), ETCD_OUTAGE)?;
-    let (loads, loaded) = lab.loads()?;
-    rows.push(Row::info(
-        ETCD_CUT,
-        "source loads (distinct keys) meanwhile; requests, p99",
-        format!("{loads} ({loaded}); {}, {}", during.ok, ms(during.p99_us)),
-    ));
-    // The members never changed, so no ring should have: a node that applied the list it read
-    // right after the outage, before the others had registered again, moved keys away and back.
-    let moved = moved(&nodes)?.saturating_sub(moved_before);
-    rows.push(Row::check(
-        ETCD_CUT,
-        "values moved for a change of members, from the outage to 8 s after it (handed out \
-         to a new owner, or taken from an old one), all nodes",
-        moved.to_string(),
-        "0 (the members did not change)",
-        moved == 0,
-    ));
+    let mut rows = Vec::new();
+    for outage in ETCD_OUTAGES {
+        let moved_before = moved(&nodes)?;
+        let (seen, during) = outage_rows(&lab, hosts, &urls, &nodes, (ETCD_CUT, "etcd"), outage)?;
+        rows.extend(seen);
+        let (loads, loaded) = lab.loads()?;
+        rows.push(Row::info(
+            ETCD_CUT,
+            format!(
+                "{}: source loads (distinct keys) meanwhile; requests, p99",
+                outage.name()
+            ),
+            format!("{loads} ({loaded}); {}, {}", during.ok, ms(during.p99_us)),
+        ));
+        // The members never changed, so no ring should have: a node whose watch delivered the
+        // expiries, or that applied the list it read right after the outage before the others
+        // had registered again, moved keys away and back.
+        let moved = moved(&nodes)?.saturating_sub(moved_before);
+        rows.push(Row::check(
+            ETCD_CUT,
+            format!(
+                "{}: values moved for a change of members, from the outage to 8 s after it \
+                 (handed out to a new owner, or taken from an old one), all nodes",
+                outage.name()
+            ),
+            moved.to_string(),
+            "0 (the members did not change)",
+            moved == 0,
+        ));
+        lab.reset_loads()?;
+    }
 
     // A node started now reads the members from etcd itself: it sees the three only if they
     // registered again after their leases ran out during the cut.
@@ -181,27 +250,26 @@ pub(super) fn dns(bench: &Bench, hosts: &HostLab) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Cuts the services host (running `service`) off for `length` under Zipf load through every
-/// node: the rows of
-/// client errors meanwhile and of the members each node still lists at the end, and the load's
-/// report.
+/// Takes the services host (running `service`) away as `outage` says under Zipf load through
+/// every node: the rows of client errors meanwhile and of the members each node still lists at
+/// the end, and the load's report.
 fn outage_rows(
     lab: &Lab<'_>,
     hosts: &HostLab,
     urls: &[String],
     nodes: &[Server],
     (scenario, service): (&'static str, &str),
-    length: Duration,
+    outage: Outage,
 ) -> anyhow::Result<(Vec<Row>, LoadReport)> {
-    let (during, listed) = under_load(lab, urls, length, || {
-        outage(hosts, length, || member_counts(nodes))
+    let (during, listed) = under_load(lab, urls, outage.length(), || {
+        during_outage(hosts, outage, || member_counts(nodes))
     })?;
     let rows = vec![
         Row::check(
             scenario,
             format!(
-                "client errors, Zipf load through all three nodes while {service} is cut off for {} s",
-                length.as_secs()
+                "client errors, Zipf load through all three nodes while {service} is {}",
+                outage.describe()
             ),
             during.errors().to_string(),
             "0",
@@ -209,7 +277,10 @@ fn outage_rows(
         ),
         members_row(
             scenario,
-            "members each node lists at the end of the outage",
+            &format!(
+                "members each node lists at the end of the {}",
+                outage.name()
+            ),
             &listed,
         ),
     ];
@@ -238,17 +309,17 @@ fn under_load<T: Send>(
     })
 }
 
-/// Cuts the services host off for `length`, runs `at_end` just before reconnecting it, and
-/// reconnects it whatever `at_end` returned.
-fn outage<T>(
+/// Takes the services host away for the outage, runs `at_end` just before bringing it back,
+/// and brings it back whatever `at_end` returned.
+fn during_outage<T>(
     hosts: &HostLab,
-    length: Duration,
+    outage: Outage,
     at_end: impl FnOnce() -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    hosts.cut(SERVICES)?;
-    std::thread::sleep(length); // the outage's length: the fault itself
+    outage.start(hosts)?;
+    std::thread::sleep(outage.length()); // the outage's length: the fault itself
     let seen = at_end();
-    hosts.reconnect(SERVICES)?;
+    outage.end(hosts)?;
     seen
 }
 
