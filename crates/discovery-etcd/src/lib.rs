@@ -29,8 +29,8 @@
 //!   once; a lost lease is replaced automatically.
 //! - [`Membership`] reads the keys, watches them from the read's revision on, and publishes the
 //!   complete, sorted peer list whenever it changes. When etcd is unreachable the last list
-//!   stays in force, and members it had that the read after the outage does not find are
-//!   kept for one lease TTL while they register again.
+//!   stays in force; after the outage the list settles for one lease TTL, keeping members
+//!   whose leases ran out while they register again.
 //!
 //! This needs a running etcd, so the example is not run as a test:
 //!
@@ -81,6 +81,7 @@ mod backoff;
 mod client;
 mod config;
 mod error;
+mod liveness;
 mod membership;
 mod peers;
 mod registration;

@@ -8,6 +8,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::client::{connect, request};
+use crate::liveness::{Due, Liveness};
 use crate::peers::PeerSet;
 use crate::task::BackgroundTask;
 use crate::{Config, Error};
@@ -27,18 +28,27 @@ use crate::{Config, Error};
 /// list only if the set differs. Interruptions are logged at `warn`, the
 /// resumed watch at `info`.
 ///
-/// A peer the list had before the outage that the read after it does not find is **held** in
-/// the list for one lease TTL ([`Config::ttl`]) or until it registers again, whichever comes
-/// first. Why: an outage longer than the TTL (etcd cut off from the nodes, not restarted) lets
-/// every lease run out, and the nodes register again one by one as they reconnect; the first
-/// read after it may find only some of them. Published as it is, that list would shrink every
-/// ring for a moment, move keys to new owners and back, and have them loaded again. A peer that
-/// really went away during the outage leaves the list one TTL later than it would have (the
-/// peer circuit breaker routes around it meanwhile); a delete seen by the watch removes a held
-/// peer at once. An outage the watch lives through (the connection's pings find a dead one
-/// within 15 s) is not re-read: if it outlasted the TTL, the watch delivers the expiries and the
-/// registrations as they happened, a shrink and a growth; a TTL of 15 s or more leaves no such
-/// outage long enough for a lease to run out.
+/// After an outage the list **settles** for one lease TTL ([`Config::ttl`]) from the read
+/// that follows it. A peer the list had before the outage that the read does not find is held
+/// in the list until it registers again, and so is one whose registration from before the
+/// outage is deleted meanwhile; when the TTL is up, the held peers that did not come back leave
+/// the list. A delete does not say whether a lease ran out or was revoked, so
+/// [`Registration::shutdown`](crate::Registration::shutdown) puts its key once more before it
+/// revokes: a peer put after the outage is registered anew, and its delete applies at once. Why: an outage longer than two thirds of the TTL (etcd cut off from the nodes, not
+/// restarted) lets leases run out, during it or just after it (etcd is back, but a peer's
+/// keep-alive has not got through yet), and the nodes register again one by one as they
+/// reconnect. Published as it comes, that would shrink every ring for a moment, move keys to
+/// new owners and back, and have them loaded again. A peer that really went away during the
+/// outage leaves the list one TTL later than it would have (the peer circuit breaker routes
+/// around it meanwhile); one that leaves gracefully goes at once.
+///
+/// For that, an outage long enough for a lease to run out must end the watch: one it lived
+/// through would deliver every expiry and then every registration, a shrink and a growth. A
+/// watch silent for a sixth of the TTL asks etcd for a progress report (etcd 3.4 and later
+/// answer one at once), and one whose report does not come within another sixth ends. So it
+/// is found dead within a third of the TTL, before any lease can run out (keep-alives go every
+/// third of the TTL, so only an outage of two thirds of it or more ends a lease). The
+/// connection's own pings would take up to 15 s (the `liveness` module says why).
 pub struct Membership {
     peers: watch::Receiver<Option<Arc<[String]>>>,
     connected: watch::Receiver<bool>,
@@ -146,8 +156,8 @@ struct Watcher {
     set: PeerSet,
     peers: watch::Sender<Option<Arc<[String]>>>,
     connected: watch::Sender<bool>,
-    /// When the peers held after an outage are dropped from the list, if any are held.
-    release_at: Option<Instant>,
+    /// When the settling after an outage ends (the held peers leave the list), if it goes on.
+    settle_at: Option<Instant>,
 }
 
 /// A successful read: the client that made it and the revision it saw.
@@ -194,7 +204,7 @@ impl Watcher {
             nodes_prefix,
             peers,
             connected,
-            release_at: None,
+            settle_at: None,
         };
         (watcher, peers_rx, connected_rx)
     }
@@ -262,26 +272,27 @@ impl Watcher {
         };
         let revision = header.revision();
         let now = Instant::now();
-        if self.release_at.is_some_and(|at| at <= now) {
+        if self.settle_at.is_some_and(|at| at <= now) {
             // Held through an earlier outage and not back in time: not held again.
-            self.release();
+            self.settle();
         }
         let keys = response.kvs().iter().map(|kv| kv.key());
         if self.peers.borrow().is_none() {
             // The first read: nothing was listed before it.
             self.set.replace(keys);
-        } else if self.set.replace_holding(keys) {
-            // A peer held in an earlier outage keeps its deadline.
-            let at = *self.release_at.get_or_insert(now + self.config.ttl());
-            info!(
-                cluster = self.config.cluster(),
-                held = ?self.set.held(),
-                for_ms = at.saturating_duration_since(now).as_millis(),
-                "peers listed before the outage are not registered yet; keeping them while they register again"
-            );
-        }
-        if !self.set.holds() {
-            self.release_at = None;
+        } else {
+            let holds = self.set.replace_holding(keys);
+            // Settling that is under way keeps its end: an etcd that comes and goes must not
+            // keep a peer that is gone listed for ever.
+            let at = *self.settle_at.get_or_insert(now + self.config.ttl());
+            if holds {
+                info!(
+                    cluster = self.config.cluster(),
+                    held = ?self.set.held(),
+                    for_ms = at.saturating_duration_since(now).as_millis(),
+                    "peers listed before the outage are not registered yet; keeping them while they register again"
+                );
+            }
         }
         self.publish();
         Ok(Session { client, revision })
@@ -322,19 +333,43 @@ impl Watcher {
                 revision, "watching the peer list"
             );
         }
+        let mut liveness = Liveness::new(self.config.ttl(), Instant::now());
         loop {
-            let message = match self.release_at {
+            let wake = self
+                .settle_at
+                .map_or(liveness.deadline(), |at| at.min(liveness.deadline()));
+            let message = tokio::select! {
                 // Cancelling `message` between messages loses none: the stream keeps them.
-                Some(at) => tokio::select! {
-                    message = stream.message() => message,
-                    () = tokio::time::sleep_until(at) => {
-                        self.release();
+                message = stream.message() => message,
+                () = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    if self.settle_at.is_some_and(|at| at <= now) {
+                        self.settle();
                         self.publish();
-                        continue;
                     }
-                },
-                None => stream.message().await,
+                    match liveness.due(now) {
+                        Some(Due::Probe) => {
+                            let asked = request(
+                                "watch progress request",
+                                self.config.request_timeout(),
+                                stream.request_progress(),
+                            );
+                            if let Err(error) = asked.await {
+                                return Ended::Failed(error);
+                            }
+                        }
+                        Some(Due::Dead) => {
+                            return Ended::Failed(Error::Timeout {
+                                operation: "watch progress report",
+                                after: liveness.quiet(),
+                            });
+                        }
+                        None => {}
+                    }
+                    continue;
+                }
             };
+            liveness.heard(Instant::now());
             let response = match message {
                 Ok(Some(response)) => response,
                 Ok(None) => return Ended::Closed,
@@ -355,11 +390,16 @@ impl Watcher {
                 let Some(kv) = event.kv() else { continue };
                 match event.event_type() {
                     EventType::Put => self.set.put(kv.key()),
-                    EventType::Delete => self.set.delete(kv.key()),
+                    EventType::Delete => {
+                        if self.set.delete(kv.key()) {
+                            info!(
+                                cluster = self.config.cluster(),
+                                key = %String::from_utf8_lossy(kv.key()),
+                                "a registration from before the outage ended; keeping the peer while it registers again"
+                            );
+                        }
+                    }
                 }
-            }
-            if !self.set.holds() {
-                self.release_at = None;
             }
             // One publication per response: the events of one transaction arrive together,
             // and peers should never see the half-applied set in between.
@@ -367,8 +407,9 @@ impl Watcher {
         }
     }
 
-    /// Drops the peers held since an outage that did not register again in time.
-    fn release(&mut self) {
+    /// Ends the settling after an outage: the held peers, which did not register again in
+    /// time, leave the list.
+    fn settle(&mut self) {
         if self.set.holds() {
             info!(
                 cluster = self.config.cluster(),
@@ -376,8 +417,8 @@ impl Watcher {
                 "peers listed before the outage did not register again; dropping them"
             );
         }
-        self.set.release_held();
-        self.release_at = None;
+        self.set.settle();
+        self.settle_at = None;
     }
 
     /// Publishes the set if it differs from the last published list.

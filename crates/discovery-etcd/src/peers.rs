@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The live peers of one cluster, as last read or watched from etcd, and the peers held over
-/// from before an outage.
+/// from before an outage while the cluster settles after it.
 ///
 /// A `BTreeSet` rather than a `HashSet`: every published list must be sorted, so that nodes
 /// that saw the same events hand their rings identical input, and a sorted set gives that order
@@ -12,11 +12,17 @@ pub(crate) struct PeerSet {
     /// `{prefix}/{cluster}/nodes/`; a key's peer URL is what follows it.
     nodes_prefix: String,
     peers: BTreeSet<String>,
-    /// Peers the list had before an outage that the read after it did not find: their leases
-    /// ran out while etcd could not be reached (by them or by this node), and they are likely
-    /// registering again at this moment. They stay in the list until they do, until an event
-    /// deletes them, or until [`release_held`](PeerSet::release_held).
+    /// Peers the list had before an outage whose registration ended in it or just after it:
+    /// missing from the read after the outage, or deleted while the cluster settles. Their
+    /// leases ran out while etcd could not be reached (by them or by this node), and they are
+    /// likely registering again at this moment. They stay in the list until they do, or until
+    /// [`settle`](PeerSet::settle).
     held: BTreeSet<String>,
+    /// While the cluster settles after an outage: the peers listed after it whose registration
+    /// predates it, as far as this set knows (no put seen since). A delete of one of them is
+    /// taken for its lease running out, which may happen just after the outage, when etcd is
+    /// reachable again but the peer's keep-alive has not got through yet: it is held.
+    unconfirmed: BTreeSet<String>,
 }
 
 impl PeerSet {
@@ -25,13 +31,14 @@ impl PeerSet {
             nodes_prefix,
             peers: BTreeSet::new(),
             held: BTreeSet::new(),
+            unconfirmed: BTreeSet::new(),
         }
     }
 
     /// Replaces the whole set with the peers named by `keys`, as after a fresh read, with
-    /// nothing held.
+    /// nothing held and nothing settling.
     pub(crate) fn replace<'a>(&mut self, keys: impl IntoIterator<Item = &'a [u8]>) {
-        self.held.clear();
+        self.settle();
         self.peers = keys
             .into_iter()
             .filter_map(|key| self.peer_of(key))
@@ -39,11 +46,14 @@ impl PeerSet {
     }
 
     /// As [`replace`](PeerSet::replace), as after the read that follows an outage: the peers
-    /// of the list before it that the read did not find are held. Returns whether any are.
+    /// of the list before it that the read did not find are held, and the cluster settles
+    /// until [`settle`](PeerSet::settle): every peer now listed counts as unconfirmed. Returns
+    /// whether any peer is held.
     pub(crate) fn replace_holding<'a>(&mut self, keys: impl IntoIterator<Item = &'a [u8]>) -> bool {
         let before: BTreeSet<String> = self.peers.union(&self.held).cloned().collect();
         self.replace(keys);
         self.held = before.difference(&self.peers).cloned().collect();
+        self.unconfirmed = self.peers.union(&self.held).cloned().collect();
         self.holds()
     }
 
@@ -57,26 +67,36 @@ impl PeerSet {
         self.held.iter().cloned().collect()
     }
 
-    /// Drops the held peers from the list: those that did not register again are gone.
-    pub(crate) fn release_held(&mut self) {
+    /// Ends the settling after an outage: the held peers, which did not register again, leave
+    /// the list, and deletes apply at once again.
+    pub(crate) fn settle(&mut self) {
         self.held.clear();
+        self.unconfirmed.clear();
     }
 
-    /// Applies a put of `key`; keys that name no peer are ignored.
+    /// Applies a put of `key`; keys that name no peer are ignored. A peer put is registered
+    /// anew: no longer held, nor unconfirmed.
     pub(crate) fn put(&mut self, key: &[u8]) {
         if let Some(peer) = self.peer_of(key) {
             self.held.remove(&peer);
+            self.unconfirmed.remove(&peer);
             self.peers.insert(peer);
         }
     }
 
-    /// Applies a delete of `key`: a held peer deleted is gone too (it registered again and
-    /// left).
-    pub(crate) fn delete(&mut self, key: &[u8]) {
-        if let Some(peer) = self.peer_of(key) {
-            self.held.remove(&peer);
-            self.peers.remove(&peer);
+    /// Applies a delete of `key`. While the cluster settles, an unconfirmed peer is held
+    /// instead (see the field); returns whether it was. Any other peer leaves the list, a held
+    /// one too: it registered again, and then left.
+    pub(crate) fn delete(&mut self, key: &[u8]) -> bool {
+        let Some(peer) = self.peer_of(key) else {
+            return false;
+        };
+        if self.peers.remove(&peer) && self.unconfirmed.contains(&peer) {
+            self.held.insert(peer);
+            return true;
         }
+        self.held.remove(&peer);
+        false
     }
 
     /// The peers and the held peers, in sorted order.

@@ -23,14 +23,17 @@ use crate::{Config, Error};
 /// loses the registration and at `info` when it has it back.
 ///
 /// Leaving the cluster:
-/// - [`shutdown`](Registration::shutdown) revokes the lease; etcd deletes the key at once and
-///   every [`Membership`](crate::Membership) drops this node with its next event.
+/// - [`shutdown`](Registration::shutdown) puts the key once more and revokes the lease; etcd
+///   deletes the key at once and every [`Membership`](crate::Membership) drops this node with
+///   its next event (the put tells a membership settling after an etcd outage that this is a
+///   leave, not a lease that ran out).
 /// - Dropping a `Registration` without `shutdown` only stops the keep-alives, exactly as if the
 ///   process had crashed: peers keep the node until the lease's TTL runs out.
 ///
 /// Two processes registering the same URL share one key; the last to register owns it.
 pub struct Registration {
     url: String,
+    key: String,
     lease: watch::Receiver<Option<i64>>,
     held: Arc<Mutex<Held>>,
     request_timeout: Duration,
@@ -85,6 +88,7 @@ impl Registration {
         let task = BackgroundTask::spawn(registrar.run(session));
         Ok(Registration {
             url: self_url.to_string(),
+            key: config.node_key(self_url),
             lease,
             held,
             request_timeout: config.request_timeout(),
@@ -112,8 +116,9 @@ impl Registration {
         self.lease.clone()
     }
 
-    /// Stops the keep-alives and revokes the lease, so that etcd deletes the key at once and
-    /// peers drop this node without waiting for the TTL.
+    /// Stops the keep-alives, puts the key once more (see the type's docs) and revokes the
+    /// lease, so that etcd deletes the key at once and peers drop this node without waiting for
+    /// the TTL.
     ///
     /// # Errors
     ///
@@ -122,8 +127,17 @@ impl Registration {
     pub async fn shutdown(self) -> Result<(), Error> {
         // Stop the task first, so that no re-registration can put the key back after the
         // revoke.
-        self.task.stop().await;
-        revoke(&self.held, self.request_timeout).await
+        let Registration {
+            url,
+            key,
+            held,
+            request_timeout,
+            task,
+            ..
+        } = self;
+        task.stop().await;
+        announce_leave(&held, &key, &url, request_timeout).await;
+        revoke(&held, request_timeout).await
     }
 }
 
@@ -143,6 +157,25 @@ impl fmt::Debug for Registration {
 struct Held {
     client: Client,
     lease: Option<i64>,
+}
+
+/// Puts the key once more, on the lease about to be revoked. After an etcd outage, a
+/// [`Membership`](crate::Membership) holds a member whose registration from before the outage
+/// is deleted (its lease may have just run out while it registers again); a put tells it this
+/// registration is current, so that the delete that follows counts as the leave it is. Best
+/// effort: the revoke after it is what leaving takes.
+async fn announce_leave(held: &Mutex<Held>, key: &str, url: &str, timeout: Duration) {
+    let (mut client, lease) = {
+        let held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        (held.client.clone(), held.lease)
+    };
+    let Some(lease) = lease else {
+        return;
+    };
+    let options = PutOptions::new().with_lease(lease);
+    if let Err(error) = request("put", timeout, client.put(key, url, Some(options))).await {
+        debug!(url, %error, "could not announce the leave; revoking all the same");
+    }
 }
 
 /// Revokes the held lease, if any.

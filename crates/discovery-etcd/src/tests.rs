@@ -1,12 +1,14 @@
-//! Unit tests for the parts that need no etcd: configuration, key layout, backoff, peer set.
+//! Unit tests for the parts that need no etcd: configuration, key layout, backoff, peer set,
+//! the watch's liveness.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
 
 use crate::backoff::Backoff;
 use crate::config::validate_peer_url;
+use crate::liveness::{Due, Liveness};
 use crate::peers::PeerSet;
 use crate::{Config, ConfigBuilder, DEFAULT_PREFIX, DEFAULT_TTL, Error};
 
@@ -166,10 +168,10 @@ enum Op {
     Delete(Vec<u8>),
     /// A full re-read, the first.
     Replace(Vec<Vec<u8>>),
-    /// A full re-read after an outage: peers it does not find are held.
+    /// A full re-read after an outage: peers it does not find are held, and the set settles.
     ReplaceHolding(Vec<Vec<u8>>),
-    /// The held peers' time is up.
-    Release,
+    /// The settling's time is up.
+    Settle,
 }
 
 /// Keys as etcd might hold them under (and next to) the watched prefix: peers, the bare
@@ -189,7 +191,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => key().prop_map(Op::Delete),
         1 => proptest::collection::vec(key(), 0..6).prop_map(Op::Replace),
         1 => proptest::collection::vec(key(), 0..6).prop_map(Op::ReplaceHolding),
-        1 => Just(Op::Release),
+        1 => Just(Op::Settle),
     ]
 }
 
@@ -200,52 +202,189 @@ fn model_peer(key: &[u8]) -> Option<String> {
     (!url.is_empty()).then(|| url.to_string())
 }
 
+/// What the model knows of one listed peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listed {
+    /// Put since the last re-read after an outage, or no outage is settling.
+    Registered,
+    /// Found by the re-read after an outage, not put since.
+    Unconfirmed,
+    /// Listed before the outage, and not registered since it.
+    Held,
+}
+
 proptest! {
-    /// A `PeerSet` fed any sequence of events equals a plain set of the peers those events
-    /// name, plus the peers held: those listed before a re-read after an outage that it did not
-    /// find, until they are put or deleted again or released.
+    /// A `PeerSet` fed any sequence of events lists the peers a plain map of each peer's state
+    /// lists: a put registers a peer; a delete removes it, unless an outage is settling and the
+    /// peer has not been put since, which holds it; a re-read after an outage makes the peers it
+    /// finds unconfirmed and holds those it misses, until settling ends.
     #[test]
     fn peer_set_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
         let mut set = PeerSet::new(PREFIX.to_string());
-        let mut model = BTreeSet::new();
-        let mut held = BTreeSet::new();
+        let mut model: BTreeMap<String, Listed> = BTreeMap::new();
         for op in ops {
             match &op {
                 Op::Put(key) => {
                     set.put(key);
                     if let Some(peer) = model_peer(key) {
-                        held.remove(&peer);
-                        model.insert(peer);
+                        model.insert(peer, Listed::Registered);
                     }
                 }
                 Op::Delete(key) => {
-                    set.delete(key);
-                    if let Some(peer) = model_peer(key) {
-                        held.remove(&peer);
-                        model.remove(&peer);
+                    let held = set.delete(key);
+                    let peer = model_peer(key);
+                    let state = peer.as_ref().and_then(|peer| model.get(peer).copied());
+                    prop_assert_eq!(held, state == Some(Listed::Unconfirmed));
+                    match (peer, state) {
+                        (Some(peer), Some(Listed::Unconfirmed)) => {
+                            model.insert(peer, Listed::Held);
+                        }
+                        (Some(peer), Some(_)) => {
+                            model.remove(&peer);
+                        }
+                        _ => {}
                     }
                 }
                 Op::Replace(keys) => {
                     set.replace(keys.iter().map(Vec::as_slice));
-                    model = keys.iter().filter_map(|key| model_peer(key)).collect();
-                    held.clear();
+                    model = keys
+                        .iter()
+                        .filter_map(|key| model_peer(key))
+                        .map(|peer| (peer, Listed::Registered))
+                        .collect();
                 }
                 Op::ReplaceHolding(keys) => {
                     let holds = set.replace_holding(keys.iter().map(Vec::as_slice));
-                    let listed: BTreeSet<String> = model.union(&held).cloned().collect();
-                    model = keys.iter().filter_map(|key| model_peer(key)).collect();
-                    held = listed.difference(&model).cloned().collect();
-                    prop_assert_eq!(holds, !held.is_empty());
+                    let mut after: BTreeMap<String, Listed> = model
+                        .keys()
+                        .map(|peer| (peer.clone(), Listed::Held))
+                        .collect();
+                    for peer in keys.iter().filter_map(|key| model_peer(key)) {
+                        after.insert(peer, Listed::Unconfirmed);
+                    }
+                    model = after;
+                    prop_assert_eq!(holds, model.values().any(|s| *s == Listed::Held));
                 }
-                Op::Release => {
-                    set.release_held();
-                    held.clear();
+                Op::Settle => {
+                    set.settle();
+                    model.retain(|_, state| *state != Listed::Held);
+                    for state in model.values_mut() {
+                        *state = Listed::Registered;
+                    }
                 }
             }
             set.validate();
-            let expected: Vec<String> = model.union(&held).cloned().collect();
+            let expected: Vec<String> = model.keys().cloned().collect();
             prop_assert_eq!(&set.to_list()[..], &expected[..], "after {:?}", op);
-            prop_assert_eq!(set.held(), held.iter().cloned().collect::<Vec<_>>());
+            let held: Vec<String> = model
+                .iter()
+                .filter(|(_, state)| **state == Listed::Held)
+                .map(|(peer, _)| peer.clone())
+                .collect();
+            prop_assert_eq!(set.held(), held);
         }
     }
+}
+
+// The watch's liveness, driven as the watch loop drives it: it wakes at the next message or at
+// `deadline()`, whichever comes first, and asks `due()` when it wakes without a message. The
+// messages come at the given gaps (milliseconds), then stop.
+fn run_liveness(ttl: Duration, gaps: &[u64]) -> Vec<(Duration, Due)> {
+    let start = tokio::time::Instant::now();
+    let mut liveness = Liveness::new(ttl, start);
+    let mut arrivals = gaps
+        .iter()
+        .scan(start, |at, gap| {
+            *at += Duration::from_millis(*gap);
+            Some(*at)
+        })
+        .peekable();
+    let mut said = Vec::new();
+    loop {
+        let deadline = liveness.deadline();
+        match arrivals.peek() {
+            Some(&at) if at <= deadline => {
+                arrivals.next();
+                liveness.heard(at);
+            }
+            _ => {
+                let due = liveness.due(deadline);
+                if let Some(due) = due {
+                    said.push((deadline - start, due));
+                }
+                if due == Some(Due::Dead) {
+                    return said;
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    // A silence shorter than a sixth of the TTL asks nothing; one that reaches it asks once;
+    // the watch is declared dead only a sixth after an unanswered probe, and then exactly a
+    // third of the TTL after the last message.
+    #[test]
+    fn liveness_probes_a_silence_and_ends_only_an_unanswered_one(
+        ttl_ms in 1_000_u64..30_000,
+        gaps in proptest::collection::vec(0_u64..12_000, 0..40),
+    ) {
+        let ttl = Duration::from_millis(ttl_ms);
+        let quiet = ttl / 6;
+        let said = run_liveness(ttl, &gaps);
+        let arrivals: Vec<Duration> = gaps
+            .iter()
+            .scan(Duration::ZERO, |at, gap| {
+                *at += Duration::from_millis(*gap);
+                Some(*at)
+            })
+            .collect();
+        // The model: every silence (from the start or a message to the next message) of at
+        // least `quiet` is probed once, `quiet` into it; an answer within `quiet` of the probe
+        // saves the watch; the last silence never ends and kills it.
+        let mut expected = Vec::new();
+        let mut from = Duration::ZERO;
+        for &at in &arrivals {
+            if at - from >= quiet && at - from <= quiet * 2 {
+                expected.push((from + quiet, Due::Probe));
+            } else if at - from > quiet * 2 {
+                expected.push((from + quiet, Due::Probe));
+                expected.push((from + quiet * 2, Due::Dead));
+                break;
+            }
+            from = at;
+        }
+        if expected.last().map(|(_, due)| *due) != Some(Due::Dead) {
+            expected.push((from + quiet, Due::Probe));
+            expected.push((from + quiet * 2, Due::Dead));
+        }
+        prop_assert_eq!(said, expected);
+    }
+}
+
+#[test]
+fn a_probe_is_asked_for_once_per_silence_even_by_a_task_that_wakes_late() {
+    let start = tokio::time::Instant::now();
+    let ttl = Duration::from_secs(6);
+    let mut liveness = Liveness::new(ttl, start);
+    assert_eq!(liveness.due(start + Duration::from_millis(999)), None);
+    // Woken long after the watch could have been judged dead: it asks first.
+    assert_eq!(
+        liveness.due(start + Duration::from_secs(5)),
+        Some(Due::Probe)
+    );
+    assert_eq!(liveness.due(start + Duration::from_millis(5_500)), None);
+    assert_eq!(liveness.deadline(), start + Duration::from_secs(6));
+    liveness.heard(start + Duration::from_millis(5_900));
+    assert_eq!(liveness.due(start + Duration::from_secs(6)), None);
+    assert_eq!(
+        liveness.due(start + Duration::from_millis(6_900)),
+        Some(Due::Probe)
+    );
+    assert_eq!(
+        liveness.due(start + Duration::from_millis(7_900)),
+        Some(Due::Dead)
+    );
 }

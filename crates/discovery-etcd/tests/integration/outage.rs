@@ -98,75 +98,134 @@ async fn an_etcd_restart_keeps_the_last_list_then_everything_converges() {
 // This node loses etcd for longer than the leases (a network fault between the two; etcd
 // itself runs on), and the leases of two peers run out meanwhile. The read after the outage
 // finds neither, but both stay listed: one registers again and nothing changes; the other does
-// not, and leaves the list one of this node's lease TTLs later.
+// not, and leaves the list one of this node's lease TTLs later. A third peer's lease runs out
+// just after the outage: it is held as well, and leaves with the second. A fourth, which kept
+// its registration through the outage, leaves gracefully meanwhile: it goes at once.
 #[tokio::test]
 async fn peers_missing_after_an_outage_are_held_until_they_register_again() {
+    outage_while_leases_run_out(Fault::Cut).await;
+}
+
+// The same, but the fault drops packets rather than closing the connection: nothing tells the
+// watch it is dead. It must find out by itself before a lease could run out (an outage of two
+// thirds of the TTL at the least), or it would live through the outage and deliver both
+// expiries as deletes, and the list would lose b and c, then get b back.
+#[tokio::test]
+async fn a_stalled_watch_ends_before_a_lease_can_run_out() {
+    outage_while_leases_run_out(Fault::Stall).await;
+}
+
+/// How the proxy keeps this node from etcd.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Cut,
+    Stall,
+}
+
+async fn outage_while_leases_run_out(fault: Fault) {
     let Some(etcd) = Etcd::start().await else {
         return;
     };
-    let config = config(&etcd, "held");
+    let cluster = format!("held-{fault:?}").to_lowercase();
+    let config = config(&etcd, &cluster);
     let proxy = Proxy::start(etcd.client_url()).await;
     // This node's TTL, the time it holds a missing peer, is long enough that a busy machine
     // puts b back within it.
     let hold = Duration::from_secs(8);
     let through = Config::builder()
         .endpoint(proxy.url())
-        .cluster("held")
+        .cluster(&cluster)
         .ttl(hold)
         .request_timeout(Duration::from_secs(1))
         .backoff(Duration::from_millis(50), Duration::from_millis(500))
         .build()
         .unwrap();
-    let (a, b, c) = (url(9001), url(9002), url(9003));
+    let (a, b, c, d, e) = (url(9001), url(9002), url(9003), url(9004), url(9005));
     let registration = Registration::start(&config, &a).await.unwrap();
-    // b and c registered as a node does, on leases this test ends.
+    let leaves = Registration::start(&config, &e).await.unwrap();
+    // b, c and d registered as a node does, on leases this test ends.
     let mut client = etcd.client().await;
     let mut leases = Vec::new();
     for peer in [&b, &c] {
-        let lease = client.lease_grant(60, None).await.unwrap().id();
-        let options = etcd_client::PutOptions::new().with_lease(lease);
-        client
-            .put(config.node_key(peer), "", Some(options))
-            .await
-            .unwrap();
-        leases.push(lease);
+        leases.push(register_on_lease(&mut client, &config, peer).await);
     }
+    let late = register_on_lease(&mut client, &config, &d).await;
     let membership = Membership::start(&through).await.unwrap();
-    let all = sorted(&[&a, &b, &c]);
+    let all = sorted(&[&a, &b, &c, &d, &e]);
     assert_eq!(current(&membership), Some(all.clone()));
 
-    proxy.cut();
     let mut connected = membership.subscribe_connected();
-    wait_until(&mut connected, PATIENCE, "disconnected membership", |c| !c).await;
+    // `start` returns after the read; the watch opens just after.
+    wait_until(&mut connected, PATIENCE, "watching membership", |c| *c).await;
+    let found_out_within = match fault {
+        Fault::Cut => {
+            proxy.cut();
+            PATIENCE
+        }
+        Fault::Stall => {
+            proxy.stall();
+            hold * 2 / 3
+        }
+    };
     // Out of this node's sight, both leases end (as they run out: etcd deletes the keys).
     for lease in &leases {
         client.lease_revoke(*lease).await.unwrap();
     }
+    wait_until(
+        &mut connected,
+        found_out_within,
+        "watch ended by the fault",
+        |c| !c,
+    )
+    .await;
     proxy.heal();
     wait_until(&mut connected, PATIENCE, "reconnected membership", |c| *c).await;
     assert_eq!(
         current(&membership),
         Some(all.clone()),
-        "the read after the outage found a alone, and b and c are held"
+        "the read after the outage found a, d and e, and b and c are held"
     );
 
-    // b registers again within the TTL; c never does.
+    // d's lease runs out now, as one whose keep-alive had not got through yet would; b
+    // registers again within the TTL; c and d never do.
     let mut lists = membership.subscribe();
     lists.borrow_and_update();
-    let lease = client.lease_grant(60, None).await.unwrap().id();
-    let options = etcd_client::PutOptions::new().with_lease(lease);
-    client
-        .put(config.node_key(&b), "", Some(options))
-        .await
-        .unwrap();
-    let without_c = sorted(&[&a, &b]);
-    wait_until(&mut lists, hold + PATIENCE, "c released", |list| {
+    client.lease_revoke(late).await.unwrap();
+    register_on_lease(&mut client, &config, &b).await;
+    leaves.shutdown().await.unwrap();
+    wait_until(&mut lists, PATIENCE, "e gone", |list| {
+        let list = list.as_deref().expect("a list");
+        assert!(
+            list.contains(&e) || list.contains(&c),
+            "e was held like c, and left with it: {list:?}"
+        );
+        !list.contains(&e)
+    })
+    .await;
+    let settled = sorted(&[&a, &b]);
+    wait_until(&mut lists, hold + PATIENCE, "c and d released", |list| {
         let list = list.as_deref().expect("a list");
         assert!(list.contains(&b), "b left the list: {list:?}");
-        list == &without_c[..]
+        assert_eq!(
+            list.contains(&c),
+            list.contains(&d),
+            "d left the list before the held c: {list:?}"
+        );
+        list == &settled[..]
     })
     .await;
     registration.shutdown().await.unwrap();
+}
+
+/// Puts `peer`'s key on a lease of its own, as a node registers; returns the lease.
+async fn register_on_lease(client: &mut etcd_client::Client, config: &Config, peer: &str) -> i64 {
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let options = etcd_client::PutOptions::new().with_lease(lease);
+    client
+        .put(config.node_key(peer), "", Some(options))
+        .await
+        .unwrap();
+    lease
 }
 
 #[tokio::test]
