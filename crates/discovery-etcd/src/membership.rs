@@ -32,15 +32,16 @@ use crate::{Config, Error};
 /// that follows it. A peer the list had before the outage that the read does not find is held
 /// in the list until it registers again, and so is one whose registration from before the
 /// outage is deleted meanwhile; when the TTL is up, the held peers that did not come back leave
-/// the list. A delete does not say whether a lease ran out or was revoked, so
-/// [`Registration::shutdown`](crate::Registration::shutdown) puts its key once more before it
-/// revokes: a peer put after the outage is registered anew, and its delete applies at once. Why: an outage longer than two thirds of the TTL (etcd cut off from the nodes, not
+/// the list. Why: an outage longer than two thirds of the TTL (etcd cut off from the nodes, not
 /// restarted) lets leases run out, during it or just after it (etcd is back, but a peer's
 /// keep-alive has not got through yet), and the nodes register again one by one as they
 /// reconnect. Published as it comes, that would shrink every ring for a moment, move keys to
 /// new owners and back, and have them loaded again. A peer that really went away during the
 /// outage leaves the list one TTL later than it would have (the peer circuit breaker routes
-/// around it meanwhile); one that leaves gracefully goes at once.
+/// around it meanwhile). One that leaves gracefully goes at once: a delete does not say
+/// whether a lease ran out or was revoked, so
+/// [`Registration::shutdown`](crate::Registration::shutdown) puts its key once more before it
+/// revokes, and a peer put after the outage counts as registered anew.
 ///
 /// For that, an outage long enough for a lease to run out must end the watch: one it lived
 /// through would deliver every expiry and then every registration, a shrink and a growth. A
