@@ -172,10 +172,23 @@ async fn announce_leave(held: &Mutex<Held>, key: &str, url: &str, timeout: Durat
     let Some(lease) = lease else {
         return;
     };
-    let options = PutOptions::new().with_lease(lease);
-    if let Err(error) = request("put", timeout, client.put(key, url, Some(options))).await {
+    if let Err(error) = put_key(&mut client, key, url, lease, timeout).await {
         debug!(url, %error, "could not announce the leave; revoking all the same");
     }
+}
+
+/// Puts this node's key, its URL as the value, under `lease`.
+async fn put_key(
+    client: &mut Client,
+    key: &str,
+    url: &str,
+    lease: i64,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let options = PutOptions::new().with_lease(lease);
+    request("put", timeout, client.put(key, url, Some(options)))
+        .await
+        .map(drop)
 }
 
 /// Revokes the held lease, if any.
@@ -382,13 +395,7 @@ impl Registrar {
     }
 
     async fn put(&self, client: &mut Client, lease: i64) -> Result<(), Error> {
-        let options = PutOptions::new().with_lease(lease);
-        request(
-            "put",
-            self.config.request_timeout(),
-            client.put(self.key.as_str(), self.url.as_str(), Some(options)),
-        )
-        .await
-        .map(drop)
+        let timeout = self.config.request_timeout();
+        put_key(client, &self.key, &self.url, lease, timeout).await
     }
 }

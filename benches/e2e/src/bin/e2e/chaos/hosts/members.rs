@@ -25,6 +25,8 @@ const ETCD_OUTAGES: [Outage; 2] = [
 ];
 /// The DNS server is cut off for ten lookups' worth.
 const DNS_OUTAGE: Outage = Outage::Cut(Duration::from_secs(10));
+/// The name the nodes are found under, and the domain the DNS server answers for alone.
+const DNS_NAME: &str = "geecache.lab";
 
 /// How the services host is taken away, and for how long.
 #[derive(Clone, Copy, Debug)]
@@ -77,8 +79,6 @@ impl Outage {
         }
     }
 }
-/// The name the nodes are found under, and the domain the DNS server answers for alone.
-const DNS_NAME: &str = "geecache.lab";
 
 /// etcd on the services host, on its usual ports, with an empty data directory when `fresh`,
 /// else with the one an earlier etcd of this lab left (a restart).
